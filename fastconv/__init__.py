@@ -1,0 +1,22 @@
+"""fastconv: Caffe's exact convolution semantics, fast, in NCHW/OIHW and Keras layouts."""
+from .caffe import conv2d_caffe
+from .keras import conv2d_keras
+from .layout import (
+    caffe_to_keras_kernel,
+    flip_kernel,
+    keras_to_caffe_kernel,
+    nchw_to_nhwc,
+    nhwc_to_nchw,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "conv2d_caffe",
+    "conv2d_keras",
+    "caffe_to_keras_kernel",
+    "keras_to_caffe_kernel",
+    "nchw_to_nhwc",
+    "nhwc_to_nchw",
+    "flip_kernel",
+]

@@ -1,0 +1,33 @@
+"""Build fastconv's one extension: the Cython boundary plus the C core.
+
+The flags are portable on purpose (no -march=native): a wheel built here must run on any
+x86-64 or ARM CPU. Instruction-set-specific kernels are chosen at run time instead.
+"""
+import sys
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+C_SOURCES = [
+    "fastconv/csrc/conv.c",
+    "fastconv/csrc/gemm.c",
+]
+
+if sys.platform == "win32":
+    compile_args = ["/O2", "/openmp"]
+    link_args = []
+else:
+    compile_args = ["-O3", "-std=c11", "-fopenmp", "-fno-math-errno"]
+    link_args = ["-fopenmp"]
+
+extension = Extension(
+    "fastconv._core",
+    sources=["fastconv/_core.pyx", *C_SOURCES],
+    include_dirs=[numpy.get_include(), "fastconv/csrc"],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    extra_compile_args=compile_args,
+    extra_link_args=link_args,
+)
+
+setup(ext_modules=cythonize([extension], language_level=3))
