@@ -12,6 +12,8 @@ from setuptools import Extension, setup
 C_SOURCES = [
     "fastconv/csrc/conv.c",
     "fastconv/csrc/gemm.c",
+    "fastconv/csrc/engine.c",
+    "fastconv/csrc/dispatch.c",
 ]
 
 if sys.platform == "win32":

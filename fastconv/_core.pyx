@@ -23,6 +23,26 @@ cdef extern from "csrc/conv.h" nogil:
     int fc_conv2d_forward_f64(const fc_conv2d_geometry *geom, const double *x, const double *w,
                               const double *bias, double *y)
 
+cdef extern from "csrc/gemm.h" nogil:
+    int fc_gemm_f32(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                    const float *a, Py_ssize_t rs_a, Py_ssize_t cs_a,
+                    const float *b, Py_ssize_t rs_b, Py_ssize_t cs_b,
+                    int beta, float *c, Py_ssize_t rs_c, Py_ssize_t cs_c)
+    int fc_gemm_f64(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                    const double *a, Py_ssize_t rs_a, Py_ssize_t cs_a,
+                    const double *b, Py_ssize_t rs_b, Py_ssize_t cs_b,
+                    int beta, double *c, Py_ssize_t rs_c, Py_ssize_t cs_c)
+
+cdef extern from "csrc/engine.h" nogil:
+    enum: FC_ENGINE_COUNT
+    int fc_init()
+    int fc_engine_available(int id)
+    const char *fc_engine_name(int id)
+    int fc_active_engine()
+    int fc_set_engine(int id)
+    int fc_get_num_threads()
+    void fc_set_num_threads(int threads)
+
 ctypedef fused floating:
     float
     double
@@ -68,3 +88,69 @@ def conv2d_forward(object geom, const floating[:, :, :, ::1] x, const floating[:
                                            &y[0, 0, 0, 0])
     if status != 0:
         raise MemoryError("fastconv: could not allocate the im2col workspace")
+
+
+# ---------------------------------------------------------------------------------------------
+# Run-time configuration: the engine (instruction set) and the thread count live in C
+# (csrc/dispatch.c); these are their Python faces.
+
+_init_status = fc_init()
+
+
+def init_status():
+    """0, or -1 if FASTCONV_KERNEL named an engine that is unknown or unavailable here."""
+    return _init_status
+
+
+def available_kernels():
+    """Names of the engines this CPU can run, best first."""
+    return [fc_engine_name(i).decode() for i in reversed(range(FC_ENGINE_COUNT))
+            if fc_engine_available(i)]
+
+
+def active_kernel():
+    return fc_engine_name(fc_active_engine()).decode()
+
+
+def set_kernel(str name):
+    """Make engine ``name`` active for every later call; ValueError if it cannot run here."""
+    for i in range(FC_ENGINE_COUNT):
+        if fc_engine_name(i).decode() == name:
+            if fc_set_engine(i) == 0:
+                return
+            break
+    raise ValueError(
+        f"kernel {name!r} is not available on this CPU; available: {available_kernels()}"
+    )
+
+
+def get_num_threads():
+    return fc_get_num_threads()
+
+
+def set_num_threads(int threads):
+    fc_set_num_threads(threads)
+
+
+def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, :] c, bint beta):
+    """c = a @ b (+ c if beta) through fc_gemm, with the arrays' own strides (for tests)."""
+    cdef Py_ssize_t m = c.shape[0], n = c.shape[1], k = a.shape[1]
+    cdef Py_ssize_t item = sizeof(floating)
+    cdef int status
+    if a.shape[0] != m or b.shape[0] != k or b.shape[1] != n:
+        raise ValueError("gemm: the shapes of a, b and c disagree")
+    if m == 0 or n == 0:
+        return
+    cdef const floating *a_ptr = &a[0, 0] if k > 0 else NULL
+    cdef const floating *b_ptr = &b[0, 0] if k > 0 else NULL
+    with nogil:
+        if floating is float:
+            status = fc_gemm_f32(m, n, k, a_ptr, a.strides[0] // item, a.strides[1] // item,
+                                 b_ptr, b.strides[0] // item, b.strides[1] // item,
+                                 beta, &c[0, 0], c.strides[0] // item, c.strides[1] // item)
+        else:
+            status = fc_gemm_f64(m, n, k, a_ptr, a.strides[0] // item, a.strides[1] // item,
+                                 b_ptr, b.strides[0] // item, b.strides[1] // item,
+                                 beta, &c[0, 0], c.strides[0] // item, c.strides[1] // item)
+    if status != 0:
+        raise MemoryError("fastconv: could not allocate the GEMM packing workspace")

@@ -29,10 +29,26 @@ typedef struct fc_conv2d_geometry {
     ptrdiff_t group;
 } fc_conv2d_geometry;
 
-/* Return 0 on success, -1 if a workspace could not be allocated. bias may be NULL. */
+/* y = conv(x, w) + bias, Caffe's forward convolution. Return 0 on success, -1 if a workspace
+ * could not be allocated. bias may be NULL. Threads and instruction set: engine.h. Results are
+ * bitwise identical for any thread count. */
 int fc_conv2d_forward_f32(const fc_conv2d_geometry *geom, const float *x, const float *w,
                           const float *bias, float *y);
 int fc_conv2d_forward_f64(const fc_conv2d_geometry *geom, const double *x, const double *w,
                           const double *bias, double *y);
+
+/* Caffe's im2col for a tile of output pixels, for callers that need the column matrix itself
+ * (the backward pass: dW = dy * col^T). Stable interface.
+ *
+ * image: one image, geom->in_channels x in_h x in_w (for one group of a grouped convolution,
+ *        pass a geometry whose in_channels is C/group and the image at that group's channel).
+ * col:   (in_channels*kernel_h*kernel_w) x tile_pixels, row-major with row stride tile_pixels;
+ *        rows ordered channel, then kernel row, then kernel column as in Caffe; column j is
+ *        output pixel first_pixel + j (row-major over out_h x out_w); taps in the padding are 0.
+ * geom->batch, out_channels and group are not used. */
+void fc_im2col_tile_f32(const fc_conv2d_geometry *geom, const float *image,
+                        ptrdiff_t first_pixel, ptrdiff_t tile_pixels, float *col);
+void fc_im2col_tile_f64(const fc_conv2d_geometry *geom, const double *image,
+                        ptrdiff_t first_pixel, ptrdiff_t tile_pixels, double *col);
 
 #endif

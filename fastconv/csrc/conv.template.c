@@ -1,20 +1,24 @@
 /*
  * Caffe's forward convolution, instantiated once per element type by conv.c (FC_T, FC_NAME).
  *
- * For each image, output pixels are processed in tiles: im2col lowers the input under one tile
- * into a (in_channels*kernel_h*kernel_w) x tile column buffer (rows ordered channel, then
- * kernel row, then kernel column, as in Caffe), then one GEMM per group multiplies
- * W_g (out_channels/group x K_g) by its rows of the column buffer. Tiling keeps the workspace
- * bounded whatever the image or batch size. A 1x1 kernel with stride 1 and no padding needs no
- * lowering: the input image already is the column matrix.
+ * Caffe lowers each image with im2col into a (C/group*kernel_h*kernel_w) x (out_h*out_w)
+ * column matrix (rows ordered channel, kernel row, kernel column) and multiplies, per group,
+ * W_g (O/group x K_g) by it, then adds the bias. Here the column matrix never exists: the
+ * engine's B packing gathers each KC x NC block of it straight from the image (implicit GEMM),
+ * the weights are packed once per call, and the bias is added after the product, as in Caffe.
+ * A 1x1 kernel with stride 1 and no padding packs the image itself; one input channel per
+ * group (depthwise) runs a direct kernel instead of a GEMM with a kernel_h*kernel_w reduction.
+ *
+ * Threads share (image, group, pixel block, output-channel block) tasks; k is blocked the
+ * same way for any thread count (fc_reduction_block), so results are bitwise reproducible.
  *
  * Output size per axis (computed in Python, not here):
  *   extent = dilation*(kernel-1) + 1
  *   Caffe:  out = (in + 2*pad - extent) / stride + 1     (C division, truncating toward zero)
  */
 
-static void FC_NAME(im2col_tile)(const fc_conv2d_geometry *g, const FC_T *image,
-                                 ptrdiff_t first_pixel, ptrdiff_t tile_pixels, FC_T *col)
+void FC_NAME(fc_im2col_tile)(const fc_conv2d_geometry *g, const FC_T *image,
+                             ptrdiff_t first_pixel, ptrdiff_t tile_pixels, FC_T *col)
 {
     const ptrdiff_t in_plane = g->in_h * g->in_w;
     for (ptrdiff_t c = 0; c < g->in_channels; c++) {
@@ -40,64 +44,135 @@ static void FC_NAME(im2col_tile)(const fc_conv2d_geometry *g, const FC_T *image,
     }
 }
 
+static int FC_NAME(depthwise_forward)(const FC_NAME(fc_engine) *engine,
+                                      const fc_conv2d_geometry *g, const FC_T *x,
+                                      const FC_T *w, const FC_T *bias, FC_T *y)
+{
+    const ptrdiff_t planes = g->batch * g->in_channels;
+    const ptrdiff_t in_plane = g->in_h * g->in_w, out_plane = g->out_h * g->out_w;
+    const ptrdiff_t taps = g->kernel_h * g->kernel_w;
+    const int threads = fc_threads_for(2.0 * (double)planes * (double)out_plane * (double)taps,
+                                       planes);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (ptrdiff_t index = 0; index < planes; index++) {
+        const ptrdiff_t channel = index % g->in_channels;
+        FC_T *out = y + index * out_plane;
+        engine->depthwise_plane(g, x + index * in_plane, w + channel * taps, out);
+        if (bias)
+            for (ptrdiff_t p = 0; p < out_plane; p++)
+                out[p] += bias[channel];
+    }
+    return 0;
+}
+
 int FC_NAME(fc_conv2d_forward)(const fc_conv2d_geometry *g, const FC_T *x, const FC_T *w,
                                const FC_T *bias, FC_T *y)
 {
+    const FC_NAME(fc_engine) *engine = FC_NAME(fc_engine_active)();
+    if (g->group == g->in_channels && g->group == g->out_channels)
+        return FC_NAME(depthwise_forward)(engine, g, x, w, bias, y);
+
+    const ptrdiff_t mr = engine->mr, nr = engine->nr;
     const ptrdiff_t out_pixels = g->out_h * g->out_w;
     const ptrdiff_t in_plane = g->in_h * g->in_w;
     const ptrdiff_t group_in_channels = g->in_channels / g->group;
     const ptrdiff_t group_out_channels = g->out_channels / g->group;
     const ptrdiff_t group_kernel_dim = group_in_channels * g->kernel_h * g->kernel_w;
-    const ptrdiff_t kernel_dim = g->in_channels * g->kernel_h * g->kernel_w;
+    const ptrdiff_t kc = fc_reduction_block(group_kernel_dim, engine->kc);
+    const ptrdiff_t k_blocks = (group_kernel_dim + kc - 1) / kc;
+    const ptrdiff_t padded_out_channels = (group_out_channels + mr - 1) / mr * mr;
     const int is_pointwise = g->kernel_h == 1 && g->kernel_w == 1 && g->stride_h == 1 &&
                              g->stride_w == 1 && g->pad_top == 0 && g->pad_left == 0 &&
                              g->out_h == g->in_h && g->out_w == g->in_w;
 
-    ptrdiff_t tile = FC_WORKSPACE_BYTES / (ptrdiff_t)sizeof(FC_T) / kernel_dim;
-    if (tile < FC_MIN_TILE_PIXELS)
-        tile = FC_MIN_TILE_PIXELS;
-    if (tile > out_pixels)
-        tile = out_pixels;
+    /* Tasks: every (image, group) pair, cut into pixel blocks, and into output-channel blocks
+     * only when that still leaves threads idle (each such block packs its own B). */
+    const int threads_wanted = fc_get_num_threads();
+    const ptrdiff_t images_groups = g->batch * g->group;
+    ptrdiff_t nc = engine->nc;
+    while (nc > nr && images_groups * ((out_pixels + nc - 1) / nc) < 2 * threads_wanted)
+        nc = (nc / 2 + nr - 1) / nr * nr;
+    const ptrdiff_t pixel_blocks = (out_pixels + nc - 1) / nc;
+    ptrdiff_t channel_block = padded_out_channels;
+    if (images_groups * pixel_blocks < threads_wanted) {
+        const ptrdiff_t split = (threads_wanted + images_groups * pixel_blocks - 1) /
+                                (images_groups * pixel_blocks);
+        channel_block = ((padded_out_channels + split - 1) / split + mr - 1) / mr * mr;
+    }
+    const ptrdiff_t channel_blocks = (group_out_channels + channel_block - 1) / channel_block;
+    const ptrdiff_t tasks = images_groups * pixel_blocks * channel_blocks;
+    const double flops = 2.0 * (double)g->batch * (double)g->out_channels *
+                         (double)out_pixels * (double)group_kernel_dim;
+    const int threads = fc_threads_for(flops, tasks);
 
-    FC_T *col = NULL;
-    if (!is_pointwise && out_pixels > 0) {
-        col = malloc((size_t)kernel_dim * (size_t)tile * sizeof(FC_T));
-        if (!col)
-            return -1;
+    const size_t packed_a_size = (size_t)g->group * (size_t)padded_out_channels *
+                                 (size_t)group_kernel_dim;
+    const size_t packed_b_size = (size_t)kc * (size_t)((nc + nr - 1) / nr * nr);
+    FC_T *packed_a = fc_aligned_alloc(packed_a_size * sizeof(FC_T));
+    FC_T *packed_b_all = fc_aligned_alloc(packed_b_size * (size_t)threads * sizeof(FC_T));
+    if (!packed_a || !packed_b_all) {
+        fc_aligned_free(packed_a);
+        fc_aligned_free(packed_b_all);
+        return -1;
     }
 
-    for (ptrdiff_t n = 0; n < g->batch; n++) {
-        const FC_T *image = x + n * g->in_channels * in_plane;
-        FC_T *out = y + n * g->out_channels * out_pixels;
-        for (ptrdiff_t p0 = 0; p0 < out_pixels; p0 += tile) {
-            const ptrdiff_t tile_pixels = p0 + tile < out_pixels ? tile : out_pixels - p0;
-            const FC_T *lowered;
-            ptrdiff_t lowered_row_stride;
-            if (is_pointwise) {
-                lowered = image + p0;
-                lowered_row_stride = in_plane;
-            } else {
-                FC_NAME(im2col_tile)(g, image, p0, tile_pixels, col);
-                lowered = col;
-                lowered_row_stride = tile_pixels;
-            }
-            for (ptrdiff_t grp = 0; grp < g->group; grp++) {
-                FC_NAME(fc_gemm)(group_out_channels, tile_pixels, group_kernel_dim,
-                                 w + grp * group_out_channels * group_kernel_dim,
-                                 group_kernel_dim, 1,
-                                 lowered + grp * group_kernel_dim * lowered_row_stride,
-                                 lowered_row_stride, 1,
-                                 0, out + grp * group_out_channels * out_pixels + p0,
-                                 out_pixels, 1);
-            }
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        /* The weights, packed once per call: group grp, k block k0 starts at
+         * grp*padded_out_channels*K_g + k0*padded_out_channels. */
+#pragma omp for schedule(static)
+        for (ptrdiff_t item = 0; item < g->group * k_blocks; item++) {
+            const ptrdiff_t grp = item / k_blocks, k0 = item % k_blocks * kc;
+            const ptrdiff_t depth = group_kernel_dim - k0 < kc ? group_kernel_dim - k0 : kc;
+            engine->pack_a(group_out_channels, depth,
+                           w + grp * group_out_channels * group_kernel_dim + k0,
+                           group_kernel_dim, 1,
+                           packed_a + (grp * padded_out_channels * group_kernel_dim +
+                                       k0 * padded_out_channels));
         }
-        /* As in Caffe, the bias is added after the product, not folded into it. */
-        if (bias) {
-            for (ptrdiff_t o = 0; o < g->out_channels; o++)
-                for (ptrdiff_t p = 0; p < out_pixels; p++)
-                    out[o * out_pixels + p] += bias[o];
+
+        int thread = 0;
+#ifdef _OPENMP
+        thread = omp_get_thread_num();
+#endif
+        FC_T *packed_b = packed_b_all + (size_t)thread * packed_b_size;
+#pragma omp for schedule(dynamic, 1)
+        for (ptrdiff_t task = 0; task < tasks; task++) {
+            const ptrdiff_t channel_index = task % channel_blocks;
+            const ptrdiff_t pixel_index = task / channel_blocks % pixel_blocks;
+            const ptrdiff_t image_group = task / channel_blocks / pixel_blocks;
+            const ptrdiff_t n = image_group / g->group, grp = image_group % g->group;
+            const FC_T *image = x + (n * g->in_channels + grp * group_in_channels) * in_plane;
+            FC_T *out = y + (n * g->out_channels + grp * group_out_channels) * out_pixels;
+            const ptrdiff_t p0 = pixel_index * nc;
+            const ptrdiff_t pixels = out_pixels - p0 < nc ? out_pixels - p0 : nc;
+            const ptrdiff_t m0 = channel_index * channel_block;
+            const ptrdiff_t rows = group_out_channels - m0 < channel_block
+                                       ? group_out_channels - m0 : channel_block;
+            for (ptrdiff_t k0 = 0; k0 < group_kernel_dim; k0 += kc) {
+                const ptrdiff_t depth = group_kernel_dim - k0 < kc ? group_kernel_dim - k0 : kc;
+                if (is_pointwise)
+                    engine->pack_b(depth, pixels, image + k0 * in_plane + p0, in_plane, 1,
+                                   packed_b);
+                else
+                    engine->pack_b_im2col(g, image, k0, depth, p0, pixels, packed_b);
+                engine->macro_kernel(rows, pixels, depth,
+                                     packed_a + (grp * padded_out_channels * group_kernel_dim +
+                                                 k0 * padded_out_channels + m0 * depth),
+                                     packed_b, k0 > 0, out + m0 * out_pixels + p0, out_pixels,
+                                     1);
+            }
+            if (bias) {
+                for (ptrdiff_t o = m0; o < m0 + rows; o++) {
+                    const FC_T value = bias[grp * group_out_channels + o];
+                    FC_T *row = out + o * out_pixels + p0;
+                    for (ptrdiff_t j = 0; j < pixels; j++)
+                        row[j] += value;
+                }
+            }
         }
     }
-    free(col);
+    fc_aligned_free(packed_a);
+    fc_aligned_free(packed_b_all);
     return 0;
 }

@@ -2,20 +2,36 @@
  * C = A * B          (beta == 0: C is overwritten, never read, so NaN in it cannot leak)
  * C = A * B + C      (beta == 1)
  * A is m x k, B is k x n, C is m x n, each addressed with a row stride and a column stride
- * (BLIS-style general strides), so transposed operands need no copies.
+ * (BLIS-style general strides), so transposed operands need no copies: packing absorbs the
+ * strides, and a transposed operand runs as fast as a plain one.
+ *
+ * Packed, register-blocked and multithreaded (engine.h, dispatch.c): the work is split over
+ * blocks of rows and columns of C, never over k, so results are bitwise identical for any
+ * thread count. C must not overlap A or B.
+ *
+ * Returns 0, or -1 if the packing workspace could not be allocated (C is then unspecified).
  */
 #ifndef FASTCONV_GEMM_H
 #define FASTCONV_GEMM_H
 
 #include <stddef.h>
 
-void fc_gemm_f32(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-                 const float *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
-                 const float *b, ptrdiff_t rs_b, ptrdiff_t cs_b,
-                 int beta, float *c, ptrdiff_t rs_c, ptrdiff_t cs_c);
-void fc_gemm_f64(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-                 const double *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
-                 const double *b, ptrdiff_t rs_b, ptrdiff_t cs_b,
-                 int beta, double *c, ptrdiff_t rs_c, ptrdiff_t cs_c);
+int fc_gemm_f32(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                const float *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
+                const float *b, ptrdiff_t rs_b, ptrdiff_t cs_b,
+                int beta, float *c, ptrdiff_t rs_c, ptrdiff_t cs_c);
+int fc_gemm_f64(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                const double *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
+                const double *b, ptrdiff_t rs_b, ptrdiff_t cs_b,
+                int beta, double *c, ptrdiff_t rs_c, ptrdiff_t cs_c);
+
+/* Reduction blocking shared by every driver: k is cut into ceil(k / kc_max) blocks of equal
+ * size (the last one shorter), a function of k and the engine alone, so the order of the
+ * additions into C never depends on threads or tiling. */
+static inline ptrdiff_t fc_reduction_block(ptrdiff_t k, ptrdiff_t kc_max)
+{
+    const ptrdiff_t blocks = (k + kc_max - 1) / kc_max;
+    return blocks > 0 ? (k + blocks - 1) / blocks : 1;
+}
 
 #endif

@@ -1,45 +1,66 @@
 /*
- * Cache-blocked GEMM, instantiated once per element type by gemm.c (FC_T, FC_NAME).
+ * The general-stride GEMM driver (gemm.h), instantiated once per element type by gemm.c.
  *
- * Loop order i-k-j keeps the innermost loop walking rows of B and C with unit stride, which
- * the compiler vectorises; blocking over j and k keeps a panel of B in L2 while every row of A
- * sweeps it.
+ * GotoBLAS/BLIS loops: C is cut into MC x NC blocks, the independent tasks threads share; each
+ * task walks k in KC blocks, packs its A block (MC x KC) and B block (KC x NC) and runs the
+ * engine's macro-kernel over them. The first k block applies the caller's beta, the later ones
+ * accumulate.
  */
 
-#define GEMM_BLOCK_N 512
-#define GEMM_BLOCK_K 128
-
-void FC_NAME(fc_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-                      const FC_T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
-                      const FC_T *b, ptrdiff_t rs_b, ptrdiff_t cs_b,
-                      int beta, FC_T *c, ptrdiff_t rs_c, ptrdiff_t cs_c)
+int FC_NAME(fc_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                     const FC_T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
+                     const FC_T *b, ptrdiff_t rs_b, ptrdiff_t cs_b,
+                     int beta, FC_T *c, ptrdiff_t rs_c, ptrdiff_t cs_c)
 {
-    if (!beta) {
-        for (ptrdiff_t i = 0; i < m; i++)
-            for (ptrdiff_t j = 0; j < n; j++)
-                c[i * rs_c + j * cs_c] = 0;
+    if (m <= 0 || n <= 0)
+        return 0;
+    if (k <= 0) {
+        if (!beta)
+            for (ptrdiff_t i = 0; i < m; i++)
+                for (ptrdiff_t j = 0; j < n; j++)
+                    c[i * rs_c + j * cs_c] = 0;
+        return 0;
     }
-    for (ptrdiff_t j0 = 0; j0 < n; j0 += GEMM_BLOCK_N) {
-        ptrdiff_t j1 = j0 + GEMM_BLOCK_N < n ? j0 + GEMM_BLOCK_N : n;
-        for (ptrdiff_t k0 = 0; k0 < k; k0 += GEMM_BLOCK_K) {
-            ptrdiff_t k1 = k0 + GEMM_BLOCK_K < k ? k0 + GEMM_BLOCK_K : k;
-            for (ptrdiff_t i = 0; i < m; i++) {
-                FC_T *c_row = c + i * rs_c;
-                for (ptrdiff_t kk = k0; kk < k1; kk++) {
-                    const FC_T a_ik = a[i * rs_a + kk * cs_a];
-                    const FC_T *b_row = b + kk * rs_b;
-                    if (cs_b == 1 && cs_c == 1) {
-                        for (ptrdiff_t j = j0; j < j1; j++)
-                            c_row[j] += a_ik * b_row[j];
-                    } else {
-                        for (ptrdiff_t j = j0; j < j1; j++)
-                            c_row[j * cs_c] += a_ik * b_row[j * cs_b];
-                    }
-                }
-            }
+    const FC_NAME(fc_engine) *engine = FC_NAME(fc_engine_active)();
+    const ptrdiff_t mr = engine->mr, nr = engine->nr;
+    const ptrdiff_t kc = fc_reduction_block(k, engine->kc);
+    const ptrdiff_t row_blocks = (m + engine->mc - 1) / engine->mc;
+    ptrdiff_t nc = engine->nc;
+    /* Give every thread something to do when C has few row blocks: narrower column blocks. */
+    const int threads_wanted = fc_get_num_threads();
+    while (nc > nr && row_blocks * ((n + nc - 1) / nc) < 2 * threads_wanted)
+        nc = (nc / 2 + nr - 1) / nr * nr;
+    const ptrdiff_t col_blocks = (n + nc - 1) / nc;
+    const ptrdiff_t tasks = row_blocks * col_blocks;
+    const int threads = fc_threads_for(2.0 * (double)m * (double)n * (double)k, tasks);
+
+    const ptrdiff_t mc_padded = (engine->mc + mr - 1) / mr * mr;
+    const ptrdiff_t nc_padded = (nc + nr - 1) / nr * nr;
+    const size_t per_thread = (size_t)(mc_padded + nc_padded) * (size_t)kc;
+    FC_T *workspace = fc_aligned_alloc(per_thread * (size_t)threads * sizeof(FC_T));
+    if (!workspace)
+        return -1;
+
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
+    for (ptrdiff_t task = 0; task < tasks; task++) {
+        int thread = 0;
+#ifdef _OPENMP
+        thread = omp_get_thread_num();
+#endif
+        FC_T *packed_a = workspace + (size_t)thread * per_thread;
+        FC_T *packed_b = packed_a + (size_t)mc_padded * (size_t)kc;
+        const ptrdiff_t i0 = task / col_blocks * engine->mc;
+        const ptrdiff_t j0 = task % col_blocks * nc;
+        const ptrdiff_t rows = m - i0 < engine->mc ? m - i0 : engine->mc;
+        const ptrdiff_t cols = n - j0 < nc ? n - j0 : nc;
+        for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
+            const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
+            engine->pack_a(rows, depth, a + i0 * rs_a + p0 * cs_a, rs_a, cs_a, packed_a);
+            engine->pack_b(depth, cols, b + p0 * rs_b + j0 * cs_b, rs_b, cs_b, packed_b);
+            engine->macro_kernel(rows, cols, depth, packed_a, packed_b, p0 > 0 || beta,
+                                 c + i0 * rs_c + j0 * cs_c, rs_c, cs_c);
         }
     }
+    fc_aligned_free(workspace);
+    return 0;
 }
-
-#undef GEMM_BLOCK_N
-#undef GEMM_BLOCK_K

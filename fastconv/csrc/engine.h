@@ -1,0 +1,68 @@
+/*
+ * fastconv's compute engines: one per instruction set (generic C, AVX2+FMA, AVX-512), each a
+ * micro-kernel plus the packing routines and block sizes that feed it, compiled for its own
+ * instruction set and chosen once at run time from the CPU's features (dispatch.c).
+ *
+ * Like a BLIS configuration, an engine is a table: the drivers in gemm.template.c and
+ * conv.template.c own the loops over blocks and threads and call only these functions.
+ *
+ * Packed layouts (all buffers 64-byte aligned, zero-padded to whole micro-panels):
+ *   A (m x kc): micro-panels of MR rows; panel i (rows i*MR..) starts at i*MR*kc and stores,
+ *               for each p < kc, the MR values A[i*MR + r][p] contiguously.
+ *   B (kc x n): micro-panels of NR columns; panel j starts at j*NR*kc and stores, for each
+ *               p < kc, the NR values B[p][j*NR + s] contiguously.
+ */
+#ifndef FASTCONV_ENGINE_H
+#define FASTCONV_ENGINE_H
+
+#include <stddef.h>
+#include "conv.h"
+
+#define FC_T float
+#define FC_NAME(name) name##_f32
+#include "engine.template.h"
+#undef FC_T
+#undef FC_NAME
+
+#define FC_T double
+#define FC_NAME(name) name##_f64
+#include "engine.template.h"
+#undef FC_T
+#undef FC_NAME
+
+/* Engine identifiers, best last; FC_ENGINE_COUNT engines exist in the table (some may not be
+ * compiled in or supported by this CPU). */
+enum { FC_ENGINE_GENERIC = 0, FC_ENGINE_AVX2 = 1, FC_ENGINE_AVX512 = 2, FC_ENGINE_COUNT = 3 };
+
+/* Call once before anything else (the Cython module does it at import): detects the CPU,
+ * honours FASTCONV_KERNEL and FASTCONV_NUM_THREADS. Returns 0, or -1 if FASTCONV_KERNEL named
+ * an unknown or unavailable engine (the best available one is active then). */
+int fc_init(void);
+
+/* Engine selection. fc_engine_available(id): compiled in and supported by this CPU. */
+int fc_engine_available(int id);
+const char *fc_engine_name(int id);
+int fc_active_engine(void);
+int fc_set_engine(int id);  /* 0, or -1 if unavailable */
+const fc_engine_f32 *fc_engine_active_f32(void);
+const fc_engine_f64 *fc_engine_active_f64(void);
+
+/* Threads: the one place that decides how many OpenMP threads a call uses. */
+int fc_get_num_threads(void);
+void fc_set_num_threads(int threads);  /* threads >= 1 */
+/* Threads for a call doing `flops` floating-point operations in at most `tasks` independent
+ * pieces: 1 below a work threshold (an OpenMP fork costs more than small work itself). */
+int fc_threads_for(double flops, ptrdiff_t tasks);
+
+/* 0 <= index < size with one unsigned comparison (a negative index wraps to a huge value):
+ * this test sits in the innermost loops of im2col and packing. */
+static inline int fc_in_range(ptrdiff_t index, ptrdiff_t size)
+{
+    return (size_t)index < (size_t)size;
+}
+
+/* 64-byte aligned allocation for packed panels; NULL on failure. */
+void *fc_aligned_alloc(size_t bytes);
+void fc_aligned_free(void *memory);
+
+#endif
