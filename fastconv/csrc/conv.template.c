@@ -156,11 +156,16 @@ int FC_NAME(fc_conv2d_forward)(const fc_conv2d_geometry *g, const FC_T *x, const
                                    packed_b);
                 else
                     engine->pack_b_im2col(g, image, k0, depth, p0, pixels, packed_b);
-                engine->macro_kernel(rows, pixels, depth,
-                                     packed_a + (grp * padded_out_channels * group_kernel_dim +
-                                                 k0 * padded_out_channels + m0 * depth),
-                                     packed_b, k0 > 0, out + m0 * out_pixels + p0, out_pixels,
-                                     1);
+                const FC_T *weights = packed_a + (grp * padded_out_channels * group_kernel_dim +
+                                                  k0 * padded_out_channels);
+                /* MC rows at a time, so that their packed weights stay in L2 while the
+                 * packed B block is swept. */
+                for (ptrdiff_t i0 = m0; i0 < m0 + rows; i0 += engine->mc) {
+                    const ptrdiff_t chunk = m0 + rows - i0 < engine->mc ? m0 + rows - i0
+                                                                        : engine->mc;
+                    engine->macro_kernel(chunk, pixels, depth, weights + i0 * depth, packed_b,
+                                         k0 > 0, out + i0 * out_pixels + p0, out_pixels, 1);
+                }
             }
             if (bias) {
                 for (ptrdiff_t o = m0; o < m0 + rows; o++) {

@@ -145,7 +145,7 @@ FC_TARGET_END
 FC_TARGET_BEGIN("avx512f,avx2,fma")
 #define FC_MR 8
 #define FC_NV 3
-#define FC_KC 256
+#define FC_KC 128
 #define FC_MC 144
 #define FC_LABEL "avx512"
 

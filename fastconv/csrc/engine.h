@@ -61,6 +61,21 @@ static inline int fc_in_range(ptrdiff_t index, ptrdiff_t size)
     return (size_t)index < (size_t)size;
 }
 
+/* Of the columns first + j*stride (0 <= j < count), those inside [0, size) are j in [*lo, *hi):
+ * the rest read the padding. Two divisions: callers test the common all-inside case first. */
+static inline void fc_valid_span(ptrdiff_t first, ptrdiff_t stride, ptrdiff_t size,
+                                 ptrdiff_t count, ptrdiff_t *lo, ptrdiff_t *hi)
+{
+    ptrdiff_t begin = first >= 0 ? 0 : (-first + stride - 1) / stride;
+    ptrdiff_t end = first >= size ? 0 : (size - first + stride - 1) / stride;
+    if (begin > count)
+        begin = count;
+    if (end > count)
+        end = count;
+    *lo = begin;
+    *hi = end < begin ? begin : end;
+}
+
 /* 64-byte aligned allocation for packed panels; NULL on failure. */
 void *fc_aligned_alloc(size_t bytes);
 void fc_aligned_free(void *memory);

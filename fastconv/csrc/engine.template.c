@@ -27,6 +27,7 @@ static inline void FC_NAME(micro_kernel)(ptrdiff_t kc, const FC_T *restrict a,
         for (int v = 0; v < FC_NV; v++)
             acc[i][v] = FC_VZERO();
 
+#pragma GCC unroll 4
     for (ptrdiff_t p = 0; p < kc; p++) {
         FC_VEC bv[FC_NV];
 #pragma GCC unroll 8
@@ -64,14 +65,14 @@ static void FC_NAME(macro_kernel)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t kc,
                                   const FC_T *packed_a, const FC_T *packed_b, int beta,
                                   FC_T *c, ptrdiff_t rs_c, ptrdiff_t cs_c)
 {
-    /* Row panels outside, column panels inside: the MR x kc panel of A stays in L1 while the
-     * kc x NR panels of B stream from L2. */
-    for (ptrdiff_t i0 = 0; i0 < m; i0 += FC_MR) {
-        const ptrdiff_t rows = m - i0 < FC_MR ? m - i0 : FC_MR;
-        const FC_T *a = packed_a + i0 * kc;
-        for (ptrdiff_t j0 = 0; j0 < n; j0 += FC_NR) {
-            const ptrdiff_t cols = n - j0 < FC_NR ? n - j0 : FC_NR;
-            const FC_T *b = packed_b + j0 * kc;
+    /* Column panels outside, row panels inside (BLIS's order): the kc x NR panel of B stays
+     * in L1 while the MR x kc panels of A stream from L2. */
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += FC_NR) {
+        const ptrdiff_t cols = n - j0 < FC_NR ? n - j0 : FC_NR;
+        const FC_T *b = packed_b + j0 * kc;
+        for (ptrdiff_t i0 = 0; i0 < m; i0 += FC_MR) {
+            const ptrdiff_t rows = m - i0 < FC_MR ? m - i0 : FC_MR;
+            const FC_T *a = packed_a + i0 * kc;
             FC_T *c_tile = c + i0 * rs_c + j0 * cs_c;
             if (rows == FC_MR && cols == FC_NR && cs_c == 1) {
                 FC_NAME(micro_kernel)(kc, a, b, c_tile, rs_c, beta);
@@ -108,41 +109,55 @@ static void FC_NAME(pack_a)(ptrdiff_t m, ptrdiff_t kc, const FC_T *a, ptrdiff_t 
 static void FC_NAME(pack_b)(ptrdiff_t kc, ptrdiff_t n, const FC_T *b, ptrdiff_t rs,
                             ptrdiff_t cs, FC_T *restrict packed)
 {
+    const ptrdiff_t tail = n % FC_NR, full = n - tail;
+    if (cs == 1) {
+        /* Rows of B are contiguous: read each once, front to back, and deal it out to the
+         * panels (reading across rows instead would open kc streams at once). */
+        for (ptrdiff_t p = 0; p < kc; p++) {
+            const FC_T *src = b + p * rs;
+            for (ptrdiff_t j0 = 0; j0 < full; j0 += FC_NR) {
+                FC_T *dst = packed + j0 * kc + p * FC_NR;
+                for (ptrdiff_t j = 0; j < FC_NR; j++)
+                    dst[j] = src[j0 + j];
+            }
+            if (tail) {
+                FC_T *dst = packed + full * kc + p * FC_NR;
+                for (ptrdiff_t j = 0; j < tail; j++)
+                    dst[j] = src[full + j];
+                for (ptrdiff_t j = tail; j < FC_NR; j++)
+                    dst[j] = 0;
+            }
+        }
+        return;
+    }
+    /* Columns of B are the contiguous direction (a transposed operand): read them in order
+     * and scatter into the panel, which is small enough to stay in cache. */
     for (ptrdiff_t j0 = 0; j0 < n; j0 += FC_NR) {
         const ptrdiff_t cols = n - j0 < FC_NR ? n - j0 : FC_NR;
         FC_T *panel = packed + j0 * kc;
-        if (cs == 1) {
-            /* Rows of B are contiguous: copy NR-long runs. */
-            for (ptrdiff_t p = 0; p < kc; p++) {
-                const FC_T *src = b + p * rs + j0;
-                FC_T *dst = panel + p * FC_NR;
-                for (ptrdiff_t j = 0; j < cols; j++)
-                    dst[j] = src[j];
-                for (ptrdiff_t j = cols; j < FC_NR; j++)
-                    dst[j] = 0;
-            }
-        } else {
-            /* Columns of B are the contiguous direction (a transposed operand): read them in
-             * order and scatter into the panel, which is small enough to stay in cache. */
-            for (ptrdiff_t j = 0; j < FC_NR; j++) {
-                if (j < cols) {
-                    const FC_T *src = b + (j0 + j) * cs;
-                    for (ptrdiff_t p = 0; p < kc; p++)
-                        panel[p * FC_NR + j] = src[p * rs];
-                } else {
-                    for (ptrdiff_t p = 0; p < kc; p++)
-                        panel[p * FC_NR + j] = 0;
-                }
+        for (ptrdiff_t j = 0; j < FC_NR; j++) {
+            if (j < cols) {
+                const FC_T *src = b + (j0 + j) * cs;
+                for (ptrdiff_t p = 0; p < kc; p++)
+                    panel[p * FC_NR + j] = src[p * rs];
+            } else {
+                for (ptrdiff_t p = 0; p < kc; p++)
+                    panel[p * FC_NR + j] = 0;
             }
         }
     }
 }
 
-/* Output pixels of one micro-panel that share an output row: they read one input row at
- * evenly spaced columns, so each becomes a copy (stride 1) or a strided gather. */
+/* Output pixels of a B block that share an output row and a micro-panel: they read one input
+ * row at evenly spaced columns, so each run becomes a copy (stride 1) or a strided gather. */
 typedef struct {
-    ptrdiff_t out_row, out_col, length, offset;
+    ptrdiff_t out_row, out_col, length;
+    ptrdiff_t panel_offset;  /* where the run's first column lands in the packed block */
 } FC_NAME(pixel_run);
+
+/* A block holds at most FC_NC pixels (the conv driver never asks for more); its runs end at
+ * output-row and micro-panel boundaries. */
+#define FC_MAX_RUNS (2 * FC_NC + 2)
 
 static void FC_NAME(pack_b_im2col)(const fc_conv2d_geometry *g, const FC_T *image,
                                    ptrdiff_t k0, ptrdiff_t kc, ptrdiff_t first_pixel,
@@ -151,76 +166,74 @@ static void FC_NAME(pack_b_im2col)(const fc_conv2d_geometry *g, const FC_T *imag
     const ptrdiff_t in_plane = g->in_h * g->in_w;
     const ptrdiff_t taps = g->kernel_h * g->kernel_w;
     const ptrdiff_t stride_w = g->stride_w;
-    FC_NAME(pixel_run) runs[FC_NR];
+    const ptrdiff_t tail = pixels % FC_NR;
+    FC_T *tail_panel = packed + (pixels - tail) * kc;
+    FC_NAME(pixel_run) runs[FC_MAX_RUNS];
 
-    for (ptrdiff_t j0 = 0; j0 < pixels; j0 += FC_NR) {
-        const ptrdiff_t cols = pixels - j0 < FC_NR ? pixels - j0 : FC_NR;
-        FC_T *panel = packed + j0 * kc;
+    ptrdiff_t run_count = 0;
+    for (ptrdiff_t j = 0; j < pixels;) {
+        const ptrdiff_t pixel = first_pixel + j;
+        const ptrdiff_t out_col = pixel % g->out_w;
+        ptrdiff_t length = g->out_w - out_col;
+        if (length > FC_NR - j % FC_NR)
+            length = FC_NR - j % FC_NR;
+        if (length > pixels - j)
+            length = pixels - j;
+        runs[run_count++] = (FC_NAME(pixel_run)){pixel / g->out_w, out_col, length,
+                                                 j / FC_NR * FC_NR * kc + j % FC_NR};
+        j += length;
+    }
 
-        ptrdiff_t run_count = 0;
-        for (ptrdiff_t j = 0; j < cols;) {
-            const ptrdiff_t pixel = first_pixel + j0 + j;
-            const ptrdiff_t out_col = pixel % g->out_w;
-            ptrdiff_t length = g->out_w - out_col;
-            if (length > cols - j)
-                length = cols - j;
-            runs[run_count++] = (FC_NAME(pixel_run)){pixel / g->out_w, out_col, length, j};
-            j += length;
-        }
-
-        ptrdiff_t channel = k0 / taps, tap = k0 % taps;
-        ptrdiff_t tap_row = tap / g->kernel_w, tap_col = tap % g->kernel_w;
-        for (ptrdiff_t p = 0; p < kc; p++) {
-            const FC_T *plane = image + channel * in_plane;
-            FC_T *dst = panel + p * FC_NR;
-            const ptrdiff_t row_shift = tap_row * g->dilation_h - g->pad_top;
-            const ptrdiff_t col_shift = tap_col * g->dilation_w - g->pad_left;
-            for (ptrdiff_t r = 0; r < run_count; r++) {
-                FC_T *out = dst + runs[r].offset;
-                const ptrdiff_t length = runs[r].length;
-                const ptrdiff_t in_row = runs[r].out_row * g->stride_h + row_shift;
-                if (!fc_in_range(in_row, g->in_h)) {
-                    for (ptrdiff_t j = 0; j < length; j++)
-                        out[j] = 0;
-                    continue;
-                }
-                /* Columns in_col0 + j*stride_w for j < length; the ones in [0, in_w) form
-                 * the range [lo, hi) of j, the rest are padding. */
-                const ptrdiff_t in_col0 = runs[r].out_col * stride_w + col_shift;
-                ptrdiff_t lo = in_col0 >= 0 ? 0 : (-in_col0 + stride_w - 1) / stride_w;
-                ptrdiff_t hi = in_col0 >= g->in_w ? 0
-                                                  : (g->in_w - in_col0 + stride_w - 1) / stride_w;
-                if (lo > length)
-                    lo = length;
-                if (hi > length)
-                    hi = length;
-                if (hi < lo)
-                    hi = lo;
-                const FC_T *src = plane + in_row * g->in_w + in_col0;
-                for (ptrdiff_t j = 0; j < lo; j++)
+    /* Row by row of the column matrix, so the input is read front to back. */
+    ptrdiff_t channel = k0 / taps, tap = k0 % taps;
+    ptrdiff_t tap_row = tap / g->kernel_w, tap_col = tap % g->kernel_w;
+    for (ptrdiff_t p = 0; p < kc; p++) {
+        const FC_T *plane = image + channel * in_plane;
+        const ptrdiff_t row_shift = tap_row * g->dilation_h - g->pad_top;
+        const ptrdiff_t col_shift = tap_col * g->dilation_w - g->pad_left;
+        for (ptrdiff_t r = 0; r < run_count; r++) {
+            FC_T *out = packed + runs[r].panel_offset + p * FC_NR;
+            const ptrdiff_t length = runs[r].length;
+            const ptrdiff_t in_row = runs[r].out_row * g->stride_h + row_shift;
+            if (!fc_in_range(in_row, g->in_h)) {
+                for (ptrdiff_t j = 0; j < length; j++)
                     out[j] = 0;
-                if (stride_w == 1) {
-                    for (ptrdiff_t j = lo; j < hi; j++)
-                        out[j] = src[j];
-                } else {
-                    for (ptrdiff_t j = lo; j < hi; j++)
-                        out[j] = src[j * stride_w];
-                }
-                for (ptrdiff_t j = hi; j < length; j++)
-                    out[j] = 0;
+                continue;
             }
-            for (ptrdiff_t j = cols; j < FC_NR; j++)
-                dst[j] = 0;
-            if (++tap_col == g->kernel_w) {
-                tap_col = 0;
-                if (++tap_row == g->kernel_h) {
-                    tap_row = 0;
-                    channel++;
-                }
+            /* Columns in_col0 + j*stride_w for j < length; those in [0, in_w) are
+             * [lo, hi), the rest are padding. */
+            const ptrdiff_t in_col0 = runs[r].out_col * stride_w + col_shift;
+            ptrdiff_t lo = 0, hi = length;
+            if (!fc_in_range(in_col0, g->in_w) ||
+                !fc_in_range(in_col0 + (length - 1) * stride_w, g->in_w))
+                fc_valid_span(in_col0, stride_w, g->in_w, length, &lo, &hi);
+            const FC_T *src = plane + in_row * g->in_w + in_col0;
+            for (ptrdiff_t j = 0; j < lo; j++)
+                out[j] = 0;
+            if (stride_w == 1) {
+                for (ptrdiff_t j = lo; j < hi; j++)
+                    out[j] = src[j];
+            } else {
+                for (ptrdiff_t j = lo; j < hi; j++)
+                    out[j] = src[j * stride_w];
+            }
+            for (ptrdiff_t j = hi; j < length; j++)
+                out[j] = 0;
+        }
+        if (tail)
+            for (ptrdiff_t j = tail; j < FC_NR; j++)
+                tail_panel[p * FC_NR + j] = 0;
+        if (++tap_col == g->kernel_w) {
+            tap_col = 0;
+            if (++tap_row == g->kernel_h) {
+                tap_row = 0;
+                channel++;
             }
         }
     }
 }
+
+#undef FC_MAX_RUNS
 
 /* Direct depthwise convolution of one plane, output row by output row: every tap adds
  * weight * shifted input row, in the tap order of Caffe's im2col (kernel row, then column).
@@ -241,16 +254,8 @@ static void FC_NAME(depthwise_plane)(const fc_conv2d_geometry *g, const FC_T *pl
                 const FC_T padding_term = weight * (FC_T)0;
                 const ptrdiff_t in_col0 = kw * g->dilation_w - g->pad_left;
                 ptrdiff_t lo = 0, hi = 0;
-                if (fc_in_range(in_row, g->in_h)) {
-                    lo = in_col0 >= 0 ? 0 : (-in_col0 + stride_w - 1) / stride_w;
-                    hi = in_col0 >= g->in_w ? 0 : (g->in_w - in_col0 + stride_w - 1) / stride_w;
-                    if (lo > out_w)
-                        lo = out_w;
-                    if (hi > out_w)
-                        hi = out_w;
-                    if (hi < lo)
-                        hi = lo;
-                }
+                if (fc_in_range(in_row, g->in_h))
+                    fc_valid_span(in_col0, stride_w, g->in_w, out_w, &lo, &hi);
                 if (padding_term != padding_term) {
                     for (ptrdiff_t ow = 0; ow < lo; ow++)
                         row[ow] += padding_term;

@@ -15,7 +15,7 @@ typedef struct FC_NAME(fc_engine) {
                    FC_T *packed);
     /* im2col fused into packing: rows k0..k0+kc of the column matrix of `image` (one image,
      * geom->in_channels channels, as seen by one group), columns = output pixels
-     * first_pixel..first_pixel+pixels, packed like pack_b. */
+     * first_pixel..first_pixel+pixels (at most nc of them), packed like pack_b. */
     void (*pack_b_im2col)(const fc_conv2d_geometry *geom, const FC_T *image, ptrdiff_t k0,
                           ptrdiff_t kc, ptrdiff_t first_pixel, ptrdiff_t pixels, FC_T *packed);
     /* C (m x n, strides rs_c, cs_c) = [C +] packed A (m x kc) * packed B (kc x n);

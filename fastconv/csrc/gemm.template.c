@@ -1,10 +1,10 @@
 /*
  * The general-stride GEMM driver (gemm.h), instantiated once per element type by gemm.c.
  *
- * GotoBLAS/BLIS loops: C is cut into MC x NC blocks, the independent tasks threads share; each
- * task walks k in KC blocks, packs its A block (MC x KC) and B block (KC x NC) and runs the
- * engine's macro-kernel over them. The first k block applies the caller's beta, the later ones
- * accumulate.
+ * GotoBLAS/BLIS loops: C is cut into blocks of columns (NC wide), the independent tasks
+ * threads share; each task walks k in KC blocks, packs its B block (KC x NC) once, then packs
+ * A (MC x KC) block by block and runs the engine's macro-kernel. The first k block applies
+ * the caller's beta, the later ones accumulate.
  */
 
 int FC_NAME(fc_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
@@ -22,19 +22,26 @@ int FC_NAME(fc_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
         return 0;
     }
     const FC_NAME(fc_engine) *engine = FC_NAME(fc_engine_active)();
-    const ptrdiff_t mr = engine->mr, nr = engine->nr;
+    const ptrdiff_t mr = engine->mr, nr = engine->nr, mc = engine->mc;
     const ptrdiff_t kc = fc_reduction_block(k, engine->kc);
-    const ptrdiff_t row_blocks = (m + engine->mc - 1) / engine->mc;
-    ptrdiff_t nc = engine->nc;
-    /* Give every thread something to do when C has few row blocks: narrower column blocks. */
+    /* Tasks are blocks of columns of C (each packs its B block once per k block and sweeps
+     * all rows, MC at a time), cut narrower, and then split by rows, only as far as needed to
+     * give every thread work. */
     const int threads_wanted = fc_get_num_threads();
-    while (nc > nr && row_blocks * ((n + nc - 1) / nc) < 2 * threads_wanted)
+    ptrdiff_t nc = 4 * engine->nc;
+    while (nc > nr && (n + nc - 1) / nc < 2 * threads_wanted)
         nc = (nc / 2 + nr - 1) / nr * nr;
     const ptrdiff_t col_blocks = (n + nc - 1) / nc;
+    ptrdiff_t row_block = (m + mr - 1) / mr * mr;
+    if (col_blocks < threads_wanted) {
+        const ptrdiff_t split = (threads_wanted + col_blocks - 1) / col_blocks;
+        row_block = ((row_block + split - 1) / split + mr - 1) / mr * mr;
+    }
+    const ptrdiff_t row_blocks = (m + row_block - 1) / row_block;
     const ptrdiff_t tasks = row_blocks * col_blocks;
     const int threads = fc_threads_for(2.0 * (double)m * (double)n * (double)k, tasks);
 
-    const ptrdiff_t mc_padded = (engine->mc + mr - 1) / mr * mr;
+    const ptrdiff_t mc_padded = (mc + mr - 1) / mr * mr;
     const ptrdiff_t nc_padded = (nc + nr - 1) / nr * nr;
     const size_t per_thread = (size_t)(mc_padded + nc_padded) * (size_t)kc;
     FC_T *workspace = fc_aligned_alloc(per_thread * (size_t)threads * sizeof(FC_T));
@@ -49,16 +56,19 @@ int FC_NAME(fc_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
 #endif
         FC_T *packed_a = workspace + (size_t)thread * per_thread;
         FC_T *packed_b = packed_a + (size_t)mc_padded * (size_t)kc;
-        const ptrdiff_t i0 = task / col_blocks * engine->mc;
+        const ptrdiff_t row0 = task / col_blocks * row_block;
         const ptrdiff_t j0 = task % col_blocks * nc;
-        const ptrdiff_t rows = m - i0 < engine->mc ? m - i0 : engine->mc;
+        const ptrdiff_t row_end = m - row0 < row_block ? m : row0 + row_block;
         const ptrdiff_t cols = n - j0 < nc ? n - j0 : nc;
         for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
             const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
-            engine->pack_a(rows, depth, a + i0 * rs_a + p0 * cs_a, rs_a, cs_a, packed_a);
             engine->pack_b(depth, cols, b + p0 * rs_b + j0 * cs_b, rs_b, cs_b, packed_b);
-            engine->macro_kernel(rows, cols, depth, packed_a, packed_b, p0 > 0 || beta,
-                                 c + i0 * rs_c + j0 * cs_c, rs_c, cs_c);
+            for (ptrdiff_t i0 = row0; i0 < row_end; i0 += mc) {
+                const ptrdiff_t rows = row_end - i0 < mc ? row_end - i0 : mc;
+                engine->pack_a(rows, depth, a + i0 * rs_a + p0 * cs_a, rs_a, cs_a, packed_a);
+                engine->macro_kernel(rows, cols, depth, packed_a, packed_b, p0 > 0 || beta,
+                                     c + i0 * rs_c + j0 * cs_c, rs_c, cs_c);
+            }
         }
     }
     fc_aligned_free(workspace);
