@@ -8,6 +8,7 @@ from .layout import (
     nchw_to_nhwc,
     nhwc_to_nchw,
 )
+from .runtime import cpu_info, get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -19,4 +20,7 @@ __all__ = [
     "nchw_to_nhwc",
     "nhwc_to_nchw",
     "flip_kernel",
+    "cpu_info",
+    "get_num_threads",
+    "set_num_threads",
 ]

@@ -5,6 +5,10 @@ Every argument has been checked, made C-contiguous and native-endian in Python
 (``fastconv._params``); the C core trusts it.
 """
 
+cimport numpy as cnp
+
+cnp.import_array()
+
 cdef extern from "csrc/conv.h" nogil:
     ctypedef struct fc_conv2d_geometry:
         Py_ssize_t batch
@@ -69,6 +73,43 @@ cdef fc_conv2d_geometry _geometry_from(object geom):
     return g
 
 
+cdef class ConvPlan:
+    """A checked geometry and dtype, converted to C once, for repeated calls of one shape.
+
+    ``run`` trusts its arrays completely (C-contiguous, aligned, native, the plan's dtype and
+    shapes): the caller (fastconv.caffe's cache) has verified all of that. Immutable, so plans
+    are shared between Python threads.
+    """
+    cdef fc_conv2d_geometry g
+    cdef bint is_double
+    cdef readonly tuple output_shape
+
+    def __init__(self, object geom, object dtype):
+        self.g = _geometry_from(geom)
+        self.is_double = dtype.itemsize == 8
+        self.output_shape = geom.output_shape
+
+    def run(self, cnp.ndarray x, cnp.ndarray w, object b, cnp.ndarray y):
+        cdef const void *x_ptr = cnp.PyArray_DATA(x)
+        cdef const void *w_ptr = cnp.PyArray_DATA(w)
+        cdef const void *b_ptr = NULL
+        cdef void *y_ptr = cnp.PyArray_DATA(y)
+        cdef int status
+        if b is not None:
+            b_ptr = cnp.PyArray_DATA(<cnp.ndarray>b)
+        with nogil:
+            if self.is_double:
+                status = fc_conv2d_forward_f64(&self.g, <const double *>x_ptr,
+                                               <const double *>w_ptr, <const double *>b_ptr,
+                                               <double *>y_ptr)
+            else:
+                status = fc_conv2d_forward_f32(&self.g, <const float *>x_ptr,
+                                               <const float *>w_ptr, <const float *>b_ptr,
+                                               <float *>y_ptr)
+        if status != 0:
+            raise MemoryError("fastconv: could not allocate the packing workspace")
+
+
 def conv2d_forward(object geom, const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                    const floating[::1] bias, floating[:, :, :, ::1] y):
     """y = conv(x, w) + bias for a checked ``fastconv._params.Conv2DGeometry``; bias may be None."""
@@ -87,7 +128,7 @@ def conv2d_forward(object geom, const floating[:, :, :, ::1] x, const floating[:
             status = fc_conv2d_forward_f64(&g, &x[0, 0, 0, 0], &w[0, 0, 0, 0], bias_ptr,
                                            &y[0, 0, 0, 0])
     if status != 0:
-        raise MemoryError("fastconv: could not allocate the im2col workspace")
+        raise MemoryError("fastconv: could not allocate the packing workspace")
 
 
 # ---------------------------------------------------------------------------------------------
