@@ -1,0 +1,70 @@
+"""The benchmark suite: real layer shapes, importable by benches and anyone else.
+
+Each layer is a Caffe Convolution: x (N, C, H, W), weights (O, C/group, kh, kw), symmetric pad.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    batch: int
+    channels: int
+    height: int
+    width: int
+    num_output: int
+    kernel: int
+    stride: int = 1
+    pad: int = 0
+    dilation: int = 1
+    group: int = 1
+
+    @property
+    def x_shape(self):
+        return (self.batch, self.channels, self.height, self.width)
+
+    @property
+    def w_shape(self):
+        return (self.num_output, self.channels // self.group, self.kernel, self.kernel)
+
+    def out_size(self, size):
+        extent = self.dilation * (self.kernel - 1) + 1
+        return (size + 2 * self.pad - extent) // self.stride + 1
+
+    @property
+    def y_shape(self):
+        return (self.batch, self.num_output, self.out_size(self.height), self.out_size(self.width))
+
+    @property
+    def flops(self):
+        """Multiply-adds counted as two flops."""
+        n, o, oh, ow = self.y_shape
+        return 2 * n * o * oh * ow * (self.channels // self.group) * self.kernel ** 2
+
+    @property
+    def is_depthwise(self):
+        return self.group == self.channels == self.num_output
+
+
+LAYERS = [
+    Layer("seed", 1, 3, 500, 500, 96, 11, stride=4),
+    Layer("alexnet_conv1", 1, 3, 227, 227, 96, 11, stride=4),
+    Layer("alexnet_conv1_b32", 32, 3, 227, 227, 96, 11, stride=4),
+    Layer("alexnet_conv2_g2", 1, 96, 27, 27, 256, 5, pad=2, group=2),
+    Layer("alexnet_conv3", 1, 256, 13, 13, 384, 3, pad=1),
+    Layer("vgg_conv1_2", 1, 64, 224, 224, 64, 3, pad=1),
+    Layer("vgg_conv3_2_b8", 8, 256, 56, 56, 256, 3, pad=1),
+    Layer("resnet_1x1_a", 1, 256, 56, 56, 64, 1),
+    Layer("resnet_1x1_b", 1, 1024, 14, 14, 256, 1),
+    Layer("resnet_stem", 1, 3, 224, 224, 64, 7, stride=2, pad=3),
+    Layer("mobilenet_dw", 1, 32, 112, 112, 32, 3, pad=1, group=32),
+    Layer("dilated", 1, 64, 64, 64, 64, 3, pad=2, dilation=2),
+    Layer("tiny", 1, 3, 8, 8, 4, 3, pad=1),
+]
+
+# The layers whose float32 speed is measured against the hardware's FMA peak.
+LARGE = ("seed", "alexnet_conv1_b32", "vgg_conv1_2", "vgg_conv3_2_b8")
+
+BY_NAME = {layer.name: layer for layer in LAYERS}

@@ -1,0 +1,108 @@
+"""Turn pytest-benchmark JSON from benches/test_bench_conv.py into a markdown table.
+
+    python benches/report.py bench.json [more.json ...]
+
+GFLOP/s per library at the median time, the speed ratios fastconv/TensorFlow and
+fastconv/PyTorch per layer (> 1: fastconv is faster) and their geometric means, plus the
+kernel, threads and OpenBLAS setting the run used. With several files, each (layer, dtype,
+library) keeps its best median (reruns of benchmarks disturbed by other processes).
+"""
+import json
+import math
+import sys
+
+from layers import LARGE, LAYERS
+
+PEAK_FLOAT32 = 540e9  # 2 cores x 16-lane AVX-512 FMA x 2 pipes (shared/anchors.md)
+
+
+def load(paths):
+    medians, info = {}, {}
+    for path in paths:
+        with open(path) as handle:
+            data = json.load(handle)
+        for bench in data["benchmarks"]:
+            extra = bench["extra_info"]
+            key = (extra["layer"], extra["dtype"], extra["library"])
+            median = bench["stats"]["median"]
+            if key not in medians or median < medians[key]:
+                medians[key] = median
+            info.setdefault("fastconv", extra["fastconv"])
+            info.setdefault("openblas", extra["openblas_coretype"])
+            info.setdefault("versions", extra["versions"])
+            info.setdefault("machine", extra.get("machine", ""))
+            info.setdefault("loads", []).append(extra["load_average"][0])
+        info.setdefault("date", data.get("datetime", ""))
+    return medians, info
+
+
+def geometric_mean(values):
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
+
+
+def table(medians, dtype):
+    lines = [
+        f"### {dtype}",
+        "",
+        "| layer | GFLOP | fastconv GFLOP/s | TF GFLOP/s | torch GFLOP/s | fastconv/TF | fastconv/torch |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    ratios = {"tensorflow": [], "torch": []}
+    for layer in LAYERS:
+        times = {lib: medians.get((layer.name, dtype, lib))
+                 for lib in ("fastconv", "tensorflow", "torch")}
+        if times["fastconv"] is None:
+            continue
+        cells = []
+        for lib in ("fastconv", "tensorflow", "torch"):
+            t = times[lib]
+            if t is None:
+                cells.append("–")
+            elif layer.name == "tiny":
+                cells.append(f"{t * 1e6:.1f} µs")
+            else:
+                text = f"{layer.flops / t / 1e9:.0f}"
+                if dtype == "float32" and lib == "fastconv" and layer.name in LARGE:
+                    text += f" ({layer.flops / t / PEAK_FLOAT32:.0%} of 540)"
+                cells.append(text)
+        for lib in ratios:
+            if times[lib] is not None:
+                ratio = times[lib] / times["fastconv"]
+                ratios[lib].append(ratio)
+                cells.append(f"{ratio:.2f}")
+            else:
+                cells.append("–")
+        lines.append(f"| {layer.name} | {layer.flops / 1e9:.3g} | " + " | ".join(cells) + " |")
+    lines.append(
+        f"| **geometric mean** | | | | | **{geometric_mean(ratios['tensorflow']):.2f}** | "
+        f"**{geometric_mean(ratios['torch']):.2f}** |"
+    )
+    worst = {lib: min(values) if values else float("nan") for lib, values in ratios.items()}
+    lines.append("")
+    lines.append(f"Lowest ratio: fastconv/TF {worst['tensorflow']:.2f}, "
+                 f"fastconv/torch {worst['torch']:.2f}.")
+    return lines
+
+
+def main(paths):
+    medians, info = load(paths)
+    fc = info["fastconv"]
+    loads = info["loads"]
+    out = [
+        f"fastconv kernel `{fc['kernel']}` (available: {', '.join(fc['available'])}), "
+        f"{fc['threads']} threads; OPENBLAS_CORETYPE={info['openblas']}; "
+        + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+        + f"; {info['machine']}; {info['date']}",
+        "",
+        f"1-minute load average during the run: {min(loads):.2f}–{max(loads):.2f}. "
+        "GFLOP/s at the median time; ratios are speed ratios (>1: fastconv faster); the tiny "
+        "layer shows time per call.",
+        "",
+    ]
+    for dtype in ("float32", "float64"):
+        out += table(medians, dtype) + [""]
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
