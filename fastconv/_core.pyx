@@ -1,8 +1,9 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
-"""The Cython boundary: typed memoryviews in, one ``nogil`` call into the C core.
+"""The Cython boundary: arrays in, one ``nogil`` call into the C core.
 
 Every argument has been checked, made C-contiguous and native-endian in Python
-(``fastconv._params``); the C core trusts it.
+(``fastconv._params``, ``fastconv.caffe``); the C core trusts it. The run-time configuration
+(engine, threads) is read from C here too.
 """
 
 cimport numpy as cnp
@@ -74,11 +75,11 @@ cdef fc_conv2d_geometry _geometry_from(object geom):
 
 
 cdef class ConvPlan:
-    """A checked geometry and dtype, converted to C once, for repeated calls of one shape.
+    """A checked geometry and dtype, converted to C once: the forward convolution's boundary.
 
-    ``run`` trusts its arrays completely (C-contiguous, aligned, native, the plan's dtype and
-    shapes): the caller (fastconv.caffe's cache) has verified all of that. Immutable, so plans
-    are shared between Python threads.
+    ``run`` computes y = conv(x, w) + b and trusts its arrays completely (C-contiguous,
+    aligned, native byte order, the plan's dtype and shapes; b may be None): fastconv.caffe
+    has made sure of all of that. Immutable, so one plan serves concurrent Python threads.
     """
     cdef fc_conv2d_geometry g
     cdef bint is_double
@@ -95,6 +96,8 @@ cdef class ConvPlan:
         cdef const void *b_ptr = NULL
         cdef void *y_ptr = cnp.PyArray_DATA(y)
         cdef int status
+        if cnp.PyArray_SIZE(y) == 0:
+            return
         if b is not None:
             b_ptr = cnp.PyArray_DATA(<cnp.ndarray>b)
         with nogil:
@@ -108,27 +111,6 @@ cdef class ConvPlan:
                                                <float *>y_ptr)
         if status != 0:
             raise MemoryError("fastconv: could not allocate the packing workspace")
-
-
-def conv2d_forward(object geom, const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
-                   const floating[::1] bias, floating[:, :, :, ::1] y):
-    """y = conv(x, w) + bias for a checked ``fastconv._params.Conv2DGeometry``; bias may be None."""
-    cdef fc_conv2d_geometry g = _geometry_from(geom)
-    cdef const floating *bias_ptr = NULL
-    cdef int status
-    if bias is not None:
-        bias_ptr = &bias[0]
-    if y.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0 or y.shape[3] == 0:
-        return
-    with nogil:
-        if floating is float:
-            status = fc_conv2d_forward_f32(&g, &x[0, 0, 0, 0], &w[0, 0, 0, 0], bias_ptr,
-                                           &y[0, 0, 0, 0])
-        else:
-            status = fc_conv2d_forward_f64(&g, &x[0, 0, 0, 0], &w[0, 0, 0, 0], bias_ptr,
-                                           &y[0, 0, 0, 0])
-    if status != 0:
-        raise MemoryError("fastconv: could not allocate the packing workspace")
 
 
 # ---------------------------------------------------------------------------------------------

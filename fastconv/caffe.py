@@ -93,8 +93,7 @@ def _plan_key(x, w, b, stride, pad, dilation, group):
 def _forward(geometry, x_nchw, w_oihw, b, dtype):
     """Run the C core on a checked geometry; inputs are converted, never modified."""
     y = np.empty(geometry.output_shape, dtype=dtype)
-    _core.conv2d_forward(
-        geometry,
+    _core.ConvPlan(geometry, dtype).run(
         to_kernel_input(x_nchw, dtype),
         to_kernel_input(w_oihw, dtype),
         None if b is None else to_kernel_input(b, dtype),

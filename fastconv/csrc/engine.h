@@ -76,6 +76,15 @@ static inline void fc_valid_span(ptrdiff_t first, ptrdiff_t stride, ptrdiff_t si
     *hi = end < begin ? begin : end;
 }
 
+/* Reduction blocking shared by every driver: k is cut into ceil(k / kc_max) blocks of equal
+ * size (the last one shorter), a function of k and the engine alone, so the order of the
+ * additions into C never depends on threads or tiling. */
+static inline ptrdiff_t fc_reduction_block(ptrdiff_t k, ptrdiff_t kc_max)
+{
+    const ptrdiff_t blocks = (k + kc_max - 1) / kc_max;
+    return blocks > 0 ? (k + blocks - 1) / blocks : 1;
+}
+
 /* 64-byte aligned allocation for packed panels; NULL on failure. */
 void *fc_aligned_alloc(size_t bytes);
 void fc_aligned_free(void *memory);

@@ -239,23 +239,41 @@ static void FC_NAME(pack_b_im2col)(const fc_conv2d_geometry *g, const FC_T *imag
  * weight * shifted input row, in the tap order of Caffe's im2col (kernel row, then column).
  * Taps in the padding add weight * 0, which is zero unless the weight is inf or NaN: then it
  * is NaN, exactly as the zero-filled column buffer of im2col + GEMM would give. */
+#define FC_DW_SPAN_CACHE 32
+
 static void FC_NAME(depthwise_plane)(const fc_conv2d_geometry *g, const FC_T *plane,
                                      const FC_T *filter, FC_T *out)
 {
     const ptrdiff_t out_w = g->out_w, stride_w = g->stride_w;
+    /* The output columns a kernel column reaches inside the input do not depend on the row:
+     * find them once (two divisions each) for ordinary kernel widths. */
+    ptrdiff_t span_lo[FC_DW_SPAN_CACHE], span_hi[FC_DW_SPAN_CACHE];
+    const int spans_cached = g->kernel_w <= FC_DW_SPAN_CACHE;
+    if (spans_cached)
+        for (ptrdiff_t kw = 0; kw < g->kernel_w; kw++)
+            fc_valid_span(kw * g->dilation_w - g->pad_left, stride_w, g->in_w, out_w,
+                          &span_lo[kw], &span_hi[kw]);
+
     for (ptrdiff_t oh = 0; oh < g->out_h; oh++) {
         FC_T *restrict row = out + oh * out_w;
         for (ptrdiff_t ow = 0; ow < out_w; ow++)
             row[ow] = 0;
         for (ptrdiff_t kh = 0; kh < g->kernel_h; kh++) {
             const ptrdiff_t in_row = oh * g->stride_h + kh * g->dilation_h - g->pad_top;
+            const int row_inside = fc_in_range(in_row, g->in_h);
             for (ptrdiff_t kw = 0; kw < g->kernel_w; kw++) {
                 const FC_T weight = filter[kh * g->kernel_w + kw];
                 const FC_T padding_term = weight * (FC_T)0;
                 const ptrdiff_t in_col0 = kw * g->dilation_w - g->pad_left;
                 ptrdiff_t lo = 0, hi = 0;
-                if (fc_in_range(in_row, g->in_h))
-                    fc_valid_span(in_col0, stride_w, g->in_w, out_w, &lo, &hi);
+                if (row_inside) {
+                    if (spans_cached) {
+                        lo = span_lo[kw];
+                        hi = span_hi[kw];
+                    } else {
+                        fc_valid_span(in_col0, stride_w, g->in_w, out_w, &lo, &hi);
+                    }
+                }
                 if (padding_term != padding_term) {
                     for (ptrdiff_t ow = 0; ow < lo; ow++)
                         row[ow] += padding_term;
@@ -276,6 +294,8 @@ static void FC_NAME(depthwise_plane)(const fc_conv2d_geometry *g, const FC_T *pl
         }
     }
 }
+
+#undef FC_DW_SPAN_CACHE
 
 const FC_ENGINE_TYPE FC_NAME(fc_engine) = {
     .name = FC_LABEL,

@@ -25,13 +25,4 @@ int fc_gemm_f64(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                 const double *b, ptrdiff_t rs_b, ptrdiff_t cs_b,
                 int beta, double *c, ptrdiff_t rs_c, ptrdiff_t cs_c);
 
-/* Reduction blocking shared by every driver: k is cut into ceil(k / kc_max) blocks of equal
- * size (the last one shorter), a function of k and the engine alone, so the order of the
- * additions into C never depends on threads or tiling. */
-static inline ptrdiff_t fc_reduction_block(ptrdiff_t k, ptrdiff_t kc_max)
-{
-    const ptrdiff_t blocks = (k + kc_max - 1) / kc_max;
-    return blocks > 0 ? (k + blocks - 1) / blocks : 1;
-}
-
 #endif
