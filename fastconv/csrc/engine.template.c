@@ -148,16 +148,41 @@ static void FC_NAME(pack_b)(ptrdiff_t kc, ptrdiff_t n, const FC_T *b, ptrdiff_t 
     }
 }
 
-/* Output pixels of a B block that share an output row and a micro-panel: they read one input
- * row at evenly spaced columns, so each run becomes a copy (stride 1) or a strided gather. */
+/* Output pixels of a B block that share an output row: they read one input row at evenly
+ * spaced columns, so each run becomes copies (stride 1) or strided gathers, cut where the
+ * run crosses from one micro-panel to the next. */
 typedef struct {
     ptrdiff_t out_row, out_col, length;
-    ptrdiff_t panel_offset;  /* where the run's first column lands in the packed block */
+    ptrdiff_t first;  /* the run's first column in the block */
 } FC_NAME(pixel_run);
 
-/* A block holds at most FC_NC pixels (the conv driver never asks for more); its runs end at
- * output-row and micro-panel boundaries. */
-#define FC_MAX_RUNS (2 * FC_NC + 2)
+/* Columns [begin, end) of one run, all in one micro-panel, written at out: those in [lo, hi)
+ * come from src (column j at src[j*stride_w]), the others are padding. */
+static inline void FC_NAME(gather_piece)(FC_T *restrict out, const FC_T *src,
+                                         ptrdiff_t stride_w, ptrdiff_t begin, ptrdiff_t end,
+                                         ptrdiff_t lo, ptrdiff_t hi)
+{
+    if (end - begin == FC_NR && lo <= begin && end <= hi && stride_w == 1) {
+        /* The common case, a whole panel row inside the image: a fixed-length copy. */
+        for (ptrdiff_t j = 0; j < FC_NR; j++)
+            out[j] = src[begin + j];
+        return;
+    }
+    const ptrdiff_t inside_begin = lo > begin ? lo : begin;
+    const ptrdiff_t inside_end = hi < end ? hi : end;
+    ptrdiff_t j = begin;
+    for (; j < inside_begin && j < end; j++)
+        out[j - begin] = 0;
+    if (stride_w == 1) {
+        for (; j < inside_end; j++)
+            out[j - begin] = src[j];
+    } else {
+        for (; j < inside_end; j++)
+            out[j - begin] = src[j * stride_w];
+    }
+    for (; j < end; j++)
+        out[j - begin] = 0;
+}
 
 static void FC_NAME(pack_b_im2col)(const fc_conv2d_geometry *g, const FC_T *image,
                                    ptrdiff_t k0, ptrdiff_t kc, ptrdiff_t first_pixel,
@@ -168,19 +193,16 @@ static void FC_NAME(pack_b_im2col)(const fc_conv2d_geometry *g, const FC_T *imag
     const ptrdiff_t stride_w = g->stride_w;
     const ptrdiff_t tail = pixels % FC_NR;
     FC_T *tail_panel = packed + (pixels - tail) * kc;
-    FC_NAME(pixel_run) runs[FC_MAX_RUNS];
+    /* A block holds at most FC_NC pixels (the conv driver never asks for more). */
+    FC_NAME(pixel_run) runs[FC_NC];
 
     ptrdiff_t run_count = 0;
     for (ptrdiff_t j = 0; j < pixels;) {
         const ptrdiff_t pixel = first_pixel + j;
         const ptrdiff_t out_col = pixel % g->out_w;
-        ptrdiff_t length = g->out_w - out_col;
-        if (length > FC_NR - j % FC_NR)
-            length = FC_NR - j % FC_NR;
-        if (length > pixels - j)
-            length = pixels - j;
-        runs[run_count++] = (FC_NAME(pixel_run)){pixel / g->out_w, out_col, length,
-                                                 j / FC_NR * FC_NR * kc + j % FC_NR};
+        const ptrdiff_t length = g->out_w - out_col < pixels - j ? g->out_w - out_col
+                                                                 : pixels - j;
+        runs[run_count++] = (FC_NAME(pixel_run)){pixel / g->out_w, out_col, length, j};
         j += length;
     }
 
@@ -192,33 +214,27 @@ static void FC_NAME(pack_b_im2col)(const fc_conv2d_geometry *g, const FC_T *imag
         const ptrdiff_t row_shift = tap_row * g->dilation_h - g->pad_top;
         const ptrdiff_t col_shift = tap_col * g->dilation_w - g->pad_left;
         for (ptrdiff_t r = 0; r < run_count; r++) {
-            FC_T *out = packed + runs[r].panel_offset + p * FC_NR;
-            const ptrdiff_t length = runs[r].length;
+            const ptrdiff_t length = runs[r].length, first = runs[r].first;
             const ptrdiff_t in_row = runs[r].out_row * g->stride_h + row_shift;
-            if (!fc_in_range(in_row, g->in_h)) {
-                for (ptrdiff_t j = 0; j < length; j++)
-                    out[j] = 0;
-                continue;
-            }
-            /* Columns in_col0 + j*stride_w for j < length; those in [0, in_w) are
-             * [lo, hi), the rest are padding. */
+            /* Columns in_col0 + j*stride_w for j < length; those in [0, in_w) are [lo, hi),
+             * the rest are padding (all of them when the row is). */
             const ptrdiff_t in_col0 = runs[r].out_col * stride_w + col_shift;
             ptrdiff_t lo = 0, hi = length;
-            if (!fc_in_range(in_col0, g->in_w) ||
-                !fc_in_range(in_col0 + (length - 1) * stride_w, g->in_w))
+            if (!fc_in_range(in_row, g->in_h))
+                hi = 0;
+            else if (!fc_in_range(in_col0, g->in_w) ||
+                     !fc_in_range(in_col0 + (length - 1) * stride_w, g->in_w))
                 fc_valid_span(in_col0, stride_w, g->in_w, length, &lo, &hi);
             const FC_T *src = plane + in_row * g->in_w + in_col0;
-            for (ptrdiff_t j = 0; j < lo; j++)
-                out[j] = 0;
-            if (stride_w == 1) {
-                for (ptrdiff_t j = lo; j < hi; j++)
-                    out[j] = src[j];
-            } else {
-                for (ptrdiff_t j = lo; j < hi; j++)
-                    out[j] = src[j * stride_w];
+            for (ptrdiff_t begin = 0; begin < length;) {
+                const ptrdiff_t column = first + begin;
+                const ptrdiff_t lane = column % FC_NR;
+                const ptrdiff_t end = begin + (FC_NR - lane) < length ? begin + (FC_NR - lane)
+                                                                      : length;
+                FC_NAME(gather_piece)(packed + (column - lane) * kc + p * FC_NR + lane, src,
+                                      stride_w, begin, end, lo, hi);
+                begin = end;
             }
-            for (ptrdiff_t j = hi; j < length; j++)
-                out[j] = 0;
         }
         if (tail)
             for (ptrdiff_t j = tail; j < FC_NR; j++)
@@ -232,8 +248,6 @@ static void FC_NAME(pack_b_im2col)(const fc_conv2d_geometry *g, const FC_T *imag
         }
     }
 }
-
-#undef FC_MAX_RUNS
 
 /* Direct depthwise convolution of one plane, output row by output row: every tap adds
  * weight * shifted input row, in the tap order of Caffe's im2col (kernel row, then column).
