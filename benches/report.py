@@ -90,7 +90,8 @@ def main(paths):
     loads = info["loads"]
     out = [
         f"fastconv kernel `{fc['kernel']}` (available: {', '.join(fc['available'])}), "
-        f"{fc['threads']} threads; OPENBLAS_CORETYPE={info['openblas']}; "
+        f"{fc['threads']} threads; OPENBLAS_CORETYPE={info['openblas']} (numpy's OpenBLAS, "
+        "used only for the float64 reference, limited to 1 thread); "
         + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
         + f"; {info['machine']}; {info['date']}",
         "",

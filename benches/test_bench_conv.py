@@ -17,9 +17,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 import fastconv
 from layers import LAYERS
+
+# numpy's OpenBLAS computes only the float64 reference here; with one thread it leaves no
+# worker threads spinning on the two cores while the libraries under test are timed.
+_BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
 
 # float64 peers are 5-20x slower than float32 ones; these layers keep the suite to minutes.
 FLOAT64_LAYERS = {
@@ -151,6 +156,7 @@ def test_conv(benchmark, layer, dtype, library):
         library=library, layer=layer.name, dtype=dtype, flops=layer.flops,
         fastconv=fastconv.cpu_info(), versions=versions(),
         openblas_coretype=os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
+        numpy_blas_threads=1,
         load_average=os.getloadavg(), machine=platform.processor() or platform.machine(),
     )
     benchmark.pedantic(run, rounds=rounds, iterations=iterations, warmup_rounds=1)

@@ -162,10 +162,16 @@ static inline void FC_NAME(gather_piece)(FC_T *restrict out, const FC_T *src,
                                          ptrdiff_t stride_w, ptrdiff_t begin, ptrdiff_t end,
                                          ptrdiff_t lo, ptrdiff_t hi)
 {
-    if (end - begin == FC_NR && lo <= begin && end <= hi && stride_w == 1) {
-        /* The common case, a whole panel row inside the image: a fixed-length copy. */
-        for (ptrdiff_t j = 0; j < FC_NR; j++)
-            out[j] = src[begin + j];
+    if (end - begin == FC_NR && lo <= begin && end <= hi) {
+        /* The common case, a whole panel row inside the image: fixed-length copies. */
+        if (stride_w == 1) {
+            for (ptrdiff_t j = 0; j < FC_NR; j++)
+                out[j] = src[begin + j];
+        } else {
+            const FC_T *from = src + begin * stride_w;
+            for (ptrdiff_t j = 0; j < FC_NR; j++)
+                out[j] = from[j * stride_w];
+        }
         return;
     }
     const ptrdiff_t inside_begin = lo > begin ? lo : begin;
