@@ -1,0 +1,7 @@
+/* Ends one element type's instantiation in engine.c (no include guard: used repeatedly). */
+#undef FC_T
+#undef FC_TYPE_TAG
+#undef FC_SUFFIX
+#undef FC_VEC
+#undef FC_LANES
+#undef FC_NC
