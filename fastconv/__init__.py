@@ -1,4 +1,5 @@
 """fastconv: Caffe's exact convolution semantics, fast, in NCHW/OIHW and Keras layouts."""
+from .runtime import cpu_info, get_num_threads, set_num_threads  # first: it loads the C core
 from .caffe import conv2d_caffe
 from .keras import conv2d_keras
 from .layout import (
@@ -8,7 +9,6 @@ from .layout import (
     nchw_to_nhwc,
     nhwc_to_nchw,
 )
-from .runtime import cpu_info, get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
