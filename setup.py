@@ -3,6 +3,7 @@
 The flags are portable on purpose (no -march=native): a wheel built here must run on any
 x86-64 or ARM CPU. Instruction-set-specific kernels are chosen at run time instead.
 """
+import glob
 import sys
 
 import numpy
@@ -28,6 +29,8 @@ else:
 extension = Extension(
     "fastconv._core",
     sources=["fastconv/_core.pyx", *C_SOURCES],
+    # The templates and headers the sources include: editing one rebuilds the extension.
+    depends=sorted(glob.glob("fastconv/csrc/*.h") + glob.glob("fastconv/csrc/*.template.c")),
     include_dirs=[numpy.get_include(), "fastconv/csrc"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=compile_args,

@@ -54,6 +54,13 @@ void fc_set_num_threads(int threads);  /* threads >= 1 */
  * pieces: 1 below a work threshold (an OpenMP fork costs more than small work itself). */
 int fc_threads_for(double flops, ptrdiff_t tasks);
 
+/* Alignment of the small stack buffers the engines write whole vectors to. */
+#if defined(_MSC_VER)
+#define FC_ALIGN64 __declspec(align(64))
+#else
+#define FC_ALIGN64 __attribute__((aligned(64)))
+#endif
+
 /* 0 <= index < size with one unsigned comparison (a negative index wraps to a huge value):
  * this test sits in the innermost loops of im2col and packing. */
 static inline int fc_in_range(ptrdiff_t index, ptrdiff_t size)

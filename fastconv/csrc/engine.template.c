@@ -78,7 +78,7 @@ static void FC_NAME(macro_kernel)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t kc,
                 FC_NAME(micro_kernel)(kc, a, b, c_tile, rs_c, beta);
                 continue;
             }
-            FC_T tile[FC_MR * FC_NR] __attribute__((aligned(64)));
+            FC_ALIGN64 FC_T tile[FC_MR * FC_NR];
             FC_NAME(micro_kernel)(kc, a, b, tile, FC_NR, 0);
             for (ptrdiff_t i = 0; i < rows; i++)
                 for (ptrdiff_t j = 0; j < cols; j++) {
