@@ -90,7 +90,8 @@ int FC_NAME(fc_conv2d_forward)(const fc_conv2d_geometry *g, const FC_T *x, const
     const int threads_wanted = fc_get_num_threads();
     const ptrdiff_t images_groups = g->batch * g->group;
     ptrdiff_t nc = engine->nc;
-    while (nc > nr && images_groups * ((out_pixels + nc - 1) / nc) < 2 * threads_wanted)
+    while (threads_wanted > 1 && nc > nr &&
+           images_groups * ((out_pixels + nc - 1) / nc) < 2 * threads_wanted)
         nc = (nc / 2 + nr - 1) / nr * nr;
     const ptrdiff_t pixel_blocks = (out_pixels + nc - 1) / nc;
     ptrdiff_t channel_block = padded_out_channels;

@@ -95,14 +95,15 @@ static void FC_NAME(pack_a)(ptrdiff_t m, ptrdiff_t kc, const FC_T *a, ptrdiff_t 
     for (ptrdiff_t i0 = 0; i0 < m; i0 += FC_MR) {
         const ptrdiff_t rows = m - i0 < FC_MR ? m - i0 : FC_MR;
         FC_T *panel = packed + i0 * kc;
-        for (ptrdiff_t i = 0; i < rows; i++) {
-            const FC_T *row = a + (i0 + i) * rs;
-            for (ptrdiff_t p = 0; p < kc; p++)
-                panel[p * FC_MR + i] = row[p * cs];
+        const FC_T *block = a + i0 * rs;
+        /* Written front to back; read as MR streams along k (rows of A, or columns). */
+        for (ptrdiff_t p = 0; p < kc; p++) {
+            FC_T *dst = panel + p * FC_MR;
+            for (ptrdiff_t i = 0; i < rows; i++)
+                dst[i] = block[i * rs + p * cs];
+            for (ptrdiff_t i = rows; i < FC_MR; i++)
+                dst[i] = 0;
         }
-        for (ptrdiff_t i = rows; i < FC_MR; i++)
-            for (ptrdiff_t p = 0; p < kc; p++)
-                panel[p * FC_MR + i] = 0;
     }
 }
 

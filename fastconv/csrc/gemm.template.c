@@ -29,7 +29,7 @@ int FC_NAME(fc_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
      * give every thread work. */
     const int threads_wanted = fc_get_num_threads();
     ptrdiff_t nc = 4 * engine->nc;
-    while (nc > nr && (n + nc - 1) / nc < 2 * threads_wanted)
+    while (threads_wanted > 1 && nc > nr && (n + nc - 1) / nc < 2 * threads_wanted)
         nc = (nc / 2 + nr - 1) / nr * nr;
     const ptrdiff_t col_blocks = (n + nc - 1) / nc;
     ptrdiff_t row_block = (m + mr - 1) / mr * mr;
