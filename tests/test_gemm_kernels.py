@@ -180,7 +180,8 @@ def test_avx512_blocking_emulated(tmp_path):
     source = Path(__file__).parent / "c" / "emulated_avx512.c"
     csrc = Path(fastconv.__file__).parent / "csrc"
     program = tmp_path / "emulated_avx512"
-    subprocess.run([compiler, "-O1", "-std=gnu11", "-Wno-unknown-pragmas", f"-I{csrc}",
-                    str(source), "-lm", "-o", str(program)], check=True, capture_output=True)
+    build = subprocess.run([compiler, "-O1", "-std=gnu11", "-Wno-unknown-pragmas", f"-I{csrc}",
+                            str(source), "-lm", "-o", str(program)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
     result = subprocess.run([str(program)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout

@@ -51,8 +51,9 @@ static int FC_NAME(depthwise_forward)(const FC_NAME(fc_engine) *engine,
     const ptrdiff_t planes = g->batch * g->in_channels;
     const ptrdiff_t in_plane = g->in_h * g->in_w, out_plane = g->out_h * g->out_w;
     const ptrdiff_t taps = g->kernel_h * g->kernel_w;
-    const int threads = fc_threads_for(2.0 * (double)planes * (double)out_plane * (double)taps,
-                                       planes);
+    const int threads_wanted =
+        fc_threads_for(2.0 * (double)planes * (double)out_plane * (double)taps);
+    const int threads = planes < threads_wanted ? (planes < 1 ? 1 : (int)planes) : threads_wanted;
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (ptrdiff_t index = 0; index < planes; index++) {
         const ptrdiff_t channel = index % g->in_channels;
@@ -87,7 +88,9 @@ int FC_NAME(fc_conv2d_forward)(const fc_conv2d_geometry *g, const FC_T *x, const
 
     /* Tasks: every (image, group) pair, cut into pixel blocks, and into output-channel blocks
      * only when that still leaves threads idle (each such block packs its own B). */
-    const int threads_wanted = fc_get_num_threads();
+    const double flops = 2.0 * (double)g->batch * (double)g->out_channels *
+                         (double)out_pixels * (double)group_kernel_dim;
+    const int threads_wanted = fc_threads_for(flops);
     const ptrdiff_t images_groups = g->batch * g->group;
     ptrdiff_t nc = engine->nc;
     while (threads_wanted > 1 && nc > nr &&
@@ -102,9 +105,7 @@ int FC_NAME(fc_conv2d_forward)(const fc_conv2d_geometry *g, const FC_T *x, const
     }
     const ptrdiff_t channel_blocks = (group_out_channels + channel_block - 1) / channel_block;
     const ptrdiff_t tasks = images_groups * pixel_blocks * channel_blocks;
-    const double flops = 2.0 * (double)g->batch * (double)g->out_channels *
-                         (double)out_pixels * (double)group_kernel_dim;
-    const int threads = fc_threads_for(flops, tasks);
+    const int threads = tasks < threads_wanted ? (tasks < 1 ? 1 : (int)tasks) : threads_wanted;
 
     const size_t packed_a_size = (size_t)g->group * (size_t)padded_out_channels *
                                  (size_t)group_kernel_dim;

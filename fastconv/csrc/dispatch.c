@@ -104,14 +104,12 @@ void fc_set_num_threads(int threads)
 /* Below about this many flops per thread, forking costs more than it saves. */
 #define FC_FLOPS_PER_THREAD 2e6
 
-int fc_threads_for(double flops, ptrdiff_t tasks)
+int fc_threads_for(double flops)
 {
-    int threads = fc_get_num_threads();
+    const int threads = fc_get_num_threads();
     const double useful = flops / FC_FLOPS_PER_THREAD;
     if (useful < threads)
-        threads = useful < 1 ? 1 : (int)useful;
-    if (tasks < threads)
-        threads = tasks < 1 ? 1 : (int)tasks;
+        return useful < 1 ? 1 : (int)useful;
     return threads;
 }
 

@@ -50,9 +50,9 @@ const fc_engine_f64 *fc_engine_active_f64(void);
 /* Threads: the one place that decides how many OpenMP threads a call uses. */
 int fc_get_num_threads(void);
 void fc_set_num_threads(int threads);  /* threads >= 1 */
-/* Threads for a call doing `flops` floating-point operations in at most `tasks` independent
- * pieces: 1 below a work threshold (an OpenMP fork costs more than small work itself). */
-int fc_threads_for(double flops, ptrdiff_t tasks);
+/* Threads worth using for a call doing `flops` floating-point operations: at most
+ * fc_get_num_threads(), fewer for small work (an OpenMP fork costs more than it saves). */
+int fc_threads_for(double flops);
 
 /* Alignment of the small stack buffers the engines write whole vectors to. */
 #if defined(_MSC_VER)
@@ -69,12 +69,19 @@ static inline int fc_in_range(ptrdiff_t index, ptrdiff_t size)
 }
 
 /* Of the columns first + j*stride (0 <= j < count), those inside [0, size) are j in [*lo, *hi):
- * the rest read the padding. Two divisions: callers test the common all-inside case first. */
+ * the rest read the padding. Two divisions unless stride == 1: callers test the common
+ * all-inside case first. */
 static inline void fc_valid_span(ptrdiff_t first, ptrdiff_t stride, ptrdiff_t size,
                                  ptrdiff_t count, ptrdiff_t *lo, ptrdiff_t *hi)
 {
-    ptrdiff_t begin = first >= 0 ? 0 : (-first + stride - 1) / stride;
-    ptrdiff_t end = first >= size ? 0 : (size - first + stride - 1) / stride;
+    ptrdiff_t begin, end;
+    if (stride == 1) {
+        begin = first >= 0 ? 0 : -first;
+        end = first >= size ? 0 : size - first;
+    } else {
+        begin = first >= 0 ? 0 : (-first + stride - 1) / stride;
+        end = first >= size ? 0 : (size - first + stride - 1) / stride;
+    }
     if (begin > count)
         begin = count;
     if (end > count)

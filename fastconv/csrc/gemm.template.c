@@ -27,7 +27,7 @@ int FC_NAME(fc_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
     /* Tasks are blocks of columns of C (each packs its B block once per k block and sweeps
      * all rows, MC at a time), cut narrower, and then split by rows, only as far as needed to
      * give every thread work. */
-    const int threads_wanted = fc_get_num_threads();
+    const int threads_wanted = fc_threads_for(2.0 * (double)m * (double)n * (double)k);
     ptrdiff_t nc = 4 * engine->nc;
     while (threads_wanted > 1 && nc > nr && (n + nc - 1) / nc < 2 * threads_wanted)
         nc = (nc / 2 + nr - 1) / nr * nr;
@@ -39,7 +39,7 @@ int FC_NAME(fc_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
     }
     const ptrdiff_t row_blocks = (m + row_block - 1) / row_block;
     const ptrdiff_t tasks = row_blocks * col_blocks;
-    const int threads = fc_threads_for(2.0 * (double)m * (double)n * (double)k, tasks);
+    const int threads = tasks < threads_wanted ? (int)tasks : threads_wanted;
 
     const ptrdiff_t mc_padded = (mc + mr - 1) / mr * mr;
     const ptrdiff_t nc_padded = (nc + nr - 1) / nr * nr;

@@ -56,7 +56,7 @@ typedef double fc_v8df __attribute__((vector_size(64)));
 const fc_engine_f32 *fc_engine_active_f32(void) { return &fc_engine_emulated512_f32; }
 const fc_engine_f64 *fc_engine_active_f64(void) { return &fc_engine_emulated512_f64; }
 int fc_get_num_threads(void) { return 1; }
-int fc_threads_for(double flops, ptrdiff_t tasks) { (void)flops; (void)tasks; return 1; }
+int fc_threads_for(double flops) { (void)flops; return 1; }
 void *fc_aligned_alloc(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64 + 64); }
 void fc_aligned_free(void *memory) { free(memory); }
 
