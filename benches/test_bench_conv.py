@@ -37,6 +37,9 @@ LIBRARIES = ["fastconv", "tensorflow", "torch"]
 
 # Time spent per benchmark: enough rounds for a stable median, at least 3.
 SECONDS_PER_BENCHMARK = 1.0
+# The peers' thread pools keep spinning for a while after their calls, on the same two cores:
+# each benchmark first lets the previous one's threads go idle.
+SETTLE_SECONDS = 1.0
 MAX_ROUNDS = 50
 
 
@@ -140,6 +143,7 @@ def versions():
                          ids=[f"{layer.name}-{dtype}" for layer, dtype in CASES])
 def test_conv(benchmark, layer, dtype, library):
     x, w, b = inputs(layer, dtype)
+    time.sleep(SETTLE_SECONDS)
     run, to_nchw = CALLS[library](layer, x, w, b)
     check(to_nchw(run()), layer, dtype)  # also the warm-up (tracing, JIT, first-touch)
 
