@@ -12,6 +12,8 @@ from setuptools import Extension, setup
 C_SOURCES = [
     "fastconv/csrc/conv.c",
     "fastconv/csrc/gemm.c",
+    "fastconv/csrc/convnd.c",
+    "fastconv/csrc/pool.c",
 ]
 
 if sys.platform == "win32":

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._params import as_array, compute_dtype, keras_conv2d_geometry
+from ._params import (
+    as_array,
+    compute_dtype,
+    keras_conv2d_geometry,
+    keras_conv2d_transpose_geometry,
+    keras_pool2d_geometry,
+    pool_method,
+)
 from .caffe import _forward
 
 
@@ -47,4 +54,60 @@ def conv2d_keras(x, kernel, bias=None, *, strides=1, padding="valid", dilation_r
     channels_last = data_format == "channels_last"
     x_nchw = x.transpose(0, 3, 1, 2) if channels_last else x
     y = _forward(geometry, x_nchw, kernel.transpose(3, 2, 0, 1), bias, dtype)
+    return np.ascontiguousarray(y.transpose(0, 2, 3, 1)) if channels_last else y
+
+
+def conv2d_transpose_keras(x, kernel, bias=None, *, strides=1, padding="valid",
+                           output_padding=None, dilation_rate=1, data_format="channels_last"):
+    """Keras ``Conv2DTranspose`` forward (TensorFlow's ``conv2d_transpose``), without Keras.
+
+    kernel (kernel_h, kernel_w, filters, C_in); bias (filters,) or None. Output length per axis,
+    with ``extent = dilation_rate*(kernel-1) + 1`` (Keras 3's
+    ``compute_conv_transpose_output_shape``):
+
+    - ``output_padding=None``: "valid" ``(in-1)*strides + max(extent, strides)``, "same"
+      ``in*strides``;
+    - otherwise (``0 <= output_padding < strides``): "valid"
+      ``(in-1)*strides + extent + output_padding``, "same"
+      ``(in-1)*strides + extent % 2 + output_padding``.
+
+    The result is the input gradient of a ``Conv2D`` with this kernel, that padding and an
+    input of the output's size (TensorFlow's "same" split: the odd padding cell at the
+    bottom/right); equivalently Caffe's Deconvolution with weights
+    ``kernel.transpose(3, 2, 0, 1)`` cropped as TensorFlow pads.
+    """
+    from .layers import _deconv_forward
+
+    x = as_array(x, "x")
+    kernel = as_array(kernel, "kernel")
+    bias = None if bias is None else as_array(bias, "bias")
+    geometry = keras_conv2d_transpose_geometry(
+        x.shape, kernel.shape, None if bias is None else bias.shape, strides, padding,
+        output_padding, dilation_rate, data_format,
+    )
+    dtype = compute_dtype(("x", x), ("kernel", kernel), ("bias", bias))
+    channels_last = data_format == "channels_last"
+    x_nchw = x.transpose(0, 3, 1, 2) if channels_last else x
+    y = _deconv_forward(geometry, x_nchw, kernel.transpose(3, 2, 0, 1), bias, dtype)
+    return np.ascontiguousarray(y.transpose(0, 2, 3, 1)) if channels_last else y
+
+
+def pool2d_keras(x, pool_size, strides=None, padding="valid", method="max",
+                 data_format="channels_last"):
+    """Keras ``MaxPooling2D`` / ``AveragePooling2D`` forward, without Keras.
+
+    ``strides`` defaults to ``pool_size``. Output per axis: "valid"
+    ``floor((in - pool_size) / strides) + 1``; "same" ``ceil(in / strides)`` with the odd
+    padding cell at the bottom/right. Padding never counts: MAX ignores it and AVE divides by the
+    number of input cells in the window. Caffe's Pooling rounds up instead (3x3/2 on 112 gives
+    Caffe 56, Keras "valid" 55); port a Caffe pooling faithfully with :func:`pool2d_caffe`.
+    """
+    from .layers import _pool
+
+    x = as_array(x, "x")
+    method = pool_method(method)
+    geometry = keras_pool2d_geometry(x.shape, pool_size, strides, padding, data_format)
+    dtype = compute_dtype(("x", x))
+    channels_last = data_format == "channels_last"
+    y = _pool(geometry, method, x.transpose(0, 3, 1, 2) if channels_last else x, dtype)
     return np.ascontiguousarray(y.transpose(0, 2, 3, 1)) if channels_last else y
