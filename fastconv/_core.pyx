@@ -142,7 +142,7 @@ cdef fc_convnd_geometry _nd_geometry_from(object geom):
 
 
 cdef inline floating *_data(const floating[::1] array) noexcept:
-    """First element, or NULL for None or an empty array (which C then never reads). Inputs
+    """First element, or NULL for None or an empty array (an absent bias or gradient). Inputs
     arrive read-only-capable (const); C only writes through the outputs' pointers."""
     if array is None or array.shape[0] == 0:
         return NULL

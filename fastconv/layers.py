@@ -29,7 +29,8 @@ from ._params import (
 
 
 def _flat(array, dtype):
-    return None if array is None else to_kernel_input(array, dtype).reshape(-1)
+    """The flat C-contiguous buffer the core reads; an empty one stands for None (no bias)."""
+    return np.empty(0, dtype) if array is None else to_kernel_input(array, dtype).reshape(-1)
 
 
 def _conv_forward(geometry, x, w, b, dtype):
@@ -44,9 +45,13 @@ def _conv_backward(geometry, x, w, dy, dtype, *, want_dx=True, want_dw=True, wan
     dx = np.empty(geometry.input_shape, dtype=dtype) if want_dx else None
     dw = np.empty(geometry.weight_shape, dtype=dtype) if want_dw else None
     db = np.empty(geometry.out_channels, dtype=dtype) if want_db else None
+    # An empty buffer tells the core "not wanted" (its pointer is NULL); None would not do, as
+    # Cython picks the float/double specialisation from the buffers' dtypes.
+    absent = _flat(None, dtype)
     _core.convnd_backward(
-        geometry, _flat(x, dtype) if want_dw else None, _flat(w, dtype), _flat(dy, dtype),
-        None if dx is None else dx.reshape(-1), None if dw is None else dw.reshape(-1), db,
+        geometry, _flat(x if want_dw else None, dtype), _flat(w, dtype), _flat(dy, dtype),
+        absent if dx is None else dx.reshape(-1), absent if dw is None else dw.reshape(-1),
+        absent if db is None else db,
     )
     return dx, dw, db
 
