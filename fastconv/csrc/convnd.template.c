@@ -6,7 +6,8 @@
  * kernel axes in order, as in Caffe's im2col_nd -- and a column per output pixel. Pixels are
  * processed in tiles so the workspace stays bounded:
  *   forward   y_g   = W_g col_g                        (one GEMM per group, then the bias)
- *   backward  dW_g += dy_g col_g^T                     (summed over tiles and images)
+ *   backward  dW_g += dy_g col_g^T                     (summed over tiles and images; the
+ *                                                      tile is lowered transposed for it)
  *             col_g = W_g^T dy_g, then col2im adds the columns back onto dx
  * Output size per axis (computed in Python, not here):
  *   extent = dilation*(kernel-1) + 1
@@ -15,9 +16,13 @@
 
 /* Move one tile of the column matrix between an image and col: gather (im2col, taps outside
  * the input read zero) or scatter-add (col2im, taps outside the input are dropped). One walk
- * serves both so the two can never disagree about which input pixel a column entry is. */
+ * serves both so the two can never disagree about which input pixel a column entry is.
+ * Entry (row r, pixel j) of the tile lives at col[r*row_stride + j*pixel_stride]: (tile, 1) is
+ * Caffe's layout; (1, rows) is its transpose, which the weight gradient's GEMM reads with unit
+ * stride. */
 static void FC_NAME(nd_lower_tile)(const fc_convnd_geometry *g, ptrdiff_t first_pixel,
-                                   ptrdiff_t tile_pixels, FC_T *image, FC_T *col, int scatter)
+                                   ptrdiff_t tile_pixels, FC_T *image, FC_T *col,
+                                   ptrdiff_t row_stride, ptrdiff_t pixel_stride, int scatter)
 {
     const ptrdiff_t *in = g->in_size, *out = g->out_size, *kernel = g->kernel;
     const ptrdiff_t in_volume = fc_nd_product(in);
@@ -30,7 +35,7 @@ static void FC_NAME(nd_lower_tile)(const fc_convnd_geometry *g, ptrdiff_t first_
     for (ptrdiff_t c = 0; c < g->in_channels; c++) {
         FC_T *channel = image + c * in_volume;
         for (ptrdiff_t tap = 0; tap < taps; tap++) {
-            FC_T *row = col + (c * taps + tap) * tile_pixels;
+            FC_T *row = col + (c * taps + tap) * row_stride;
             /* Offset of this tap from a window's origin, per axis, padding included. */
             ptrdiff_t offset[FC_SPATIAL_AXES], position[FC_SPATIAL_AXES];
             for (ptrdiff_t index = tap, axis = FC_SPATIAL_AXES - 1; axis >= 0; axis--) {
@@ -47,9 +52,9 @@ static void FC_NAME(nd_lower_tile)(const fc_convnd_geometry *g, ptrdiff_t first_
                 const ptrdiff_t at = (i0 * in[1] + i1) * in[2] + i2;
                 if (scatter) {
                     if (inside)
-                        channel[at] += row[j];
+                        channel[at] += row[j * pixel_stride];
                 } else {
-                    row[j] = inside ? channel[at] : (FC_T)0;
+                    row[j * pixel_stride] = inside ? channel[at] : (FC_T)0;
                 }
                 /* Next output pixel in row-major order. */
                 for (int axis = FC_SPATIAL_AXES - 1; axis >= 0; axis--) {
@@ -81,7 +86,7 @@ int FC_NAME(fc_convnd_forward)(const fc_convnd_geometry *g, const FC_T *x, const
         FC_T *out = y + n * g->out_channels * out_pixels;
         for (ptrdiff_t p0 = 0; p0 < out_pixels; p0 += tile) {
             const ptrdiff_t tile_pixels = p0 + tile < out_pixels ? tile : out_pixels - p0;
-            FC_NAME(nd_lower_tile)(g, p0, tile_pixels, image, col, 0);
+            FC_NAME(nd_lower_tile)(g, p0, tile_pixels, image, col, tile_pixels, 1, 0);
             for (ptrdiff_t grp = 0; grp < g->group; grp++)
                 FC_NAME(fc_gemm)(group_out_channels, tile_pixels, group_kernel_dim,
                                  w + grp * group_out_channels * group_kernel_dim,
@@ -129,14 +134,16 @@ int FC_NAME(fc_convnd_backward)(const fc_convnd_geometry *g, const FC_T *x, cons
         for (ptrdiff_t p0 = 0; (dx || dw) && p0 < out_pixels; p0 += tile) {
             const ptrdiff_t tile_pixels = p0 + tile < out_pixels ? tile : out_pixels - p0;
             if (dw) {
-                /* im2col only reads the image; the cast serves the shared walk. */
+                /* The transposed (pixel-major) column tile: dW_g += dy_g colT_g. im2col only
+                 * reads the image; the cast serves the shared walk. */
                 FC_NAME(nd_lower_tile)(g, p0, tile_pixels,
-                                       (FC_T *)(x + n * g->in_channels * in_volume), col, 0);
+                                       (FC_T *)(x + n * g->in_channels * in_volume), col,
+                                       1, kernel_dim, 0);
                 for (ptrdiff_t grp = 0; grp < g->group; grp++)
                     FC_NAME(fc_gemm)(group_out_channels, group_kernel_dim, tile_pixels,
                                      grad + grp * group_out_channels * out_pixels + p0,
                                      out_pixels, 1,
-                                     col + grp * group_kernel_dim * tile_pixels, 1, tile_pixels,
+                                     col + grp * group_kernel_dim, kernel_dim, 1,
                                      1, dw + grp * group_out_channels * group_kernel_dim,
                                      group_kernel_dim, 1);
             }
@@ -150,7 +157,8 @@ int FC_NAME(fc_convnd_backward)(const fc_convnd_geometry *g, const FC_T *x, cons
                                      0, col + grp * group_kernel_dim * tile_pixels,
                                      tile_pixels, 1);
                 FC_NAME(nd_lower_tile)(g, p0, tile_pixels,
-                                       dx + n * g->in_channels * in_volume, col, 1);
+                                       dx + n * g->in_channels * in_volume, col,
+                                       tile_pixels, 1, 1);
             }
         }
         if (db)
