@@ -278,6 +278,19 @@ def _kernel_layout(rank, first="num_output", second="C/group"):
     return f"({first}, {second}, " + ", ".join(f"kernel_{a}" for a in _AXIS_NAMES[rank]) + ")"
 
 
+def _check_blob_ranks(x_shape, w_shape, rank, weight_layout, weight_role, x_hint=""):
+    if len(x_shape) != rank + 2:
+        raise ValueError(
+            f"x must be {rank + 2}-D {_data_layout(rank)} as Caffe's bottom blob; got shape "
+            f"{tuple(x_shape)}{x_hint}"
+        )
+    if len(w_shape) != rank + 2:
+        raise ValueError(
+            f"w must be {rank + 2}-D {weight_layout} as {weight_role}; got shape "
+            f"{tuple(w_shape)}"
+        )
+
+
 def spatial_rank(x_shape, name="x"):
     """Number of spatial axes of (N, C, *spatial) data: 1, 2 or 3, as Caffe's N-D layers."""
     rank = len(x_shape) - 2
@@ -294,17 +307,8 @@ def caffe_convnd_geometry(x_shape, w_shape, b_shape, stride, pad, dilation, grou
 
     x (N, C, *spatial), w (num_output, C/group, *kernel), b (num_output,) or None.
     """
-    if len(x_shape) != rank + 2:
-        hint = " (use convnd_caffe for 1-D/3-D convolution)" if rank == 2 else ""
-        raise ValueError(
-            f"x must be {rank + 2}-D {_data_layout(rank)} as Caffe's bottom blob; got shape "
-            f"{tuple(x_shape)}{hint}"
-        )
-    if len(w_shape) != rank + 2:
-        raise ValueError(
-            f"w must be {rank + 2}-D {_kernel_layout(rank)} as Caffe's weight blob; "
-            f"got shape {tuple(w_shape)}"
-        )
+    _check_blob_ranks(x_shape, w_shape, rank, _kernel_layout(rank), "Caffe's weight blob",
+                      " (use convnd_caffe for 1-D/3-D convolution)" if rank == 2 else "")
     stride, pad, dilation, group = _conv_params(rank, stride, pad, dilation, group)
     batch, in_channels, *in_size = (int(s) for s in x_shape)
     out_channels, group_in_channels, *kernel = (int(s) for s in w_shape)
@@ -355,16 +359,8 @@ def caffe_deconvnd_geometry(x_shape, w_shape, b_shape, stride, pad, dilation, gr
     x (N, C_in, *spatial), w (C_in, num_output/group, *kernel), b (num_output,) or None.
     Output per axis: ``stride*(in - 1) + dilation*(kernel - 1) + 1 - 2*pad``.
     """
-    if len(x_shape) != rank + 2:
-        raise ValueError(
-            f"x must be {rank + 2}-D {_data_layout(rank)} as Caffe's bottom blob; got shape "
-            f"{tuple(x_shape)}"
-        )
-    if len(w_shape) != rank + 2:
-        raise ValueError(
-            f"w must be {rank + 2}-D {_kernel_layout(rank, 'C_in', 'num_output/group')} as "
-            f"Caffe's Deconvolution weight blob; got shape {tuple(w_shape)}"
-        )
+    _check_blob_ranks(x_shape, w_shape, rank, _kernel_layout(rank, "C_in", "num_output/group"),
+                      "Caffe's Deconvolution weight blob")
     stride, pad, dilation, group = _conv_params(rank, stride, pad, dilation, group)
     batch, in_channels, *in_size = (int(s) for s in x_shape)
     weight_in_channels, group_out_channels, *kernel = (int(s) for s in w_shape)

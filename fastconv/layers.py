@@ -81,11 +81,6 @@ def _shape(array):
     return None if array is None else array.shape
 
 
-def _check_bias_flag(bias):
-    if not isinstance(bias, (bool, np.bool_)):
-        raise TypeError(f"bias={bias!r} must be True or False (Caffe bias_term)")
-
-
 # ---------------------------------------------------------------------------------------------
 # Convolution
 
@@ -114,13 +109,9 @@ def convnd_caffe_backward(x, w, dy, *, stride=1, pad=0, dilation=1, group=1, bia
     the batch and every spatial position, or None when ``bias=False`` (``bias_term: false``).
     Computed as Caffe does: im2col + GEMM for dw, GEMM + col2im for dx.
     """
-    _check_bias_flag(bias)
-    arrays = _arrays(x=x, w=w, dy=dy)
-    x, w, dy = arrays["x"], arrays["w"], arrays["dy"]
-    geometry = caffe_convnd_geometry(x.shape, w.shape, None, stride, pad, dilation, group,
-                                     rank=spatial_rank(x.shape))
+    geometry, (x, w, dy), dtype = _checked_backward(
+        caffe_convnd_geometry, x, w, dy, stride, pad, dilation, group, bias, rank=None)
     check_gradient_shape(dy.shape, geometry.output_shape, "dy", "the convolution's output")
-    dtype = compute_dtype(("x", x), ("w", w), ("dy", dy))
     return _conv_backward(geometry, x, w, dy, dtype, want_db=bias)
 
 
@@ -131,14 +122,20 @@ def conv2d_caffe_backward(x, w, dy, *, stride=1, pad=0, dilation=1, group=1, bia
     OH, OW as in ``conv2d_caffe``. Returns dx (N, C, H, W); dw like w, summed over the batch; db
     (num_output,), or None when ``bias=False``. One call's gradients, not accumulated.
     """
-    _check_bias_flag(bias)
-    arrays = _arrays(x=x, w=w, dy=dy)
-    x, w, dy = arrays["x"], arrays["w"], arrays["dy"]
-    geometry = caffe_convnd_geometry(x.shape, w.shape, None, stride, pad, dilation, group,
-                                     rank=2)
+    geometry, (x, w, dy), dtype = _checked_backward(
+        caffe_convnd_geometry, x, w, dy, stride, pad, dilation, group, bias, rank=2)
     check_gradient_shape(dy.shape, geometry.output_shape, "dy", "conv2d_caffe's output")
-    dtype = compute_dtype(("x", x), ("w", w), ("dy", dy))
     return _conv_backward(geometry, x, w, dy, dtype, want_db=bias)
+
+
+def _checked_backward(infer_geometry, x, w, dy, stride, pad, dilation, group, bias, rank):
+    """Arrays, geometry and dtype of a backward call; ``rank`` None means x's own rank."""
+    if not isinstance(bias, (bool, np.bool_)):
+        raise TypeError(f"bias={bias!r} must be True or False (Caffe bias_term)")
+    x, w, dy = as_array(x, "x"), as_array(w, "w"), as_array(dy, "dy")
+    geometry = infer_geometry(x.shape, w.shape, None, stride, pad, dilation, group,
+                              rank=spatial_rank(x.shape) if rank is None else rank)
+    return geometry, (x, w, dy), compute_dtype(("x", x), ("w", w), ("dy", dy))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,13 +164,9 @@ def deconv2d_caffe_backward(x, w, dy, *, stride=1, pad=0, dilation=1, group=1, b
     dy has deconv2d_caffe's output shape. dx is the Convolution forward of dy with w (no bias);
     dw (like w) is summed over the batch; db is dy summed over batch and space.
     """
-    _check_bias_flag(bias)
-    arrays = _arrays(x=x, w=w, dy=dy)
-    x, w, dy = arrays["x"], arrays["w"], arrays["dy"]
-    geometry = caffe_deconvnd_geometry(x.shape, w.shape, None, stride, pad, dilation, group,
-                                       rank=2)
+    geometry, (x, w, dy), dtype = _checked_backward(
+        caffe_deconvnd_geometry, x, w, dy, stride, pad, dilation, group, bias, rank=2)
     check_gradient_shape(dy.shape, geometry.input_shape, "dy", "deconv2d_caffe's output")
-    dtype = compute_dtype(("x", x), ("w", w), ("dy", dy))
     return _deconv_backward(geometry, x, w, dy, dtype, bias)
 
 

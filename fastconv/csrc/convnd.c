@@ -24,13 +24,31 @@ static ptrdiff_t fc_nd_product(const ptrdiff_t *sizes)
     return product;
 }
 
-/* Output pixels per workspace tile: as many as fit the workspace, at least a few, at most all. */
-static ptrdiff_t fc_nd_tile_pixels(ptrdiff_t kernel_dim, ptrdiff_t out_pixels, size_t item)
+/* The matrix sizes both passes derive from a geometry. */
+typedef struct fc_nd_sizes {
+    ptrdiff_t out_pixels;         /* columns of the column matrix */
+    ptrdiff_t in_volume;          /* elements of one input channel */
+    ptrdiff_t kernel_dim;         /* rows of the column matrix, all groups */
+    ptrdiff_t group_kernel_dim;   /* rows one group's GEMM contracts over */
+    ptrdiff_t group_out_channels;
+    ptrdiff_t tile;               /* output pixels per workspace tile */
+} fc_nd_sizes;
+
+static fc_nd_sizes fc_nd_sizes_of(const fc_convnd_geometry *g, size_t item)
 {
-    ptrdiff_t tile = FC_ND_WORKSPACE_BYTES / (ptrdiff_t)item / kernel_dim;
-    if (tile < FC_ND_MIN_TILE_PIXELS)
-        tile = FC_ND_MIN_TILE_PIXELS;
-    return tile < out_pixels ? tile : out_pixels;
+    fc_nd_sizes sizes;
+    sizes.out_pixels = fc_nd_product(g->out_size);
+    sizes.in_volume = fc_nd_product(g->in_size);
+    sizes.kernel_dim = g->in_channels * fc_nd_product(g->kernel);
+    sizes.group_kernel_dim = sizes.kernel_dim / g->group;
+    sizes.group_out_channels = g->out_channels / g->group;
+    /* As many pixels as fit the workspace, at least a few, at most all. */
+    sizes.tile = FC_ND_WORKSPACE_BYTES / (ptrdiff_t)item / sizes.kernel_dim;
+    if (sizes.tile < FC_ND_MIN_TILE_PIXELS)
+        sizes.tile = FC_ND_MIN_TILE_PIXELS;
+    if (sizes.tile > sizes.out_pixels)
+        sizes.tile = sizes.out_pixels;
+    return sizes;
 }
 
 #define FC_T float

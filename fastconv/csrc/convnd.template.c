@@ -70,12 +70,10 @@ static void FC_NAME(nd_lower_tile)(const fc_convnd_geometry *g, ptrdiff_t first_
 int FC_NAME(fc_convnd_forward)(const fc_convnd_geometry *g, const FC_T *x, const FC_T *w,
                                const FC_T *bias, FC_T *y)
 {
-    const ptrdiff_t out_pixels = fc_nd_product(g->out_size);
-    const ptrdiff_t in_volume = fc_nd_product(g->in_size);
-    const ptrdiff_t group_out_channels = g->out_channels / g->group;
-    const ptrdiff_t kernel_dim = g->in_channels * fc_nd_product(g->kernel);
-    const ptrdiff_t group_kernel_dim = kernel_dim / g->group;
-    const ptrdiff_t tile = fc_nd_tile_pixels(kernel_dim, out_pixels, sizeof(FC_T));
+    const fc_nd_sizes sizes = fc_nd_sizes_of(g, sizeof(FC_T));
+    const ptrdiff_t out_pixels = sizes.out_pixels, in_volume = sizes.in_volume;
+    const ptrdiff_t kernel_dim = sizes.kernel_dim, group_kernel_dim = sizes.group_kernel_dim;
+    const ptrdiff_t group_out_channels = sizes.group_out_channels, tile = sizes.tile;
 
     FC_T *col = malloc((size_t)kernel_dim * (size_t)tile * sizeof(FC_T));
     if (!col)
@@ -108,12 +106,10 @@ int FC_NAME(fc_convnd_forward)(const fc_convnd_geometry *g, const FC_T *x, const
 int FC_NAME(fc_convnd_backward)(const fc_convnd_geometry *g, const FC_T *x, const FC_T *w,
                                 const FC_T *dy, FC_T *dx, FC_T *dw, FC_T *db)
 {
-    const ptrdiff_t out_pixels = fc_nd_product(g->out_size);
-    const ptrdiff_t in_volume = fc_nd_product(g->in_size);
-    const ptrdiff_t group_out_channels = g->out_channels / g->group;
-    const ptrdiff_t kernel_dim = g->in_channels * fc_nd_product(g->kernel);
-    const ptrdiff_t group_kernel_dim = kernel_dim / g->group;
-    const ptrdiff_t tile = fc_nd_tile_pixels(kernel_dim, out_pixels, sizeof(FC_T));
+    const fc_nd_sizes sizes = fc_nd_sizes_of(g, sizeof(FC_T));
+    const ptrdiff_t out_pixels = sizes.out_pixels, in_volume = sizes.in_volume;
+    const ptrdiff_t kernel_dim = sizes.kernel_dim, group_kernel_dim = sizes.group_kernel_dim;
+    const ptrdiff_t group_out_channels = sizes.group_out_channels, tile = sizes.tile;
 
     FC_T *col = NULL;
     if (dx || dw) {
