@@ -705,6 +705,9 @@ def caffe_pool2d_geometry(x_shape, kernel_size, stride, pad, global_pooling):
             "(Caffe's pooling is 2-D only)"
         )
     batch, channels, in_h, in_w = (int(s) for s in x_shape)
+    if in_h < 1 or in_w < 1:
+        # Padding alone would make windows with no input cell: nothing to take a maximum of.
+        raise ValueError(f"x has an empty spatial axis {in_h}x{in_w}; nothing to pool")
     if not isinstance(global_pooling, (bool, np.bool_)):
         raise TypeError(f"global_pooling={global_pooling!r} must be True or False")
     if global_pooling:
@@ -720,8 +723,6 @@ def caffe_pool2d_geometry(x_shape, kernel_size, stride, pad, global_pooling):
                 "global_pooling=True (Caffe: 'With Global_pooling: true; only pad = 0 and "
                 "stride = 1')"
             )
-        if in_h < 1 or in_w < 1:
-            raise ValueError(f"x has an empty spatial axis {in_h}x{in_w}; nothing to pool")
         kernel, stride, pad = (in_h, in_w), (1, 1), (0, 0)
     else:
         if kernel_size is None:

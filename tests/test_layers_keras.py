@@ -81,6 +81,8 @@ def test_conv2d_transpose_errors_like_keras():
     # give 3x3, not 4x4; TensorFlow rejects the call and so does fastconv.
     with pytest.raises(ValueError, match="no valid transposed convolution"):
         fastconv.conv2d_transpose_keras(x, k, strides=2, padding="same", output_padding=0)
+    with pytest.raises(Exception, match="doesn't match"):
+        keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", output_padding=0)(x)
     with pytest.raises(ValueError, match="output_padding=2 must be >= 0 and strictly less"):
         fastconv.conv2d_transpose_keras(x, k, strides=2, output_padding=2)
     with pytest.raises(ValueError, match=r"kernel.shape\[3\]=2 must equal the input channels"):

@@ -206,6 +206,8 @@ def test_errors():
         fastconv.pool2d_caffe(x, 0)
     with pytest.raises(ValueError, match=r"dy has shape \(1, 2, 3, 3\); expected \(1, 2, 5, 5\)"):
         fastconv.pool2d_caffe_backward(x, np.zeros((1, 2, 3, 3)), 2)
+    with pytest.raises(ValueError, match="empty spatial axis"):
+        fastconv.pool2d_caffe(np.zeros((1, 1, 0, 3)), 2, pad=1)
     with pytest.raises(ValueError, match="x must be 4-D"):
         fastconv.pool2d_caffe(np.zeros((2, 6, 6)), 2)
     with pytest.raises(ValueError, match="no output"):

@@ -54,11 +54,11 @@ void FC_NAME(fc_pool2d_backward)(const fc_pool2d_geometry *g, int method, const 
                                  const FC_T *dy, FC_T *dx)
 {
     const ptrdiff_t planes = g->batch * g->channels;
-    memset(dx, 0, (size_t)planes * (size_t)(g->in_h * g->in_w) * sizeof(FC_T));
     for (ptrdiff_t plane_index = 0; plane_index < planes; plane_index++) {
         const FC_T *plane = x + plane_index * g->in_h * g->in_w;
         const FC_T *grad = dy + plane_index * g->out_h * g->out_w;
         FC_T *grad_in = dx + plane_index * g->in_h * g->in_w;
+        memset(grad_in, 0, (size_t)(g->in_h * g->in_w) * sizeof(FC_T));
         for (ptrdiff_t oh = 0; oh < g->out_h; oh++) {
             for (ptrdiff_t ow = 0; ow < g->out_w; ow++) {
                 const fc_pool_window win = fc_pool_window_at(g, oh, ow);
