@@ -686,13 +686,17 @@ def pool_method(method):
     return name
 
 
-def caffe_pool_out_size(in_size, kernel, stride, pad):
-    """Caffe's pooled size: ``ceil((in + 2*pad - kernel) / stride) + 1``, then one less if
-    ``pad > 0`` and the last window would start at or past ``in + pad`` (it must start inside
-    the image or its left padding)."""
+def caffe_pool_out_size(in_size, kernel, stride, pad, any_pad):
+    """Caffe's pooled size: ``ceil((in + 2*pad - kernel) / stride) + 1``, then one less if the
+    layer has any padding and the last window would start at or past ``in + pad`` (it must
+    start inside the image or its left padding).
+
+    ``any_pad`` is whether pad_h or pad_w is nonzero: Caffe tests ``if (pad_h_ || pad_w_)`` once
+    and then clips both axes, so a pad on one axis clips the other too (seen in real Caffe's
+    golden data: kernel 3x1, stride 2x4, pad 1x0 on 6x3 gives a width of 1, not 2)."""
     numerator = in_size + 2 * pad - kernel
     out = -((-numerator) // stride) + 1
-    if pad > 0 and (out - 1) * stride >= in_size + pad:
+    if any_pad and (out - 1) * stride >= in_size + pad:
         out -= 1
     return out
 
@@ -739,7 +743,8 @@ def caffe_pool2d_geometry(x_shape, kernel_size, stride, pad, global_pooling):
                     f"pad={_show(pad)} must be smaller than kernel_size={_show(kernel)} "
                     "(Caffe requires pad < kernel in pooling)"
                 )
-    out = tuple(caffe_pool_out_size(*axis) for axis in zip((in_h, in_w), kernel, stride, pad))
+    out = tuple(caffe_pool_out_size(*axis, any_pad=pad != (0, 0))
+                for axis in zip((in_h, in_w), kernel, stride, pad))
     if min(out) < 1:
         raise ValueError(
             f"no output: pooling {in_h}x{in_w} with kernel {_dims(kernel)}, stride "
@@ -751,8 +756,8 @@ def caffe_pool2d_geometry(x_shape, kernel_size, stride, pad, global_pooling):
             raise ValueError(
                 f"kernel_size={_show(kernel)}, stride={_show(stride)}, pad={_show(pad)} on "
                 f"{in_h}x{in_w}: Caffe's ceil rule puts the last window entirely past the input "
-                "(stride > kernel without padding); Caffe outputs -FLT_MAX there for MAX and "
-                "its backward writes out of bounds, so fastconv refuses it"
+                "(stride > kernel with no padding on the layer); Caffe outputs -FLT_MAX there "
+                "for MAX and its backward writes out of bounds, so fastconv refuses it"
             )
     return Pool2DGeometry(
         batch=batch, channels=channels, in_h=in_h, in_w=in_w, out_h=out[0], out_w=out[1],

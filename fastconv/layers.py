@@ -193,7 +193,9 @@ def pool2d_caffe(x, kernel_size, *, stride=1, pad=0, method="max", global_poolin
     or an (h, w) pair; ``method`` is "max" or "ave". Output per axis::
 
         out = ceil((in + 2*pad - kernel) / stride) + 1
-        if pad > 0 and (out - 1)*stride >= in + pad: out -= 1
+        if (pad_h or pad_w) and (out - 1)*stride >= in + pad: out -= 1
+
+    (Caffe tests for padding once per layer, so pad_h > 0 clips the width too.)
 
     MAX ignores padding and keeps the first maximum (row-major) on ties. AVE sums the window's
     input cells and divides by the window clipped to ``in + pad``: padding cells inside that

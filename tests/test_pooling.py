@@ -13,17 +13,18 @@ from hypothesis import strategies as st
 import fastconv
 
 
-def caffe_pooled(size, kernel, stride, pad):
+def caffe_pooled(size, kernel, stride, pad, layer_padded):
     out = int(math.ceil((size + 2 * pad - kernel) / stride)) + 1
-    if pad and (out - 1) * stride >= size + pad:
+    # pooling_layer.cpp: `if (pad_h_ || pad_w_)` then clip each axis.
+    if layer_padded and (out - 1) * stride >= size + pad:
         out -= 1
     return out
 
 
-def caffe_windows(size, kernel, stride, pad):
+def caffe_windows(size, kernel, stride, pad, layer_padded):
     """Per output index: (first, last+1) of the clipped window and the AVE divisor's extent."""
     windows = []
-    for index in range(caffe_pooled(size, kernel, stride, pad)):
+    for index in range(caffe_pooled(size, kernel, stride, pad, layer_padded)):
         start = index * stride - pad
         end_for_divisor = min(start + kernel, size + pad)
         windows.append((max(start, 0), min(start + kernel, size), end_for_divisor - start))
@@ -33,8 +34,9 @@ def caffe_windows(size, kernel, stride, pad):
 def reference_caffe_pool(x, kernel, stride, pad, method, dy=None):
     """Forward (dy None) or backward of Caffe's Pooling, by explicit loops."""
     n, c, h, w = x.shape
-    rows = caffe_windows(h, kernel[0], stride[0], pad[0])
-    cols = caffe_windows(w, kernel[1], stride[1], pad[1])
+    padded = any(pad)
+    rows = caffe_windows(h, kernel[0], stride[0], pad[0], padded)
+    cols = caffe_windows(w, kernel[1], stride[1], pad[1], padded)
     y = np.zeros((n, c, len(rows), len(cols)))
     dx = np.zeros(x.shape)
     for i, (h0, h1, span_h) in enumerate(rows):
@@ -61,6 +63,7 @@ GEOMETRIES = [
     ((6, 6), (3, 3), (2, 2), (1, 1)),   # clip rule: ceil gives 4, the last window starts at 6
     ((5, 8), (2, 4), (1, 3), (1, 2)),
     ((4, 4), (5, 5), (2, 3), (0, 0)),   # window larger than the input: one output (as Caffe)
+    ((6, 3), (3, 1), (2, 4), (1, 0)),   # pad_h clips the width: 1 column, not 2 (real Caffe)
     ((13, 13), (3, 3), (2, 2), (0, 0)),
 ]
 
