@@ -756,8 +756,9 @@ def caffe_pool2d_geometry(x_shape, kernel_size, stride, pad, global_pooling):
             raise ValueError(
                 f"kernel_size={_show(kernel)}, stride={_show(stride)}, pad={_show(pad)} on "
                 f"{in_h}x{in_w}: Caffe's ceil rule puts the last window entirely past the input "
-                "(stride > kernel with no padding on the layer); Caffe outputs -FLT_MAX there "
-                "for MAX and its backward writes out of bounds, so fastconv refuses it"
+                "(stride > kernel with no padding on the layer); real Caffe outputs -FLT_MAX "
+                "(MAX) or NaN (AVE) there and its MAX backward corrupts memory, so fastconv "
+                "refuses it"
             )
     return Pool2DGeometry(
         batch=batch, channels=channels, in_h=in_h, in_w=in_w, out_h=out[0], out_w=out[1],

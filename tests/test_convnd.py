@@ -109,6 +109,15 @@ def test_rank2_equals_conv2d_caffe():
                                fastconv.conv2d_caffe(x, w, b, **kwargs), rtol=0, atol=1e-12)
 
 
+def test_forward_crosses_workspace_tiles():
+    """64 channels x 3x3x3 taps = 1728 column rows: the engine's bounded workspace holds fewer
+    than the 8x8x8 output pixels, so the result is stitched from several pixel tiles."""
+    rng = np.random.default_rng(21)
+    x, w, b = make(rng, 3, (9, 10, 8), (3, 3, 3), 64, 3, 1, batch=1)
+    y = fastconv.convnd_caffe(x, w, b, pad=(1, 0, 1))
+    assert scale_error(y, reference_convnd(x, w, b, (1, 1, 1), (1, 0, 1), (1, 1, 1), 1)) < 1e-12
+
+
 def numeric_gradient(f, array, h=1e-6):
     """Central differences of the scalar f() with respect to every element of ``array``."""
     grad = np.zeros_like(array)

@@ -9,7 +9,8 @@
 /* Offset in the plane of the window's first maximum in row-major order. Caffe starts from
  * -FLT_MAX (for doubles too) and replaces only on a strictly greater value, so ties keep the
  * first maximum and NaN never wins; a window whose values are all <= -FLT_MAX routes to its
- * first cell (Caffe leaves its mask at -1 there and its backward writes out of bounds). */
+ * first cell (Caffe leaves its mask at -1 there and its backward writes out of bounds); such
+ * a window can hold only non-finite values, since Python refuses windows with no input cell. */
 static ptrdiff_t FC_NAME(pool_argmax)(const fc_pool2d_geometry *g, const fc_pool_window *win,
                                       const FC_T *plane, FC_T *best_value)
 {
