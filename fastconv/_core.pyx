@@ -149,8 +149,8 @@ cdef inline floating *_data(const floating[::1] array) noexcept:
     return <floating *>&array[0]
 
 
-def convnd_forward(object geom, const floating[::1] x, const floating[::1] w, const floating[::1] bias,
-                   floating[::1] y):
+def convnd_forward(object geom, const floating[::1] x, const floating[::1] w,
+                   const floating[::1] bias, floating[::1] y):
     """y = conv(x, w) + bias for a checked ``fastconv._params.ConvNDGeometry``; bias may be None."""
     cdef fc_convnd_geometry g = _nd_geometry_from(geom)
     cdef floating *x_ptr = _data(x)

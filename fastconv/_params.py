@@ -557,7 +557,8 @@ def _keras_spatial(x_shape, data_format, what="x"):
 
 
 def keras_conv_transpose_output_size(in_size, kernel, stride, dilation, padding, output_padding):
-    """Keras 3's ``Conv2DTranspose`` output length per axis (``compute_conv_transpose_output_shape``).
+    """Keras 3's ``Conv2DTranspose`` output length per axis
+    (``keras.src.backend.common.backend_utils.compute_conv_transpose_output_shape``).
 
     Without ``output_padding``: "valid" ``(in-1)*stride + max(extent, stride)``, "same"
     ``in*stride``. With it: "valid" ``(in-1)*stride + extent + output_padding``, "same"

@@ -75,6 +75,12 @@ def conv2d_transpose_keras(x, kernel, bias=None, *, strides=1, padding="valid",
     input of the output's size (TensorFlow's "same" split: the odd padding cell at the
     bottom/right); equivalently Caffe's Deconvolution with weights
     ``kernel.transpose(3, 2, 0, 1)`` cropped as TensorFlow pads.
+
+    Keras refuses ``strides > 1`` together with ``dilation_rate > 1``, and TensorFlow's CPU
+    kernel any ``dilation_rate > 1``; fastconv computes those well-defined cases too (checked
+    against PyTorch's ``conv_transpose2d`` through ``deconv2d_caffe``). Raises ValueError where
+    TensorFlow rejects the call: an even kernel with ``padding="same"`` and
+    ``output_padding=0`` gives an output whose forward convolution does not map back to x.
     """
     from .layers import _deconv_forward
 
