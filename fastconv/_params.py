@@ -346,7 +346,7 @@ def keras_conv2d_geometry(x_shape, k_shape, b_shape, strides, padding, dilation_
         )
     if group_in_channels * groups != in_channels:
         hint = ""
-        if k_shape[1] * groups == in_channels and k_shape[0] == filters:
+        if k_shape[1] * groups == in_channels:
             hint = ("; kernel looks like a Caffe OIHW blob (filters, C/groups, kernel_h, kernel_w): "
                     "convert it with fastconv.caffe_to_keras_kernel(w)")
         raise ValueError(
