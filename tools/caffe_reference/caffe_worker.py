@@ -12,7 +12,8 @@ chroot's numpy 1.19 and the host's numpy 2.x.
 
 A case whose geometry Caffe refuses kills this process (SIGFPE, or SIGABRT after a failed CHECK);
 generate.py runs those one per process and records what happened; for them only ``x`` is given,
-the parameters keep Caffe's fillers and backward is skipped.
+the parameters keep Caffe's fillers, and backward runs (with a top diff of ones) only when the
+case says ``"backward": true``.
 """
 import json
 import os
@@ -24,7 +25,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 import caffe  # noqa: E402
 
 
-def run_case(prototxt_path, arrays):
+def run_case(prototxt_path, arrays, backward):
     caffe.set_mode_cpu()
     net = caffe.Net(prototxt_path, caffe.TEST)
     net.blobs["data"].data[...] = arrays["x"]
@@ -34,12 +35,15 @@ def run_case(prototxt_path, arrays):
             blob.data[...] = arrays[key]
     net.forward()
     out = {"y": net.blobs["out"].data.copy()}
-    if "dy" not in arrays:
+    if not backward:
         return out
     for blob in params:
         blob.diff[...] = 0
     net.blobs["data"].diff[...] = 0
-    net.blobs["out"].diff[...] = arrays["dy"]
+    dy = arrays.get("dy", np.ones_like(out["y"]))
+    if dy.shape != out["y"].shape:
+        raise ValueError("dy has shape %s, Caffe's top %s" % (dy.shape, out["y"].shape))
+    net.blobs["out"].diff[...] = dy
     net.backward()
     out["dx"] = net.blobs["data"].diff.copy()
     if len(params) > 0:
@@ -60,7 +64,8 @@ def main(job_dir):
             f.write(case["prototxt"])
         arrays = {key.split("/", 1)[1]: inputs[key] for key in inputs.files
                   if key.split("/", 1)[0] == str(i)}
-        for key, value in run_case(prototxt_path, arrays).items():
+        backward = case.get("backward", "dy" in arrays)
+        for key, value in run_case(prototxt_path, arrays, backward).items():
             results["%d/%s" % (i, key)] = value
     np.savez(os.path.join(job_dir, "outputs.npz"), **results)
 
