@@ -141,6 +141,10 @@ def _padding_mistakes(p):
             yield (Mistake("pad_dropped", f"Caffe's pad={_show(pad)} dropped (padding='valid')",
                            f"add keras.layers.ZeroPadding2D(({pad[0]}, {pad[1]})) before the "
                            "convolution"), p.replace(padding=Padding("valid")))
+        if pad[0] != pad[1]:
+            yield (Mistake("pad_hw_swapped", f"pad_h and pad_w swapped (used {_swap(pad)})",
+                           f"ZeroPadding2D(({pad[0]}, {pad[1]})): Caffe's pad_h comes first"),
+                   p.replace(padding=Padding("caffe", _swap(pad))))
         floored = p.replace(padding=Padding("floor", pad))
         if floored.output_shape() != p.output_shape():
             yield (Mistake("floor_instead_of_truncation",
