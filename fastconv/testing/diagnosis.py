@@ -233,7 +233,13 @@ def diagnose(actual, problem, reference=None, scale=None):
     for mistake, alternative in _mistaken_problems(problem):
         if alternative.output_shape() != actual.shape:
             continue
-        check(mistake, alternative.run(), alternative.magnitude(), alternative.kernel_dim)
+        expected = alternative.run()
+        # Cheap rigorous screen before the |x|*|w| convolution: S_i never exceeds
+        # max|x| * max_o sum|w_o| + max|b|, so a larger error cannot pass.
+        bound = default_rtol(actual.dtype, alternative.kernel_dim) * _magnitude_bound(alternative)
+        if expected.size and np.max(np.abs(actual - expected)) > bound:
+            continue
+        check(mistake, expected, alternative.magnitude(), alternative.kernel_dim)
     if reference is None:
         reference, scale = problem.run(), problem.magnitude()
     for mistake, transform in _output_mistakes(problem):
@@ -246,6 +252,12 @@ def diagnose(actual, problem, reference=None, scale=None):
             found.append(tf32)
     found.sort(key=lambda d: d.evidence.max_rel_error)
     return found
+
+
+def _magnitude_bound(problem):
+    weight_sums = np.abs(problem.w).reshape(problem.w.shape[0], -1).sum(axis=1)
+    bias = 0.0 if problem.b is None else float(np.abs(problem.b).max())
+    return float(np.abs(problem.x).max(initial=0.0)) * float(weight_sums.max()) + bias
 
 
 def _tf32_diagnosis(actual, problem, reference, scale):
