@@ -233,7 +233,8 @@ def _conv_from_caffe(params, w, b, input_hw):
     _check_bias(spec, b, spec["num_output"])
     kernel, stride, pad, dilation = spec["kernel"], spec["stride"], spec["pad"], spec["dilation"]
     in_channels = w.shape[1] * spec["group"]
-    subsample = any(s > 1 and d > 1 for s, d in zip(stride, dilation))
+    # Keras refuses any stride > 1 together with any dilation > 1 (on either axis).
+    subsample = max(stride) > 1 and max(dilation) > 1
     sizes = input_hw or (None, None)
 
     extra = [0, 0]
@@ -367,6 +368,12 @@ def pooling_from_caffe(params, *, input_size=None, assume_nonnegative=False):
     outs = [_caffe_pool_out_size(input_hw[a], kernel[a], stride[a], pad[a], ceil_mode) for a in (0, 1)]
     if min(outs) < 1:
         raise ValueError(f"no output: input {input_hw} is smaller than the pooling window")
+    if any((outs[a] - 1) * stride[a] >= input_hw[a] + pad[a] for a in (0, 1)):
+        # Only without pad (Caffe clips this window when pad > 0): kernel < stride.
+        raise NotImplementedError(
+            f"Caffe's last pooling window starts past the input (kernel {kernel} < stride "
+            f"{stride}, no pad, input {input_hw}): Caffe outputs -FLT_MAX there for MAX and "
+            "divides by zero for AVE; that is not worth porting faithfully")
     # How far the last window runs past the padded input (negative: rows left unused).
     overrun = [(outs[a] - 1) * stride[a] + kernel[a] - (input_hw[a] + 2 * pad[a]) for a in (0, 1)]
 

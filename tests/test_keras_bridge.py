@@ -311,3 +311,48 @@ def test_deconv_from_caffe_matches_fastconv_deconv2d_caffe(params, x_shape):
     layers = from_caffe(params, w, b, layer_type="Deconvolution")
     expected = fastconv.deconv2d_caffe(x, w, b, **caffe_kwargs(params))
     np.testing.assert_allclose(run_layers(layers, x), expected, rtol=1e-5, atol=1e-5)
+
+
+# --- property: any valid Caffe convolution, ported, runs in Keras as in Caffe -------------------
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings  # noqa: E402
+
+from fastconv.testing import strategies  # noqa: E402
+
+
+@settings(max_examples=int(os.environ.get('FC_EXAMPLES', 25)), deadline=None)
+@given(strategies.caffe_conv_cases(max_channels=4))
+def test_from_caffe_property(case):
+    x, w, b, params = case
+    convolution_param = {
+        "num_output": w.shape[0], "kernel_h": w.shape[2], "kernel_w": w.shape[3],
+        "stride_h": params["stride"][0], "stride_w": params["stride"][1],
+        "pad_h": params["pad"][0], "pad_w": params["pad"][1], "dilation": list(params["dilation"]),
+        "group": params["group"], "bias_term": b is not None,
+    }
+    layers = from_caffe(convolution_param, w, b, input_size=x.shape[2:])
+    assert_conv_close(run_layers(layers, x), x, w, b, exact=True, **params)
+
+
+@settings(max_examples=int(os.environ.get('FC_EXAMPLES', 40)), deadline=None)
+@given(hypothesis.strategies.data())
+def test_pooling_from_caffe_property(data):
+    """Whatever pooling_from_caffe builds is exact; what it cannot build it refuses."""
+    draw, integers = data.draw, hypothesis.strategies.integers
+    kernel = (draw(integers(1, 4)), draw(integers(1, 4)))
+    stride = (draw(integers(1, 3)), draw(integers(1, 3)))
+    pad = (draw(integers(0, kernel[0] - 1)), draw(integers(0, kernel[1] - 1)))
+    size = tuple(draw(integers(max(1, k - 2 * p), k + 7)) for k, p in zip(kernel, pad))
+    method = draw(hypothesis.strategies.sampled_from(["MAX", "AVE"]))
+    nonnegative = draw(hypothesis.strategies.booleans())
+    params = {"pool": method, "kernel_h": kernel[0], "kernel_w": kernel[1], "stride_h": stride[0],
+              "stride_w": stride[1], "pad_h": pad[0], "pad_w": pad[1]}
+    try:
+        layers = pooling_from_caffe(params, input_size=size, assume_nonnegative=nonnegative)
+    except NotImplementedError:
+        return
+    x = normal(1, 2, *size)
+    x = np.abs(x) if nonnegative else x
+    np.testing.assert_allclose(run_layers(layers, x), numpy_pool_caffe(x, method, kernel, stride, pad),
+                               rtol=1e-5, atol=1e-6, err_msg=str(params))

@@ -83,14 +83,14 @@ def keras_conv_params(draw, *, max_size=12, max_kernel=5, max_stride=3, max_dila
                       max_channels=6, max_group=3, max_batch=2, keras_compatible=True):
     """A dict: ``x_shape`` (NHWC), ``kernel_shape`` (HWIO), ``bias`` and the conv2d_keras
     keywords ``strides``, ``padding``, ``dilation_rate``, ``groups``. With
-    ``keras_compatible`` (default), strides > 1 never meet dilation_rate > 1 on an axis, which
-    Keras's Conv2D refuses."""
+    ``keras_compatible`` (default), strides > 1 never meet dilation_rate > 1 (on any axes),
+    which Keras's Conv2D refuses."""
     groups, channels, filters = _channels(draw, max_channels, max_group)
     kernel = draw(_pairs(1, max_kernel))
     strides = draw(_pairs(1, max_stride))
     dilation = draw(_pairs(1, max_dilation))
-    if keras_compatible:
-        dilation = tuple(1 if s > 1 else d for s, d in zip(strides, dilation))
+    if keras_compatible and max(strides) > 1:
+        dilation = (1, 1)
     padding = draw(st.sampled_from(["valid", "same"]))
     size = []
     for axis in (0, 1):
