@@ -28,15 +28,17 @@ def _size_above(smallest, max_size):
                      st.integers(smallest, smallest + max_size))
 
 
-def _arrays(draw, x_shape, w_shape, layout, bias, exact):
+def _with_arrays(draw, spec, kernel_key, layout, exact):
+    """Replace a params dict's shapes by drawn arrays: ``(x, w, b, conv keywords)``."""
+    x_shape, w_shape, bias = spec.pop("x_shape"), spec.pop(kernel_key), spec.pop("bias")
     seed = draw(st.integers(0, 2 ** 32 - 1))
     if exact:
-        return exact_conv_inputs(x_shape, w_shape, layout=layout, bias=bias, seed=seed)
+        return (*exact_conv_inputs(x_shape, w_shape, layout=layout, bias=bias, seed=seed), spec)
     rng = np.random.default_rng(seed)
     out_channels = w_shape[0] if layout == "caffe" else w_shape[3]
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal(w_shape).astype(np.float32)
-    return x, w, rng.standard_normal(out_channels).astype(np.float32) if bias else None
+    return x, w, rng.standard_normal(out_channels).astype(np.float32) if bias else None, spec
 
 
 def _channels(draw, max_channels, max_group):
@@ -72,10 +74,7 @@ def caffe_conv_params(draw, *, max_size=12, max_kernel=5, max_stride=3, max_dila
 @st.composite
 def caffe_conv_cases(draw, *, exact=True, **limits):
     """``(x, w, b, params)``: arrays plus the keywords of conv2d_caffe."""
-    spec = draw(caffe_conv_params(**limits))
-    x, w, b = _arrays(draw, spec.pop("x_shape"), spec.pop("w_shape"), "caffe",
-                      spec.pop("bias"), exact)
-    return x, w, b, spec
+    return _with_arrays(draw, draw(caffe_conv_params(**limits)), "w_shape", "caffe", exact)
 
 
 @st.composite
@@ -108,7 +107,4 @@ def keras_conv_params(draw, *, max_size=12, max_kernel=5, max_stride=3, max_dila
 @st.composite
 def keras_conv_cases(draw, *, exact=True, **limits):
     """``(x, kernel, bias, params)``: arrays plus the keywords of conv2d_keras."""
-    spec = draw(keras_conv_params(**limits))
-    x, kernel, bias = _arrays(draw, spec.pop("x_shape"), spec.pop("kernel_shape"), "keras",
-                              spec.pop("bias"), exact)
-    return x, kernel, bias, spec
+    return _with_arrays(draw, draw(keras_conv_params(**limits)), "kernel_shape", "keras", exact)
