@@ -60,3 +60,17 @@ def test_gpu_table(script, has_gpu, capsys):
     assert script.main(["--device", "gpu", "--quick"]) == 0
     out, _ = capsys.readouterr()
     assert "gpu:0" in out
+
+
+def test_torch_backend_on_cpu():
+    """The same script under Keras's PyTorch backend (a fresh process: the backend is global)."""
+    pytest.importorskip("torch")
+    import subprocess
+    import sys
+
+    env = dict(os.environ, KERAS_BACKEND="torch", PYTHONPATH=os.pathsep.join(sys.path))
+    result = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--quick"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if "| torch " in line]
+    assert len(rows) == len(validation.CONFIGS) and all(row.rstrip(" |").endswith("ok") for row in rows)
