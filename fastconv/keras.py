@@ -136,6 +136,8 @@ def _parse_conv_params(params, layer_type):
     if min(dilation) < 1:
         raise ValueError(f"dilation={dilation} must be >= 1 (Caffe silently accepts 0, which "
                          "reads every tap from one pixel)")
+    if isinstance(group, bool) or not isinstance(group, (int, np.integer)) or group < 1:
+        raise ValueError(f"group={group!r} must be an integer >= 1")
     if params.get("axis", 1) != 1:
         raise NotImplementedError("only Caffe's default axis: 1 (NCHW channels) maps to Keras")
     return dict(num_output=int(params["num_output"]), kernel=kernel, stride=stride, pad=pad,
@@ -334,7 +336,8 @@ def pooling_from_caffe(params, *, input_size=None, assume_nonnegative=False):
     import keras
 
     _check_keys(params, _POOL_KEYS, "Pooling")
-    method = _POOL_METHODS.get(params.get("pool", "MAX"))
+    pool = params.get("pool", "MAX")
+    method = _POOL_METHODS.get(pool.upper() if isinstance(pool, str) else pool)
     if method is None:
         raise ValueError(f"pool={params.get('pool')!r} must be MAX, AVE or STOCHASTIC")
     if method == "STOCHASTIC":

@@ -115,6 +115,7 @@ def test_same_port_of_resnet_stem_is_caught_and_named():
     ({"num_output": 4, "kernel_size": 3, "dilation": 0}, "dilation"),
     ({"num_output": 4, "kernel_size": 3, "bias_term": False}, "bias_term is false"),
     ({"num_output": 5, "kernel_size": 3}, "num_output=5"),
+    ({"num_output": 4, "kernel_size": 3, "group": 0}, "group=0"),
 ])
 def test_from_caffe_rejects_bad_params(params, message):
     with pytest.raises(ValueError, match=message):
