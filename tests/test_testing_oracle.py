@@ -140,8 +140,13 @@ def test_exact_mode_catches_a_single_ulp():
     actual = fastconv.conv2d_keras(x, k, b)
     actual[0, 3, 3, 5] = np.nextafter(actual[0, 3, 3, 5], np.float32(np.inf))
     assert_conv_close(actual, x, k, b, layout="keras")              # within float tolerance
-    with pytest.raises(AssertionError, match="mismatches: 1 of"):
+    with pytest.raises(AssertionError, match="mismatches: 1 of") as info:
         assert_conv_close(actual, x, k, b, layout="keras", exact=True)
+    assert "NHWC [0, 3, 3, 5]" in str(info.value)
+    actual[0, 1, 1, 1] += 1
+    with pytest.raises(AssertionError, match="mismatches: 2 of") as info:
+        assert_conv_close(actual, x, k, b, layout="keras", exact=True)
+    assert "NHWC [0, 1, 1, 1]" in str(info.value)          # the largest of the errors
 
 
 def test_exact_mode_rejects_inputs_outside_the_bound():

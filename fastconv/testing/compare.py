@@ -146,6 +146,8 @@ def compare(actual, expected, *, rtol=None, atol=None, scale=None, kernel_dim=No
     if e.size == 0:
         return Comparison(passed=True, max_abs_error=0.0, max_rel_error=0.0, **common)
     ratio = np.divide(error, allowed, out=np.where(error > 0, np.inf, 0.0), where=allowed > 0)
+    if np.isinf(ratio.max()):   # zero allowance (exact mode): the largest error among those
+        ratio = np.where(np.isinf(ratio), error, -1.0)
     worst = np.unravel_index(int(np.argmax(ratio)), e.shape)
     max_abs = float(error.max())
     if reference_scale > 0:
