@@ -1,6 +1,11 @@
 """Keras-layout convolution: ``keras.layers.Conv2D`` semantics computed by fastconv's core.
 
-Importing this module never imports TensorFlow or Keras.
+Also the bridge from Caffe to Keras: ``from_caffe`` (Convolution, Deconvolution, Pooling ->
+Keras layers with weights set, reproducing Caffe exactly or refusing), ``pooling_from_caffe``
+and ``check_layer`` (a live Keras Conv2D/DepthwiseConv2D checked against fastconv, with the
+diagnosis of fastconv.testing).
+
+Importing this module never imports TensorFlow or Keras; the bridge imports Keras when called.
 """
 from __future__ import annotations
 
