@@ -313,8 +313,9 @@ def caffe_convnd_geometry(x_shape, w_shape, b_shape, stride, pad, dilation, grou
     batch, in_channels, *in_size = (int(s) for s in x_shape)
     out_channels, group_in_channels, *kernel = (int(s) for s in w_shape)
     if min(kernel) < 1 or out_channels < 1 or group_in_channels < 1:
+        kernel_names = " and ".join(f"kernel_{a}" for a in _AXIS_NAMES[rank])
         raise ValueError(
-            f"w has shape {tuple(w_shape)}; num_output, C/group and every kernel size must all "
+            f"w has shape {tuple(w_shape)}; num_output, C/group and {kernel_names} must all "
             "be >= 1"
         )
     if in_channels % group:
@@ -499,7 +500,7 @@ def keras_conv2d_geometry(x_shape, k_shape, b_shape, strides, padding, dilation_
         )
     if group_in_channels * groups != in_channels:
         hint = ""
-        if k_shape[1] * groups == in_channels and k_shape[0] == filters:
+        if k_shape[1] * groups == in_channels:
             hint = ("; kernel looks like a Caffe OIHW blob (filters, C/groups, kernel_h, kernel_w): "
                     "convert it with fastconv.caffe_to_keras_kernel(w)")
         raise ValueError(
