@@ -688,8 +688,9 @@ def pool_method(method):
     return name
 
 
-def caffe_pool_out_size(in_size, kernel, stride, pad, any_pad):
-    """Caffe's pooled size: ``ceil((in + 2*pad - kernel) / stride) + 1``, then one less if the
+def caffe_pool_out_size(in_size, kernel, stride, pad, any_pad, ceil_mode=True):
+    """Caffe's pooled size: ``ceil((in + 2*pad - kernel) / stride) + 1`` (``floor`` for the
+    ``round_mode: FLOOR`` of later Caffe builds), then one less if the
     layer has any padding and the last window would start at or past ``in + pad`` (it must
     start inside the image or its left padding).
 
@@ -697,7 +698,7 @@ def caffe_pool_out_size(in_size, kernel, stride, pad, any_pad):
     and then clips both axes, so a pad on one axis clips the other too (seen in real Caffe's
     golden data: kernel 3x1, stride 2x4, pad 1x0 on 6x3 gives a width of 1, not 2)."""
     numerator = in_size + 2 * pad - kernel
-    out = -((-numerator) // stride) + 1
+    out = (-((-numerator) // stride) if ceil_mode else numerator // stride) + 1
     if any_pad and (out - 1) * stride >= in_size + pad:
         out -= 1
     return out

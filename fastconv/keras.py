@@ -14,6 +14,7 @@ import numpy as np
 from ._params import (
     as_array,
     caffe_conv_out_size,
+    caffe_pool_out_size,
     compute_dtype,
     extent,
     keras_conv2d_geometry,
@@ -374,14 +375,6 @@ def _deconv_from_caffe(params, w, b):
     return layers
 
 
-def _caffe_pool_out_size(in_size, kernel, stride, pad, ceil_mode):
-    numerator = in_size + 2 * pad - kernel
-    out = (-(-numerator // stride) if ceil_mode else numerator // stride) + 1
-    if pad > 0 and (out - 1) * stride >= in_size + pad:
-        out -= 1  # Caffe: the last window must start inside the image or its top/left padding
-    return out
-
-
 def pooling_from_caffe(params, *, input_size=None, assume_nonnegative=False):
     """Keras layers reproducing Caffe's Pooling (``pooling_param``), channels_last.
 
@@ -438,7 +431,8 @@ def pooling_from_caffe(params, *, input_size=None, assume_nonnegative=False):
                 "input_size=(H, W) is needed for pooling with stride > 1: whether Caffe's ceil "
                 "rule adds a row/column (which Keras's floor drops) depends on the input size")
         input_hw = (max(kernel) + 2 * max(stride), ) * 2  # any size behaves alike at stride 1
-    outs = [_caffe_pool_out_size(input_hw[a], kernel[a], stride[a], pad[a], ceil_mode) for a in (0, 1)]
+    outs = [caffe_pool_out_size(input_hw[a], kernel[a], stride[a], pad[a], pad != (0, 0), ceil_mode)
+            for a in (0, 1)]
     if min(outs) < 1:
         raise ValueError(f"no output: input {input_hw} is smaller than the pooling window")
     if any((outs[a] - 1) * stride[a] >= input_hw[a] + pad[a] for a in (0, 1)):

@@ -2,7 +2,7 @@
 
 Convolution is checked against fastconv.conv2d_caffe; Pooling and Deconvolution against a
 plain numpy reference of Caffe's rules written here, and against fastconv.pool2d_caffe /
-deconv2d_caffe once the `layers` branch provides them (xfail until then).
+deconv2d_caffe (whose own tests include real Caffe's golden data).
 """
 import os
 
@@ -159,10 +159,11 @@ def test_check_layer_names_a_broken_layer():
 
 # --- Pooling ----------------------------------------------------------------------------------
 
-def caffe_pool_size(size, kernel, stride, pad, ceil=True):
+def caffe_pool_size(size, kernel, stride, pad, any_pad):
+    # Caffe tests `if (pad_h_ || pad_w_)` once and clips both axes (seen in real Caffe).
     numerator = size + 2 * pad - kernel
-    out = (-(-numerator // stride) if ceil else numerator // stride) + 1
-    if pad and (out - 1) * stride >= size + pad:
+    out = -(-numerator // stride) + 1
+    if any_pad and (out - 1) * stride >= size + pad:
         out -= 1
     return out
 
@@ -170,8 +171,9 @@ def caffe_pool_size(size, kernel, stride, pad, ceil=True):
 def numpy_pool_caffe(x, method, kernel, stride, pad):
     """Caffe's pooling_layer.cpp forward, loop for loop (NCHW)."""
     n, c, height, width = x.shape
-    oh = caffe_pool_size(height, kernel[0], stride[0], pad[0])
-    ow = caffe_pool_size(width, kernel[1], stride[1], pad[1])
+    any_pad = pad != (0, 0)
+    oh = caffe_pool_size(height, kernel[0], stride[0], pad[0], any_pad)
+    ow = caffe_pool_size(width, kernel[1], stride[1], pad[1], any_pad)
     y = np.empty((n, c, oh, ow), np.float64)
     for i in range(oh):
         for j in range(ow):
@@ -181,6 +183,14 @@ def numpy_pool_caffe(x, method, kernel, stride, pad):
             window = x[:, :, max(hs, 0):min(he, height), max(ws, 0):min(we, width)]
             y[:, :, i, j] = window.max(axis=(2, 3)) if method == "MAX" else window.sum(axis=(2, 3)) / count
     return y
+
+
+def pool_pairs(params):
+    """(kernel, stride, pad) as (h, w) pairs from a pooling_param dict."""
+    kernel = (params["kernel_h"], params["kernel_w"]) if "kernel_h" in params else (params["kernel_size"],) * 2
+    stride = (params["stride_h"], params["stride_w"]) if "stride_h" in params else (params.get("stride", 1),) * 2
+    pad = (params["pad_h"], params["pad_w"]) if "pad_h" in params else (params.get("pad", 0),) * 2
+    return kernel, stride, pad
 
 
 POOL_CASES = [
@@ -195,6 +205,8 @@ POOL_CASES = [
       "pad_w": 0}, (1, 2, 9, 6), ["ZeroPadding2D", "AveragePooling2D/valid"]),
     ({"pool": "AVE", "kernel_size": 3, "stride": 1, "pad": 1}, (2, 3, 5, 6),
      ["ZeroPadding2D", "AveragePooling2D/valid"]),            # padding counted in the divisor
+    ({"pool": "AVE", "kernel_h": 3, "kernel_w": 1, "stride_h": 2, "stride_w": 4, "pad_h": 1,
+      "pad_w": 0}, (1, 2, 6, 3), ["ZeroPadding2D", "AveragePooling2D/same"]),  # pad_h clips w
 ]
 
 
@@ -204,9 +216,7 @@ def test_pooling_from_caffe_matches_caffe_rules(params, x_shape, expected_kinds)
     x = normal(*x_shape)
     layers = from_caffe(params, layer_type="Pooling", input_size=x_shape[2:])
     assert kinds(layers) == expected_kinds
-    kernel = (params["kernel_h"], params["kernel_w"]) if "kernel_h" in params else (params["kernel_size"],) * 2
-    stride = (params["stride_h"], params["stride_w"]) if "stride_h" in params else (params.get("stride", 1),) * 2
-    pad = (params["pad_h"], params["pad_w"]) if "pad_h" in params else (params.get("pad", 0),) * 2
+    kernel, stride, pad = pool_pairs(params)
     expected = numpy_pool_caffe(x, params["pool"], kernel, stride, pad)
     np.testing.assert_allclose(run_layers(layers, x), expected, rtol=1e-6, atol=1e-6)
 
@@ -242,15 +252,13 @@ def test_global_pooling():
                                    rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.xfail(not hasattr(fastconv, "pool2d_caffe"), reason="fastconv.pool2d_caffe comes with "
-                   "the `layers` branch (issue 4); until it lands the numpy reference above stands in")
-@pytest.mark.parametrize("params, x_shape, expected_kinds", POOL_CASES[:5],
-                         ids=[f"pool{i}" for i in range(5)])
+@pytest.mark.parametrize("params, x_shape, expected_kinds", POOL_CASES,
+                         ids=[f"pool{i}" for i in range(len(POOL_CASES))])
 def test_pooling_from_caffe_matches_fastconv_pool2d_caffe(params, x_shape, expected_kinds):
     x = normal(*x_shape)
     layers = from_caffe(params, layer_type="Pooling", input_size=x_shape[2:])
-    expected = fastconv.pool2d_caffe(x, params["kernel_size"], stride=params.get("stride", 1),
-                                     pad=params.get("pad", 0), method=params["pool"].lower())
+    kernel, stride, pad = pool_pairs(params)
+    expected = fastconv.pool2d_caffe(x, kernel, stride=stride, pad=pad, method=params["pool"].lower())
     np.testing.assert_allclose(run_layers(layers, x), expected, rtol=1e-6, atol=1e-6)
 
 
@@ -304,8 +312,6 @@ def test_deconv_with_groups_is_refused():
                    layer_type="Deconvolution")
 
 
-@pytest.mark.xfail(not hasattr(fastconv, "deconv2d_caffe"), reason="fastconv.deconv2d_caffe comes "
-                   "with the `layers` branch (issue 4); until it lands the numpy reference stands in")
 @pytest.mark.parametrize("params, x_shape", DECONV_CASES, ids=[f"deconv{i}" for i in range(len(DECONV_CASES))])
 def test_deconv_from_caffe_matches_fastconv_deconv2d_caffe(params, x_shape):
     x, w, b = deconv_arrays(params, x_shape)
