@@ -15,6 +15,8 @@ C_SOURCES = [
     "fastconv/csrc/gemm.c",
     "fastconv/csrc/engine.c",
     "fastconv/csrc/dispatch.c",
+    "fastconv/csrc/convnd.c",
+    "fastconv/csrc/pool.c",
 ]
 
 if sys.platform == "win32":

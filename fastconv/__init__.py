@@ -1,7 +1,16 @@
 """fastconv: Caffe's exact convolution semantics, fast, in NCHW/OIHW and Keras layouts."""
 from .runtime import cpu_info, get_num_threads, set_num_threads  # first: it loads the C core
 from .caffe import conv2d_caffe
-from .keras import conv2d_keras
+from .keras import conv2d_keras, conv2d_transpose_keras, pool2d_keras
+from .layers import (
+    conv2d_caffe_backward,
+    convnd_caffe,
+    convnd_caffe_backward,
+    deconv2d_caffe,
+    deconv2d_caffe_backward,
+    pool2d_caffe,
+    pool2d_caffe_backward,
+)
 from .layout import (
     caffe_to_keras_kernel,
     flip_kernel,
@@ -15,6 +24,15 @@ __version__ = "0.1.0"
 __all__ = [
     "conv2d_caffe",
     "conv2d_keras",
+    "conv2d_caffe_backward",
+    "deconv2d_caffe",
+    "deconv2d_caffe_backward",
+    "convnd_caffe",
+    "convnd_caffe_backward",
+    "pool2d_caffe",
+    "pool2d_caffe_backward",
+    "conv2d_transpose_keras",
+    "pool2d_keras",
     "caffe_to_keras_kernel",
     "keras_to_caffe_kernel",
     "nchw_to_nhwc",

@@ -1,0 +1,44 @@
+/* Two element types from one source: pool.template.c is included once per type. */
+#include <float.h>
+#include <string.h>
+#include "pool.h"
+
+/* One pooling window: the input rows [h0, h1) and columns [w0, w1) it covers, and the
+ * average's divisor. Caffe (pooling_layer.cpp) clips the window to in + pad for the divisor
+ * before clipping it to the input, so padding cells inside that range count. */
+typedef struct fc_pool_window {
+    ptrdiff_t h0, h1, w0, w1;
+    ptrdiff_t divisor;
+} fc_pool_window;
+
+static inline ptrdiff_t fc_pool_min(ptrdiff_t a, ptrdiff_t b) { return a < b ? a : b; }
+static inline ptrdiff_t fc_pool_max(ptrdiff_t a, ptrdiff_t b) { return a > b ? a : b; }
+
+static fc_pool_window fc_pool_window_at(const fc_pool2d_geometry *g, ptrdiff_t oh, ptrdiff_t ow)
+{
+    fc_pool_window win;
+    const ptrdiff_t h_start = oh * g->stride_h - g->pad_top;
+    const ptrdiff_t w_start = ow * g->stride_w - g->pad_left;
+    win.h0 = fc_pool_max(h_start, 0);
+    win.w0 = fc_pool_max(w_start, 0);
+    win.h1 = fc_pool_min(h_start + g->kernel_h, g->in_h);
+    win.w1 = fc_pool_min(w_start + g->kernel_w, g->in_w);
+    if (g->count_padding)
+        win.divisor = (fc_pool_min(h_start + g->kernel_h, g->in_h + g->pad_top) - h_start) *
+                      (fc_pool_min(w_start + g->kernel_w, g->in_w + g->pad_left) - w_start);
+    else
+        win.divisor = (win.h1 - win.h0) * (win.w1 - win.w0);
+    return win;
+}
+
+#define FC_T float
+#define FC_NAME(name) name##_f32
+#include "pool.template.c"
+#undef FC_T
+#undef FC_NAME
+
+#define FC_T double
+#define FC_NAME(name) name##_f64
+#include "pool.template.c"
+#undef FC_T
+#undef FC_NAME

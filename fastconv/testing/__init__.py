@@ -1,0 +1,30 @@
+"""fastconv as a test oracle for other projects' convolutions.
+
+``assert_conv_close`` compares an output with fastconv's reference and, when they differ,
+names the porting mistake that reproduces it; ``compare`` is the report on its own;
+``exact_conv_inputs`` makes integer inputs for which any difference is a bug. Hypothesis
+strategies live in ``fastconv.testing.strategies`` (the only module that imports hypothesis);
+the pytest fixture ``conv_oracle`` in ``fastconv.pytest_plugin``. Example::
+
+    from fastconv.testing import assert_conv_close, exact_conv_inputs
+
+    x, w, b = exact_conv_inputs((1, 3, 224, 224), (64, 3, 7, 7), seed=0)   # NCHW, OIHW
+    y = my_port(x, w, b)                                   # e.g. Keras, back in NCHW
+    assert_conv_close(y, x, w, b, stride=2, pad=3, exact=True)
+    # AssertionError: ... diagnosis: Keras padding='same' used for Caffe's symmetric pad=3
+    #   fix: use keras.layers.ZeroPadding2D((pad_h, pad_w)) then Conv2D(padding='valid') ...
+
+Tolerances: see fastconv.testing.compare (``atol + rtol * S``, ``rtol = (3*sqrt(K) + 2) * u``,
+``S = sum|x*w| + |b|`` per output); exactness bound: see fastconv.testing.exact
+(``(K + 1) * a**2 <= 2**24``).
+"""
+from .compare import Comparison, compare, default_rtol, unit_roundoff
+from .diagnosis import Diagnosis, Mistake, diagnose
+from .exact import EXACT_LIMIT, check_exact_inputs, exact_conv_inputs
+from .oracle import ConvOracle, assert_conv_close, check_conv, reference
+
+__all__ = [
+    "assert_conv_close", "check_conv", "reference", "compare", "Comparison", "default_rtol",
+    "unit_roundoff", "diagnose", "Diagnosis", "Mistake", "exact_conv_inputs",
+    "check_exact_inputs", "EXACT_LIMIT", "ConvOracle",
+]

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# fastconv's two commands for a new user (and CI):
+#   ./run.sh          set up .venv, build fastconv, run the main job (the seed's Caffe-vs-Keras demo)
+#   ./run.sh test     set up .venv, build fastconv, run the whole test suite
+#   ./run.sh bench    set up .venv, build fastconv, run the benchmark suite and print the table
+# Needs only Python >= 3.9 with pip and venv, and a C compiler. Idempotent: a second run reuses
+# .venv and rebuilds only what changed.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+python=${PYTHON:-python3}
+venv=${FASTCONV_VENV:-.venv}
+
+if [ ! -x "$venv/bin/python" ]; then
+    echo "[fastconv] creating $venv" >&2
+    "$python" -m venv "$venv"
+fi
+# shellcheck disable=SC1091
+. "$venv/bin/activate"
+
+stamp="$venv/.fastconv-deps"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "[fastconv] installing dependencies (TensorFlow is large: a few minutes the first time)" >&2
+    python -m pip install -q --upgrade pip
+    python -m pip install -q "setuptools>=64" wheel "Cython>=3.0" "numpy>=1.23"
+    python -m pip install -q -e ".[test,keras,bench]"
+    touch "$stamp"
+else
+    # Rebuild the extension when C or Cython sources changed.
+    python -m pip install -q --no-build-isolation --no-deps -e .
+fi
+
+case "${1:-demo}" in
+    demo)
+        shift || true
+        python -m fastconv demo "$@"
+        ;;
+    test)
+        shift
+        python -m pytest tests "$@"
+        ;;
+    bench)
+        shift
+        # Peers are optional; PyTorch's CPU wheel is taken when this machine offers it.
+        python -m pip install -q "torch==2.13.0" 2>/dev/null || echo "[fastconv] PyTorch not installed: benchmarking against TensorFlow only" >&2
+        python -m pytest benches --benchmark-json=.benchmarks/latest.json "$@"
+        python benches/report.py .benchmarks/latest.json
+        ;;
+    *)
+        echo "usage: ./run.sh [demo|test|bench] [extra args]" >&2
+        exit 2
+        ;;
+esac
