@@ -1,6 +1,6 @@
 """Build fastconv's one extension: the Cython boundary plus the C core.
 
-The flags are portable on purpose (no -march=native): a wheel built here must run on any
+The flags are portable on purpose (no host-specific -march flag): a wheel built here must run on any
 x86-64 or ARM CPU. Instruction-set-specific kernels are chosen at run time instead.
 """
 import glob
