@@ -30,6 +30,18 @@ else
     python -m pip install -q --no-build-isolation --no-deps -e .
 fi
 
+# PyTorch is an optional second peer (tests' extra reference, benchmarks' second column). Only a
+# CPU wheel already on this machine's pip find-links is taken: PyPI's default torch is a
+# several-GB CUDA build, not worth downloading for a reference.
+install_torch_peer() {
+    python -c "import torch" 2>/dev/null && return 0
+    if python -m pip install -q --no-index --no-deps "torch==2.13.0" 2>/dev/null; then
+        python -m pip install -q "torch==2.13.0"   # its small pure-Python dependencies
+    else
+        echo "[fastconv] no local PyTorch CPU wheel: PyTorch-peer checks will be skipped" >&2
+    fi
+}
+
 case "${1:-demo}" in
     demo)
         shift || true
@@ -37,12 +49,12 @@ case "${1:-demo}" in
         ;;
     test)
         shift
+        install_torch_peer
         python -m pytest tests "$@"
         ;;
     bench)
         shift
-        # Peers are optional; PyTorch's CPU wheel is taken when this machine offers it.
-        python -m pip install -q "torch==2.13.0" 2>/dev/null || echo "[fastconv] PyTorch not installed: benchmarking against TensorFlow only" >&2
+        install_torch_peer
         python -m pytest benches --benchmark-json=.benchmarks/latest.json "$@"
         python benches/report.py .benchmarks/latest.json
         ;;

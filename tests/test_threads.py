@@ -11,7 +11,7 @@ import pytest
 import fastconv
 from fastconv import _core
 
-from _speed_reference import assert_conv_close, conv2d, gemm, gemm_error_bound
+from reference import assert_conv_close, caffe_conv2d, gemm, gemm_error_bound
 
 # Each large enough that the engine really splits it over 2 and 3 threads (several MFLOP),
 # covering fused im2col, 1x1, grouped, strided and depthwise paths.
@@ -56,7 +56,7 @@ def test_conv_bitwise_identical_for_any_thread_count(restore_threads, case, dtyp
     first = results[0]
     for threads, y in zip((2, 3, 2, 1), results[1:]):
         assert np.array_equal(first.view(np.uint8), y.view(np.uint8)), f"threads={threads}"
-    assert_conv_close(first, conv2d(x, w, b, *case[2:]), dtype)
+    assert_conv_close(first, caffe_conv2d(x, w, b, *case[2:]), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -80,7 +80,7 @@ def test_concurrent_python_threads_are_correct(restore_threads):
     for index, case in enumerate(CONV_CASES):
         for dtype in DTYPES:
             x, w, b = inputs(case, dtype, seed=index)
-            jobs.append((case, x, w, b, conv2d(x, w, b, *case[2:]), run(case, x, w, b)))
+            jobs.append((case, x, w, b, caffe_conv2d(x, w, b, *case[2:]), run(case, x, w, b)))
 
     def work(job):
         case, x, w, b, _, _ = job
