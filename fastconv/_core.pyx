@@ -274,7 +274,7 @@ def convnd_forward(object geom, const floating[::1] x, const floating[::1] w,
         else:
             status = fc_convnd_forward_f64(&g, x_ptr, w_ptr, bias_ptr, y_ptr)
     if status != 0:
-        raise MemoryError("fastconv: could not allocate the im2col workspace")
+        raise MemoryError("fastconv: could not allocate the im2col or GEMM workspace")
 
 
 def convnd_backward(object geom, const floating[::1] x, const floating[::1] w,
@@ -295,7 +295,7 @@ def convnd_backward(object geom, const floating[::1] x, const floating[::1] w,
         else:
             status = fc_convnd_backward_f64(&g, x_ptr, w_ptr, dy_ptr, dx_ptr, dw_ptr, db_ptr)
     if status != 0:
-        raise MemoryError("fastconv: could not allocate the col2im workspace")
+        raise MemoryError("fastconv: could not allocate the col2im or GEMM workspace")
 
 
 cdef fc_pool2d_geometry _pool_geometry_from(object geom):

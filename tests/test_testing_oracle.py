@@ -356,12 +356,20 @@ def test_broken_port(conv_oracle):
 
 
 def test_pytest_plugin_fixture(tmp_path):
-    (tmp_path / "test_user.py").write_text(PLUGIN_TEST)
+    """A user's test asks for ``conv_oracle``. Installed, fastconv's pytest11 entry point loads
+    the plugin by itself (naming it again with -p would register it twice); run from a source
+    tree without installing, it has to be named."""
+    import importlib.metadata
     import os
+
+    (tmp_path / "test_user.py").write_text(PLUGIN_TEST)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    installed = any(entry.value == "fastconv.pytest_plugin"
+                    for entry in importlib.metadata.entry_points(group="pytest11"))
+    load_plugin = [] if installed else ["-p", "fastconv.pytest_plugin"]
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "fastconv.pytest_plugin", "-q", "-p",
-         "no:cacheprovider", str(tmp_path / "test_user.py")],
+        [sys.executable, "-m", "pytest", *load_plugin, "-q", "-p", "no:cacheprovider",
+         str(tmp_path / "test_user.py")],
         capture_output=True, text=True, env=env, cwd=tmp_path)
     assert "1 failed, 1 passed" in result.stdout, result.stdout + result.stderr
     assert "diagnosis: kernel spatially flipped" in result.stdout

@@ -78,20 +78,20 @@ int FC_NAME(fc_convnd_forward)(const fc_convnd_geometry *g, const FC_T *x, const
     FC_T *col = malloc((size_t)kernel_dim * (size_t)tile * sizeof(FC_T));
     if (!col)
         return -1;
-    for (ptrdiff_t n = 0; n < g->batch; n++) {
+    int status = 0;   /* the GEMM's own packing workspace can fail to allocate too */
+    for (ptrdiff_t n = 0; n < g->batch && status == 0; n++) {
         /* im2col only reads the image; the cast serves the shared gather/scatter walk. */
         FC_T *image = (FC_T *)(x + n * g->in_channels * in_volume);
         FC_T *out = y + n * g->out_channels * out_pixels;
         for (ptrdiff_t p0 = 0; p0 < out_pixels; p0 += tile) {
             const ptrdiff_t tile_pixels = p0 + tile < out_pixels ? tile : out_pixels - p0;
             FC_NAME(nd_lower_tile)(g, p0, tile_pixels, image, col, tile_pixels, 1, 0);
-            for (ptrdiff_t grp = 0; grp < g->group; grp++)
-                FC_NAME(fc_gemm)(group_out_channels, tile_pixels, group_kernel_dim,
-                                 w + grp * group_out_channels * group_kernel_dim,
-                                 group_kernel_dim, 1,
-                                 col + grp * group_kernel_dim * tile_pixels, tile_pixels, 1,
-                                 0, out + grp * group_out_channels * out_pixels + p0,
-                                 out_pixels, 1);
+            for (ptrdiff_t grp = 0; grp < g->group && status == 0; grp++)
+                status = FC_NAME(fc_gemm)(
+                    group_out_channels, tile_pixels, group_kernel_dim,
+                    w + grp * group_out_channels * group_kernel_dim, group_kernel_dim, 1,
+                    col + grp * group_kernel_dim * tile_pixels, tile_pixels, 1,
+                    0, out + grp * group_out_channels * out_pixels + p0, out_pixels, 1);
         }
         /* As in Caffe, the bias is added after the product, not folded into it. */
         if (bias)
@@ -100,7 +100,7 @@ int FC_NAME(fc_convnd_forward)(const fc_convnd_geometry *g, const FC_T *x, const
                     out[o * out_pixels + p] += bias[o];
     }
     free(col);
-    return 0;
+    return status;
 }
 
 int FC_NAME(fc_convnd_backward)(const fc_convnd_geometry *g, const FC_T *x, const FC_T *w,
@@ -125,9 +125,10 @@ int FC_NAME(fc_convnd_backward)(const fc_convnd_geometry *g, const FC_T *x, cons
     if (db)
         memset(db, 0, (size_t)g->out_channels * sizeof(FC_T));
 
-    for (ptrdiff_t n = 0; n < g->batch; n++) {
+    int status = 0;   /* the GEMM's own packing workspace can fail to allocate too */
+    for (ptrdiff_t n = 0; n < g->batch && status == 0; n++) {
         const FC_T *grad = dy + n * g->out_channels * out_pixels;
-        for (ptrdiff_t p0 = 0; (dx || dw) && p0 < out_pixels; p0 += tile) {
+        for (ptrdiff_t p0 = 0; (dx || dw) && status == 0 && p0 < out_pixels; p0 += tile) {
             const ptrdiff_t tile_pixels = p0 + tile < out_pixels ? tile : out_pixels - p0;
             if (dw) {
                 /* The transposed (pixel-major) column tile: dW_g += dy_g colT_g. im2col only
@@ -135,23 +136,20 @@ int FC_NAME(fc_convnd_backward)(const fc_convnd_geometry *g, const FC_T *x, cons
                 FC_NAME(nd_lower_tile)(g, p0, tile_pixels,
                                        (FC_T *)(x + n * g->in_channels * in_volume), col,
                                        1, kernel_dim, 0);
-                for (ptrdiff_t grp = 0; grp < g->group; grp++)
-                    FC_NAME(fc_gemm)(group_out_channels, group_kernel_dim, tile_pixels,
-                                     grad + grp * group_out_channels * out_pixels + p0,
-                                     out_pixels, 1,
-                                     col + grp * group_kernel_dim, kernel_dim, 1,
-                                     1, dw + grp * group_out_channels * group_kernel_dim,
-                                     group_kernel_dim, 1);
+                for (ptrdiff_t grp = 0; grp < g->group && status == 0; grp++)
+                    status = FC_NAME(fc_gemm)(
+                        group_out_channels, group_kernel_dim, tile_pixels,
+                        grad + grp * group_out_channels * out_pixels + p0, out_pixels, 1,
+                        col + grp * group_kernel_dim, kernel_dim, 1,
+                        1, dw + grp * group_out_channels * group_kernel_dim, group_kernel_dim, 1);
             }
             if (dx) {
-                for (ptrdiff_t grp = 0; grp < g->group; grp++)
-                    FC_NAME(fc_gemm)(group_kernel_dim, tile_pixels, group_out_channels,
-                                     w + grp * group_out_channels * group_kernel_dim,
-                                     1, group_kernel_dim,
-                                     grad + grp * group_out_channels * out_pixels + p0,
-                                     out_pixels, 1,
-                                     0, col + grp * group_kernel_dim * tile_pixels,
-                                     tile_pixels, 1);
+                for (ptrdiff_t grp = 0; grp < g->group && status == 0; grp++)
+                    status = FC_NAME(fc_gemm)(
+                        group_kernel_dim, tile_pixels, group_out_channels,
+                        w + grp * group_out_channels * group_kernel_dim, 1, group_kernel_dim,
+                        grad + grp * group_out_channels * out_pixels + p0, out_pixels, 1,
+                        0, col + grp * group_kernel_dim * tile_pixels, tile_pixels, 1);
                 FC_NAME(nd_lower_tile)(g, p0, tile_pixels,
                                        dx + n * g->in_channels * in_volume, col,
                                        tile_pixels, 1, 1);
@@ -163,5 +161,5 @@ int FC_NAME(fc_convnd_backward)(const fc_convnd_geometry *g, const FC_T *x, cons
                     db[o] += grad[o * out_pixels + p];
     }
     free(col);
-    return 0;
+    return status;
 }
