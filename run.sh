@@ -56,7 +56,15 @@ case "${1:-demo}" in
         shift
         install_torch_peer
         python -m pytest benches --benchmark-json=.benchmarks/latest.json "$@"
-        python benches/report.py .benchmarks/latest.json
+        # The FMA peak of the kernel that ran, measured now, for the large layers' share of it.
+        peak_args=()
+        if gcc -O2 -fopenmp tools/fma_peak.c -o .benchmarks/fma_peak 2>/dev/null; then
+            kernel=$(python -c "import fastconv; print(fastconv.cpu_info()['kernel'])")
+            peak=$(.benchmarks/fma_peak "$(python -c "import fastconv; print(fastconv.get_num_threads())")" |
+                   awk -v kernel="$kernel:" '$1 == kernel {print $2}')
+            [ -n "$peak" ] && peak_args=(--peak-gflops "$peak")
+        fi
+        python benches/report.py "${peak_args[@]}" .benchmarks/latest.json
         ;;
     *)
         echo "usage: ./run.sh [demo|test|bench] [extra args]" >&2

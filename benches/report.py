@@ -1,19 +1,23 @@
 """Turn pytest-benchmark JSON from benches/test_bench_conv.py into a markdown table.
 
-    python benches/report.py bench.json [more.json ...]
+    python benches/report.py [--peak-gflops P] bench.json [more.json ...]
 
 GFLOP/s per library at the median time, the speed ratios fastconv/TensorFlow and
 fastconv/PyTorch per layer (> 1: fastconv is faster) and their geometric means, plus the
 kernel, threads and OpenBLAS setting the run used. With several files, each (layer, dtype,
 library) keeps its best median (reruns of benchmarks disturbed by other processes).
+
+The large layers also show their share of the float32 FMA peak of the kernel that ran:
+``--peak-gflops`` as measured by tools/fma_peak.c on the benchmark machine; without it, the
+AVX-512 peak of shared/anchors.md (540) when the kernel was avx512, and no share otherwise.
 """
+import argparse
 import json
 import math
-import sys
 
 from layers import LARGE, LAYERS
 
-PEAK_FLOAT32 = 540e9  # 2 cores x 16-lane AVX-512 FMA x 2 pipes (shared/anchors.md)
+ANCHOR_PEAK_GFLOPS = {"avx512": 540.0}  # 2 cores x 16-lane FMA x 2 pipes (shared/anchors.md)
 
 
 def load(paths):
@@ -42,7 +46,7 @@ def geometric_mean(values):
     return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
 
 
-def table(medians, dtype):
+def table(medians, dtype, peak_gflops=None):
     lines = [
         f"### {dtype}",
         "",
@@ -64,8 +68,9 @@ def table(medians, dtype):
                 cells.append(f"{t * 1e6:.1f} µs")
             else:
                 text = f"{layer.flops / t / 1e9:.0f}"
-                if dtype == "float32" and lib == "fastconv" and layer.name in LARGE:
-                    text += f" ({layer.flops / t / PEAK_FLOAT32:.0%} of 540)"
+                if (peak_gflops and dtype == "float32" and lib == "fastconv"
+                        and layer.name in LARGE):
+                    text += f" ({layer.flops / t / 1e9 / peak_gflops:.0%} of {peak_gflops:.0f})"
                 cells.append(text)
         for lib in ratios:
             if times[lib] is not None:
@@ -86,9 +91,15 @@ def table(medians, dtype):
     return lines
 
 
-def main(paths):
-    medians, info = load(paths)
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+", help="pytest-benchmark JSON files")
+    parser.add_argument("--peak-gflops", type=float, default=None,
+                        help="float32 FMA peak of the kernel that ran (tools/fma_peak.c)")
+    args = parser.parse_args(argv)
+    medians, info = load(args.paths)
     fc = info["fastconv"]
+    peak = args.peak_gflops or ANCHOR_PEAK_GFLOPS.get(fc["kernel"])
     loads = info["loads"]
     out = [
         f"fastconv kernel `{fc['kernel']}` (available: {', '.join(fc['available'])}), "
@@ -103,9 +114,9 @@ def main(paths):
         "",
     ]
     for dtype in ("float32", "float64"):
-        out += table(medians, dtype) + [""]
+        out += table(medians, dtype, peak) + [""]
     print("\n".join(out))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

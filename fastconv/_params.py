@@ -57,10 +57,18 @@ class Conv2DGeometry:
 # Scalars and pairs
 
 
+# Caffe's LayerParameter stores sizes, strides, pads and groups as 32-bit integers.
+_INT32_MAX = 2**31 - 1
+
+
 def _as_int(value, name, param):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}={value!r} must be an integer (Caffe/Keras parameter {param})")
-    return operator.index(value)
+    number = operator.index(value)
+    if abs(number) > _INT32_MAX:
+        raise ValueError(f"{name}={number} is out of range: Caffe/Keras parameter {param} is a "
+                         "32-bit integer")
+    return number
 
 
 def as_pair(value, name, param):
@@ -173,6 +181,8 @@ def compute_dtype(*arrays):
 
 def as_array(value, name):
     """Any array-like -> ndarray, without copying (the input is never modified)."""
+    if value is None:
+        raise TypeError(f"{name} is None; an array is required")
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
         raise TypeError(

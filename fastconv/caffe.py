@@ -20,7 +20,9 @@ def conv2d_caffe(x, w, b=None, *, stride=1, pad=0, dilation=1, group=1):
         Caffe's bias blob; None is ``bias_term: false``.
     stride, pad, dilation : int or (h, w) pair
         Caffe's ``stride`` | ``stride_h``/``stride_w`` (default 1), ``pad`` | ``pad_h``/``pad_w``
-        (default 0) and ``dilation`` (default 1, may differ per axis).
+        (default 0) and ``dilation`` (default 1, may differ per axis). Real Caffe 1.0 reads
+        a lone ``pad_h`` as ``(pad_h, 0)``: pass that pair. A lone ``stride_h`` or
+        ``kernel_h`` crashes Caffe (below), so there is nothing to reproduce.
     group : int
         Caffe's ``group``: channels ``[g*C/G, (g+1)*C/G)`` feed outputs
         ``[g*O/G, (g+1)*O/G)``.

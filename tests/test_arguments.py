@@ -1,5 +1,6 @@
 """Bad input gets a clear exception naming the argument and the Caffe/Keras parameter; odd but
 valid inputs (dtypes, memory layouts, read-only, big-endian) work and are never modified."""
+import re
 import numpy as np
 import pytest
 
@@ -166,3 +167,25 @@ def test_numpy_integer_parameters_and_pairs():
     y1 = fastconv.conv2d_caffe(x, w, b, stride=np.int64(2), pad=[np.int32(1), 1])
     y2 = fastconv.conv2d_caffe(x, w, b, stride=(2, 2), pad=1)
     np.testing.assert_array_equal(y1, y2)
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    (dict(pad=2**40), "pad=1099511627776 is out of range: Caffe/Keras parameter pad is a 32-bit"),
+    (dict(stride=(1, 2**31)), "parameter stride_w is a 32-bit"),
+    (dict(dilation=-2**33), "parameter dilation is a 32-bit"),
+    (dict(group=2**31), "parameter group is a 32-bit"),
+])
+def test_parameters_beyond_caffes_int32_raise(kwargs, words):
+    """Caffe stores these as 32-bit integers; larger ones are a mistake, and must not reach the
+    C core's index arithmetic or numpy's allocator with a message that names neither."""
+    x, w, b = arrays()
+    with pytest.raises(ValueError, match=re.escape(words)):
+        fastconv.conv2d_caffe(x, w, b, **kwargs)
+    with pytest.raises(ValueError, match="32-bit"):
+        fastconv.conv2d_keras(np.zeros((1, 5, 5, 2)), np.zeros((3, 3, 2, 2)), strides=2**40)
+
+
+def test_missing_array_is_named():
+    x, w, _ = arrays()
+    with pytest.raises(TypeError, match="w is None"):
+        fastconv.conv2d_caffe(x, None)

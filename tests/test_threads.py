@@ -59,6 +59,37 @@ def test_conv_bitwise_identical_for_any_thread_count(restore_threads, case, dtyp
     assert_conv_close(first, caffe_conv2d(x, w, b, *case[2:]), dtype)
 
 
+def _bitwise_equal(first, other):
+    return all(a is None and b is None or np.array_equal(a.view(np.uint8), b.view(np.uint8))
+               for a, b in zip(first, other))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_backward_deconv_and_nd_bitwise_identical_for_any_thread_count(restore_threads, dtype):
+    """The gradient path (GEMMs with shared packed operands, im2col/col2im split over
+    channels) and the N-D path: same bits for 1, 2 and 3 threads."""
+    rng = np.random.default_rng(7)
+    # Big enough that each image's GEMMs and its lowering are split over threads.
+    x = rng.standard_normal((2, 64, 61, 58)).astype(dtype)
+    w = rng.standard_normal((64, 32, 3, 3)).astype(dtype)
+    kwargs = dict(stride=(2, 1), pad=(1, 2), dilation=(1, 2), group=2)
+    dy = rng.standard_normal(fastconv.conv2d_caffe(x, w, **kwargs).shape).astype(dtype)
+    x3 = rng.standard_normal((1, 8, 9, 10, 11)).astype(dtype)
+    w3 = rng.standard_normal((16, 8, 3, 3, 3)).astype(dtype)
+    calls = {
+        "conv backward": lambda: fastconv.conv2d_caffe_backward(x, w, dy, **kwargs),
+        "deconv": lambda: (fastconv.deconv2d_caffe(dy, w, **kwargs),),
+        "deconv backward": lambda: fastconv.deconv2d_caffe_backward(dy, w, x, **kwargs),
+        "conv3d": lambda: (fastconv.convnd_caffe(x3, w3, pad=1),),
+    }
+    for name, call in calls.items():
+        results = []
+        for threads in (1, 2, 3):
+            fastconv.set_num_threads(threads)
+            results.append(call())
+        assert all(_bitwise_equal(results[0], other) for other in results[1:]), name
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_bitwise_identical_for_any_thread_count(restore_threads, dtype):
     rng = np.random.default_rng(5)

@@ -2,12 +2,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include "convnd.h"
+#include "engine.h"   /* fc_threads_for */
 #include "gemm.h"
 
 /* The column workspace holds at most this many bytes (one tile of output pixels), so memory
  * use does not grow with the batch or the image. */
 #define FC_ND_WORKSPACE_BYTES ((ptrdiff_t)2 << 20)
 #define FC_ND_MIN_TILE_PIXELS 16
+/* A column entry moved by im2col/col2im (index arithmetic, a bounds test, a scattered access)
+ * costs about as long as this many flops of the vectorised GEMM: the
+ * exchange rate for deciding how many threads a tile's lowering is worth. */
+#define FC_ND_FLOPS_PER_MOVE 64.0
 
 /* 0 <= index < size with one unsigned comparison (a negative index wraps to a huge value):
  * this test sits in the innermost loop of im2col and col2im. */

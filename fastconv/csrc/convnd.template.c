@@ -32,6 +32,11 @@ static void FC_NAME(nd_lower_tile)(const fc_convnd_geometry *g, ptrdiff_t first_
         first[axis] = first_pixel % out[axis];
         first_pixel /= out[axis];
     }
+    /* Channels are independent (a channel's rows scatter only into its own plane), so they
+     * split over threads with nothing shared and the additions in the same order. */
+    const int threads = fc_threads_for(FC_ND_FLOPS_PER_MOVE * (double)g->in_channels *
+                                       (double)taps * (double)tile_pixels);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (ptrdiff_t c = 0; c < g->in_channels; c++) {
         FC_T *channel = image + c * in_volume;
         for (ptrdiff_t tap = 0; tap < taps; tap++) {

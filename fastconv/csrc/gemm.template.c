@@ -2,9 +2,11 @@
  * The general-stride GEMM driver (gemm.h), instantiated once per element type by gemm.c.
  *
  * GotoBLAS/BLIS loops: C is cut into blocks of columns (NC wide), the independent tasks
- * threads share; each task walks k in KC blocks, packs its B block (KC x NC) once, then packs
- * A (MC x KC) block by block and runs the engine's macro-kernel. The first k block applies
- * the caller's beta, the later ones accumulate.
+ * threads share; each task walks k in KC blocks, packs its B block (KC x NC) once, then runs
+ * the engine's macro-kernel over A, MC rows at a time. When several column blocks sweep the
+ * same rows of A, all of A is packed once up front (shared, read-only) instead of once per
+ * block: the transposed weights of a backward pass would otherwise be packed again for every
+ * block of pixels. The first k block applies the caller's beta, the later ones accumulate.
  */
 
 int FC_NAME(fc_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
@@ -43,31 +45,58 @@ int FC_NAME(fc_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
 
     const ptrdiff_t mc_padded = (mc + mr - 1) / mr * mr;
     const ptrdiff_t nc_padded = (nc + nr - 1) / nr * nr;
-    const size_t per_thread = (size_t)(mc_padded + nc_padded) * (size_t)kc;
-    FC_T *workspace = fc_aligned_alloc(per_thread * (size_t)threads * sizeof(FC_T));
+    /* Shared A: k block p0 of row block i0 (a multiple of MR) lies at
+     * p0*m_padded + i0*depth, the layout pack_a gives that block on its own. */
+    const int share_a = col_blocks > 1;
+    const ptrdiff_t m_padded = (m + mr - 1) / mr * mr;
+    const size_t per_thread = (size_t)((share_a ? 0 : mc_padded) + nc_padded) * (size_t)kc;
+    const size_t shared_size = share_a ? (size_t)m_padded * (size_t)k : 0;
+    FC_T *workspace = fc_aligned_alloc((shared_size + per_thread * (size_t)threads) *
+                                       sizeof(FC_T));
     if (!workspace)
         return -1;
+    FC_T *const shared_a = workspace;
+    FC_T *const per_thread_space = workspace + shared_size;
+    const ptrdiff_t k_blocks = (k + kc - 1) / kc, m_blocks = (m + mc - 1) / mc;
 
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
-    for (ptrdiff_t task = 0; task < tasks; task++) {
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        if (share_a) {
+#pragma omp for schedule(static)
+            for (ptrdiff_t item = 0; item < k_blocks * m_blocks; item++) {
+                const ptrdiff_t p0 = item / m_blocks * kc, i0 = item % m_blocks * mc;
+                const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
+                const ptrdiff_t rows = m - i0 < mc ? m - i0 : mc;
+                engine->pack_a(rows, depth, a + i0 * rs_a + p0 * cs_a, rs_a, cs_a,
+                               shared_a + p0 * m_padded + i0 * depth);
+            }
+        }
         int thread = 0;
 #ifdef _OPENMP
         thread = omp_get_thread_num();
 #endif
-        FC_T *packed_a = workspace + (size_t)thread * per_thread;
-        FC_T *packed_b = packed_a + (size_t)mc_padded * (size_t)kc;
-        const ptrdiff_t row0 = task / col_blocks * row_block;
-        const ptrdiff_t j0 = task % col_blocks * nc;
-        const ptrdiff_t row_end = m - row0 < row_block ? m : row0 + row_block;
-        const ptrdiff_t cols = n - j0 < nc ? n - j0 : nc;
-        for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
-            const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
-            engine->pack_b(depth, cols, b + p0 * rs_b + j0 * cs_b, rs_b, cs_b, packed_b);
-            for (ptrdiff_t i0 = row0; i0 < row_end; i0 += mc) {
-                const ptrdiff_t rows = row_end - i0 < mc ? row_end - i0 : mc;
-                engine->pack_a(rows, depth, a + i0 * rs_a + p0 * cs_a, rs_a, cs_a, packed_a);
-                engine->macro_kernel(rows, cols, depth, packed_a, packed_b, p0 > 0 || beta,
-                                     c + i0 * rs_c + j0 * cs_c, rs_c, cs_c);
+        FC_T *packed_b = per_thread_space + (size_t)thread * per_thread;
+        FC_T *own_a = share_a ? NULL : packed_b + (size_t)nc_padded * (size_t)kc;
+#pragma omp for schedule(dynamic, 1)
+        for (ptrdiff_t task = 0; task < tasks; task++) {
+            const ptrdiff_t row0 = task / col_blocks * row_block;
+            const ptrdiff_t j0 = task % col_blocks * nc;
+            const ptrdiff_t row_end = m - row0 < row_block ? m : row0 + row_block;
+            const ptrdiff_t cols = n - j0 < nc ? n - j0 : nc;
+            for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
+                const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
+                engine->pack_b(depth, cols, b + p0 * rs_b + j0 * cs_b, rs_b, cs_b, packed_b);
+                for (ptrdiff_t i0 = row0; i0 < row_end; i0 += mc) {
+                    const ptrdiff_t rows = row_end - i0 < mc ? row_end - i0 : mc;
+                    const FC_T *packed_a = shared_a + p0 * m_padded + i0 * depth;
+                    if (!share_a) {
+                        engine->pack_a(rows, depth, a + i0 * rs_a + p0 * cs_a, rs_a, cs_a,
+                                       own_a);
+                        packed_a = own_a;
+                    }
+                    engine->macro_kernel(rows, cols, depth, packed_a, packed_b, p0 > 0 || beta,
+                                         c + i0 * rs_c + j0 * cs_c, rs_c, cs_c);
+                }
             }
         }
     }
