@@ -27,7 +27,13 @@ def load(paths):
             data = json.load(handle)
         for bench in data["benchmarks"]:
             extra = bench["extra_info"]
-            if "library" not in extra:  # another suite's entry (e.g. test_bench_backward.py)
+            if "backward_layer" in extra:  # test_bench_backward.py
+                key = ("backward", extra["backward_layer"], extra["library"])
+                median = bench["stats"]["median"]
+                if key not in medians or median < medians[key][0]:
+                    medians[key] = (median, extra["gflop"])
+                continue
+            if "library" not in extra:
                 continue
             key = (extra["layer"], extra["dtype"], extra["library"])
             median = bench["stats"]["median"]
@@ -91,6 +97,21 @@ def table(medians, dtype, peak_gflops=None):
     return lines
 
 
+def backward_table(medians):
+    rows = sorted(key[1] for key in medians if key[0] == "backward" and key[2] == "fastconv")
+    if not rows:
+        return []
+    lines = ["### float32 backward (dx and dW of one call)", "",
+             "| layer | GFLOP | fastconv GFLOP/s | TF GFLOP/s | fastconv/TF |",
+             "|---|---:|---:|---:|---:|"]
+    for name in rows:
+        ours, gflop = medians[("backward", name, "fastconv")]
+        theirs = medians.get(("backward", name, "tensorflow"), (None,))[0]
+        tf_cells = (f"{gflop / theirs:.0f} | {theirs / ours:.2f}" if theirs else "– | –")
+        lines.append(f"| {name} | {gflop:.3g} | {gflop / ours:.0f} | {tf_cells} |")
+    return lines + [""]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", help="pytest-benchmark JSON files")
@@ -98,6 +119,9 @@ def main(argv=None):
                         help="float32 FMA peak of the kernel that ran (tools/fma_peak.c)")
     args = parser.parse_args(argv)
     medians, info = load(args.paths)
+    if "fastconv" not in info:  # only backward entries
+        print("\n".join(backward_table(medians)))
+        return
     fc = info["fastconv"]
     peak = args.peak_gflops or ANCHOR_PEAK_GFLOPS.get(fc["kernel"])
     loads = info["loads"]
@@ -115,6 +139,7 @@ def main(argv=None):
     ]
     for dtype in ("float32", "float64"):
         out += table(medians, dtype, peak) + [""]
+    out += backward_table(medians)
     print("\n".join(out))
 
 

@@ -1,6 +1,7 @@
 """Convolution backward (dx and dw) in fastconv against TensorFlow's conv gradients, same run.
 
-Run: ``PYTHONPATH=. pytest benches/test_bench_backward.py --benchmark-columns=min,median,rounds``
+Run: ``PYTHONPATH=. pytest benches/test_bench_backward.py --benchmark-json=backward.json``, then
+``python benches/report.py backward.json`` (or one JSON of the whole ``benches/`` run).
 Each layer is one benchmark group with two entries: fastconv's ``conv2d_caffe_backward`` (NCHW,
 OIHW) and TensorFlow's ``Conv2DBackpropInput`` + ``Conv2DBackpropFilter`` inside one
 ``tf.function`` (NHWC/HWIO, its preferred CPU layout; oneDNN on). Both results are checked
@@ -67,7 +68,7 @@ def layer(request):
 def test_fastconv(benchmark, layer):
     name, (x, w, dy, kwargs), _, flops = layer
     benchmark.group = name
-    benchmark.extra_info["gflop"] = flops / 1e9
+    benchmark.extra_info.update(gflop=flops / 1e9, backward_layer=name, library="fastconv")
     benchmark.pedantic(fastconv.conv2d_caffe_backward, args=(x, w, dy),
                        kwargs=dict(bias=False, **kwargs), rounds=5, warmup_rounds=1)
 
@@ -75,5 +76,5 @@ def test_fastconv(benchmark, layer):
 def test_tensorflow(benchmark, layer):
     name, _, tf_backward, flops = layer
     benchmark.group = name
-    benchmark.extra_info["gflop"] = flops / 1e9
+    benchmark.extra_info.update(gflop=flops / 1e9, backward_layer=name, library="tensorflow")
     benchmark.pedantic(tf_backward, rounds=5, warmup_rounds=1)
