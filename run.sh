@@ -18,16 +18,23 @@ fi
 # shellcheck disable=SC1091
 . "$venv/bin/activate"
 
+# pip's and the build's chatter goes to a log, shown only when a step fails.
+log="$venv/install.log"
+quietly() {
+    "$@" >>"$log" 2>&1 || { cat "$log" >&2; echo "[fastconv] failed: $*" >&2; exit 1; }
+}
+
 stamp="$venv/.fastconv-deps"
+: >"$log"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "[fastconv] installing dependencies (TensorFlow is large: a few minutes the first time)" >&2
-    python -m pip install -q --upgrade pip
-    python -m pip install -q "setuptools>=64" wheel "Cython>=3.0" "numpy>=1.23"
-    python -m pip install -q -e ".[test,keras,bench]"
+    quietly python -m pip install --upgrade pip
+    quietly python -m pip install "setuptools>=64" wheel "Cython>=3.0" "numpy>=1.23"
+    quietly python -m pip install -e ".[test,keras,bench]"
     touch "$stamp"
 else
     # Rebuild the extension when C or Cython sources changed.
-    python -m pip install -q --no-build-isolation --no-deps -e .
+    quietly python -m pip install --no-build-isolation --no-deps -e .
 fi
 
 # PyTorch is an optional second peer (tests' extra reference, benchmarks' second column). Only a
@@ -35,8 +42,8 @@ fi
 # several-GB CUDA build, not worth downloading for a reference.
 install_torch_peer() {
     python -c "import torch" 2>/dev/null && return 0
-    if python -m pip install -q --no-index --no-deps "torch==2.13.0" 2>/dev/null; then
-        python -m pip install -q "torch==2.13.0"   # its small pure-Python dependencies
+    if python -m pip install --no-index --no-deps "torch==2.13.0" >>"$log" 2>&1; then
+        quietly python -m pip install "torch==2.13.0"   # its small pure-Python dependencies
     else
         echo "[fastconv] no local PyTorch CPU wheel: PyTorch-peer checks will be skipped" >&2
     fi
@@ -55,6 +62,7 @@ case "${1:-demo}" in
     bench)
         shift
         install_torch_peer
+        mkdir -p .benchmarks
         python -m pytest benches --benchmark-json=.benchmarks/latest.json "$@"
         # The FMA peak of the kernel that ran, measured now, for the large layers' share of it.
         peak_args=()
