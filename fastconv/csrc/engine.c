@@ -96,12 +96,22 @@ FC_TARGET_BEGIN("avx2,fma")
 #define FC_KC 256
 #define FC_MC 144
 
+/* FC_VEVEN(p): the even-indexed elements of p[0 .. 2*LANES-1], one vector: the stride-2
+ * gather of im2col packing (ResNet's stem, every downsampling 3x3) as two loads and two
+ * shuffles instead of LANES scalar inserts. */
 #define FC_T float
 #define FC_TYPE_TAG f32
 #define FC_SUFFIX ps
 #define FC_VEC __m256
 #define FC_LANES 8
 #define FC_NC 256
+/* shuffle_ps gives (p0 p2 p8 p10 | p4 p6 p12 p14) per 128-bit lane; the 64-bit permute puts the
+ * pairs in order. */
+#define FC_VEVEN(p)                                                                          \
+    _mm256_castpd_ps(_mm256_permute4x64_pd(                                                \
+        _mm256_castps_pd(_mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps((p) + 8),   \
+                                           _MM_SHUFFLE(2, 0, 2, 0))),                       \
+        _MM_SHUFFLE(3, 1, 2, 0)))
 #include "engine.template.c"
 #include "engine_type_undef.h"
 
@@ -111,6 +121,10 @@ FC_TARGET_BEGIN("avx2,fma")
 #define FC_VEC __m256d
 #define FC_LANES 4
 #define FC_NC 128
+/* unpacklo_pd gives (p0 p4 p2 p6); the permute orders it. */
+#define FC_VEVEN(p)                                                                          \
+    _mm256_permute4x64_pd(_mm256_unpacklo_pd(_mm256_loadu_pd(p), _mm256_loadu_pd((p) + 4)), \
+                          _MM_SHUFFLE(3, 1, 2, 0))
 #include "engine.template.c"
 #include "engine_type_undef.h"
 

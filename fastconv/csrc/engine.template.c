@@ -168,6 +168,14 @@ static inline void FC_NAME(gather_piece)(FC_T *restrict out, const FC_T *src,
         if (stride_w == 1) {
             for (ptrdiff_t j = 0; j < FC_NR; j++)
                 out[j] = src[begin + j];
+#ifdef FC_VEVEN
+        } else if (stride_w == 2 && begin + FC_NR < hi) {
+            /* Whole vectors of 2*LANES elements are loaded: column begin + NR must be inside
+             * too, so that the last element read, just before it, is. */
+            const FC_T *from = src + begin * 2;
+            for (int v = 0; v < FC_NV; v++)
+                FC_VSTOREU(out + v * FC_LANES, FC_VEVEN(from + 2 * v * FC_LANES));
+#endif
         } else {
             const FC_T *from = src + begin * stride_w;
             for (ptrdiff_t j = 0; j < FC_NR; j++)
