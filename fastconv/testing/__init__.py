@@ -14,11 +14,16 @@ the pytest fixture ``conv_oracle`` in ``fastconv.pytest_plugin``. Example::
     # AssertionError: ... diagnosis: Keras padding='same' used for Caffe's symmetric pad=3
     #   fix: use keras.layers.ZeroPadding2D((pad_h, pad_w)) then Conv2D(padding='valid') ...
 
+Caffe's Deconvolution has its own oracle: ``assert_deconv_close`` / ``check_deconv`` /
+``deconv_reference`` (fastconv.testing.deconv), which names uncropped, misplaced and Keras
+'same' padding, dropped dilation, swapped blob axes and the like.
+
 Tolerances: see fastconv.testing.compare (``atol + rtol * S``, ``rtol = (3*sqrt(K) + 2) * u``,
 ``S = sum|x*w| + |b|`` per output); exactness bound: see fastconv.testing.exact
 (``(K + 1) * a**2 <= 2**24``).
 """
 from .compare import Comparison, compare, default_rtol, unit_roundoff
+from .deconv import assert_deconv_close, check_deconv, deconv_reference
 from .diagnosis import Diagnosis, Mistake, diagnose
 from .exact import EXACT_LIMIT, check_exact_inputs, exact_conv_inputs
 from .oracle import ConvOracle, assert_conv_close, check_conv, reference
@@ -26,5 +31,6 @@ from .oracle import ConvOracle, assert_conv_close, check_conv, reference
 __all__ = [
     "assert_conv_close", "check_conv", "reference", "compare", "Comparison", "default_rtol",
     "unit_roundoff", "diagnose", "Diagnosis", "Mistake", "exact_conv_inputs",
-    "check_exact_inputs", "EXACT_LIMIT", "ConvOracle",
+    "check_exact_inputs", "EXACT_LIMIT", "ConvOracle", "assert_deconv_close", "check_deconv",
+    "deconv_reference",
 ]

@@ -97,3 +97,11 @@ class ConvOracle:
 
     def compare(self, actual, expected, **kwargs):
         return compare(actual, expected, **kwargs)
+
+    def deconv_reference(self, x, w, b=None, **kwargs):
+        from .deconv import deconv_reference
+        return deconv_reference(x, w, b, **kwargs)
+
+    def assert_deconv_close(self, actual, x, w, b=None, **kwargs):
+        from .deconv import assert_deconv_close
+        return assert_deconv_close(actual, x, w, b, **kwargs)
