@@ -176,6 +176,12 @@ static inline void FC_NAME(gather_piece)(FC_T *restrict out, const FC_T *src,
             for (int v = 0; v < FC_NV; v++)
                 FC_VSTOREU(out + v * FC_LANES, FC_VEVEN(from + 2 * v * FC_LANES));
 #endif
+        } else if (stride_w == 4) {
+            /* AlexNet's and the seed's conv1: a constant stride turns the NR address
+             * computations of the general gather into immediate offsets. */
+            const FC_T *from = src + begin * 4;
+            for (ptrdiff_t j = 0; j < FC_NR; j++)
+                out[j] = from[j * 4];
         } else {
             const FC_T *from = src + begin * stride_w;
             for (ptrdiff_t j = 0; j < FC_NR; j++)
