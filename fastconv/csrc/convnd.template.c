@@ -48,24 +48,40 @@ static void FC_NAME(nd_lower_tile)(const fc_convnd_geometry *g, ptrdiff_t first_
                 index /= kernel[axis];
                 position[axis] = first[axis];
             }
-            for (ptrdiff_t j = 0; j < tile_pixels; j++) {
+            /* Run by run: the pixels of a run share their positions on the outer axes and
+             * step along the last one, so the run's input row and the span of it inside the
+             * input are found once, and the entries move in plain strided loops. */
+            for (ptrdiff_t j = 0; j < tile_pixels;) {
+                const ptrdiff_t run = out[2] - position[2] < tile_pixels - j
+                                          ? out[2] - position[2] : tile_pixels - j;
                 const ptrdiff_t i0 = position[0] * g->stride[0] + offset[0];
                 const ptrdiff_t i1 = position[1] * g->stride[1] + offset[1];
-                const ptrdiff_t i2 = position[2] * g->stride[2] + offset[2];
-                const int inside = fc_nd_in_range(i0, in[0]) && fc_nd_in_range(i1, in[1]) &&
-                                   fc_nd_in_range(i2, in[2]);
-                const ptrdiff_t at = (i0 * in[1] + i1) * in[2] + i2;
+                const ptrdiff_t first_i2 = position[2] * g->stride[2] + offset[2];
+                ptrdiff_t lo = 0, hi = 0;   /* run entries [lo, hi) lie inside the input */
+                if (fc_nd_in_range(i0, in[0]) && fc_nd_in_range(i1, in[1]))
+                    fc_valid_span(first_i2, g->stride[2], in[2], run, &lo, &hi);
+                /* Input index of run entry k (read only for k in [lo, hi)). */
+                const ptrdiff_t base = (i0 * in[1] + i1) * in[2] + first_i2;
+                const ptrdiff_t step = g->stride[2];
+                FC_T *entries = row + j * pixel_stride;
                 if (scatter) {
-                    if (inside)
-                        channel[at] += row[j * pixel_stride];
+                    for (ptrdiff_t k = lo; k < hi; k++)
+                        channel[base + k * step] += entries[k * pixel_stride];
                 } else {
-                    row[j * pixel_stride] = inside ? channel[at] : (FC_T)0;
+                    for (ptrdiff_t k = 0; k < lo; k++)
+                        entries[k * pixel_stride] = 0;
+                    for (ptrdiff_t k = lo; k < hi; k++)
+                        entries[k * pixel_stride] = channel[base + k * step];
+                    for (ptrdiff_t k = hi; k < run; k++)
+                        entries[k * pixel_stride] = 0;
                 }
-                /* Next output pixel in row-major order. */
-                for (int axis = FC_SPATIAL_AXES - 1; axis >= 0; axis--) {
-                    if (++position[axis] < out[axis])
-                        break;
+                j += run;
+                /* The next run starts at the next output pixel in row-major order. */
+                position[2] += run;
+                for (int axis = FC_SPATIAL_AXES - 1; axis > 0 && position[axis] == out[axis];
+                     axis--) {
                     position[axis] = 0;
+                    position[axis - 1]++;
                 }
             }
         }
