@@ -9,9 +9,9 @@
  * use does not grow with the batch or the image. */
 #define FC_ND_WORKSPACE_BYTES ((ptrdiff_t)2 << 20)
 #define FC_ND_MIN_TILE_PIXELS 16
-/* A column entry moved by im2col/col2im (index arithmetic, a bounds test, a scattered access)
- * costs about as long as this many flops of the vectorised GEMM: the
- * exchange rate for deciding how many threads a tile's lowering is worth. */
+/* A column entry moved by im2col/col2im (a strided, unvectorised load and store, plus its
+ * share of the per-run set-up) costs about as long as this many flops of the vectorised GEMM:
+ * the exchange rate for deciding how many threads a tile's lowering is worth. */
 #define FC_ND_FLOPS_PER_MOVE 64.0
 
 /* 0 <= index < size with one unsigned comparison (a negative index wraps to a huge value):
