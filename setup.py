@@ -4,6 +4,7 @@ The flags are portable on purpose (no host-specific -march flag): a wheel built 
 x86-64 or ARM CPU. Instruction-set-specific kernels are chosen at run time instead.
 """
 import glob
+import os
 import sys
 
 import numpy
@@ -27,6 +28,10 @@ else:
     compile_args = ["-O3", "-std=c11", "-fopenmp", "-fno-math-errno",
                     "-fno-tree-loop-distribute-patterns"]
     link_args = ["-fopenmp"]
+    if os.environ.get("FASTCONV_SANITIZE"):   # tools/sanitized_tests.sh: checked, slow build
+        compile_args = [arg for arg in compile_args if arg != "-O3"] + [
+            "-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined"]
+        link_args += ["-fsanitize=address,undefined"]
 
 extension = Extension(
     "fastconv._core",
