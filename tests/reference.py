@@ -3,7 +3,6 @@
 Nothing here imports fastconv: these are the yardsticks the engine is measured against. They
 favour obviousness over speed: explicit zero padding, one slice per kernel tap.
 """
-import math
 
 import numpy as np
 

@@ -26,7 +26,7 @@ from ..keras import conv2d_transpose_keras
 from ..layers import deconv2d_caffe
 from ..layout import nchw_to_nhwc, nhwc_to_nchw
 from .compare import compare, default_rtol
-from .diagnosis import Diagnosis, Mistake
+from .diagnosis import Diagnosis, Mistake, diagnosis_lines
 
 _CROP_FIX = ("crop pad_h/pad_w from every side: Conv2DTranspose(padding='valid') then "
              "keras.layers.Cropping2D(((pad_h, pad_h), (pad_w, pad_w))) "
@@ -183,13 +183,7 @@ def assert_deconv_close(actual, x, w, b=None, *, stride=1, pad=0, dilation=1, gr
         return report
     lines = ["deconvolution output differs from fastconv's reference (Caffe Deconvolution, NCHW)",
              "  " + report.summary().replace("\n", "\n  ")]
-    if diagnoses:
-        lines.append("diagnosis: " + str(diagnoses[0]))
-        others = [d.mistake.description for d in diagnoses[1:]]
-        if others:
-            lines.append("  also reproduced by: " + "; ".join(others))
-    else:
-        lines.append("diagnosis: no single known porting mistake reproduces actual (tried "
-                     "uncropped/misplaced/'same' padding, dropped dilation, flipped kernel, "
-                     "swapped blob axes, missing bias, swapped h/w parameters)")
+    lines += diagnosis_lines(diagnoses, "uncropped/misplaced/'same' padding, dropped dilation, "
+                                        "flipped kernel, swapped blob axes, missing bias, "
+                                        "swapped h/w parameters")
     raise AssertionError("\n".join(lines))

@@ -47,6 +47,18 @@ class Diagnosis:
                 f"  fix: {self.mistake.fix}")
 
 
+def diagnosis_lines(diagnoses, tried):
+    """An assertion message's verdict: the best-matching mistake with its fix and any others
+    that also reproduce the output, or, when none does, what was tried."""
+    if not diagnoses:
+        return [f"diagnosis: no single known porting mistake reproduces actual (tried {tried})"]
+    lines = ["diagnosis: " + str(diagnoses[0])]
+    others = [d.mistake.description for d in diagnoses[1:]]
+    if others:
+        lines.append("  also reproduced by: " + "; ".join(others))
+    return lines
+
+
 def _swap(pair):
     return (pair[1], pair[0])
 

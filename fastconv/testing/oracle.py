@@ -5,7 +5,7 @@ import numpy as np
 
 from ._problem import problem_from_call
 from .compare import compare, default_rtol
-from .diagnosis import diagnose
+from .diagnosis import diagnose, diagnosis_lines
 from .exact import check_exact_inputs, exact_conv_inputs
 
 
@@ -48,15 +48,8 @@ def format_failure(report, diagnoses, layout):
     where = "NHWC" if report.layout == "nhwc" else "NCHW"
     lines = [f"convolution output differs from fastconv's reference (layout={layout!r}, {where})",
              "  " + report.summary().replace("\n", "\n  ")]
-    if diagnoses:
-        lines.append("diagnosis: " + str(diagnoses[0]))
-        others = [d.mistake.description for d in diagnoses[1:]]
-        if others:
-            lines.append("  also reproduced by: " + "; ".join(others))
-    else:
-        lines.append("diagnosis: no single known porting mistake reproduces actual "
-                     "(tried kernel/data/output layouts, flips, padding rules, groups, "
-                     "stride/dilation/bias slips, TF32)")
+    lines += diagnosis_lines(diagnoses, "kernel/data/output layouts, flips, padding rules, "
+                                        "groups, stride/dilation/bias slips, TF32")
     return "\n".join(lines)
 
 
