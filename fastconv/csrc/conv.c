@@ -7,14 +7,5 @@
 #include "engine.h"
 #include "gemm.h"
 
-#define FC_T float
-#define FC_NAME(name) name##_f32
-#include "conv.template.c"
-#undef FC_T
-#undef FC_NAME
-
-#define FC_T double
-#define FC_NAME(name) name##_f64
-#include "conv.template.c"
-#undef FC_T
-#undef FC_NAME
+#define FC_TEMPLATE "conv.template.c"
+#include "each_type.h"

@@ -56,14 +56,5 @@ static fc_nd_sizes fc_nd_sizes_of(const fc_convnd_geometry *g, size_t item)
     return sizes;
 }
 
-#define FC_T float
-#define FC_NAME(name) name##_f32
-#include "convnd.template.c"
-#undef FC_T
-#undef FC_NAME
-
-#define FC_T double
-#define FC_NAME(name) name##_f64
-#include "convnd.template.c"
-#undef FC_T
-#undef FC_NAME
+#define FC_TEMPLATE "convnd.template.c"
+#include "each_type.h"

@@ -18,17 +18,8 @@
 #include <stddef.h>
 #include "conv.h"
 
-#define FC_T float
-#define FC_NAME(name) name##_f32
-#include "engine.template.h"
-#undef FC_T
-#undef FC_NAME
-
-#define FC_T double
-#define FC_NAME(name) name##_f64
-#include "engine.template.h"
-#undef FC_T
-#undef FC_NAME
+#define FC_TEMPLATE "engine.template.h"
+#include "each_type.h"
 
 /* Engine identifiers, best last; FC_ENGINE_COUNT engines exist in the table (some may not be
  * compiled in or supported by this CPU). */

@@ -6,14 +6,5 @@
 #include "engine.h"
 #include "gemm.h"
 
-#define FC_T float
-#define FC_NAME(name) name##_f32
-#include "gemm.template.c"
-#undef FC_T
-#undef FC_NAME
-
-#define FC_T double
-#define FC_NAME(name) name##_f64
-#include "gemm.template.c"
-#undef FC_T
-#undef FC_NAME
+#define FC_TEMPLATE "gemm.template.c"
+#include "each_type.h"

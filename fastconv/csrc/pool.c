@@ -31,14 +31,5 @@ static fc_pool_window fc_pool_window_at(const fc_pool2d_geometry *g, ptrdiff_t o
     return win;
 }
 
-#define FC_T float
-#define FC_NAME(name) name##_f32
-#include "pool.template.c"
-#undef FC_T
-#undef FC_NAME
-
-#define FC_T double
-#define FC_NAME(name) name##_f64
-#include "pool.template.c"
-#undef FC_T
-#undef FC_NAME
+#define FC_TEMPLATE "pool.template.c"
+#include "each_type.h"
