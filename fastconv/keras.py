@@ -256,6 +256,9 @@ def from_caffe(params, w=None, b=None, *, layer_type="Convolution", input_size=N
       ``padding="valid"``. When the kernel's extent exceeds the padded input by less than the
       stride, Caffe still makes one output (C division truncates): with ``input_size`` the
       padding gets the missing zeros at the bottom/right; without it Keras cannot know.
+      With ``input_size``, an axis with a single output is padded/cropped to exactly one
+      window and run at stride 1: TensorFlow's oneDNN convolution (the x86 default) computes
+      some of those strided single-output cases wrong.
       Keras refuses strides > 1 with dilation > 1, so that case runs the convolution at stride 1
       and subsamples with ``MaxPooling2D(pool_size=1, strides=stride)`` (a pure selection).
     * Pooling: see :func:`pooling_from_caffe`.
@@ -306,26 +309,42 @@ def _conv_from_caffe(params, w, b, input_hw):
     _check_bias(spec, b, spec["num_output"])
     kernel, stride, pad, dilation = spec["kernel"], spec["stride"], spec["pad"], spec["dilation"]
     in_channels = w.shape[1] * spec["group"]
-    # Keras refuses any stride > 1 together with any dilation > 1 (on either axis).
-    subsample = max(stride) > 1 and max(dilation) > 1
     sizes = input_hw or (None, None)
 
-    extra = [0, 0]
+    pad_after, crop = list(pad), [0, 0]
+    single = [False, False]
     if input_hw is not None:
         for axis in (0, 1):
             out = caffe_conv_out_size(sizes[axis], kernel[axis], stride[axis], pad[axis], dilation[axis])
             if out < 1:
                 raise ValueError(f"no output: input {input_hw} is smaller than the kernel's extent "
                                  "with this pad (real Caffe aborts)")
+            span = extent(kernel[axis], dilation[axis])
             # Caffe's truncation case: give 'valid' the zeros that make its one output.
-            extra[axis] = max(extent(kernel[axis], dilation[axis]) - (sizes[axis] + 2 * pad[axis]), 0)
-    same = (pad != (0, 0) and not subsample and extra == [0, 0]
+            pad_after[axis] += max(span - (sizes[axis] + 2 * pad[axis]), 0)
+            # An axis with one output gets exactly one window's span and stride 1: TensorFlow's
+            # oneDNN convolution (the default on x86) is wrong when a stride > 1 leaves a single
+            # output on an axis (see the README), and one window needs no stride.
+            if out == 1:
+                surplus = sizes[axis] + pad[axis] + pad_after[axis] - span
+                trim_pad = min(surplus, pad_after[axis])
+                # Keras cannot crop the whole input: a window over padding only keeps one input
+                # row past its span, and its stride (that row is then never read).
+                crop[axis] = min(surplus - trim_pad, sizes[axis] - 1)
+                pad_after[axis] -= trim_pad
+                single[axis] = surplus == trim_pad + crop[axis]
+    stride = tuple(1 if single[axis] else stride[axis] for axis in (0, 1))
+    # Keras refuses any stride > 1 together with any dilation > 1 (on either axis).
+    subsample = max(stride) > 1 and max(dilation) > 1
+    padded = (pad[0], pad_after[0]), (pad[1], pad_after[1])
+    same = (pad != (0, 0) and not subsample and list(pad) == pad_after and crop == [0, 0]
             and all(_same_is_identical(sizes[a], kernel[a], stride[a], pad[a], dilation[a])
                     for a in (0, 1)))
     layers = []
-    if not same and (pad != (0, 0) or extra != [0, 0]):
-        layers.append(keras.layers.ZeroPadding2D(
-            ((pad[0], pad[0] + extra[0]), (pad[1], pad[1] + extra[1]))))
+    if crop != [0, 0]:
+        layers.append(keras.layers.Cropping2D(((0, crop[0]), (0, crop[1]))))
+    if not same and padded != ((0, 0), (0, 0)):
+        layers.append(keras.layers.ZeroPadding2D(padded))
     conv = keras.layers.Conv2D(
         spec["num_output"], kernel, strides=(1, 1) if subsample else stride,
         padding="same" if same else "valid", dilation_rate=dilation, groups=spec["group"],

@@ -55,7 +55,9 @@ CONV_CASES = [
       "pad_w": 2, "group": 2, "dilation": [2, 1]}, (2, 4, 13, 11), False,
      ["ZeroPadding2D", "Conv2D/valid", "MaxPooling2D/valid"]),  # stride with dilation
     ({"num_output": 4, "kernel_size": 6, "stride": 4}, (1, 2, 5, 7), True,
-     ["ZeroPadding2D", "Conv2D/valid"]),                       # Caffe's truncation case
+     ["Cropping2D", "ZeroPadding2D", "Conv2D/valid"]),         # Caffe's truncation case
+    ({"num_output": 3, "kernel_size": 3, "stride": [1, 5], "pad": 1}, (2, 1, 6, 4), True,
+     ["Cropping2D", "ZeroPadding2D", "Conv2D/valid"]),         # one output on w: one window
     ({"num_output": 4, "kernel_size": [3, 2], "stride": 2, "bias_term": False}, (1, 2, 9, 9),
      False, ["Conv2D/valid"]),
 ]
@@ -84,6 +86,23 @@ def test_conv_from_caffe_reproduces_caffe(params, x_shape, known, expected_kinds
     layers = from_caffe(params, w, b, input_size=x_shape[2:] if known else None)
     assert kinds(layers) == expected_kinds
     assert_conv_close(run_layers(layers, x), x, w, b, **kwargs)
+
+
+def test_conv_from_caffe_avoids_tensorflow_single_output_stride_bug():
+    # TensorFlow's oneDNN convolution (the default on x86) gives [-18, 0, 0, 0] here instead of
+    # [-18, -6, 0, 12]: a stride of 3 on an axis with a single output, batch 2, one channel.
+    # from_caffe gives that axis exactly one window and stride 1, so the port is right whether
+    # oneDNN is on or off.
+    x = np.array([[6, 0], [2, 0], [0, 0], [-4, 0]], np.float32).reshape(2, 2, 2, 1)  # NHWC
+    w = np.array([-3, -8], np.float32).reshape(1, 1, 1, 2)                             # OIHW
+    x_nchw = fastconv.nhwc_to_nchw(x)
+    params = {"num_output": 1, "kernel_h": 1, "kernel_w": 2, "stride_h": 1, "stride_w": 3,
+              "bias_term": False}
+    layers = from_caffe(params, w, input_size=x_nchw.shape[2:])
+    assert [layer.strides for layer in layers] == [(1, 1)]
+    expected = fastconv.conv2d_caffe(x_nchw, w, stride=(1, 3))
+    np.testing.assert_array_equal(expected.ravel(), [-18, -6, 0, 12])
+    np.testing.assert_array_equal(run_layers(layers, x_nchw), expected)
 
 
 def test_seed_layer_naive_reshape_is_caught_and_named():
