@@ -141,6 +141,20 @@ def test_from_caffe_rejects_bad_params(params, message):
         from_caffe(params, normal(4, 3, 3, 3), normal(4))
 
 
+@pytest.mark.parametrize("field, value, exception", [
+    ("group", 1.5, TypeError), ("stride", 0, ValueError), ("pad", -1, ValueError),
+    ("dilation", [1, 2, 3], ValueError), ("stride", "2", TypeError),
+])
+def test_from_caffe_refuses_like_conv2d_caffe(field, value, exception):
+    # One validator: the bridge raises what conv2d_caffe raises for the same parameter.
+    x, w, b = normal(1, 4, 9, 9), normal(4, 4, 3, 3), normal(4)
+    with pytest.raises(exception, match=field) as direct:
+        fastconv.conv2d_caffe(x, w, b, **{field: value})
+    with pytest.raises(exception) as bridged:
+        from_caffe({"num_output": 4, "kernel_size": 3, field: value}, w, b, input_size=(9, 9))
+    assert str(bridged.value) == str(direct.value)
+
+
 def test_from_caffe_names_an_hwio_kernel_and_a_missing_bias():
     with pytest.raises(ValueError, match="keras_to_caffe_kernel"):
         from_caffe({"num_output": 4, "kernel_size": 3}, normal(3, 3, 2, 4), normal(4))
@@ -377,6 +391,11 @@ def test_pooling_from_caffe_property(data):
     try:
         layers = pooling_from_caffe(params, input_size=size, assume_nonnegative=nonnegative)
     except NotImplementedError:
+        return
+    except ValueError as refused:          # refused by fastconv.pool2d_caffe as well
+        assert "entirely past the input" in str(refused)
+        with pytest.raises(ValueError, match="entirely past the input"):
+            fastconv.pool2d_caffe(normal(1, 1, *size), kernel, stride=stride, pad=pad)
         return
     x = normal(1, 2, *size)
     x = np.abs(x) if nonnegative else x

@@ -7,7 +7,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 pytest.importorskip("keras")
-from fastconv.testing import validation  # noqa: E402
+from fastconv.cli import validation  # noqa: E402
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "tools" / "validate_gpu.py"
 

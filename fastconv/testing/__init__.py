@@ -26,6 +26,7 @@ from .compare import Comparison, compare, default_rtol, unit_roundoff
 from .deconv import assert_deconv_close, check_deconv, deconv_reference
 from .diagnosis import Diagnosis, Mistake, diagnose
 from .exact import EXACT_LIMIT, check_exact_inputs, exact_conv_inputs
+from .keras_layer import check_keras_layer
 from .oracle import ConvOracle, assert_conv_close, check_conv, reference
 
 __all__ = [

@@ -12,16 +12,10 @@ from typing import Optional
 
 import numpy as np
 
-from .._params import (
-    Conv2DGeometry,
-    as_array,
-    caffe_conv2d_geometry,
-    caffe_conv_out_size,
-    extent,
-    keras_conv2d_geometry,
-    keras_out_size_and_pad,
-)
-from ..caffe import _forward
+from .._engine import forward as _forward
+from .._params.caffe_conv import caffe_conv2d_geometry, caffe_conv_out_size
+from .._params.common import Conv2DGeometry, as_array, extent
+from .._params.keras_conv import keras_conv2d_geometry, keras_out_size_and_pad
 
 CAFFE_PARAMS = ("stride", "pad", "dilation", "group")
 KERAS_PARAMS = ("strides", "padding", "dilation_rate", "groups", "data_format")

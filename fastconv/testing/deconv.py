@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._params import as_pair
-from ..keras import conv2d_transpose_keras
-from ..layers import deconv2d_caffe
+from .._params.common import as_pair
+from ..caffe import deconv2d_caffe
+from ..keras_ops import conv2d_transpose_keras
 from ..layout import nchw_to_nhwc, nhwc_to_nchw
 from .compare import compare, default_rtol
 from .diagnosis import Diagnosis, Mistake, diagnosis_lines

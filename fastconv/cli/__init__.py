@@ -18,10 +18,11 @@ import time
 
 import numpy as np
 
-from . import __version__
-from .caffe import conv2d_caffe
-from .keras import conv2d_keras
-from .layout import caffe_to_keras_kernel, nchw_to_nhwc, nhwc_to_nchw
+from .. import __version__
+from .._params.caffe_conv import caffe_conv2d_geometry
+from ..caffe import conv2d_caffe
+from ..keras import conv2d_keras
+from ..layout import caffe_to_keras_kernel, nchw_to_nhwc, nhwc_to_nchw
 
 
 def progress(message):
@@ -156,7 +157,7 @@ def check(args):
         print("Keras is not installed: nothing to check against (pip install fastconv[keras]).")
         return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from .testing import validation
+    from . import validation
 
     progress("importing Keras ...")
     backend = validation.keras_backend()
@@ -180,8 +181,6 @@ BENCH_LAYERS = [  # (name, NCHW input, OIHW weights, stride, pad, group)
 
 
 def bench(args):
-    from ._params import caffe_conv2d_geometry
-
     rng = np.random.default_rng(0)
     peers = {}
     if installed("tensorflow"):
