@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from reference import caffe_conv2d
+from reference.conv import caffe_conv
 
 
 def arrays(n=1, c=4, h=9, w=9, o=6, cg=4, kh=3, kw=3, dtype=np.float32):
@@ -123,7 +123,7 @@ def test_result_dtype_follows_numpy_promotion(x_dtype, w_dtype, b_dtype, result)
     b = None if b_dtype is None else rng.random(4).astype(b_dtype)
     y = fastconv.conv2d_caffe(x, w, b, pad=1)
     assert y.dtype == result
-    expected = caffe_conv2d(x.astype(np.float64), w.astype(np.float64),
+    expected = caffe_conv(x.astype(np.float64), w.astype(np.float64),
                             None if b is None else b.astype(np.float64), (1, 1), (1, 1), (1, 1), 1)
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 
@@ -133,7 +133,7 @@ def test_odd_memory_layouts_and_inputs_untouched():
     base_x = rng.standard_normal((2, 6, 15, 14))
     base_w = rng.standard_normal((8, 3, 3, 4))
     b = rng.standard_normal(8)
-    expected = caffe_conv2d(base_x, base_w, b, (2, 1), (1, 2), (1, 1), 2)
+    expected = caffe_conv(base_x, base_w, b, (2, 1), (1, 2), (1, 1), 2)
     variants = {
         "fortran": (np.asfortranarray(base_x), np.asfortranarray(base_w)),
         "strided": (np.repeat(base_x, 2, axis=3)[:, :, :, ::2], base_w[:, :, :, ::-1][:, :, :, ::-1]),

@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 pytest.importorskip("keras")
 from fastconv.cli import validation  # noqa: E402
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "tools" / "validate_gpu.py"
+SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "tools" / "validate_gpu.py"
 
 
 @pytest.fixture(scope="module")

@@ -26,35 +26,26 @@ import numpy as np
 import pytest
 
 import fastconv
+from reference.tolerance import sum_tolerance
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "caffe_golden"
 
-# family -> (forward function, backward function, issue that builds each)
+# family -> (forward function, backward function)
 FAMILIES = {
-    "conv2d": ("conv2d_caffe", "conv2d_caffe_backward", 2, 4),
-    "conv2d_sweep": ("conv2d_caffe", "conv2d_caffe_backward", 2, 4),
-    "conv2d_seed": ("conv2d_caffe", "conv2d_caffe_backward", 2, 4),
-    "deconv2d": ("deconv2d_caffe", "deconv2d_caffe_backward", 4, 4),
-    "pool2d": ("pool2d_caffe", "pool2d_caffe_backward", 4, 4),
-    "conv3d": ("convnd_caffe", "convnd_caffe_backward", 4, 4),
+    "conv2d": (fastconv.conv2d_caffe, fastconv.conv2d_caffe_backward),
+    "conv2d_sweep": (fastconv.conv2d_caffe, fastconv.conv2d_caffe_backward),
+    "conv2d_seed": (fastconv.conv2d_caffe, fastconv.conv2d_caffe_backward),
+    "deconv2d": (fastconv.deconv2d_caffe, fastconv.deconv2d_caffe_backward),
+    "pool2d": (fastconv.pool2d_caffe, fastconv.pool2d_caffe_backward),
+    "conv3d": (fastconv.convnd_caffe, fastconv.convnd_caffe_backward),
 }
 
-# Tolerance, relative to the largest magnitude of Caffe's result (element-wise relative error
-# is meaningless near zero). Both Caffe and fastconv compute in float32 (unit roundoff
-# u = 2**-24). A sum of K products with random signs carries a rounding error of about
-# sqrt(K) * u times the sum's typical size, and the two libraries add in different orders (Caffe:
-# reference BLAS, one running sum; fastconv: blocked GEMM), so their results differ by about
-# that much twice over. 8 * (sqrt(K) + 1) * u leaves a factor of ~4 over that for the tail of
-# the largest element's error; K is counted per result (weights and bias gradients sum over
+# Tolerance, relative to the largest magnitude of Caffe's result: sum_tolerance(K) (float32,
+# tests/reference/tolerance.py). Caffe (reference BLAS, one running sum) and fastconv (blocked
+# GEMM) add in different orders; K is counted per result (weights and bias gradients sum over
 # every output cell of the batch, which is where Caffe's own float32 loses most: 2e-5 relative
-# was seen on bias gradients of the seed layer, K = 15129, allowance 6e-5). A layout or
-# index bug gives errors of order 1, far above any of these.
-UNIT_ROUNDOFF = 2.0**-24
-
-
-def tolerance(terms):
-    return 8 * (math.sqrt(terms) + 1) * UNIT_ROUNDOFF
+# was seen on bias gradients of the seed layer, K = 15129, allowance 6e-5).
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,14 +78,6 @@ REFUSED = json.loads((DATA / "refused.json").read_text())
 def load_case(case_id):
     family, name = case_id.split("/", 1)
     return family, load_family(family)[name]
-
-
-def api(name, issue):
-    """The fastconv function, or an expected failure naming what is missing."""
-    function = getattr(fastconv, name, None)
-    if function is None:
-        pytest.xfail(f"fastconv.{name} not implemented yet (issue {issue})")
-    return function
 
 
 def describe(case):
@@ -137,7 +120,7 @@ def references(family, case, field):
     if LIVE_ROOT:
         name = next(n for n, c in load_family(family).items() if c is case)
         live = crop(case, field, live_family(family)[name][field])
-        np.testing.assert_allclose(live, case[field], rtol=0, atol=tolerance(1) * _scale(live),
+        np.testing.assert_allclose(live, case[field], rtol=0, atol=sum_tolerance(1) * _scale(live),
                                    err_msg=f"live Caffe no longer matches the recorded {field}")
         refs.append(("live Caffe", live))
     return refs
@@ -165,10 +148,10 @@ def assert_close(family, case, field, actual, terms):
             f"{field}: fastconv shape {actual.shape}, {label} {expected.shape}\n{describe(case)}")
         scale = _scale(expected)
         error = float(np.max(np.abs(actual.astype(np.float64) - expected))) if actual.size else 0.0
-        allowed = tolerance(terms) * scale
+        allowed = sum_tolerance(terms) * scale
         assert error <= allowed, (
             f"{field}: max|fastconv - {label}| = {error:.3g} > {allowed:.3g} "
-            f"(= {tolerance(terms):.2g} x max|{label}| {scale:.3g}, K = {terms})\n{describe(case)}")
+            f"(= {sum_tolerance(terms):.2g} x max|{label}| {scale:.3g}, K = {terms})\n{describe(case)}")
 
 
 def _spatial(params, key):
@@ -217,8 +200,7 @@ def relu_mask(case):
 @pytest.mark.parametrize("case_id", CASE_IDS)
 def test_forward(case_id):
     family, case = load_case(case_id)
-    forward_name, _, issue, _ = FAMILIES[family]
-    forward = api(forward_name, issue)
+    forward, _ = FAMILIES[family]
     params = case["params"]
     if params["layer"] == "Pooling":
         kernel, kwargs = pool_args(params)
@@ -233,8 +215,7 @@ def test_forward(case_id):
 @pytest.mark.parametrize("case_id", CASE_IDS)
 def test_backward(case_id):
     family, case = load_case(case_id)
-    _, backward_name, _, issue = FAMILIES[family]
-    backward = api(backward_name, issue)
+    _, backward = FAMILIES[family]
     params = case["params"]
     if params["layer"] == "Pooling":
         kernel, kwargs = pool_args(params)
@@ -261,8 +242,7 @@ FASTCONV_REFUSALS = [entry for entry in REFUSED if entry["fastconv_call"] is not
 def test_refused_geometry_raises(entry):
     """Where Caffe crashes, or accepts nonsense, fastconv raises ValueError instead."""
     call = entry["fastconv_call"]
-    issue = 2 if call["function"] == "conv2d_caffe" else 4
-    function = api(call["function"], issue)
+    function = getattr(fastconv, call["function"])
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in call["kwargs"].items()}
     x = np.zeros(call["x_shape"], dtype=np.float32)
     if "w_shape" in call:

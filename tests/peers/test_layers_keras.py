@@ -2,8 +2,9 @@
 
 Each Keras layer is built once per configuration (module-scoped), since TensorFlow is slow to
 build. Everything runs in float32, TensorFlow's native type, and is compared relative to the
-output's scale with tolerance 8*sqrt(K)*2**-24 for K-term sums (random-sign rounding growth of
-both engines, with a safety factor; TensorFlow's oneDNN kernels reorder sums freely). MAX pooling
+output's scale with sum_tolerance(K) for K-term sums (tests/reference/tolerance.py: random-sign
+rounding growth of both engines, with a safety factor; TensorFlow's oneDNN kernels reorder sums
+freely). MAX pooling
 selects one input value, so it must agree exactly.
 """
 import math
@@ -13,20 +14,11 @@ import numpy as np
 import pytest
 
 import fastconv
+from reference.tolerance import scale_error, sum_tolerance
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
-
-
-def tolerance(terms):
-    return 8 * math.sqrt(terms) * 2.0 ** -24
-
-
-def scale_error(actual, expected):
-    expected = np.asarray(expected, np.float64)
-    return np.max(np.abs(np.asarray(actual, np.float64) - expected)) / max(
-        np.max(np.abs(expected)), 1e-30)
 
 
 def random(shape, seed):
@@ -67,7 +59,7 @@ def test_conv2d_transpose_matches_keras(transpose_case):
     kwargs = dict(strides=strides, padding=padding, output_padding=output_padding)
     y = fastconv.conv2d_transpose_keras(x, k, b, **kwargs)
     assert y.shape == expected.shape
-    assert scale_error(y, expected) < tolerance(x.shape[3] * kernel[0] * kernel[1])
+    assert scale_error(y, expected) < sum_tolerance(x.shape[3] * kernel[0] * kernel[1])
     # channels_first gives the same numbers in NCHW.
     y_first = fastconv.conv2d_transpose_keras(x.transpose(0, 3, 1, 2), k, b,
                                               data_format="channels_first", **kwargs)
@@ -142,7 +134,7 @@ def test_pool2d_matches_keras(pool_case):
     if method == "max":
         np.testing.assert_array_equal(y, expected)
     else:
-        assert scale_error(y, expected) < tolerance(pool_size[0] * pool_size[1])
+        assert scale_error(y, expected) < sum_tolerance(pool_size[0] * pool_size[1])
 
 
 def test_caffe_pooling_difference_on_keras():
@@ -186,7 +178,7 @@ def test_convnd_matches_keras(nd_case):
     y = fastconv.convnd_caffe(x.transpose(to_first), w, b, stride=strides, dilation=dilation)
     y_last = y.transpose(0, *range(2, rank + 2), 1)
     assert y_last.shape == expected.shape
-    assert scale_error(y_last, expected) < tolerance(x.shape[-1] * math.prod(kernel))
+    assert scale_error(y_last, expected) < sum_tolerance(x.shape[-1] * math.prod(kernel))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,6 +224,6 @@ def test_conv2d_gradients_match_gradient_tape(grad_case):
     if padding == "same":
         dx = dx[:, :, before[0]:before[0] + x.shape[1], before[1]:before[1] + x.shape[2]]
     positions = dy.shape[0] * dy.shape[1] * dy.shape[2]
-    assert scale_error(dx.transpose(0, 2, 3, 1), ex) < tolerance(6 * kernel[0] * kernel[1])
-    assert scale_error(dw.transpose(2, 3, 1, 0), ek) < tolerance(positions)
-    assert scale_error(db, eb) < tolerance(positions)
+    assert scale_error(dx.transpose(0, 2, 3, 1), ex) < sum_tolerance(6 * kernel[0] * kernel[1])
+    assert scale_error(dw.transpose(2, 3, 1, 0), ek) < sum_tolerance(positions)
+    assert scale_error(db, eb) < sum_tolerance(positions)

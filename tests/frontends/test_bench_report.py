@@ -5,7 +5,7 @@ import math
 import sys
 from pathlib import Path
 
-BENCHES = Path(__file__).resolve().parent.parent / "benches"
+BENCHES = Path(__file__).resolve().parents[2] / "benches"
 sys.path.insert(0, str(BENCHES))
 
 import report  # noqa: E402

@@ -11,28 +11,20 @@ import pytest
 
 import fastconv
 from keras_support import gpu_devices, keras_module, run_keras_conv2d
-from reference import caffe_conv2d, conv2d_nchw, error_bound, max_violation
+from reference.conv import caffe_conv, conv_nd
+from reference.sizes import keras_out_size_and_pad_before
+from reference.tolerance import error_bound, max_violation
 
 keras = keras_module()
 
 
 def keras_reference(x_nchw, w_oihw, b, strides, padding, dilation):
     """Keras Conv2D in float64 from the plain reference: explicit TF 'same' padding split."""
-    _, _, h, w = x_nchw.shape
-    _, _, kh, kw = w_oihw.shape
-    out, before = [], []
-    for size, k, s, d in ((h, kh, strides[0], dilation[0]), (w, kw, strides[1], dilation[1])):
-        span = d * (k - 1) + 1
-        if padding == "valid":
-            out.append((size - span) // s + 1)
-            before.append(0)
-        else:
-            n = -(-size // s)
-            total = max((n - 1) * s + span - size, 0)
-            out.append(n)
-            before.append(total // 2)   # TF puts the odd cell after the input
-    return lambda xa, wa, ba: conv2d_nchw(xa, wa, ba, strides, before, out, dilation,
-                                          x_nchw.shape[1] // w_oihw.shape[1])
+    sizes = [keras_out_size_and_pad_before(size, k, s, d, padding) for size, k, s, d in
+             zip(x_nchw.shape[2:], w_oihw.shape[2:], strides, dilation)]
+    out, before = [size for size, _ in sizes], [pad for _, pad in sizes]
+    return lambda xa, wa, ba: conv_nd(xa, wa, ba, strides, before, out, dilation,
+                                      x_nchw.shape[1] // w_oihw.shape[1])
 
 
 # (H, W, C, filters, (kh, kw), strides, padding, dilation, groups, bias)
@@ -138,9 +130,9 @@ def test_seed_transposed_port_matches_caffe_semantics(seed_port):
     x, w, b, y_caffe, right, _ = seed_port
     assert right.shape == (1, 123, 123, 96)
     assert y_caffe.shape == (1, 96, 123, 123)
-    reference = np.maximum(caffe_conv2d(x, w, b, (4, 4), (0, 0), (1, 1), 1), 0)
+    reference = np.maximum(caffe_conv(x, w, b, (4, 4), (0, 0), (1, 1), 1), 0)
     bound = error_bound(x, w, b, np.float32,
-                        lambda xa, wa, ba: caffe_conv2d(xa, wa, ba, (4, 4), (0, 0), (1, 1), 1))
+                        lambda xa, wa, ba: caffe_conv(xa, wa, ba, (4, 4), (0, 0), (1, 1), 1))
     assert max_violation(y_caffe, reference, bound) <= 1.0
     assert max_violation(fastconv.nhwc_to_nchw(right), reference, bound) <= 1.0
 

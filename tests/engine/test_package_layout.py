@@ -1,6 +1,7 @@
 """The package's shape: only fastconv._engine imports the C core (so its OpenMP settings are in
-force whatever a program imports first; import-linter cannot see the extension module), and the
-old public names still work, with one DeprecationWarning."""
+force whatever a program imports first; import-linter cannot see the extension module), the
+tests' references stay independent of fastconv, and the old public names still work, with one
+DeprecationWarning."""
 import ast
 import pathlib
 import warnings
@@ -24,6 +25,15 @@ def imports_core(path):
 def test_only_the_engine_imports_the_c_core():
     importers = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if imports_core(p))
     assert importers == ["_engine.py"]
+
+
+def test_the_test_references_do_not_import_fastconv():
+    references = pathlib.Path(__file__).resolve().parents[1] / "reference"
+    for path in references.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [getattr(node, "module", None) or ""] + [a.name for a in node.names]
+                assert not any(n.split(".")[0] == "fastconv" for n in names), path.name
 
 
 def test_check_layer_is_a_deprecated_alias_warning_once():

@@ -1,17 +1,18 @@
 """deconv2d_caffe / deconv2d_caffe_backward: Caffe's Deconvolution.
 
-Checked against a plain-numpy float64 scatter (tests/reference.py), against PyTorch's
+Checked against a plain-numpy float64 scatter (tests/reference/deconv.py), against PyTorch's
 conv_transpose2d in float64 where PyTorch is installed (an independent engine whose weight layout
 (C_in, num_output/group, kh, kw) and output size stride*(in-1) + dilation*(k-1) + 1 - 2*pad are
 Caffe's), against fastconv's own Convolution backward-data (Deconvolution is its adjoint), and
-by central finite differences. Tolerances: float64 1e-12 relative to the output's scale;
-float32 8*sqrt(K)*2**-24 with K = C_in/group*kh*kw terms per output.
+by central finite differences. Tolerance relative to the output's scale: sum_tolerance(K, dtype)
+of tests/reference/tolerance.py, K the products summed per element (at most).
 """
-import math
-
 import numpy as np
 import pytest
-from reference import caffe_conv2d, caffe_conv2d_backward, caffe_deconv2d
+from reference.conv import caffe_conv, caffe_conv2d_backward
+from reference.deconv import caffe_deconv2d
+from reference.sizes import caffe_deconv_out_size
+from reference.tolerance import scale_error, sum_tolerance
 
 import fastconv
 
@@ -55,7 +56,7 @@ def numpy_deconv(x, w, b, stride, pad, dilation, group, dy=None):
     gradient."""
     if dy is None:
         return caffe_deconv2d(x, w, b, stride, pad, dilation, group)
-    dx = caffe_conv2d(dy, w, None, stride, pad, dilation, group)
+    dx = caffe_conv(dy, w, None, stride, pad, dilation, group)
     _, dw, _ = caffe_conv2d_backward(dy, w, x, stride, pad, dilation, group)
     return dx, dw, np.asarray(dy, np.float64).sum(axis=(0, 2, 3))
 
@@ -67,10 +68,6 @@ def references(x, w, b, stride, pad, dilation, group, dy=None):
     return found
 
 
-def scale_error(actual, expected):
-    return np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-300)
-
-
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 @pytest.mark.parametrize("channels,outputs,group", GROUPS)
 def test_forward_and_backward_match_references(geometry, channels, outputs, group):
@@ -79,17 +76,18 @@ def test_forward_and_backward_match_references(geometry, channels, outputs, grou
     x, w, b = make(rng, h, wd, kh, kw, channels, outputs, group)
     kwargs = dict(stride=stride, pad=pad, dilation=dilation, group=group)
     y = fastconv.deconv2d_caffe(x, w, b, **kwargs)
-    expected_shape = tuple(s * (i - 1) + d * (k - 1) + 1 - 2 * p for i, k, s, p, d in
+    expected_shape = tuple(caffe_deconv_out_size(*axis) for axis in
                            zip((h, wd), (kh, kw), stride, pad, dilation))
     assert y.shape == (2, outputs, *expected_shape)
+    # Each output sums at most C_in*kh*kw products; each gradient at most x.size + dy.size.
     for expected in references(x, w, b, stride, pad, dilation, group):
-        assert scale_error(y, expected) < 1e-12
+        assert scale_error(y, expected) < sum_tolerance(x[0].size, np.float64)
     dy = rng.standard_normal(y.shape)
     got = fastconv.deconv2d_caffe_backward(x, w, dy, **kwargs)
     for expected in references(x, w, b, stride, pad, dilation, group, dy=dy):
         for name, actual, wanted in zip(("dx", "dw", "db"), got, expected):
             assert actual.shape == wanted.shape, name
-            assert scale_error(actual, wanted) < 1e-12, (name, geometry, group)
+            assert scale_error(actual, wanted) < sum_tolerance(x.size + dy.size, np.float64), name
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES)
@@ -116,7 +114,7 @@ def test_float32():
     y = fastconv.deconv2d_caffe(x, w, b, stride=(2, 3), pad=(1, 0))
     assert y.dtype == np.float32
     expected = numpy_deconv(x, w, b, (2, 3), (1, 0), (1, 1), 1)
-    assert scale_error(y, expected) < 8 * math.sqrt(8 * 12) * 2.0 ** -24
+    assert scale_error(y, expected) < sum_tolerance(8 * 4 * 3)
 
 
 def test_finite_differences():

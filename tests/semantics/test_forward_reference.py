@@ -1,4 +1,4 @@
-"""conv2d_caffe against the plain float64 reference in tests/reference.py, over a grid and
+"""conv2d_caffe against the plain float64 reference in tests/reference, over a grid and
 random parameters. Every grid mixes kh != kw, sh != sw, ph != pw: square cases hide swaps."""
 import itertools
 
@@ -8,7 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastconv
-from reference import caffe_conv2d, caffe_output_size, error_bound, max_violation
+from reference.conv import caffe_conv
+from reference.sizes import caffe_conv_out_size
+from reference.tolerance import error_bound, max_violation
 
 DTYPES = [np.float32, np.float64]
 
@@ -19,10 +21,10 @@ def run_case(rng, dtype, batch, channels, in_hw, out_channels, kernel, stride, p
     w = rng.standard_normal((out_channels, channels // group, *kernel)).astype(dtype)
     b = rng.standard_normal(out_channels).astype(dtype) if with_bias else None
     y = fastconv.conv2d_caffe(x, w, b, stride=stride, pad=pad, dilation=dilation, group=group)
-    expected = caffe_conv2d(x, w, b, stride, pad, dilation, group)
+    expected = caffe_conv(x, w, b, stride, pad, dilation, group)
 
     def reference(xa, wa, ba):
-        return caffe_conv2d(xa, wa, ba, stride, pad, dilation, group)
+        return caffe_conv(xa, wa, ba, stride, pad, dilation, group)
 
     assert y.dtype == dtype
     assert y.shape == expected.shape
@@ -60,7 +62,7 @@ def test_grid(case, dtype):
 SWEEP_SIZE = 24
 # Geometries with no output are excluded here; test_arguments checks that they raise.
 SWEEP = [params for params in itertools.product([1, 2, 3, 5, 11], [1, 2, 4], [0, 1, 3], [1, 3])
-         if caffe_output_size(SWEEP_SIZE - 3, *params) >= 1]
+         if caffe_conv_out_size(SWEEP_SIZE - 3, *params) >= 1]
 
 
 @pytest.mark.parametrize("kernel, stride, pad, dilation", SWEEP)
@@ -108,9 +110,9 @@ def test_seed_layer_shape_and_values():
     # Check a sample of output channels against the reference (the full float64 reference
     # costs seconds; channels are independent computations).
     some = [0, 17, 95]
-    expected = caffe_conv2d(x, w[some], b[some], (4, 4), (0, 0), (1, 1), 1)
+    expected = caffe_conv(x, w[some], b[some], (4, 4), (0, 0), (1, 1), 1)
     bound = error_bound(x, w[some], b[some], np.float32,
-                        lambda xa, wa, ba: caffe_conv2d(xa, wa, ba, (4, 4), (0, 0), (1, 1), 1))
+                        lambda xa, wa, ba: caffe_conv(xa, wa, ba, (4, 4), (0, 0), (1, 1), 1))
     assert max_violation(y[:, some], expected, bound) <= 1.0
 
 

@@ -1,5 +1,5 @@
 """pool2d_caffe / pool2d_caffe_backward / pool2d_keras against plain-Python references written
-here from Caffe's pooling_layer.cpp and TensorFlow's pooling definitions.
+from Caffe's pooling_layer.cpp (tests/reference/pool.py) and TensorFlow's pooling definitions.
 
 Pooling sums at most kh*kw values, so float64 results agree to 1e-13 relative; MAX is exact.
 """
@@ -11,50 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastconv
-
-
-def caffe_pooled(size, kernel, stride, pad, layer_padded):
-    out = int(math.ceil((size + 2 * pad - kernel) / stride)) + 1
-    # pooling_layer.cpp: `if (pad_h_ || pad_w_)` then clip each axis.
-    if layer_padded and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
-
-
-def caffe_windows(size, kernel, stride, pad, layer_padded):
-    """Per output index: (first, last+1) of the clipped window and the AVE divisor's extent."""
-    windows = []
-    for index in range(caffe_pooled(size, kernel, stride, pad, layer_padded)):
-        start = index * stride - pad
-        end_for_divisor = min(start + kernel, size + pad)
-        windows.append((max(start, 0), min(start + kernel, size), end_for_divisor - start))
-    return windows
-
-
-def reference_caffe_pool(x, kernel, stride, pad, method, dy=None):
-    """Forward (dy None) or backward of Caffe's Pooling, by explicit loops."""
-    n, c, h, w = x.shape
-    padded = any(pad)
-    rows = caffe_windows(h, kernel[0], stride[0], pad[0], padded)
-    cols = caffe_windows(w, kernel[1], stride[1], pad[1], padded)
-    y = np.zeros((n, c, len(rows), len(cols)))
-    dx = np.zeros(x.shape)
-    for i, (h0, h1, span_h) in enumerate(rows):
-        for j, (w0, w1, span_w) in enumerate(cols):
-            for a in range(n):
-                for b in range(c):
-                    window = x[a, b, h0:h1, w0:w1]
-                    if method == "max":
-                        first = np.argmax(window)  # argmax returns the first maximum
-                        y[a, b, i, j] = window.flat[first]
-                        if dy is not None:
-                            r, s = np.unravel_index(first, window.shape)
-                            dx[a, b, h0 + r, w0 + s] += dy[a, b, i, j]
-                    else:
-                        y[a, b, i, j] = window.sum() / (span_h * span_w)
-                        if dy is not None:
-                            dx[a, b, h0:h1, w0:w1] += dy[a, b, i, j] / (span_h * span_w)
-    return y if dy is None else dx
+from reference.pool import caffe_pool
 
 
 # (H, W, kernel, stride, pad): unequal axes, ceil-extra windows, the clip rule, window > input.
@@ -76,12 +33,12 @@ def test_forward_and_backward_match_reference(geometry, method):
     # Small integers make ties common: MAX must keep the first maximum in row-major order.
     x = rng.integers(-3, 4, size=(2, 3, *size)).astype(np.float64)
     y = fastconv.pool2d_caffe(x, kernel, stride=stride, pad=pad, method=method)
-    expected = reference_caffe_pool(x, kernel, stride, pad, method)
+    expected = caffe_pool(x, kernel, stride, pad, method)
     assert y.shape == expected.shape
     np.testing.assert_allclose(y, expected, rtol=1e-13, atol=0)
     dy = rng.standard_normal(y.shape)
     dx = fastconv.pool2d_caffe_backward(x, dy, kernel, stride=stride, pad=pad, method=method)
-    np.testing.assert_allclose(dx, reference_caffe_pool(x, kernel, stride, pad, method, dy),
+    np.testing.assert_allclose(dx, caffe_pool(x, kernel, stride, pad, method, dy),
                                rtol=1e-13, atol=1e-15)
 
 
@@ -138,7 +95,7 @@ def test_average_backward_is_adjoint(data):
     except ValueError as error:
         assert "no output" in str(error)
         return
-    np.testing.assert_allclose(y, reference_caffe_pool(x, kernel, stride, pad, "ave"),
+    np.testing.assert_allclose(y, caffe_pool(x, kernel, stride, pad, "ave"),
                                rtol=1e-12, atol=1e-15)
     dy = rng.standard_normal(y.shape)
     dx = fastconv.pool2d_caffe_backward(x, dy, kernel, stride=stride, pad=pad, method="ave")

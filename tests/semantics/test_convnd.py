@@ -1,12 +1,10 @@
 """convnd_caffe / convnd_caffe_backward (1-D, 2-D, 3-D) against a plain-numpy float64 reference.
 
-The reference below is written from Caffe's definition, not from fastconv: pad with zeros on
-every side generously, then for each kernel tap take one strided slice and contract channels.
-Tolerances: float64 results agree to 1e-12 relative to the output's scale (K <= a few hundred
-terms, each rounding 2**-53); float32 to 8*sqrt(K)*2**-24 relative, the random-sign growth of a
-K-term float32 dot product with a safety factor.
+The reference (tests/reference/conv.py) is written from Caffe's definition, not from fastconv:
+pad with zeros, then for each kernel tap take one strided slice and contract channels.
+Tolerance relative to the output's scale: sum_tolerance(K, dtype) of
+tests/reference/tolerance.py, K the products summed per output.
 """
-import itertools
 import math
 
 import numpy as np
@@ -15,48 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastconv
-
-
-def caffe_out(size, kernel, stride, pad, dilation):
-    # int() of a float quotient truncates toward zero, like Caffe's C integer division.
-    return int((size + 2 * pad - (dilation * (kernel - 1) + 1)) / stride) + 1
-
-
-def reference_convnd(x, w, b, stride, pad, dilation, group):
-    """Caffe convolution of (N, C, *S) by (O, C/G, *K), float64, one slice per kernel tap."""
-    x = np.asarray(x, np.float64)
-    w = np.asarray(w, np.float64)
-    rank = x.ndim - 2
-    out = [caffe_out(x.shape[2 + a], w.shape[2 + a], stride[a], pad[a], dilation[a])
-           for a in range(rank)]
-    # Enough zeros after each axis for the farthest tap of the last output (truncation case).
-    after = [max((out[a] - 1) * stride[a] + dilation[a] * (w.shape[2 + a] - 1) + 1
-                 - pad[a] - x.shape[2 + a], 0) for a in range(rank)]
-    padded = np.pad(x, [(0, 0), (0, 0)] + [(pad[a], after[a]) for a in range(rank)])
-    n, c = x.shape[:2]
-    o, cg = w.shape[:2]
-    y = np.zeros((n, o, *out))
-    og = o // group
-    for tap in itertools.product(*(range(k) for k in w.shape[2:])):
-        window = tuple(
-            slice(tap[a] * dilation[a], tap[a] * dilation[a] + (out[a] - 1) * stride[a] + 1,
-                  stride[a]) for a in range(rank))
-        for g in range(group):
-            patch = padded[(slice(None), slice(g * cg, (g + 1) * cg)) + window]
-            weights = w[(slice(g * og, (g + 1) * og), slice(None)) + tap]
-            y[:, g * og:(g + 1) * og] += np.tensordot(patch, weights, axes=([1], [1])).transpose(
-                0, rank + 1, *range(1, rank + 1))
-    if b is not None:
-        y += np.asarray(b, np.float64).reshape((-1,) + (1,) * rank)
-    return y
-
-
-def scale_error(actual, expected):
-    return np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-300)
-
-
-def float32_tolerance(terms):
-    return 8 * math.sqrt(terms) * 2.0 ** -24
+from reference.conv import caffe_conv
+from reference.tolerance import scale_error, sum_tolerance
 
 
 # Per rank: input spatial size, kernel, stride, pad, dilation -- unequal across axes on purpose.
@@ -84,9 +42,10 @@ def test_forward_matches_reference(rank, channels, outputs, group):
     for spatial, kernel, stride, pad, dilation in CASES[rank]:
         x, w, b = make(rng, rank, spatial, kernel, channels, outputs, group)
         y = fastconv.convnd_caffe(x, w, b, stride=stride, pad=pad, dilation=dilation, group=group)
-        expected = reference_convnd(x, w, b, stride, pad, dilation, group)
+        expected = caffe_conv(x, w, b, stride, pad, dilation, group)
         assert y.shape == expected.shape, (spatial, kernel, stride, pad, dilation)
-        assert scale_error(y, expected) < 1e-12, (spatial, kernel, stride, pad, dilation)
+        terms = w[0].size + 1
+        assert scale_error(y, expected) < sum_tolerance(terms, np.float64), (spatial, kernel)
 
 
 @pytest.mark.parametrize("rank", [1, 3])
@@ -97,8 +56,8 @@ def test_forward_float32(rank):
     y = fastconv.convnd_caffe(x, w, b, stride=stride, pad=pad, dilation=dilation, group=2)
     assert y.dtype == np.float32
     terms = 3 * math.prod(kernel)
-    expected = reference_convnd(x, w, b, stride, pad, dilation, 2)
-    assert scale_error(y, expected) < float32_tolerance(terms)
+    expected = caffe_conv(x, w, b, stride, pad, dilation, 2)
+    assert scale_error(y, expected) < sum_tolerance(terms)
 
 
 def test_rank2_equals_conv2d_caffe():
@@ -115,7 +74,8 @@ def test_forward_crosses_workspace_tiles():
     rng = np.random.default_rng(21)
     x, w, b = make(rng, 3, (9, 10, 8), (3, 3, 3), 64, 3, 1, batch=1)
     y = fastconv.convnd_caffe(x, w, b, pad=(1, 0, 1))
-    assert scale_error(y, reference_convnd(x, w, b, (1, 1, 1), (1, 0, 1), (1, 1, 1), 1)) < 1e-12
+    expected = caffe_conv(x, w, b, (1, 1, 1), (1, 0, 1), (1, 1, 1), 1)
+    assert scale_error(y, expected) < sum_tolerance(w[0].size + 1, np.float64)
 
 
 def numeric_gradient(f, array, h=1e-6):

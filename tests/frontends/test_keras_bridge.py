@@ -1,16 +1,20 @@
 """fastconv.keras.from_caffe and check_layer, run in real Keras (TensorFlow backend, CPU).
 
-Convolution is checked against fastconv.conv2d_caffe; Pooling and Deconvolution against a
-plain numpy reference of Caffe's rules written here, and against fastconv.pool2d_caffe /
+Convolution is checked against fastconv.conv2d_caffe; Pooling and Deconvolution against the
+plain numpy references of Caffe's rules in tests/reference, and against fastconv.pool2d_caffe /
 deconv2d_caffe (whose own tests include real Caffe's golden data).
 """
 import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from reference.deconv import caffe_deconv2d
+from reference.pool import caffe_pool
 
 import fastconv
-from fastconv.testing import assert_conv_close, check_conv
+from fastconv.testing import assert_conv_close, check_conv, strategies
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras")
@@ -192,32 +196,6 @@ def test_check_layer_names_a_broken_layer():
 
 # --- Pooling ----------------------------------------------------------------------------------
 
-def caffe_pool_size(size, kernel, stride, pad, any_pad):
-    # Caffe tests `if (pad_h_ || pad_w_)` once and clips both axes (seen in real Caffe).
-    numerator = size + 2 * pad - kernel
-    out = -(-numerator // stride) + 1
-    if any_pad and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
-
-
-def numpy_pool_caffe(x, method, kernel, stride, pad):
-    """Caffe's pooling_layer.cpp forward, loop for loop (NCHW)."""
-    n, c, height, width = x.shape
-    any_pad = pad != (0, 0)
-    oh = caffe_pool_size(height, kernel[0], stride[0], pad[0], any_pad)
-    ow = caffe_pool_size(width, kernel[1], stride[1], pad[1], any_pad)
-    y = np.empty((n, c, oh, ow), np.float64)
-    for i in range(oh):
-        for j in range(ow):
-            hs, ws = i * stride[0] - pad[0], j * stride[1] - pad[1]
-            he, we = min(hs + kernel[0], height + pad[0]), min(ws + kernel[1], width + pad[1])
-            count = (he - hs) * (we - ws)
-            window = x[:, :, max(hs, 0):min(he, height), max(ws, 0):min(we, width)]
-            y[:, :, i, j] = window.max(axis=(2, 3)) if method == "MAX" else window.sum(axis=(2, 3)) / count
-    return y
-
-
 def pool_pairs(params):
     """(kernel, stride, pad) as (h, w) pairs from a pooling_param dict."""
     kernel = (params["kernel_h"], params["kernel_w"]) if "kernel_h" in params else (params["kernel_size"],) * 2
@@ -250,7 +228,7 @@ def test_pooling_from_caffe_matches_caffe_rules(params, x_shape, expected_kinds)
     layers = from_caffe(params, layer_type="Pooling", input_size=x_shape[2:])
     assert kinds(layers) == expected_kinds
     kernel, stride, pad = pool_pairs(params)
-    expected = numpy_pool_caffe(x, params["pool"], kernel, stride, pad)
+    expected = caffe_pool(x, kernel, stride, pad, params["pool"].lower())
     np.testing.assert_allclose(run_layers(layers, x), expected, rtol=1e-6, atol=1e-6)
 
 
@@ -260,7 +238,7 @@ def test_pooling_negative_max_with_padding_is_refused_or_assumed_nonnegative():
         pooling_from_caffe(params, input_size=(8, 8))
     x = np.abs(normal(1, 2, 8, 8))                               # after a ReLU
     layers = pooling_from_caffe(params, input_size=(8, 8), assume_nonnegative=True)
-    np.testing.assert_allclose(run_layers(layers, x), numpy_pool_caffe(x, "MAX", (3, 3), (2, 2), (1, 1)),
+    np.testing.assert_allclose(run_layers(layers, x), caffe_pool(x, (3, 3), (2, 2), (1, 1), "max"),
                                rtol=1e-6)
 
 
@@ -297,22 +275,6 @@ def test_pooling_from_caffe_matches_fastconv_pool2d_caffe(params, x_shape, expec
 
 # --- Deconvolution ----------------------------------------------------------------------------
 
-def numpy_deconv_caffe(x, w, b, stride, pad, dilation):
-    """Caffe's Deconvolution: scatter each input pixel through the kernel, then crop pad."""
-    n, c_in, height, width = x.shape
-    _, out_c, kh, kw = w.shape
-    full_h = stride[0] * (height - 1) + dilation[0] * (kh - 1) + 1
-    full_w = stride[1] * (width - 1) + dilation[1] * (kw - 1) + 1
-    y = np.zeros((n, out_c, full_h, full_w))
-    for i in range(kh):
-        for j in range(kw):
-            contribution = np.einsum("nchw,co->nohw", x.astype(np.float64), w[:, :, i, j])
-            y[:, :, i * dilation[0]: i * dilation[0] + stride[0] * (height - 1) + 1: stride[0],
-              j * dilation[1]: j * dilation[1] + stride[1] * (width - 1) + 1: stride[1]] += contribution
-    y = y[:, :, pad[0]: full_h - pad[0], pad[1]: full_w - pad[1]]
-    return y if b is None else y + b[None, :, None, None]
-
-
 DECONV_CASES = [
     ({"num_output": 3, "kernel_size": 4, "stride": 2, "pad": 1}, (1, 4, 5, 6)),   # FCN upsampling
     ({"num_output": 2, "kernel_size": 3, "bias_term": False}, (2, 3, 4, 4)),
@@ -335,7 +297,7 @@ def test_deconv_from_caffe_matches_caffe_rules(params, x_shape):
     x, w, b = deconv_arrays(params, x_shape)
     kwargs = caffe_kwargs(params)
     layers = from_caffe(params, w, b, layer_type="Deconvolution")
-    expected = numpy_deconv_caffe(x, w, b, kwargs["stride"], kwargs["pad"], kwargs["dilation"])
+    expected = caffe_deconv2d(x, w, b, kwargs["stride"], kwargs["pad"], kwargs["dilation"])
     np.testing.assert_allclose(run_layers(layers, x), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -355,12 +317,6 @@ def test_deconv_from_caffe_matches_fastconv_deconv2d_caffe(params, x_shape):
 
 # --- property: any valid Caffe convolution, ported, runs in Keras as in Caffe -------------------
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import given, settings  # noqa: E402
-
-from fastconv.testing import strategies  # noqa: E402
-
-
 @settings(max_examples=int(os.environ.get('FC_EXAMPLES', 25)), deadline=None)
 @given(strategies.caffe_conv_cases(max_channels=4))
 def test_from_caffe_property(case):
@@ -376,16 +332,16 @@ def test_from_caffe_property(case):
 
 
 @settings(max_examples=int(os.environ.get('FC_EXAMPLES', 40)), deadline=None)
-@given(hypothesis.strategies.data())
+@given(st.data())
 def test_pooling_from_caffe_property(data):
     """Whatever pooling_from_caffe builds is exact; what it cannot build it refuses."""
-    draw, integers = data.draw, hypothesis.strategies.integers
+    draw, integers = data.draw, st.integers
     kernel = (draw(integers(1, 4)), draw(integers(1, 4)))
     stride = (draw(integers(1, 3)), draw(integers(1, 3)))
     pad = (draw(integers(0, kernel[0] - 1)), draw(integers(0, kernel[1] - 1)))
     size = tuple(draw(integers(max(1, k - 2 * p), k + 7)) for k, p in zip(kernel, pad))
-    method = draw(hypothesis.strategies.sampled_from(["MAX", "AVE"]))
-    nonnegative = draw(hypothesis.strategies.booleans())
+    method = draw(st.sampled_from(["MAX", "AVE"]))
+    nonnegative = draw(st.booleans())
     params = {"pool": method, "kernel_h": kernel[0], "kernel_w": kernel[1], "stride_h": stride[0],
               "stride_w": stride[1], "pad_h": pad[0], "pad_w": pad[1]}
     try:
@@ -399,5 +355,5 @@ def test_pooling_from_caffe_property(data):
         return
     x = normal(1, 2, *size)
     x = np.abs(x) if nonnegative else x
-    np.testing.assert_allclose(run_layers(layers, x), numpy_pool_caffe(x, method, kernel, stride, pad),
+    np.testing.assert_allclose(run_layers(layers, x), caffe_pool(x, kernel, stride, pad, method.lower()),
                                rtol=1e-5, atol=1e-6, err_msg=str(params))

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 import fastconv
 from fastconv.testing import (
@@ -19,6 +20,7 @@ from fastconv.testing import (
     default_rtol,
     exact_conv_inputs,
     reference,
+    strategies,
 )
 
 RNG = np.random.default_rng(20261128)
@@ -308,12 +310,6 @@ def test_importing_fastconv_testing_imports_no_framework():
 
 # --- strategies and the pytest plugin ---------------------------------------------------------
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import given, settings  # noqa: E402
-
-from fastconv.testing import strategies  # noqa: E402
-
-
 @settings(max_examples=40, deadline=None)
 @given(strategies.caffe_conv_cases())
 def test_strategy_draws_valid_exact_caffe_calls(case):
@@ -377,8 +373,11 @@ def test_pytest_plugin_fixture(tmp_path):
 
 def test_pyproject_declares_plugin_and_script():
     import pathlib
-    import tomllib
-    root = pathlib.Path(__file__).resolve().parents[1]
+    try:
+        import tomllib                                  # Python >= 3.11
+    except ModuleNotFoundError:
+        tomllib = pytest.importorskip("tomli")          # its backport, for 3.9 and 3.10
+    root = pathlib.Path(__file__).resolve().parents[2]
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     assert project["entry-points"]["pytest11"]["fastconv"] == "fastconv.pytest_plugin"
     assert project["scripts"]["fastconv"] == "fastconv.cli:main"

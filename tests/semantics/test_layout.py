@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from reference import caffe_conv2d
+from reference.conv import caffe_conv
 
 
 def test_data_round_trip_and_axes():
@@ -39,7 +39,7 @@ def test_flip_kernel_turns_convolution_into_cross_correlation():
             true_conv[i, j] = np.sum(x[0, 0, i:i + 3, j:j + 2] * w[0, 0, ::-1, ::-1])
     flipped = fastconv.flip_kernel(w, layout="caffe")
     np.testing.assert_allclose(fastconv.conv2d_caffe(x, flipped)[0, 0], true_conv, rtol=1e-12)
-    np.testing.assert_allclose(caffe_conv2d(x, flipped)[0, 0], true_conv, rtol=1e-12)
+    np.testing.assert_allclose(caffe_conv(x, flipped)[0, 0], true_conv, rtol=1e-12)
     keras_flipped = fastconv.flip_kernel(fastconv.caffe_to_keras_kernel(w), layout="keras")
     np.testing.assert_array_equal(fastconv.keras_to_caffe_kernel(keras_flipped), flipped)
 

@@ -1,11 +1,11 @@
 """conv2d_caffe_backward: Caffe Convolution's (dx, dw, db) for one call.
 
 Checked against (1) a plain-numpy float64 scatter written from the definition of the gradient
-(tests/reference.py), (2) PyTorch's autograd in float64 where PyTorch is installed (an
+(tests/reference/conv.py), (2) PyTorch's autograd in float64 where PyTorch is installed (an
 independent engine with Caffe's layouts),
 (3) central finite differences of fastconv's forward, and (4) the adjoint identity.
-Tolerances: float64 1e-12 relative to the gradient's scale; float32 8*sqrt(K)*2**-24 with K the
-number of terms summed per element (dx: num_output/group*kh*kw, dw: N*OH*OW).
+Tolerance relative to the gradient's scale: sum_tolerance(K, dtype) of tests/reference/tolerance.py,
+K the number of terms summed per element (dx: num_output/group*kh*kw, dw and db: N*OH*OW).
 """
 import math
 
@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reference import caffe_conv2d_backward
+from reference.conv import caffe_conv2d_backward
+from reference.sizes import caffe_conv_out_size
+from reference.tolerance import scale_error, sum_tolerance
 
 import fastconv
 
@@ -21,10 +23,6 @@ try:  # PyTorch is a second, independent peer where installed; numpy's reference
     import torch
 except ImportError:
     torch = None
-
-
-def out_size(size, kernel, stride, pad, dilation):
-    return int((size + 2 * pad - (dilation * (kernel - 1) + 1)) / stride) + 1
 
 
 def torch_backward(x, w, dy, stride, pad, dilation, group):
@@ -37,8 +35,11 @@ def torch_backward(x, w, dy, stride, pad, dilation, group):
     return xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()
 
 
-def scale_error(actual, expected):
-    return np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-300)
+def gradient_terms(w, dy):
+    """Upper bounds on the products summed per element of dx (num_output*kh*kw: fewer with
+    groups), dw and db (N*OH*OW)."""
+    batch, _, oh, ow = dy.shape
+    return w.shape[0] * w.shape[2] * w.shape[3], batch * oh * ow, batch * oh * ow
 
 
 # (H, W, kh, kw, stride, pad, dilation): kh != kw, sh != sw, ph != pw, dilation on one axis.
@@ -55,8 +56,8 @@ def make(rng, h, wd, kh, kw, channels, outputs, group, stride, pad, dilation, ba
          dtype=np.float64):
     x = rng.standard_normal((batch, channels, h, wd)).astype(dtype)
     w = rng.standard_normal((outputs, channels // group, kh, kw)).astype(dtype)
-    oh = out_size(h, kh, stride[0], pad[0], dilation[0])
-    ow = out_size(wd, kw, stride[1], pad[1], dilation[1])
+    oh = caffe_conv_out_size(h, kh, stride[0], pad[0], dilation[0])
+    ow = caffe_conv_out_size(wd, kw, stride[1], pad[1], dilation[1])
     dy = rng.standard_normal((batch, outputs, oh, ow)).astype(dtype)
     return x, w, dy
 
@@ -73,9 +74,10 @@ def test_matches_numpy_and_torch(geometry, channels, outputs, group):
     if torch is not None:
         references.append(torch_backward(x, w, dy, stride, pad, dilation, group))
     for expected in references:
-        for name, actual, wanted in zip(("dx", "dw", "db"), got, expected):
+        terms = gradient_terms(w, dy)
+        for name, actual, wanted, count in zip(("dx", "dw", "db"), got, expected, terms):
             assert actual.shape == wanted.shape, name
-            assert scale_error(actual, wanted) < 1e-12, (name, geometry, group)
+            assert scale_error(actual, wanted) < sum_tolerance(count, np.float64), (name, group)
 
 
 def test_truncating_output_size():
@@ -86,8 +88,8 @@ def test_truncating_output_size():
     assert dy.shape[2:] == (1, 1)
     got = fastconv.conv2d_caffe_backward(x, w, dy, stride=4)
     expected = caffe_conv2d_backward(x, w, dy, (4, 4), (0, 0), (1, 1), 1)
-    for actual, wanted in zip(got, expected):
-        assert scale_error(actual, wanted) < 1e-12
+    for actual, wanted, terms in zip(got, expected, gradient_terms(w, dy)):
+        assert scale_error(actual, wanted) < sum_tolerance(terms, np.float64)
 
 
 def test_float32_and_many_tiles():
@@ -100,10 +102,8 @@ def test_float32_and_many_tiles():
     dx, dw, db = fastconv.conv2d_caffe_backward(x, w, dy, stride=stride, pad=pad)
     assert dx.dtype == dw.dtype == db.dtype == np.float32
     ex, ew, eb = caffe_conv2d_backward(x, w, dy, stride, pad, dilation, 1)
-    tolerance = lambda terms: 8 * math.sqrt(terms) * 2.0 ** -24  # noqa: E731
-    assert scale_error(dx, ex) < tolerance(8 * 16)
-    assert scale_error(dw, ew) < tolerance(dy.shape[0] * dy.shape[2] * dy.shape[3])
-    assert scale_error(db, eb) < tolerance(dy.shape[0] * dy.shape[2] * dy.shape[3])
+    for actual, wanted, terms in zip((dx, dw, db), (ex, ew, eb), gradient_terms(w, dy)):
+        assert scale_error(actual, wanted) < sum_tolerance(terms)
 
 
 def test_finite_differences():
