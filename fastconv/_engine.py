@@ -33,29 +33,31 @@ def _load_core():
     try:
         from . import _core
     except ImportError as error:
-        raise _unbuilt_core_error() from error
+        _explain_missing_core(error)
     finally:
         if shorten:
             del os.environ["GOMP_SPINCOUNT"]
     return _core
 
 
-def _unbuilt_core_error():
-    """The error for a fastconv whose compiled core is missing: typically Python started inside
-    an unbuilt source checkout, whose fastconv/ shadows the installed one (Python's own message
-    then blames a circular import)."""
+def _explain_missing_core(error):
+    """Raise an ImportError that says why the compiled core is missing and what to do.
+
+    Typically Python was started inside an unbuilt source checkout, whose fastconv/ shadows the
+    installed one; Python's own message would then blame a circular import, hence ``from None``.
+    """
     package = Path(__file__).resolve().parent
     built = sorted(p.name for p in package.glob("_core.*") if p.suffix in (".so", ".pyd"))
     if built:
-        return ImportError(f"fastconv's C core {built} in {package} could not be loaded (see the "
-                           "error above); rebuild it with `python setup.py build_ext --inplace`")
-    return ImportError(
+        raise ImportError(f"fastconv's C core {built} in {package} could not be loaded ({error}); "
+                          "rebuild it with `python setup.py build_ext --inplace`") from error
+    raise ImportError(
         f"fastconv's C core (_core, compiled) is not built in {package}. This Python imported "
-        f"fastconv from that directory (a source checkout on sys.path, e.g. the current "
+        "fastconv from that directory (a source checkout on sys.path, e.g. the current "
         "directory) instead of an installed fastconv. Build it in place with "
         "`python setup.py build_ext --inplace` (or `pip install -e .`), or run Python from "
         "another directory to use the installed fastconv."
-    )
+    ) from None
 
 
 _core = _load_core()

@@ -14,17 +14,34 @@ blocks, never over the reduction, so every output element is summed in the same 
 """
 from __future__ import annotations
 
+import os
+
 from . import _engine
 
 __all__ = ["cpu_info", "get_num_threads", "set_num_threads"]
 
 
+# More threads than this per CPU only adds OS threads that wait for a core (each one started and
+# kept by OpenMP for the life of the process); a typo such as 10**6 would start a million.
+THREADS_PER_CPU_LIMIT = 4
+
+
 def set_num_threads(n):
-    """Use at most ``n`` OpenMP threads (n >= 1) in every later call, from any Python thread."""
+    """Use at most ``n`` OpenMP threads in every later call, from any Python thread.
+
+    ``1 <= n <= 4 * os.cpu_count()``; larger values are refused (ValueError).
+    """
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n={n!r} must be an int >= 1 (the number of threads)")
     if n < 1:
         raise ValueError(f"n={n} must be >= 1 (the number of threads)")
+    cpus = os.cpu_count() or 1
+    if n > THREADS_PER_CPU_LIMIT * cpus:
+        raise ValueError(
+            f"n={n} threads is more than {THREADS_PER_CPU_LIMIT} per CPU on this machine "
+            f"({cpus} CPUs, so at most {THREADS_PER_CPU_LIMIT * cpus}): the extra threads would "
+            "only wait for a core"
+        )
     _engine.set_num_threads(n)
 
 

@@ -5,6 +5,7 @@ from .common import (
     Conv2DGeometry,
     ConvNDGeometry,
     as_int,
+    check_addressable,
     as_pair,
     as_tuple,
     check_non_negative,
@@ -140,6 +141,8 @@ def caffe_convnd_geometry(x_shape, w_shape, b_shape, stride, pad, dilation, grou
             f"{format_pair(dilation)}); Caffe's output size (in + 2*pad - extent)/stride + 1 gives "
             f"{format_dims(out_size)} (real Caffe aborts here)"
         )
+    check_addressable((batch, out_channels, *out_size),
+                      f"pad={format_pair(pad)} with stride={format_pair(stride)}")
     return ConvNDGeometry(
         batch=batch, in_channels=in_channels, out_channels=out_channels, group=group,
         in_size=tuple(in_size), out_size=out_size, kernel=tuple(kernel), stride=stride,
@@ -187,6 +190,9 @@ def caffe_deconvnd_geometry(x_shape, w_shape, b_shape, stride, pad, dilation, gr
             f"stride*(in-1) + dilation*(kernel-1) + 1 - 2*pad = {format_dims(out_size)}; "
             "every axis must be >= 1 (and the input non-empty)"
         )
+    check_addressable((batch, out_channels, *out_size),
+                      f"stride={format_pair(stride)} with kernel {format_dims(kernel)} and "
+                      f"dilation={format_pair(dilation)}")
     return ConvNDGeometry(
         batch=batch, in_channels=out_channels, out_channels=in_channels, group=group,
         in_size=out_size, out_size=tuple(in_size), kernel=tuple(kernel), stride=stride,

@@ -7,8 +7,10 @@ and the Caffe or Keras parameter it corresponds to.
 """
 from __future__ import annotations
 
+import math
 import numbers
 import operator
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,6 +163,18 @@ def format_pair(values):
 def format_dims(sizes):
     """Sizes as ``HxW`` (or ``DxHxW``)."""
     return "x".join(str(s) for s in sizes)
+
+
+def check_addressable(shape, params):
+    """An output of ``shape`` must fit in memory that numpy can address (8-byte elements, the
+    widest fastconv returns); numpy's own refusal names no parameter, so this one names
+    ``params``, the parameters that made the output this large."""
+    count = math.prod(shape)
+    if count * 8 > sys.maxsize:
+        raise ValueError(
+            f"{params} gives an output of shape {tuple(shape)}: {count:.3g} elements, more than "
+            "this machine can address"
+        )
 
 
 def extent(kernel, dilation):

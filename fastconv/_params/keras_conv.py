@@ -7,6 +7,7 @@ from .common import (
     ConvNDGeometry,
     as_int,
     as_pair,
+    check_addressable,
     extent,
     format_dims,
     format_pair,
@@ -207,6 +208,7 @@ def keras_conv2d_transpose_geometry(x_shape, k_shape, b_shape, strides, padding,
             )
         out_size.append(length)
         pad_before.append(before)
+    check_addressable((batch, filters, *out_size), f"strides={format_pair(strides)}")
     return ConvNDGeometry(
         batch=batch, in_channels=filters, out_channels=in_channels, group=1,
         in_size=tuple(out_size), out_size=tuple(in_size), kernel=kernel, stride=strides,

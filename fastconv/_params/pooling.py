@@ -5,7 +5,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .common import as_pair, check_non_negative, check_positive, format_dims, format_pair
+from .common import (
+    as_pair,
+    check_addressable,
+    check_non_negative,
+    check_positive,
+    format_dims,
+    format_pair,
+)
 from .keras_conv import check_keras_format, keras_out_size_and_pad, keras_spatial
 
 
@@ -126,6 +133,8 @@ def caffe_pool2d_geometry(x_shape, kernel_size, stride, pad, global_pooling, cei
                 "(MAX) or NaN (AVE) there and its MAX backward corrupts memory, so fastconv "
                 "refuses it"
             )
+    check_addressable((batch, channels, *out),
+                      f"kernel_size={format_pair(kernel)} with pad={format_pair(pad)}")
     return Pool2DGeometry(
         batch=batch, channels=channels, in_h=in_h, in_w=in_w, out_h=out[0], out_w=out[1],
         kernel_h=kernel[0], kernel_w=kernel[1], stride_h=stride[0], stride_w=stride[1],

@@ -1,7 +1,7 @@
 """``python -m fastconv`` / ``fastconv``: demo, check, bench. Results on stdout, progress on stderr.
 
-* ``demo``: the README's main job. The seed's layer (1x3x500x500, 96 filters 11x11, stride 4,
-  ReLU) with Caffe's semantics (fastconv) against Keras's Conv2D loaded two ways: the kernel
+* ``demo``: the README's main job. An AlexNet-style conv1 (1x3x500x500 input, 96 filters 11x11,
+  stride 4, ReLU) with Caffe's semantics (fastconv) against Keras's Conv2D loaded two ways: the kernel
   naively ``reshape``d and converted with ``caffe_to_keras_kernel``. Prints each port's relative
   disagreement, the output shapes and the time of fastconv against TensorFlow's convolution.
 * ``check``: fastconv against Keras on this machine (CPU, and the GPU where Keras sees one), at
@@ -11,9 +11,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -71,8 +73,41 @@ def relative_disagreement(actual, expected):
             float(np.abs(difference).max() / np.abs(expected).max()))
 
 
-def _import_tensorflow():
+@contextlib.contextmanager
+def native_stderr_to_log():
+    """Keep TensorFlow's native log lines (absl's start-up notice, oneDNN, CUDA probing) out of
+    fastconv's output. TensorFlow writes them to file descriptor 2 from C++, some before its
+    logging reads TF_CPP_MIN_LOG_LEVEL, so descriptor 2 goes to a log file while a command
+    runs; Python's own stderr (fastconv's progress, warnings, tracebacks) keeps the terminal.
+    The log is kept, and named, only when something was written to it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    handle, log_path = tempfile.mkstemp(prefix="fastconv-native-", suffix=".log")
+    sys.stderr.flush()
+    saved_fd2 = os.dup(2)
+    python_stderr = sys.stderr
+    try:
+        python_stderr_is_fd2 = python_stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):   # already redirected (e.g. under pytest)
+        python_stderr_is_fd2 = False
+    if python_stderr_is_fd2:
+        sys.stderr = open(os.dup(saved_fd2), "w", buffering=1, errors="backslashreplace")
+    os.dup2(handle, 2)
+    os.close(handle)
+    try:
+        yield
+    finally:
+        os.dup2(saved_fd2, 2)
+        os.close(saved_fd2)
+        if python_stderr_is_fd2:
+            sys.stderr.close()
+            sys.stderr = python_stderr
+        if os.path.getsize(log_path):
+            progress(f"the frameworks' own log lines (TensorFlow's C++ logging) are in {log_path}")
+        else:
+            os.remove(log_path)
+
+
+def _import_tensorflow():
     progress("importing TensorFlow/Keras (takes a few seconds) ...")
     import keras
     import tensorflow as tf
@@ -88,8 +123,8 @@ def demo(args):
     x = rng.standard_normal((1, 3, size, size)).astype(np.float32)
     w = rng.standard_normal((96, 3, 11, 11)).astype(np.float32)
     b = rng.standard_normal(96).astype(np.float32)
-    print(f"The seed's layer: x 1x3x{size}x{size} (NCHW), 96 filters 11x11, stride 4, + ReLU; "
-          "random normal data.")
+    print(f"AlexNet-style conv1: 1x3x{size}x{size} input (NCHW), 96 filters 11x11, stride 4, "
+          "+ ReLU; random normal data.")
     progress("Caffe semantics with fastconv.conv2d_caffe ...")
     reference = conv2d_caffe(x, w, b, stride=4)
     print(f"Caffe (fastconv.conv2d_caffe): output {reference.shape} NCHW")
@@ -156,7 +191,6 @@ def check(args):
     if not installed("keras"):
         print("Keras is not installed: nothing to check against (pip install fastconv[keras]).")
         return 0
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from . import validation
 
     progress("importing Keras ...")
@@ -173,7 +207,7 @@ def check(args):
 # --- bench -----------------------------------------------------------------------------------
 
 BENCH_LAYERS = [  # (name, NCHW input, OIHW weights, stride, pad, group)
-    ("seed conv1 11x11/4", (1, 3, 227, 227), (96, 3, 11, 11), 4, 0, 1),
+    ("alexnet conv1 11x11/4", (1, 3, 227, 227), (96, 3, 11, 11), 4, 0, 1),
     ("vgg 3x3 64->64 @56", (1, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1),
     ("1x1 256->64 @56", (1, 256, 56, 56), (64, 256, 1, 1), 1, 0, 1),
     ("alexnet conv2 5x5 g2 @27", (1, 96, 27, 27), (256, 48, 5, 5), 1, 2, 2),
@@ -230,7 +264,7 @@ def main(argv=None):
                                      "against Keras on this machine.")
     parser.add_argument("--version", action="version", version=f"fastconv {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    p_demo = commands.add_parser("demo", help="the seed's layer: reshape vs transpose, and timing")
+    p_demo = commands.add_parser("demo", help="AlexNet-style conv1: kernel reshape vs transpose, and timing")
     p_demo.add_argument("--size", type=int, default=500, help="input height and width (500)")
     p_demo.add_argument("--repeats", type=int, default=5)
     p_demo.add_argument("--seed", type=int, default=0)
@@ -239,4 +273,5 @@ def main(argv=None):
     p_bench = commands.add_parser("bench", help="throughput against TensorFlow/PyTorch")
     p_bench.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    return {"demo": demo, "check": check, "bench": bench}[args.command](args)
+    with native_stderr_to_log():
+        return {"demo": demo, "check": check, "bench": bench}[args.command](args)

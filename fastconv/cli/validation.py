@@ -21,7 +21,7 @@ from ..testing import check_conv
 
 # (name, convolution_param, NCHW input shape); real layers, non-square and grouped ones included.
 CONFIGS = [
-    ("seed conv1 11x11/4", {"num_output": 96, "kernel_size": 11, "stride": 4}, (1, 3, 227, 227)),
+    ("alexnet conv1 11x11/4", {"num_output": 96, "kernel_size": 11, "stride": 4}, (1, 3, 227, 227)),
     ("resnet stem 7x7/2 pad 3", {"num_output": 64, "kernel_size": 7, "stride": 2, "pad": 3},
      (1, 3, 112, 112)),
     ("alexnet conv2 5x5 pad 2 group 2",

@@ -4,6 +4,9 @@ tests' references stay independent of fastconv, and the old public names still w
 DeprecationWarning."""
 import ast
 import pathlib
+import shutil
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -58,3 +61,21 @@ def test_layers_module_names_are_deprecated_aliases(name):
         assert getattr(fastconv.layers, name) is getattr(fastconv, name)
     with pytest.raises(AttributeError):
         fastconv.layers.conv2d_keras       # never lived there
+
+
+def test_unbuilt_source_tree_says_what_to_do(tmp_path):
+    """Python started inside a checkout whose C core is not built imports that checkout's
+    fastconv/ (the current directory comes first on sys.path), not the installed one."""
+    shutil.copytree(PACKAGE, tmp_path / "fastconv",
+                    ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__", "build"))
+    # The current directory comes first on sys.path, as for a user in the checkout; an editable
+    # install's finder (a development setup) would still win, so it is set aside.
+    load_checkout = ("import sys; sys.meta_path[:] = [finder for finder in sys.meta_path "
+                     "if 'editable' not in getattr(finder, '__module__', '')]; import fastconv")
+    result = subprocess.run([sys.executable, "-c", load_checkout], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "ImportError: fastconv's C core (_core, compiled) is not built in" in result.stderr
+    assert "python setup.py build_ext --inplace" in result.stderr
+    assert "run Python from another directory" in result.stderr
+    assert "circular import" not in result.stderr

@@ -133,7 +133,14 @@ def test_set_num_threads_validates(restore_threads):
         fastconv.set_num_threads(0)
     with pytest.raises(TypeError, match="must be an int"):
         fastconv.set_num_threads(2.0)
+    limit = 4 * (os.cpu_count() or 1)
+    with pytest.raises(ValueError, match=f"n={10**6} threads is more than 4 per CPU"):
+        fastconv.set_num_threads(10**6)
+    with pytest.raises(ValueError, match=f"at most {limit}"):
+        fastconv.set_num_threads(limit + 1)
     assert fastconv.get_num_threads() == 3
+    fastconv.set_num_threads(limit)
+    assert fastconv.get_num_threads() == limit
 
 
 def test_environment_variable_sets_threads():

@@ -31,6 +31,19 @@ def test_demo_with_tensorflow(capsys):
     assert "[fastconv] importing TensorFlow" in err       # progress goes to stderr
 
 
+@pytest.mark.skipif(not cli.installed("tensorflow"), reason="TensorFlow not installed")
+def test_demo_output_has_no_tensorflow_log_lines():
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
+    result = subprocess.run([sys.executable, "-m", "fastconv", "demo", "--size", "48", "--repeats", "1"],
+                            capture_output=True, text=True,
+                            env=dict(environment, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert result.returncode == 0, result.stderr
+    assert "AlexNet-style conv1: 1x3x48x48 input" in result.stdout
+    for line in (result.stdout + result.stderr).splitlines():
+        assert line.startswith("[fastconv]") or line in result.stdout, line
+        assert not any(word in line for word in ("absl", "oneDNN", "cuda", "cuInit")), line
+
+
 @pytest.mark.parametrize("available", [{"torch"}, set()], ids=["torch-only", "no-peer"])
 def test_demo_without_tensorflow(monkeypatch, capsys, available):
     monkeypatch.setattr(cli, "installed", lambda module: module in available and cli.importlib.util.find_spec(module) is not None)

@@ -189,3 +189,20 @@ def test_missing_array_is_named():
     x, w, _ = arrays()
     with pytest.raises(TypeError, match="w is None"):
         fastconv.conv2d_caffe(x, None)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: fastconv.conv2d_caffe(np.zeros((1, 4, 9, 9)), np.zeros((6, 4, 3, 3)), pad=2**31 - 1),
+     ["pad=2147483647", "more than this machine can address"]),
+    (lambda: fastconv.deconv2d_caffe(np.zeros((1, 4, 9, 9)), np.zeros((4, 2, 3, 3)),
+                                     stride=2**31 - 1), ["stride=2147483647", "address"]),
+    (lambda: fastconv.pool2d_caffe(np.zeros((1, 1, 1, 1)), 2**31 - 1, pad=2**31 - 2),
+     ["kernel_size=2147483647", "pad=2147483646", "address"]),
+    (lambda: fastconv.conv2d_transpose_keras(np.zeros((1, 9, 9, 2)), np.zeros((3, 3, 2, 2)),
+                                             strides=2**31 - 1), ["strides=2147483647", "address"]),
+], ids=["conv2d", "deconv2d", "pool2d", "transpose_keras"])
+def test_outputs_too_large_to_address_name_the_parameter(call, words):
+    with pytest.raises(ValueError) as info:
+        call()
+    for word in words:
+        assert word in str(info.value), str(info.value)
