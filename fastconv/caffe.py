@@ -1,5 +1,6 @@
 """Caffe-layout public API: Caffe's Convolution, Deconvolution and Pooling layers as numpy
 functions on NCHW data and Caffe's weight blobs (implemented in ``fastconv.caffe_ops``)."""
+from . import caffe_ops
 from .caffe_ops import (
     conv2d_caffe,
     conv2d_caffe_backward,
@@ -11,13 +12,4 @@ from .caffe_ops import (
     pool2d_caffe_backward,
 )
 
-__all__ = [
-    "conv2d_caffe",
-    "conv2d_caffe_backward",
-    "convnd_caffe",
-    "convnd_caffe_backward",
-    "deconv2d_caffe",
-    "deconv2d_caffe_backward",
-    "pool2d_caffe",
-    "pool2d_caffe_backward",
-]
+__all__ = [*caffe_ops.__all__]

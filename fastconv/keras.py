@@ -194,8 +194,6 @@ def _conv_from_caffe(params, w, b, input_hw):
     return layers
 
 
-
-
 def _deconv_from_caffe(params, w, b):
     import keras
 
@@ -238,8 +236,6 @@ def _deconv_from_caffe(params, w, b):
     return layers
 
 
-
-
 def pooling_from_caffe(params, *, input_size=None, assume_nonnegative=False):
     """Keras layers reproducing Caffe's Pooling (``pooling_param``), channels_last.
 
@@ -260,6 +256,9 @@ def pooling_from_caffe(params, *, input_size=None, assume_nonnegative=False):
       count it, nor does Caffe). A larger overrun needs a per-position divisor no stock layer
       has: NotImplementedError.
     * STOCHASTIC: NotImplementedError.
+
+    Parameters are checked by the same rules as :func:`fastconv.pool2d_caffe`'s, with the same
+    exceptions (a geometry it refuses is refused here too).
     """
     import keras
 

@@ -136,8 +136,8 @@ def caffe_convnd_geometry(x_shape, w_shape, b_shape, stride, pad, dilation, grou
     if min(out_size) < 1:
         extents = tuple(extent(k, d) for k, d in zip(kernel, dilation))
         raise ValueError(
-            f"no output: input {format_dims(in_size)} with pad {format_pair(pad)} is smaller than the "
-            f"kernel's extent {format_dims(extents)} (kernel {format_dims(kernel)}, dilation "
+            f"no output: input {format_dims(in_size)} with pad {format_pair(pad)} is smaller than "
+            f"the kernel's extent {format_dims(extents)} (kernel {format_dims(kernel)}, dilation "
             f"{format_pair(dilation)}); Caffe's output size (in + 2*pad - extent)/stride + 1 gives "
             f"{format_dims(out_size)} (real Caffe aborts here)"
         )
@@ -185,8 +185,9 @@ def caffe_deconvnd_geometry(x_shape, w_shape, b_shape, stride, pad, dilation, gr
     )
     if min(in_size) < 1 or min(out_size) < 1:
         raise ValueError(
-            f"no output: Deconvolution of input {format_dims(in_size)} (kernel {format_dims(kernel)}, "
-            f"stride {format_pair(stride)}, pad {format_pair(pad)}, dilation {format_pair(dilation)}) gives "
+            f"no output: Deconvolution of input {format_dims(in_size)} (kernel "
+            f"{format_dims(kernel)}, stride {format_pair(stride)}, pad {format_pair(pad)}, "
+            f"dilation {format_pair(dilation)}) gives "
             f"stride*(in-1) + dilation*(kernel-1) + 1 - 2*pad = {format_dims(out_size)}; "
             "every axis must be >= 1 (and the input non-empty)"
         )

@@ -56,6 +56,11 @@ def keras_spatial(x_shape, data_format, what="x"):
     return batch, channels, (in_h, in_w)
 
 
+def _check_bias(b_shape, filters):
+    if b_shape is not None and tuple(b_shape) != (filters,):
+        raise ValueError(f"bias must have shape (filters,) = ({filters},); got {tuple(b_shape)}")
+
+
 def keras_conv2d_geometry(x_shape, k_shape, b_shape, strides, padding, dilation_rate, groups,
                           data_format):
     """Check a Keras ``Conv2D`` call and infer its geometry in NCHW/OIHW terms.
@@ -80,7 +85,8 @@ def keras_conv2d_geometry(x_shape, k_shape, b_shape, strides, padding, dilation_
             raise ValueError(f"strides={format_pair(strides)} must be >= 1 (Keras Conv2D strides)")
     for value in dilation:
         if value < 1:
-            raise ValueError(f"dilation_rate={format_pair(dilation)} must be >= 1 (Keras Conv2D dilation_rate)")
+            raise ValueError(f"dilation_rate={format_pair(dilation)} must be >= 1 "
+                             "(Keras Conv2D dilation_rate)")
     if groups < 1:
         raise ValueError(f"groups={groups} must be >= 1 (Keras Conv2D groups)")
 
@@ -107,8 +113,7 @@ def keras_conv2d_geometry(x_shape, k_shape, b_shape, strides, padding, dilation_
             f"{in_channels // groups} (x has C={in_channels} channels, data_format="
             f"{data_format!r}){hint}"
         )
-    if b_shape is not None and tuple(b_shape) != (filters,):
-        raise ValueError(f"bias must have shape (filters,) = ({filters},); got {tuple(b_shape)}")
+    _check_bias(b_shape, filters)
 
     out_h, (pad_top, _) = keras_out_size_and_pad(in_h, kernel_h, strides[0], dilation[0], padding)
     out_w, (pad_left, _) = keras_out_size_and_pad(in_w, kernel_w, strides[1], dilation[1], padding)
@@ -164,9 +169,11 @@ def keras_conv2d_transpose_geometry(x_shape, k_shape, b_shape, strides, padding,
     strides = as_pair(strides, "strides", "strides")
     dilation = as_pair(dilation_rate, "dilation_rate", "dilation_rate")
     if min(strides) < 1:
-        raise ValueError(f"strides={format_pair(strides)} must be >= 1 (Keras Conv2DTranspose strides)")
+        raise ValueError(f"strides={format_pair(strides)} must be >= 1 "
+                         "(Keras Conv2DTranspose strides)")
     if min(dilation) < 1:
-        raise ValueError(f"dilation_rate={format_pair(dilation)} must be >= 1 (Keras dilation_rate)")
+        raise ValueError(f"dilation_rate={format_pair(dilation)} must be >= 1 "
+                         "(Keras dilation_rate)")
     if output_padding is not None:
         output_padding = as_pair(output_padding, "output_padding", "output_padding")
         for op, s in zip(output_padding, strides):
@@ -184,10 +191,10 @@ def keras_conv2d_transpose_geometry(x_shape, k_shape, b_shape, strides, padding,
             f" (Conv2DTranspose's kernel is (kernel_h, kernel_w, filters, C_in); "
             f"data_format={data_format!r})"
         )
-    if b_shape is not None and tuple(b_shape) != (filters,):
-        raise ValueError(f"bias must have shape (filters,) = ({filters},); got {tuple(b_shape)}")
+    _check_bias(b_shape, filters)
     if min(in_size) < 1:
-        raise ValueError(f"x has an empty spatial axis {format_dims(in_size)}; nothing to transpose")
+        raise ValueError(f"x has an empty spatial axis {format_dims(in_size)}; "
+                         "nothing to transpose")
 
     kernel = (kernel_h, kernel_w)
     out_size, pad_before = [], []

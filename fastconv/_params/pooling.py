@@ -112,8 +112,8 @@ def caffe_pool2d_geometry(x_shape, kernel_size, stride, pad, global_pooling, cei
         for p, k in zip(pad, kernel):
             if p >= k:
                 raise ValueError(
-                    f"pad={format_pair(pad)} must be smaller than kernel_size={format_pair(kernel)} "
-                    "(Caffe requires pad < kernel in pooling)"
+                    f"pad={format_pair(pad)} must be smaller than "
+                    f"kernel_size={format_pair(kernel)} (Caffe requires pad < kernel in pooling)"
                 )
     out = tuple(caffe_pool_out_size(*axis, any_pad=pad != (0, 0), ceil_mode=ceil_mode)
                 for axis in zip((in_h, in_w), kernel, stride, pad))
@@ -128,10 +128,10 @@ def caffe_pool2d_geometry(x_shape, kernel_size, stride, pad, global_pooling, cei
         if (out[axis] - 1) * stride[axis] - pad[axis] >= size:
             raise ValueError(
                 f"kernel_size={format_pair(kernel)}, stride={format_pair(stride)}, "
-                f"pad={format_pair(pad)} on {in_h}x{in_w}: Caffe's ceil rule puts the last window entirely past the input "
-                "(stride > kernel with no padding on the layer); real Caffe outputs -FLT_MAX "
-                "(MAX) or NaN (AVE) there and its MAX backward corrupts memory, so fastconv "
-                "refuses it"
+                f"pad={format_pair(pad)} on {in_h}x{in_w}: Caffe's ceil rule puts the last window "
+                "entirely past the input (stride > kernel with no padding on the layer); real "
+                "Caffe outputs -FLT_MAX (MAX) or NaN (AVE) there and its MAX backward corrupts "
+                "memory, so fastconv refuses it"
             )
     check_addressable((batch, channels, *out),
                       f"kernel_size={format_pair(kernel)} with pad={format_pair(pad)}")
@@ -164,8 +164,8 @@ def keras_pool2d_geometry(x_shape, pool_size, strides, padding, data_format):
         pad.append(before)
     if min(out) < 1:
         raise ValueError(
-            f"no output: pooling {format_dims(in_size)} with pool_size {format_dims(kernel)}, strides "
-            f"{format_pair(strides)} and padding={padding!r} gives {format_dims(out)}"
+            f"no output: pooling {format_dims(in_size)} with pool_size {format_dims(kernel)}, "
+            f"strides {format_pair(strides)} and padding={padding!r} gives {format_dims(out)}"
         )
     return Pool2DGeometry(
         batch=batch, channels=channels, in_h=in_size[0], in_w=in_size[1], out_h=out[0],
