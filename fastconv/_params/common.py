@@ -18,7 +18,6 @@ import numpy as np
 from .._engine import NATIVE_DTYPES
 
 
-
 @dataclass(frozen=True)
 class Conv2DGeometry:
     """Shape of one 2-D convolution, NCHW data and OIHW weights, as the C core sees it.
@@ -54,7 +53,6 @@ class Conv2DGeometry:
         """Multiply-adds counted as two flops, the convention of the benchmark tables."""
         kernel_dim = self.in_channels // self.group * self.kernel_h * self.kernel_w
         return 2 * self.batch * self.out_channels * self.out_h * self.out_w * kernel_dim
-
 
 
 @dataclass(frozen=True)
@@ -194,18 +192,13 @@ def compute_dtype(*arrays):
     Complex, object, string and extended-precision inputs are refused.
     """
     for name, array in arrays:
-        if array is None:
-            continue
-        kind = array.dtype.kind
-        if kind not in "biuf":
-            raise TypeError(
-                f"{name} has dtype {array.dtype}; fastconv computes real float32/float64 "
-                "convolutions (complex, object and string arrays are not supported)"
-            )
+        if array is not None:
+            _check_real(name, array)
     dtype = np.result_type(*(a.dtype for _, a in arrays if a is not None), np.float32)
     if dtype not in NATIVE_DTYPES:
         names = ", ".join(f"{n}: {a.dtype}" for n, a in arrays if a is not None)
-        raise TypeError(f"fastconv computes in float32 or float64; these dtypes promote to {dtype} ({names})")
+        raise TypeError(f"fastconv computes in float32 or float64; these dtypes promote to "
+                        f"{dtype} ({names})")
     return dtype
 
 
@@ -214,12 +207,16 @@ def as_array(value, name):
     if value is None:
         raise TypeError(f"{name} is None; an array is required")
     array = np.asarray(value)
+    _check_real(name, array)
+    return array
+
+
+def _check_real(name, array):
     if array.dtype.kind not in "biuf":
         raise TypeError(
             f"{name} has dtype {array.dtype}; fastconv computes real float32/float64 "
             "convolutions (complex, object and string arrays are not supported)"
         )
-    return array
 
 
 def check_gradient_shape(dy_shape, expected, name, what):

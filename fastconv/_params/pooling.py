@@ -16,7 +16,6 @@ from .common import (
 from .keras_conv import check_keras_format, keras_out_size_and_pad, keras_spatial
 
 
-
 @dataclass(frozen=True)
 class Pool2DGeometry:
     """Shape of one 2-D pooling, NCHW, as the C core sees it. ``count_padding``: whether the
