@@ -7,7 +7,9 @@ import numpy as np
 FLT_MAX = float(np.finfo(np.float32).max)
 
 
-def caffe_pool2d(x, kernel, stride=(1, 1), pad=(0, 0), method="max", global_pooling=False):
+def caffe_pool2d(x, kernel, stride=(1, 1), pad=(0, 0), method="max", global_pooling=False,
+                 clip=True):
+    """``clip=False`` leaves out Caffe's last-window clip (a port's mistake)."""
     x = np.asarray(x, np.float64)
     n, c, height, width = x.shape
     if global_pooling:
@@ -16,7 +18,7 @@ def caffe_pool2d(x, kernel, stride=(1, 1), pad=(0, 0), method="max", global_pool
     out = []
     for size, k, s, p in ((height, kh, sh, ph), (width, kw, sw, pw)):
         pooled = int(math.ceil((size + 2 * p - k) / s)) + 1
-        if (ph or pw) and (pooled - 1) * s >= size + p:   # Caffe tests the layer's pad once
+        if clip and (ph or pw) and (pooled - 1) * s >= size + p:   # Caffe tests the layer's pad once
             pooled -= 1
         out.append(pooled)
     y = np.empty((n, c, out[0], out[1]))

@@ -320,6 +320,11 @@ def test_port(conv_oracle):
 def test_broken_port(conv_oracle):
     x, w, b = conv_oracle.exact_inputs((1, 3, 9, 9), (4, 3, 3, 3), seed=0)
     conv_oracle.assert_close(conv_oracle.reference(x, w[:, :, ::-1, ::-1], b, pad=1), x, w, b, pad=1)
+
+def test_pooling_port(conv_oracle):
+    x = np.arange(64.0).reshape(1, 1, 8, 8)
+    conv_oracle.assert_pool_close(x[:, :, 1::2, 1::2], x, 2, stride=2)   # MAX 2x2/2, by hand
+    assert not conv_oracle.check_pool(x[:, :, 1:7:2, 1:7:2], x, 3, stride=2)
 '''
 
 
@@ -339,7 +344,7 @@ def test_pytest_plugin_fixture(tmp_path):
         [sys.executable, "-m", "pytest", *load_plugin, "-q", "-p", "no:cacheprovider",
          str(tmp_path / "test_user.py")],
         capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert "1 failed, 1 passed" in result.stdout, result.stdout + result.stderr
+    assert "1 failed, 2 passed" in result.stdout, result.stdout + result.stderr
     assert "diagnosis: kernel spatially flipped" in result.stdout
 
 

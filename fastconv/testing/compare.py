@@ -173,11 +173,12 @@ def compare(actual, expected, *, rtol=None, atol=None, scale=None, kernel_dim=No
     same_nonfinite = (np.isnan(e) & np.isnan(a)) | (np.isinf(e) & (a == e))
     nonfinite_mismatch = ~(finite & np.isfinite(a)) & ~same_nonfinite
     error[nonfinite_mismatch] = np.inf
+    failing = error > allowed
     if where is not None:
         compared = np.broadcast_to(np.asarray(where, dtype=bool), e.shape)
         error[~compared] = 0.0
         nonfinite_mismatch &= compared
-    failing = error > allowed
+        failing &= compared
     ratio = np.divide(error, allowed, out=np.where(error > 0, np.inf, 0.0), where=allowed > 0)
     if np.isinf(ratio.max()):   # zero allowance or non-finite misses: the largest of those
         ratio = np.where(np.isinf(ratio), error, -1.0)

@@ -143,8 +143,9 @@ class PoolProblem:
         return None if defined is None else self.to_caller(defined)
 
     def magnitude(self):
+        """The same pooling of |x| (made positive: an all-NaN MAX window gives -FLT_MAX)."""
         y, _ = self._pool(np.abs(self.x))
-        return self.to_caller(y)
+        return self.to_caller(np.abs(y))
 
     def magnitude_bound(self):
         return float(np.abs(self.x).max(initial=0.0))
@@ -213,16 +214,17 @@ def plain_pool(problem):
                 best = take(best, np.where(inside, values, -np.inf))
     if problem.method == "max":
         defined = input_cells > 0 if rules.max_padding == "ignored" else None
-        return best, _all_or_none(defined)
+        return best, _all_or_none(defined, best.shape)
     divisor = {"caffe": region_cells, "input_only": input_cells,
                "kernel": np.full((out_h, out_w), float(kernel_h * kernel_w))}[rules.divisor]
     with np.errstate(invalid="ignore", divide="ignore"):
         y = total / divisor
-    return y, _all_or_none(divisor > 0)
+    return y, _all_or_none(input_cells > 0, y.shape)
 
 
-def _all_or_none(defined):
-    return None if defined is None or defined.all() else np.broadcast_to(defined, defined.shape)
+def _all_or_none(defined, shape):
+    """None when every window is defined, else the mask broadcast to the output's shape."""
+    return None if defined is None or defined.all() else np.broadcast_to(defined, shape)
 
 
 def _problem(x, kernel_size, stride, pad, method, global_pooling, layout):
