@@ -349,21 +349,15 @@ def layout_changes(p):
                          "x = fastconv.nhwc_to_nchw(x)  # x.transpose(0, 3, 1, 2), not "
                          "x.reshape(...)", family="input_layout"),
                  p.replace(x=x.transpose(0, 2, 3, 1).reshape(x.shape)))
-    if p.channels_last:
-        yield Change(Mistake("output_in_nchw", "output is NCHW where NHWC was expected",
-                             "y = fastconv.nchw_to_nhwc(y)", family="output_layout"),
-                     output=lambda y: y.transpose(0, 3, 1, 2))
-        yield Change(Mistake("output_reshaped_from_nchw",
-                             "NCHW output reshaped (not transposed) to NHWC",
-                             "y = fastconv.nchw_to_nhwc(y)  # not y.reshape(...)",
-                             family="output_layout"),
-                     output=lambda y: np.ascontiguousarray(y.transpose(0, 3, 1, 2)).reshape(y.shape))
-    else:
-        yield Change(Mistake("output_in_nhwc", "output is NHWC where NCHW was expected",
-                             "y = fastconv.nhwc_to_nchw(y)", family="output_layout"),
-                     output=lambda y: y.transpose(0, 2, 3, 1))
-        yield Change(Mistake("output_reshaped_from_nhwc",
-                             "NHWC output reshaped (not transposed) to NCHW",
-                             "y = fastconv.nhwc_to_nchw(y)  # not y.reshape(...)",
-                             family="output_layout"),
-                     output=lambda y: np.ascontiguousarray(y.transpose(0, 2, 3, 1)).reshape(y.shape))
+    # What a port that computed in the other layout returns, seen in the caller's layout.
+    here, other = ("nhwc", "nchw") if p.channels_last else ("nchw", "nhwc")
+    to_other = (0, 3, 1, 2) if p.channels_last else (0, 2, 3, 1)
+    convert = f"fastconv.{other}_to_{here}"
+    yield Change(Mistake(f"output_in_{other}",
+                         f"output is {other.upper()} where {here.upper()} was expected",
+                         f"y = {convert}(y)", family="output_layout"),
+                 output=lambda y: y.transpose(to_other))
+    yield Change(Mistake(f"output_reshaped_from_{other}",
+                         f"{other.upper()} output reshaped (not transposed) to {here.upper()}",
+                         f"y = {convert}(y)  # not y.reshape(...)", family="output_layout"),
+                 output=lambda y: np.ascontiguousarray(y.transpose(to_other)).reshape(y.shape))
