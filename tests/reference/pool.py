@@ -41,3 +41,32 @@ def caffe_pool(x, kernel, stride, pad, method, dy=None):
                         if dy is not None:
                             dx[a, b, h0:h1, w0:w1] += dy[a, b, i, j] / (span_h * span_w)
     return y if dy is None else dx
+
+
+FLT_MAX = float(np.finfo(np.float32).max)
+
+
+def caffe_pool2d(x, kernel, stride=(1, 1), pad=(0, 0), method="max", global_pooling=False,
+                 clip=True):
+    """Caffe's Pooling forward with its comparison rule made explicit: MAX starts from -FLT_MAX
+    and keeps a value only when ``value > best``, so NaN never wins and an all-NaN window gives
+    -FLT_MAX. ``clip=False`` leaves out Caffe's last-window clip (a port's mistake)."""
+    x = np.asarray(x, np.float64)
+    n, c, h, w = x.shape
+    if global_pooling:
+        kernel, stride, pad = (h, w), (1, 1), (0, 0)
+    padded = clip and any(pad)
+    rows = caffe_windows(h, kernel[0], stride[0], pad[0], padded)
+    cols = caffe_windows(w, kernel[1], stride[1], pad[1], padded)
+    y = np.empty((n, c, len(rows), len(cols)))
+    for i, (h0, h1, span_h) in enumerate(rows):
+        for j, (w0, w1, span_w) in enumerate(cols):
+            if method == "max":
+                best = np.full((n, c), -FLT_MAX)
+                for row in range(h0, h1):
+                    for col in range(w0, w1):
+                        best = np.where(x[:, :, row, col] > best, x[:, :, row, col], best)
+                y[:, :, i, j] = best
+            else:
+                y[:, :, i, j] = x[:, :, h0:h1, w0:w1].sum(axis=(2, 3)) / (span_h * span_w)
+    return y
