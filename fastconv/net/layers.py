@@ -587,20 +587,30 @@ class PowerLayer(NeuronLayer):
         return top
 
 
-class ExpLayer(NeuronLayer):
-    type = "Exp"
+class _BaseShiftScaleLayer(NeuronLayer):
+    """Exp and Log: a function of shift + scale * x with a ``base`` (-1 stands for e)."""
+
+    param_name = None
 
     def configure(self):
-        param = self.layer_param.exp_param
+        param = getattr(self.layer_param, self.param_name)
         if param.base != -1 and param.base <= 0:
-            self.fail(f"exp_param.base={param.base} must be > 0 (or -1 for e)")
+            self.fail(f"{self.param_name}.base={param.base} must be > 0 (or -1 for e)")
         self.config.update(base=param.base, scale=param.scale, shift=param.shift)
+
+    def constants(self):
+        """(base, scale, shift) as the dtype's scalars."""
+        return tuple(self.scalar(self.config[name]) for name in ("base", "scale", "shift"))
+
+
+class ExpLayer(_BaseShiftScaleLayer):
+    type = "Exp"
+    param_name = "exp_param"
 
     def apply(self, x, params):
         # base ^ (shift + scale * x) = outer * exp(inner * x) with inner = ln(base) * scale,
         # outer = base ^ shift: Caffe's factoring, in Dtype.
-        base, scale, shift = (self.scalar(self.config[name])
-                              for name in ("base", "scale", "shift"))
+        base, scale, shift = self.constants()
         log_base = self.scalar(1) if base == -1 else np.log(base)
         inner = log_base * scale
         outer = (self.scalar(1) if shift == 0 else
@@ -609,19 +619,13 @@ class ExpLayer(NeuronLayer):
         return top * outer if outer != 1 else top
 
 
-class LogLayer(NeuronLayer):
+class LogLayer(_BaseShiftScaleLayer):
     type = "Log"
-
-    def configure(self):
-        param = self.layer_param.log_param
-        if param.base != -1 and param.base <= 0:
-            self.fail(f"log_param.base={param.base} must be > 0 (or -1 for e)")
-        self.config.update(base=param.base, scale=param.scale, shift=param.shift)
+    param_name = "log_param"
 
     def apply(self, x, params):
         # log_base(shift + scale * x) = ln(shift + scale * x) * (1 / ln(base)), in Dtype.
-        base, scale, shift = (self.scalar(self.config[name])
-                              for name in ("base", "scale", "shift"))
+        base, scale, shift = self.constants()
         base_scale = self.scalar(1) if base == -1 else self.scalar(1) / np.log(base)
         top = x * scale if scale != 1 else x
         if shift != 0:
