@@ -528,3 +528,15 @@ def test_argmax_axis(tmp_path, dtype, out_max_val):
     indices = np.array(_argmax_rows(moved, 2), np.float64)
     result = np.take_along_axis(moved, indices.astype(int), axis=1) if out_max_val else indices
     assert_close(y, np.moveaxis(result.reshape(2, 3, 2, 2), -1, 1), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_convolution_axis_2(tmp_path, rng, dtype):
+    # axis: 2 makes the axes before the channels independent images (Caffe's conv axis).
+    x = rand(rng, 2, 3, 4, 5, 6)
+    w, b = rand(rng, 2, 4, 3, 3), rand(rng, 2)
+    text = ('layer { name: "conv" type: "Convolution" bottom: "x" top: "y" '
+            'convolution_param { num_output: 2 kernel_size: 3 pad: 1 axis: 2 } }')
+    _, out = one_layer_net(tmp_path, text, {"x": x}, {"conv": [w, b]}, dtype)
+    expected = conv_reference(x.reshape(6, 4, 5, 6), w, b, (1, 1), (1, 1), (1, 1), 1)
+    assert_close(out["y"], expected.reshape(2, 3, 2, 5, 6), dtype)
