@@ -138,6 +138,14 @@ def _count(shape, start=0, end=None):
     return int(np.prod(shape[start:end], dtype=np.int64))
 
 
+def ordered_sum(values, axis, keepdims=False):
+    """The sum along ``axis`` added in index order, one rounding per addition: what Caffe's
+    reductions (a gemv with a vector of ones) compute under a reference BLAS. numpy's own sum
+    pairs terms up along a contiguous axis; a cumulative sum never does."""
+    total = np.take(np.cumsum(values, axis=axis), [-1], axis=axis)
+    return total if keepdims else np.squeeze(total, axis=axis)
+
+
 # ---------------------------------------------------------------------------------------------
 # Input
 
@@ -745,7 +753,7 @@ class SoftmaxLayer(Layer):
         x = bottoms[0]
         axis = self.axis(self.config["axis"], x.ndim, "softmax_param.axis")
         shifted = self.math(np.exp, x - x.max(axis=axis, keepdims=True))
-        return [shifted / shifted.sum(axis=axis, keepdims=True)]
+        return [shifted / ordered_sum(shifted, axis, keepdims=True)]
 
 
 class BatchNormLayer(Layer):
@@ -800,7 +808,7 @@ class BatchNormLayer(Layer):
         num = x.shape[0] if x.ndim > 1 else 1
         rows = x.reshape(num, self.config["channels"], -1)
         inverse = self.scalar(1.0 / (num * rows.shape[2]))
-        return (inverse * rows.sum(axis=2)).sum(axis=0)
+        return ordered_sum(inverse * ordered_sum(rows, 2), 0)
 
     def _update_moving_averages(self, params, mean, variance, per_channel_count):
         # What Caffe's forward does to the stored statistics when not using them.
