@@ -113,6 +113,12 @@ class Layer:
             self.fail(f"{param}={axis} is out of range for a bottom with {ndim} axes")
         return axis % ndim
 
+    def axis_or_legacy(self, param, legacy):
+        """``axis``, or the deprecated ``legacy`` field (concat_dim, slice_dim) when given."""
+        if param.HasField("axis") and param.HasField(legacy):
+            self.fail(f"give either axis or {legacy}, not both")
+        return getattr(param, legacy) if param.HasField(legacy) else param.axis
+
     def scalar(self, value):
         """A parameter as the dtype's scalar (Caffe holds float parameters as Dtype)."""
         return self.dtype.type(value)
@@ -943,10 +949,7 @@ class ConcatLayer(Layer):
     in_place_allowed = False
 
     def configure(self):
-        param = self.layer_param.concat_param
-        if param.HasField("axis") and param.HasField("concat_dim"):
-            self.fail("give either axis or concat_dim, not both")
-        self.config["axis"] = param.concat_dim if param.HasField("concat_dim") else param.axis
+        self.config["axis"] = self.axis_or_legacy(self.layer_param.concat_param, "concat_dim")
 
     def output_shapes(self, bottom_shapes):
         first = bottom_shapes[0]
@@ -972,9 +975,7 @@ class SliceLayer(Layer):
 
     def configure(self):
         param = self.layer_param.slice_param
-        if param.HasField("axis") and param.HasField("slice_dim"):
-            self.fail("give either axis or slice_dim, not both")
-        self.config.update(axis=param.slice_dim if param.HasField("slice_dim") else param.axis,
+        self.config.update(axis=self.axis_or_legacy(param, "slice_dim"),
                            slice_point=list(param.slice_point))
         points = self.config["slice_point"]
         if points and len(points) != len(self.tops) - 1:
