@@ -214,3 +214,9 @@ def test_streaming_reader_agrees_with_protobuf(tmp_path):
         np.testing.assert_array_equal(blobs[0].data, np.float32(original.blobs[0].data))
         assert blobs[0].data.dtype == np.float32 and blobs[1].data.dtype == np.float64
         np.testing.assert_array_equal(blobs[1].data, original.blobs[1].double_data)
+
+
+def test_prototxt_with_byte_order_mark_and_crlf(tmp_path):
+    path = tmp_path / "bom.prototxt"
+    path.write_bytes(b"\xef\xbb\xbf" + NEW_FORMAT.replace("\n", "\r\n").encode())
+    assert Net(str(path))._layer_names == ["data", "conv", "relu", "ip", "prob"]
