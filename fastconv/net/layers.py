@@ -15,8 +15,7 @@ import math
 import numpy as np
 
 from .conv_ops import conv2d_caffe, convnd_caffe, deconv2d_caffe, pool2d_caffe
-
-TEST_PHASE = 1
+from .schema import TEST
 
 
 class Layer:
@@ -35,7 +34,7 @@ class Layer:
     # Split, Flatten and Reshape tops share the bottom's memory in Caffe (ShareData).
     shares_data = False
 
-    def __init__(self, layer_param, dtype, phase=TEST_PHASE):
+    def __init__(self, layer_param, dtype, phase=TEST):
         self.layer_param = layer_param
         self.name = layer_param.name
         self.bottoms = list(layer_param.bottom)
@@ -677,7 +676,7 @@ class DropoutLayer(NeuronLayer):
     type = "Dropout"
 
     def configure(self):
-        if self.phase != TEST_PHASE:
+        if self.phase != TEST:
             self.fail("runs in the TRAIN phase ('phase: TRAIN' in the layer); fastconv runs "
                       "deploy nets only")
         self.config["dropout_ratio"] = self.layer_param.dropout_param.dropout_ratio
@@ -771,7 +770,7 @@ class BatchNormLayer(Layer):
     def configure(self):
         param = self.layer_param.batch_norm_param
         use_global = (param.use_global_stats if param.HasField("use_global_stats")
-                      else self.phase == TEST_PHASE)
+                      else self.phase == TEST)
         self.config.update(use_global_stats=use_global, eps=param.eps,
                            moving_average_fraction=param.moving_average_fraction)
 
@@ -1255,7 +1254,7 @@ LAYER_TYPES = {cls.type: cls for cls in (
     FlattenLayer, ReshapeLayer, CropLayer, ArgMaxLayer)}
 
 
-def make_layer(layer_param, dtype, phase=TEST_PHASE):
+def make_layer(layer_param, dtype, phase=TEST):
     """The Layer for a LayerParameter; ValueError naming the layer for an unsupported type."""
     layer_class = LAYER_TYPES.get(layer_param.type)
     if layer_class is None:

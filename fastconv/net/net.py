@@ -16,10 +16,7 @@ import numpy as np
 from .blob import Blob
 from .files import StoredBlob, read_caffemodel, read_prototxt, write_caffemodel
 from .layers import InputLayer, fill, make_layer
-from .schema import INSTALL_HINT, messages
-
-TRAIN, TEST = 0, 1
-_PHASE_NAMES = {TRAIN: "TRAIN", TEST: "TEST"}
+from .schema import INSTALL_HINT, TEST, TRAIN, messages
 
 
 class Net:

@@ -384,7 +384,10 @@ MESSAGES = {
     ], {}),
 }
 
-TOP_LEVEL_ENUMS = {"Phase": [("TRAIN", 0), ("TEST", 1)]}
+# Caffe's Phase enum: the values pycaffe exposes as caffe.TRAIN and caffe.TEST.
+TRAIN, TEST = 0, 1
+
+TOP_LEVEL_ENUMS = {"Phase": [("TRAIN", TRAIN), ("TEST", TEST)]}
 
 # The V1 enum's names for layer types -> today's type strings (Caffe's UpgradeV1LayerType).
 V1_TYPE_NAMES = {
