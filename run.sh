@@ -31,7 +31,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "[fastconv] installing dependencies (TensorFlow is large: a few minutes the first time)" >&2
     quietly python -m pip install --upgrade pip
     quietly python -m pip install "setuptools>=64" wheel "Cython>=3.0" "numpy>=1.23"
-    quietly python -m pip install -e ".[test,keras,bench]"
+    quietly python -m pip install -e ".[test,keras,bench,caffe]"
     touch "$stamp"
 else
     # Rebuild the extension when C or Cython sources changed.

@@ -1,5 +1,7 @@
 """Caffe-layout public API: Caffe's Convolution, Deconvolution and Pooling layers as numpy
-functions on NCHW data and Caffe's weight blobs (implemented in ``fastconv.caffe_ops``)."""
+functions on NCHW data and Caffe's weight blobs (implemented in ``fastconv.caffe_ops``), and
+whole Caffe models with pycaffe's deploy API (``Net``, ``TEST``; implemented in
+``fastconv.net``, which needs the ``caffe`` extra, protobuf, only when a Net is built)."""
 from . import caffe_ops
 from .caffe_ops import (
     conv2d_caffe,
@@ -11,5 +13,6 @@ from .caffe_ops import (
     pool2d_caffe,
     pool2d_caffe_backward,
 )
+from .net import TEST, TRAIN, Net
 
-__all__ = [*caffe_ops.__all__]
+__all__ = [*caffe_ops.__all__, "Net", "TEST", "TRAIN"]
