@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: most of it is MESSAGES, one declarative table of caffe.proto.
 """The subset of Caffe's ``caffe.proto`` (package ``caffe``, proto2) that deploy nets use.
 
 Written for fastconv from the file format's facts: message names, field names, numbers, types
