@@ -180,7 +180,8 @@ def _bottleneck(block, bottom, out, mid, stride, projection):
     def conv(name, bottom, num_output, kernel, stride=1, pad=0):
         return (f'layer {{ name: "{name}" type: "Convolution" bottom: "{bottom}" top: "{name}"\n'
                 f'  convolution_param {{ num_output: {num_output} kernel_size: {kernel} '
-                f'pad: {pad} stride: {stride} bias_term: false weight_filler {{ type: "msra" }} }} }}\n')
+                f'pad: {pad} stride: {stride} bias_term: false\n'
+                f'    weight_filler {{ type: "msra" }} }} }}\n')
 
     def bn_scale(suffix, top):
         return (f'layer {{ name: "bn{suffix}" type: "BatchNorm" bottom: "{top}" top: "{top}"\n'

@@ -1,6 +1,7 @@
 """Runs inside the bullseye chroot (Python 3.9, Debian's python3-caffe): whole nets in real Caffe.
 
-Invoked by generate_nets.py as ``chroot ROOT env GLOG_minloglevel=2 python3 - JOBDIR < net_worker.py``.
+Invoked by generate_nets.py as
+``chroot ROOT env GLOG_minloglevel=2 python3 - JOBDIR < net_worker.py``.
 JOBDIR (a path inside the chroot) holds ``job.json``, a list of nets, each with:
 
     name, prototxt        the deploy net (new ``layer {}`` or V1 ``layers {}`` text)
