@@ -17,7 +17,8 @@ Each net of the catalogue below is three files:
                        ``input/<i>`` (net.inputs order), ``f32/<i>`` (every blob in net.blobs
                        order, pycaffe's float32), ``f64/<i>`` (the same blobs from
                        caffe::Net<double>, the C++ API: pycaffe is float32 only) and
-                       ``param/<i>/<j>`` (net.params order).
+                       ``param/<i>/<j>`` (net.params order, after the forward) and
+                       ``param64/<i>/<j>`` (Net<double>'s).
 
 Every number comes from Caffe or from numpy's seeded legacy RandomState inside the chroot, and
 the archives carry a fixed date, so a rerun is byte-identical.
@@ -44,11 +45,11 @@ DATA_DIR = HERE.parent.parent / "tests" / "data" / "caffe_nets"
 
 
 def net(name, prototxt, *, seed=1, params=(), input_kinds=None, v1_caffemodel=False,
-        training_layers=False, double=True):
+        legacy_blob_dims=False, training_layers=False):
     return {"name": name, "prototxt": prototxt.lstrip("\n"), "seed": seed,
             "params": [list(p) for p in params], "input_kinds": input_kinds or {},
-            "v1_caffemodel": v1_caffemodel, "training_layers": training_layers,
-            "double": double}
+            "v1_caffemodel": v1_caffemodel, "legacy_blob_dims": legacy_blob_dims,
+            "training_layers": training_layers}
 
 
 def batch_norm_params(layer, mean="normal:0.3", var="uniform:0.5:2", factor="const:1"):
@@ -565,6 +566,141 @@ layers { name: "argmax" type: ARGMAX bottom: "split_b" top: "argmax"
 """
 
 
+def mobilenet():
+    """MobileNet v1's Caffe port: depthwise convolutions (group = channels), BatchNorm + Scale +
+    ReLU after each, global average pooling and a 1x1 convolution as the classifier."""
+    def unit(name, bottom, num_output, kernel, stride=1, pad=0, group=1):
+        return (f'layer {{ name: "{name}" type: "Convolution" bottom: "{bottom}" top: "{name}"\n'
+                f'  convolution_param {{ num_output: {num_output} kernel_size: {kernel} '
+                f'stride: {stride} pad: {pad} group: {group} bias_term: false\n'
+                f'    weight_filler {{ type: "msra" }} }} }}\n'
+                f'layer {{ name: "{name}/bn" type: "BatchNorm" bottom: "{name}" top: "{name}" }}\n'
+                f'layer {{ name: "{name}/scale" type: "Scale" bottom: "{name}" top: "{name}"\n'
+                f'  scale_param {{ bias_term: true }} }}\n'
+                f'layer {{ name: "relu{name[4:]}" type: "ReLU" bottom: "{name}" top: "{name}" }}\n')
+    units = [("conv1", "data", 8, 3, 2, 1, 1), ("conv2_1/dw", "conv1", 8, 3, 1, 1, 8),
+             ("conv2_1/sep", "conv2_1/dw", 16, 1, 1, 0, 1),
+             ("conv2_2/dw", "conv2_1/sep", 16, 3, 2, 1, 16),
+             ("conv2_2/sep", "conv2_2/dw", 16, 1, 1, 0, 1)]
+    text = ('name: "MobileNet"\n'
+            'layer { name: "data" type: "Input" top: "data"\n'
+            '  input_param { shape: { dim: 2 dim: 3 dim: 16 dim: 16 } } }\n'
+            + "".join(unit(*u) for u in units) +
+            'layer { name: "pool6" type: "Pooling" bottom: "conv2_2/sep" top: "pool6"\n'
+            '  pooling_param { pool: AVE global_pooling: true } }\n'
+            'layer { name: "fc7" type: "Convolution" bottom: "pool6" top: "fc7"\n'
+            '  convolution_param { num_output: 10 kernel_size: 1\n'
+            '    weight_filler { type: "msra" } bias_filler { type: "constant" value: 0.1 } } }\n'
+            'layer { name: "prob" type: "Softmax" bottom: "fc7" top: "prob" }\n')
+    params = []
+    for name, *_ in units:
+        params += batch_norm_params(f"{name}/bn") + scale_params(f"{name}/scale")
+    return net("mobilenet", text, seed=13, params=params)
+
+
+# Layers kept or dropped by Caffe's include/exclude rules against the net's state (TEST phase,
+# level 0, the prototxt's own stage "deploy"), as in train_val files used for deployment.
+PHASE_RULES = """
+name: "PhaseRules"
+state { stage: "deploy" }
+layer { name: "data" type: "Input" top: "data"
+  input_param { shape: { dim: 2 dim: 3 dim: 5 dim: 5 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+  convolution_param { num_output: 4 kernel_size: 3
+    weight_filler { type: "xavier" } bias_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "drop_train" type: "Dropout" bottom: "conv" top: "conv"
+  include { phase: TRAIN } }
+layer { name: "relu_test" type: "ReLU" bottom: "conv" top: "conv"
+  relu_param { negative_slope: 0.25 } include { phase: TEST } }
+layer { name: "scale_deploy" type: "Power" bottom: "conv" top: "scaled"
+  power_param { scale: 2 } include { stage: "deploy" } }
+layer { name: "not_in_deploy" type: "Power" bottom: "conv" top: "not_in_deploy"
+  exclude { stage: "deploy" } }
+layer { name: "level_1_only" type: "AbsVal" bottom: "conv" top: "level_1_only"
+  include { min_level: 1 } }
+layer { name: "level_0" type: "TanH" bottom: "conv" top: "level_0" include { max_level: 0 } }
+layer { name: "either_rule" type: "Sigmoid" bottom: "conv" top: "either_rule"
+  include { phase: TRAIN } include { stage: "deploy" } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "conv" bottom: "label" top: "loss"
+  include { phase: TRAIN } }
+"""
+
+# use_global_stats: false in a deploy net: Caffe normalises with the batch's own statistics in
+# TEST too, and the forward updates the stored running sums (recorded after the forward).
+BATCHNORM_BATCH_STATS = """
+name: "BatchNormBatchStatistics"
+layer { name: "data" type: "Input" top: "data"
+  input_param { shape: { dim: 4 dim: 3 dim: 3 dim: 5 } } }
+layer { name: "bn_batch" type: "BatchNorm" bottom: "data" top: "bn_batch"
+  batch_norm_param { use_global_stats: false moving_average_fraction: 0.9 eps: 0.0001 } }
+layer { name: "scale" type: "Scale" bottom: "bn_batch" top: "bn_batch"
+  scale_param { bias_term: true } }
+"""
+
+# New-format layers and .caffemodel, but every stored blob with the legacy 4-D sizes
+# (num, channels, height, width) instead of a shape, as in files converted from V1.
+LEGACY_BLOB_DIMS = """
+name: "LegacyBlobDims"
+layer { name: "data" type: "Input" top: "data"
+  input_param { shape: { dim: 2 dim: 3 dim: 6 dim: 6 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+  convolution_param { num_output: 4 kernel_size: 3 stride: 2
+    weight_filler { type: "xavier" } bias_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "prelu" type: "PReLU" bottom: "conv" top: "conv" }
+layer { name: "scale" type: "Scale" bottom: "conv" top: "conv" scale_param { bias_term: true } }
+layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc"
+  inner_product_param { num_output: 5
+    weight_filler { type: "xavier" } bias_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "fc_t" type: "InnerProduct" bottom: "fc" top: "fc_t"
+  inner_product_param { num_output: 3 transpose: true
+    weight_filler { type: "xavier" } bias_filler { type: "gaussian" std: 0.5 } } }
+"""
+
+# Boundaries: windows wider than the blob, degenerate Power, batch-axis Concat/Slice,
+# negative axes, 2-D blobs, a dilated Deconvolution.
+EDGE_CASES = """
+name: "EdgeCases"
+layer { name: "input" type: "Input" top: "data" top: "ref"
+  input_param { shape: { dim: 2 dim: 3 dim: 4 dim: 5 } shape: { dim: 1 dim: 1 dim: 1 dim: 3 } } }
+layer { name: "lrn_wide" type: "LRN" bottom: "data" top: "lrn_wide"
+  lrn_param { local_size: 7 alpha: 0.8 beta: 0.6 k: 0.5 } }
+layer { name: "lrn_within_wide" type: "LRN" bottom: "data" top: "lrn_within_wide"
+  lrn_param { norm_region: WITHIN_CHANNEL local_size: 5 alpha: 1.5 beta: 0.9 } }
+layer { name: "power_zero" type: "Power" bottom: "data" top: "power_zero"
+  power_param { power: 0 scale: 3 shift: 2 } }
+layer { name: "power_scale_zero" type: "Power" bottom: "data" top: "power_scale_zero"
+  power_param { power: 3 scale: 0 shift: 2 } }
+layer { name: "power_negative" type: "Power" bottom: "data" top: "power_negative"
+  power_param { power: -1.5 scale: 0.5 shift: 2 } }
+layer { name: "log_base2" type: "Log" bottom: "data" top: "log_base2"
+  log_param { base: 2 scale: 0.5 shift: 1 } }
+layer { name: "exp_scaled" type: "Exp" bottom: "data" top: "exp_scaled"
+  exp_param { scale: -2 shift: 0.5 } }
+layer { name: "concat_batch" type: "Concat" bottom: "data" bottom: "lrn_wide"
+  top: "concat_batch" concat_param { axis: 0 } }
+layer { name: "slice_batch" type: "Slice" bottom: "concat_batch" top: "batch_a" top: "batch_b"
+  top: "batch_c" slice_param { axis: 0 slice_point: 1 slice_point: 3 } }
+layer { name: "crop_width" type: "Crop" bottom: "data" bottom: "ref" top: "crop_width"
+  crop_param { axis: -1 offset: 2 } }
+layer { name: "argmax_last" type: "ArgMax" bottom: "data" top: "argmax_last"
+  argmax_param { axis: -1 top_k: 2 } }
+layer { name: "flatten_tail" type: "Flatten" bottom: "data" top: "flatten_tail"
+  flatten_param { axis: -2 } }
+layer { name: "prod3" type: "Eltwise" bottom: "data" bottom: "lrn_wide" bottom: "power_negative"
+  top: "prod3" eltwise_param { operation: PROD } }
+layer { name: "pool_global_nonsquare" type: "Pooling" bottom: "data" top: "pool_global_nonsquare"
+  pooling_param { pool: MAX global_pooling: true } }
+layer { name: "pool_ave_clipped" type: "Pooling" bottom: "data" top: "pool_ave_clipped"
+  pooling_param { pool: AVE kernel_size: 3 stride: 3 pad: 2 } }
+layer { name: "deconv_dilated" type: "Deconvolution" bottom: "data" top: "deconv_dilated"
+  convolution_param { num_output: 2 kernel_size: 2 dilation: 2 stride: 2 pad: 1
+    weight_filler { type: "xavier" } bias_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc"
+  inner_product_param { num_output: 4 weight_filler { type: "xavier" }
+    bias_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "fc_softmax" type: "Softmax" bottom: "fc" top: "fc_softmax" }
+"""
+
 def catalogue():
     bn_params = (batch_norm_params("bn_factor0", factor="const:0")
                  + batch_norm_params("bn_factor_eps", "normal:1", "uniform:1:5", "const:2.5")
@@ -589,6 +725,14 @@ def catalogue():
         net("conv_pool", CONV_POOL, seed=10),
         net("old_input_shape", OLD_INPUT_SHAPE, seed=11, params=[("prelu", 0, "uniform:-1:1")]),
         net("v1_layers", V1_LAYERS, seed=12, v1_caffemodel=True),
+        mobilenet(),
+        net("phase_rules", PHASE_RULES, seed=14),
+        net("batchnorm_batch_statistics", BATCHNORM_BATCH_STATS, seed=15,
+            params=batch_norm_params("bn_batch", factor="const:3") + scale_params("scale"),
+            input_kinds={"data": "normal:2"}),
+        net("legacy_blob_dims", LEGACY_BLOB_DIMS, seed=16, legacy_blob_dims=True,
+            params=[("prelu", 0, "uniform:-0.5:0.5")] + scale_params("scale")),
+        net("edge_cases", EDGE_CASES, seed=17),
     ]
 
 
@@ -636,15 +780,17 @@ def _natural(key):
 
 def check_double(name, meta, arrays):
     """Net<double> is driven through a regenerated protobuf header (see net_worker.py): a
-    mismatch would show as blobs far from pycaffe's, so each must agree to float32 accuracy."""
-    for i, (blob, _) in enumerate(meta["blobs"]):
-        if f"f64/{i}" not in arrays:
-            continue
-        single, double = arrays[f"f32/{i}"].astype(np.float64), arrays[f"f64/{i}"]
-        scale = max(np.abs(double).max(), np.finfo(np.float64).tiny)
+    mismatch would show as blobs far from pycaffe's, so each blob and parameter must agree with
+    pycaffe's to float32 accuracy."""
+    pairs = [(f"blob {blob!r}", f"f32/{i}", f"f64/{i}") for i, (blob, _) in enumerate(meta["blobs"])]
+    pairs += [(f"parameter {layer!r}[{j}]", f"param/{i}/{j}", f"param64/{i}/{j}")
+              for i, (layer, shapes) in enumerate(meta["params"]) for j in range(len(shapes))]
+    for what, single_key, double_key in pairs:
+        single, double = arrays[single_key].astype(np.float64), arrays[double_key]
+        scale = max(np.abs(double).max(initial=0), np.finfo(np.float64).tiny)
         if single.shape != double.shape or np.abs(single - double).max() / scale > 1e-4:
-            raise RuntimeError(f"{name}: blob {blob!r} differs between Caffe's float32 and "
-                               "float64 nets by more than float32 rounding")
+            raise RuntimeError(f"{name}: {what} differs between Caffe's float32 and float64 "
+                               "nets by more than float32 rounding")
 
 
 def generate(out_dir, root):

@@ -9,8 +9,8 @@ JOBDIR (a path inside the chroot) holds ``job.json``, a list of nets, each with:
     params                [[layer, index, recipe]]: parameter blobs set from numpy instead
     input_kinds           {input name: kind}: how the inputs are drawn
     v1_caffemodel         write the .caffemodel in the V1 format (``layers``, legacy 4-D dims)
+    legacy_blob_dims      new format, but every blob with the legacy 4-D sizes instead of shape
     training_layers       add layers only a training net has to the .caffemodel
-    double                also run caffe::Net<double> (needs the caffe_double binary)
 
 Numbers drawn here use numpy's legacy ``RandomState``, whose streams numpy keeps bit-for-bit
 stable across versions, seeded from the net's and the blob's names: a rerun is byte-identical.
@@ -21,7 +21,8 @@ Caffe no longer writes), then loads prototxt + .caffemodel afresh the way a user
 the loaded parameters are the ones saved, runs one TEST-phase forward and records what pycaffe
 shows: ``<name>.json`` (inputs, outputs, layer names and types, blob names and shapes, parameter
 shapes) and ``<name>.npz`` with ``input/<i>``, ``f32/<i>`` (every blob, in net.blobs order),
-``param/<i>/<j>`` (net.params order) and, with ``double``, ``f64/<i>`` from Net<double>.
+``param/<i>/<j>`` (net.params order, after the forward), and ``f64/<i>`` and ``param64/<i>/<j>``
+from the same forward in Net<double> (caffe_double.cpp).
 """
 import json
 import os
@@ -61,6 +62,13 @@ def draw(rng, recipe, shape):
     return values.astype(np.float32)
 
 
+def legacy_dims(blob, shape):
+    """Store a blob's shape as the legacy (num, channels, height, width), left-padded with
+    ones: an InnerProduct weight (O, K) becomes 1 x 1 x O x K."""
+    blob.ClearField("shape")
+    blob.num, blob.channels, blob.height, blob.width = (1,) * (4 - len(shape)) + tuple(shape)
+
+
 def save_v1_caffemodel(spec, net, path):
     """The V1 format old Model Zoo files use: ``layers`` with enum types, every parameter blob
     with the legacy 4-D sizes (num, channels, height, width) left-padded with ones (an
@@ -73,8 +81,7 @@ def save_v1_caffemodel(spec, net, path):
     for layer in model.layers:
         for blob in net.params[layer.name] if layer.name in net.params else []:
             stored = layer.blobs.add()
-            legacy = (1,) * (4 - blob.data.ndim) + blob.data.shape
-            stored.num, stored.channels, stored.height, stored.width = legacy
+            legacy_dims(stored, blob.data.shape)
             stored.data.extend(blob.data.ravel().tolist())
     if spec["training_layers"]:
         add_v1_training_layers(model)
@@ -98,10 +105,22 @@ def add_v1_training_layers(model):
     loss.top.append("loss")
 
 
-def add_training_layers(path):
+def rewrite_caffemodel(path, change):
     model = caffe_pb2.NetParameter()
     with open(path, "rb") as f:
         model.ParseFromString(f.read())
+    change(model)
+    with open(path, "wb") as f:
+        f.write(model.SerializeToString())
+
+
+def to_legacy_dims(model):
+    for layer in model.layer:
+        for blob in layer.blobs:
+            legacy_dims(blob, list(blob.shape.dim))
+
+
+def add_training_layers(model):
     data = caffe_pb2.LayerParameter(name="train_data", type="Data")
     data.top.extend(["data", "label"])
     model.layer.insert(0, data)
@@ -114,8 +133,6 @@ def add_training_layers(path):
     loss = model.layer.add(name="loss", type="SoftmaxWithLoss")
     loss.bottom.extend(["fc_train_only", "label"])
     loss.top.append("loss")
-    with open(path, "wb") as f:
-        f.write(model.SerializeToString())
 
 
 def build_and_save(spec, prototxt_path, caffemodel_path):
@@ -129,12 +146,15 @@ def build_and_save(spec, prototxt_path, caffemodel_path):
         save_v1_caffemodel(spec, net, caffemodel_path)
     else:
         net.save(caffemodel_path)
+        if spec["legacy_blob_dims"]:
+            rewrite_caffemodel(caffemodel_path, to_legacy_dims)
         if spec["training_layers"]:
-            add_training_layers(caffemodel_path)
+            rewrite_caffemodel(caffemodel_path, add_training_layers)
     return {layer: [blob.data.copy() for blob in blobs] for layer, blobs in net.params.items()}
 
 
-def run_double(spec, job_dir, prototxt_path, caffemodel_path, inputs, blob_names):
+def run_double(spec, job_dir, prototxt_path, caffemodel_path, inputs, blob_names, param_blobs):
+    """Net<double>'s blobs and parameters after the same forward (caffe_double.cpp)."""
     out_dir = os.path.join(job_dir, spec["name"] + "_double")
     os.mkdir(out_dir)
     args = [os.path.join(job_dir, DOUBLE_BINARY), prototxt_path, caffemodel_path, out_dir]
@@ -143,19 +163,29 @@ def run_double(spec, job_dir, prototxt_path, caffemodel_path, inputs, blob_names
         x.astype("<f8").tofile(path)
         args += [name, path]
     subprocess.run(args, check=True)
-    blobs = []
-    with open(os.path.join(out_dir, "blobs.txt")) as listing:
+    blobs = read_double_listing(out_dir, "blob")
+    if [name for name, _ in blobs] != blob_names:
+        raise RuntimeError("%s: Net<double> blobs %s differ from pycaffe's %s"
+                           % (spec["name"], [n for n, _ in blobs], blob_names))
+    params = [values for _, values in read_double_listing(out_dir, "param")]
+    if [p.shape for p in params] != [p.shape for p in param_blobs]:
+        raise RuntimeError("%s: Net<double> parameters differ in shape from pycaffe's"
+                           % spec["name"])
+    return [values for _, values in blobs], params
+
+
+def read_double_listing(out_dir, prefix):
+    """[(name or None, values)] from caffe_double's <prefix>s.txt and <prefix><i>.f64."""
+    entries = []
+    with open(os.path.join(out_dir, prefix + "s.txt")) as listing:
         for line in listing:
             fields = line.rstrip("\n").split(" ")
             index, num_axes = int(fields[0]), int(fields[1])
             shape = tuple(int(d) for d in fields[2:2 + num_axes])
-            name = " ".join(fields[2 + num_axes:])
-            values = np.fromfile(os.path.join(out_dir, "blob%d.f64" % index), dtype="<f8")
-            blobs.append((name, values.reshape(shape)))
-    if [name for name, _ in blobs] != blob_names:
-        raise RuntimeError("%s: Net<double> blobs %s differ from pycaffe's %s"
-                           % (spec["name"], [n for n, _ in blobs], blob_names))
-    return [values for _, values in blobs]
+            name = " ".join(fields[2 + num_axes:]) or None
+            values = np.fromfile(os.path.join(out_dir, "%s%d.f64" % (prefix, index)), dtype="<f8")
+            entries.append((name, values.reshape(shape)))
+    return entries
 
 
 def run_net(spec, job_dir):
@@ -187,10 +217,14 @@ def run_net(spec, job_dir):
     for i, blobs in enumerate(net.params.values()):
         for j, blob in enumerate(blobs):
             arrays["param/%d/%d" % (i, j)] = blob.data.copy()
-    if spec["double"]:
-        for i, values in enumerate(run_double(spec, job_dir, prototxt_path, caffemodel_path,
-                                              inputs, blob_names)):
-            arrays["f64/%d" % i] = values
+    param_keys = ["%d/%d" % (i, j) for i, blobs in enumerate(net.params.values())
+                  for j in range(len(blobs))]
+    blobs64, params64 = run_double(spec, job_dir, prototxt_path, caffemodel_path, inputs,
+                                   blob_names, [arrays["param/" + key] for key in param_keys])
+    for i, values in enumerate(blobs64):
+        arrays["f64/%d" % i] = values
+    for key, values in zip(param_keys, params64):
+        arrays["param64/" + key] = values
     meta = {
         "inputs": list(net.inputs),
         "outputs": list(net.outputs),
@@ -229,8 +263,7 @@ def main(job_dir):
     caffe.set_mode_cpu()
     with open(os.path.join(job_dir, "job.json")) as f:
         specs = json.load(f)
-    if any(spec["double"] for spec in specs):
-        build_double_binary(job_dir)
+    build_double_binary(job_dir)
     for spec in specs:
         run_net(spec, job_dir)
 
