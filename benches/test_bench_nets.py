@@ -273,29 +273,60 @@ def fastconv_last_blob(tmp_dir, net_name, batch):
     return last()
 
 
+def checked_forward(bench_dir, net_name, batch, peer):
+    """The peer's forward call, run once (warm-up: first touch, plans, OpenCV's graph set-up)
+    and its last layer checked against fastconv's; returns (call, relative difference)."""
+    prototxts, caffemodel, _ = net_files(bench_dir, net_name)
+    last_name = NETS[net_name][1]
+    run, last = FORWARDS[peer](prototxts[batch], caffemodel, inputs(net_name, batch), last_name)
+    run()
+    expected = fastconv_last_blob(bench_dir, net_name, batch)
+    error = float(np.abs(last() - expected).max() / np.abs(expected).max())
+    assert error < AGREEMENT, f"{peer}'s {last_name} differs from fastconv's by {error:.3g}"
+    return run, error
+
+
 @pytest.mark.parametrize("peer", list(FORWARDS))
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("net_name", list(NETS))
 def test_forward(benchmark, bench_dir, net_name, batch, peer):
-    prototxts, caffemodel, _ = net_files(bench_dir, net_name)
-    x = inputs(net_name, batch)
-    last_name = NETS[net_name][1]
-    run, last = FORWARDS[peer](prototxts[batch], caffemodel, x, last_name)
-    run()  # warm-up: first-touch, plans, OpenCV's graph set-up
-    expected = fastconv_last_blob(bench_dir, net_name, batch)
-    actual = last()
-    error = np.abs(actual - expected).max() / np.abs(expected).max()
-    assert error < AGREEMENT, f"{peer}'s {last_name} differs from fastconv's by {error:.3g}"
-
+    run, error = checked_forward(bench_dir, net_name, batch, peer)
     time.sleep(SETTLE_SECONDS)
     start = time.perf_counter()
     run()
     once = time.perf_counter() - start
     rounds = max(3, min(MAX_ROUNDS, int(SECONDS_PER_BENCHMARK / max(once, 1e-9))))
     benchmark.group = f"{net_name} batch {batch} float32 forward"
-    benchmark.extra_info.update(net=net_name, batch=batch, last_blob_error=float(error),
+    benchmark.extra_info.update(net=net_name, batch=batch, last_blob_error=error,
                                 **common_info(peer))
     benchmark.pedantic(run, rounds=rounds, iterations=1, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("net_name", list(NETS))
+def test_forward_paired(bench_dir, net_name, batch, record_property):
+    """fastconv and OpenCV called alternately, so both see the same machine load (on a shared
+    two-core machine the load drifts between separate benchmarks): prints the best time of each
+    and the median of the OpenCV/fastconv time ratio over adjacent pairs (> 1: fastconv faster).
+    """
+    pytest.importorskip("cv2")
+    runs = {peer: checked_forward(bench_dir, net_name, batch, peer)[0] for peer in FORWARDS}
+    times = {peer: [] for peer in runs}
+    deadline = time.perf_counter() + 2 * SECONDS_PER_BENCHMARK
+    while len(times["fastconv"]) < 3 or (time.perf_counter() < deadline
+                                         and len(times["fastconv"]) < MAX_ROUNDS):
+        for peer, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[peer].append(time.perf_counter() - start)
+    ratio = float(np.median(np.array(times["opencv"]) / np.array(times["fastconv"])))
+    best = {peer: min(values) for peer, values in times.items()}
+    record_property("paired", {"net": net_name, "batch": batch, "best_seconds": best,
+                               "median_opencv_over_fastconv": ratio,
+                               "pairs": len(times["fastconv"])})
+    print(f"\n{net_name} batch {batch}: fastconv best {best['fastconv'] * 1e3:.1f} ms, OpenCV "
+          f"best {best['opencv'] * 1e3:.1f} ms, median OpenCV/fastconv {ratio:.2f} "
+          f"over {len(times['fastconv'])} pairs")
 
 
 # A child process loads the .caffemodel once and reports the time and how far its peak resident
