@@ -25,7 +25,6 @@ the archives carry a fixed date, so a rerun is byte-identical.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -37,7 +36,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from generate import caffe_root, chroot_ready, write_npz  # noqa: E402
+from generate import command_line, write_npz  # noqa: E402
 
 WORKER = HERE / "net_worker.py"
 DOUBLE_SOURCE = HERE / "caffe_double.cpp"
@@ -799,26 +798,7 @@ def generate(out_dir, root):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", default=caffe_root(), help="the chroot (FASTCONV_CAFFE_ROOT)")
-    parser.add_argument("--out", type=Path, default=DATA_DIR)
-    parser.add_argument("--check", action="store_true",
-                        help="generate into a temporary folder and compare with --out byte by byte")
-    args = parser.parse_args(argv)
-    if not chroot_ready(args.root):
-        sys.exit(f"no Caffe chroot at {args.root}: run tools/caffe_reference/setup_env.sh first")
-    if not args.check:
-        generate(args.out, args.root)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        generate(Path(tmp), args.root)
-        names = sorted(p.name for p in Path(tmp).iterdir())
-        recorded = sorted(p.name for p in args.out.iterdir())
-        differ = [n for n in names if not (args.out / n).is_file()
-                  or (args.out / n).read_bytes() != (Path(tmp) / n).read_bytes()]
-        if differ or names != recorded:
-            sys.exit(f"regenerated data differs from {args.out}: {differ or recorded}")
-        print(f"regenerated data is byte-identical to {args.out} ({len(names)} files)")
+    command_line(argv, __doc__.split("\n\n")[0], generate, DATA_DIR)
 
 
 if __name__ == "__main__":
