@@ -10,10 +10,17 @@ tools/caffe_reference/generate_nets.py (``--check`` regenerates them in Caffe an
 
 fastconv's Net runs each net in float32 and in float64, fed the recorded inputs, and must give
 every blob of Caffe's run of the same precision, element by element, within the tolerance below.
+
+Live mode: with ``FASTCONV_CAFFE_ROOT`` naming the chroot of tools/caffe_reference/setup_env.sh
+(running as root, for chroot), every net is also rebuilt and run in real Caffe now (about ten
+seconds), and the files must come out byte-identical to the recorded ones, so the comparisons
+above hold against live Caffe too.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -173,3 +180,20 @@ def test_forward_returns_outputs_and_keeps_inputs(name, dtype):
         np.testing.assert_array_equal(returned[output], net.blobs[output].data)
     for input_name, x in recorded_inputs(name, dtype).items():
         np.testing.assert_array_equal(inputs[input_name], x, err_msg=f"input {input_name!r}")
+
+
+LIVE_ROOT = os.environ.get("FASTCONV_CAFFE_ROOT")
+
+
+@pytest.mark.skipif(not LIVE_ROOT, reason="live mode only: FASTCONV_CAFFE_ROOT names the chroot "
+                    "made by tools/caffe_reference/setup_env.sh")
+def test_live_caffe_gives_the_recorded_nets(tmp_path):
+    path = DATA.parent.parent.parent / "tools" / "caffe_reference" / "generate_nets.py"
+    spec = importlib.util.spec_from_file_location("fastconv_caffe_generate_nets", path)
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    generator.generate(tmp_path, LIVE_ROOT)
+    made = sorted(p.name for p in tmp_path.iterdir())
+    assert made == sorted(p.name for p in DATA.iterdir())
+    differ = [name for name in made if (tmp_path / name).read_bytes() != (DATA / name).read_bytes()]
+    assert not differ, f"real Caffe now gives other files than recorded: {differ}"
