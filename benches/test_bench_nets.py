@@ -143,21 +143,21 @@ NETS = {"alexnet": (alexnet_prototxt, "fc8", 227), "resnet50": (resnet50_prototx
 
 
 def draw_weights(param_shapes, seed=0):
-    """He-scaled weights (activations keep their size through 50 layers), small biases,
-    BatchNorm statistics of a standardised input, Scale factors near 1."""
+    """{layer: [float32 blobs]} for the layers' parameter shapes, from one seeded generator."""
     rng = np.random.default_rng(seed)
-    weights = {}
-    for layer, shapes in param_shapes.items():
-        if layer.startswith("bn"):  # mean, variance, moving-average factor
-            blobs = [np.zeros(shapes[0]), np.ones(shapes[1]), np.ones(shapes[2])]
-        else:
-            blobs = [rng.standard_normal(shape, dtype=np.float32) / np.sqrt(np.prod(shape[1:]) / 2)
-                     if len(shape) > 1 else rng.uniform(0.5, 1.0, shape)
-                     if layer.startswith("scale") and index == 0
-                     else rng.standard_normal(shape) * 0.1
-                     for index, shape in enumerate(shapes)]
-        weights[layer] = [np.ascontiguousarray(values, dtype="<f4") for values in blobs]
-    return weights
+    return {layer: [np.ascontiguousarray(_draw_blob(rng, layer, index, shape), dtype="<f4")
+                    for index, shape in enumerate(shapes)]
+            for layer, shapes in param_shapes.items()}
+
+
+def _draw_blob(rng, layer, index, shape):
+    if layer.startswith("bn"):  # running mean 0, variance 1, moving-average factor 1
+        return np.full(shape, 0.0 if index == 0 else 1.0)
+    if len(shape) > 1:  # He-scaled weights: activations keep their size through 50 layers
+        return rng.standard_normal(shape, dtype=np.float32) / np.sqrt(np.prod(shape[1:]) / 2)
+    if layer.startswith("scale") and index == 0:
+        return rng.uniform(0.5, 1.0, shape)
+    return rng.standard_normal(shape) * 0.1  # biases
 
 
 def _varint(value):
