@@ -517,7 +517,8 @@ layer { name: "pool" type: "Pooling" bottom: "gated" top: "pool"
 """
 
 # The V1 text format for the layer types it has, old-style inputs (input + input_dim), V1
-# field spellings (concat_dim, slice_dim) and a V1 binary .caffemodel with legacy blob sizes.
+# field spellings (concat_dim, slice_dim), a TRAIN-only layer, and a V1 binary .caffemodel with
+# legacy blob sizes.
 V1_LAYERS = """
 name: "V1Layers"
 input: "data"
@@ -562,6 +563,8 @@ layers { name: "drop" type: DROPOUT bottom: "ip" top: "ip" dropout_param { dropo
 layers { name: "prob" type: SOFTMAX bottom: "ip" top: "prob" }
 layers { name: "argmax" type: ARGMAX bottom: "split_b" top: "argmax"
   argmax_param { top_k: 2 } }
+layers { name: "loss" type: SOFTMAX_LOSS bottom: "ip" bottom: "label" top: "loss"
+  include { phase: TRAIN } }
 """
 
 
