@@ -53,7 +53,9 @@ class Mistake:
 @dataclass(frozen=True)
 class Change:
     """A mistake as a re-run: ``problem`` is the call the mistaken code made (None: the same
-    call), ``output`` what it then did to the output (None: nothing)."""
+    call), ``output`` what it then did to the output (None: nothing). ``output`` is written for
+    the re-run's output as the re-run makes it (the caller's layout, channels on their axis);
+    :func:`search` never hands it an array another change has reshaped."""
 
     mistake: Mistake
     problem: object = None
@@ -180,12 +182,11 @@ def _evaluate(actual, problem, outputs, mistakes, rtol, atol):
         return None
     if expected is None:
         return None
-    defined = problem.defined()
-    for change in outputs:
-        expected = change(expected)
-        defined = None if defined is None else change(defined)
-    if expected.shape != actual.shape:
+    expected = _changed(expected, outputs)
+    if expected is None or expected.shape != actual.shape:
         return None
+    defined = problem.defined()
+    defined = None if defined is None else _changed(defined, outputs)
     tolerance = dict(rtol=problem.default_rtol(actual.dtype) if rtol is None else rtol,
                      atol=atol, kernel_dim=problem.kernel_dim, layout=problem.layout,
                      where=defined)
@@ -196,10 +197,27 @@ def _evaluate(actual, problem, outputs, mistakes, rtol, atol):
         screen = compare(actual, expected, scale=bound, **tolerance)
         if not screen.passed:
             return Diagnosis(mistakes, screen)
-    scale = problem.magnitude()
-    for change in outputs:
-        scale = change(scale)
+    scale = _changed(problem.magnitude(), outputs)
     return Diagnosis(mistakes, compare(actual, expected, scale=scale, **tolerance))
+
+
+def _changed(array, outputs):
+    """``array`` (a re-run's output, or its magnitude or mask) after each output change in
+    turn; None when a change would be handed an array the one before it reshaped.
+
+    Each output change is written for the re-run's output as the re-run makes it: after a
+    transposition to the other layout, a change of the channel axis (the groups' output order)
+    would work on height or width, which no port does, or fail to reshape at all. The other
+    order of that pair (the channels changed, then the layout) is tried on its own. (A
+    transposition that keeps the shape, H == W == C, is let through: that re-run merely
+    fails to reproduce.)
+    """
+    shape = array.shape
+    for change in outputs:
+        if array.shape != shape:
+            return None
+        array = change(array)
+    return array
 
 
 def search(actual, problem, report, *, rtol=None, atol=None, pairs=True):

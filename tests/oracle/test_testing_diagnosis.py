@@ -156,3 +156,38 @@ def test_check_conv_result_is_the_verdict_and_still_unpacks():
     assert [d.name for d in diagnoses] == ["kernel_flipped"]
     assert str(result).startswith("convolution output differs")
     assert str(check_conv(right, X, W, B)).startswith("PASS")
+
+
+# --- mistakes that do not fit the call are skipped, not crashed on ------------------------------
+
+GROUPED_RNG = np.random.default_rng(0)   # its own generator: the tests above keep their data
+GROUPED_X, GROUPED_W, GROUPED_B = (GROUPED_RNG.standard_normal(shape).astype(np.float32)
+                                   for shape in ((2, 8, 9, 9), (12, 4, 3, 3), (12,)))
+
+
+def output_groups_interleaved(y, group):
+    """Filter j of group g at output channel j*group + g (NCHW y)."""
+    batch, channels, height, width = y.shape
+    per_group = channels // group
+    blocks = y.reshape(batch, group, per_group, height, width)
+    return blocks.transpose(0, 2, 1, 3, 4).reshape(y.shape)
+
+
+def test_grouped_conv_no_mistake_reproduces_gets_no_diagnosis_and_no_crash():
+    # A kernel reshaped from a Keras layout, then a ReLU: no mistake (nor pair) reproduces it.
+    # The pair "output left in NHWC, then the groups' output channels interleaved" does not
+    # apply (the interleave would run on the width axis, 9 columns into 2 groups): skipped.
+    reshaped = GROUPED_W.reshape(3, 3, 4, 12).transpose(3, 2, 0, 1)
+    actual = np.maximum(caffe_conv(GROUPED_X, reshaped, GROUPED_B, pad=(1, 1), group=2), 0)
+    result = check_conv(actual.astype(np.float32), GROUPED_X, GROUPED_W, GROUPED_B, pad=1,
+                        group=2)
+    assert names(result) == []
+    assert result.pairs_tried > 0 and "pairs of them" in str(result)
+
+
+def test_groups_interleaved_output_left_in_nhwc_is_named():
+    y = caffe_conv(GROUPED_X, GROUPED_W, GROUPED_B, pad=(1, 1), group=2)
+    actual = output_groups_interleaved(y, 2).transpose(0, 2, 3, 1).astype(np.float32)
+    result = check_conv(actual, GROUPED_X, GROUPED_W, GROUPED_B, pad=1, group=2)
+    assert [set(name.split("+")) for name in names(result)] == [
+        {"output_in_nhwc", "output_groups_interleaved"}]
