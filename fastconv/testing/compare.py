@@ -60,9 +60,13 @@ def default_rtol(dtype, kernel_dim):
     return (3 * math.sqrt(max(int(kernel_dim), 1)) + 2) * unit_roundoff(dtype)
 
 
-def _other_layout_index(index, layout):
+def _index_in(index, layout, wanted):
+    """A 4-D ``index`` given in ``layout``, in the ``wanted`` one; None for any other index
+    (an array that is not 4-D has no NCHW/NHWC pair)."""
     if index is None or len(index) != 4:
         return None
+    if layout == wanted:
+        return index
     n, a, b, c = index
     return (n, b, c, a) if layout == "nchw" else (n, c, a, b)
 
@@ -72,7 +76,9 @@ class Comparison:
     """The outcome of comparing ``actual`` with ``expected``; ``bool(report)`` is ``passed``.
 
     ``layout`` names the arrays' layout ('nchw' or 'nhwc'); ``worst_index`` is the element with
-    the largest error relative to its tolerance, given in both layouts.
+    the largest error relative to its tolerance, in the arrays' own indexing;
+    ``worst_index_nchw`` and ``worst_index_nhwc`` give it in both layouts when the arrays are
+    4-D (None otherwise).
     """
 
     passed: bool
@@ -102,11 +108,11 @@ class Comparison:
 
     @property
     def worst_index_nchw(self):
-        return self.worst_index if self.layout == "nchw" else _other_layout_index(self.worst_index, self.layout)
+        return _index_in(self.worst_index, self.layout, "nchw")
 
     @property
     def worst_index_nhwc(self):
-        return self.worst_index if self.layout == "nhwc" else _other_layout_index(self.worst_index, self.layout)
+        return _index_in(self.worst_index, self.layout, "nhwc")
 
     def summary(self):
         """A few lines for an assertion message."""
@@ -126,7 +132,7 @@ class Comparison:
         if self.worst_index is not None:
             nchw, nhwc = self.worst_index_nchw, self.worst_index_nhwc
             where = (f"NCHW {list(nchw)} = NHWC {list(nhwc)}" if nchw is not None
-                     else f"{list(self.worst_index)}")
+                     else f"index {list(self.worst_index)}")
             lines.append(
                 f"worst element: {where}: actual {self.worst_actual:.7g}, expected "
                 f"{self.worst_expected:.7g}, allowed error {self.worst_allowed:.3g}")

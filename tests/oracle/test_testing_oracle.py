@@ -118,6 +118,21 @@ def test_compare_on_its_own():
         compare(expected, expected, layout="hwcn")
 
 
+@pytest.mark.parametrize("shape, layout", [((5,), "nchw"), ((2, 3, 4), "nhwc"),
+                                           ((1, 2, 3, 2, 2), "nchw")])
+def test_summary_of_an_array_that_is_not_4d_gives_its_own_index(shape, layout):
+    expected = np.arange(float(np.prod(shape))).reshape(shape)
+    actual = expected.copy()
+    worst = tuple(size - 1 for size in shape)
+    actual[worst] += 1.0
+    report = compare(actual, expected, rtol=1e-6, layout=layout)
+    assert not report and report.worst_index == worst
+    assert report.worst_index_nchw is None and report.worst_index_nhwc is None
+    summary = report.summary()
+    assert f"worst element: index {list(worst)}: actual" in summary
+    assert "NCHW" not in summary and "NHWC" not in summary
+
+
 def test_bad_calls_are_refused_clearly():
     x, w = normal(1, 3, 8, 8), normal(4, 3, 3, 3)
     with pytest.raises(TypeError, match="strides belong to layout='keras'"):
