@@ -1,0 +1,455 @@
+"""Checking a whole ported Caffe model blob by blob: which layer of the port is wrong, and why.
+
+:func:`check_net` runs the Caffe net (fastconv's :class:`~fastconv.net.Net`) in float64 on the
+port's inputs, compares every blob the port provides in the net's order, and stops counting at
+the **first** blob that differs: it names the layer that wrote it (name and type), gives the
+error figures and the worst element, and runs fastconv's layer-level oracle on that layer with
+its real inputs and weights (Convolution: :func:`~fastconv.testing.check_conv`, Deconvolution:
+:func:`~fastconv.testing.check_deconv`, Pooling: ``check_pool`` where this fastconv has it), so
+the porting mistake (reshaped kernel, flipped kernel, 'same' for a symmetric pad, ...) is named.
+Blobs after the first difference are listed as its consequences, not as more failures.
+
+Layouts: ``layout="caffe"``: every array as Caffe holds it (NCHW). ``layout="keras"``: 4-D
+arrays are NHWC (the port's ``inputs`` too); arrays of any other rank are in Caffe's order.
+
+In-place layers: after a forward, Caffe's blob holds the value after its last in-place layer
+(``conv1`` after ``relu1``). A port that gives the value before it (Keras's Conv2D output
+without the activation) matches that earlier value: the check accepts it, says so in the report,
+and the next blob checks the in-place layer.
+
+Tolerance rule, per blob (u: the unit roundoff of the port's dtype; float32: 2**-24)::
+
+    |port - caffe64| <= atol + rtol * max|caffe64|       (caffe64: the blob in float64)
+    rtol = max(R, 4 * (u / u32) * D32)
+    R    = sum over the layers the blob depends on of (3*sqrt(K) + 2) * u
+    D32  = max|caffe32 - caffe64| / max|caffe64|          (fastconv's float32 run of the net)
+
+K is the length of a layer's dot products (weights per output channel; else the bottom elements
+per top element). R is the per-layer rounding bound of fastconv.testing.compare added up along
+the net; D32 is what float32 rounding did to this blob in one real float32 run, with a factor 4
+for another summation order. ``rtol``/``atol`` given explicitly replace the rule for every blob.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .compare import Comparison, compare, default_rtol, unit_roundoff
+from .deconv import check_deconv
+from .diagnosis import diagnosis_lines
+from .oracle import check_conv
+
+LAYOUTS = ("caffe", "keras")
+MEASURED_ERROR_FACTOR = 4   # another summation order may double or quadruple float32's error
+try:   # the Pooling oracle arrives with a later fastconv.testing; without it, no diagnosis
+    from .pool import check_pool
+except ImportError:
+    check_pool = None
+ORACLE_TYPES = ("Convolution", "Deconvolution", "InnerProduct") + (
+    ("Pooling",) if check_pool is not None else ())
+
+
+# --- the net as a graph ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Layer:
+    index: int
+    name: str
+    type: str
+    bottoms: tuple
+    tops: tuple
+
+
+def _layers(net):
+    names = list(net._layer_names)
+    return [_Layer(i, name, net.layers[i].type, tuple(net.bottom_names[name]),
+                   tuple(net.top_names[name])) for i, name in enumerate(names)]
+
+
+def _writers(layers):
+    """Blob name -> the layers that write it, in order (the producer, then in-place layers)."""
+    writers = {}
+    for layer in layers:
+        for top in layer.tops:
+            writers.setdefault(top, []).append(layer)
+    return writers
+
+
+# --- running the reference -------------------------------------------------------------------
+
+def _run_layer_by_layer(net, inputs):
+    """Run ``net`` on ``inputs`` (NCHW) one layer at a time; ``{(layer index, top): copy}``.
+
+    Keeping each layer's tops as it wrote them is what lets a port's value be matched with a
+    blob's value before an in-place layer overwrote it.
+    """
+    for name, value in inputs.items():
+        if tuple(net.blobs[name].shape) != value.shape:
+            net.blobs[name].reshape(*value.shape)
+    net.reshape()
+    values = {}
+    for position, layer in enumerate(_layers(net)):
+        net.forward(start=layer.name, end=layer.name, **(inputs if position == 0 else {}))
+        for top in layer.tops:
+            values[(layer.index, top)] = np.array(net.blobs[top].data, dtype=np.float64)
+    return values
+
+
+def _float_twin(net, dtype):
+    """A Net with the same layers and parameter values as ``net``, computing in ``dtype``."""
+    return net.astype(dtype)
+
+
+# --- tolerances ------------------------------------------------------------------------------
+
+def _terms_per_output(net, layer, values):
+    """K for one layer: weights per output channel, else bottom elements per top element."""
+    params = net.params[layer.name] if layer.name in net.params else []
+    top = values[(layer.index, layer.tops[0])] if layer.tops else None
+    if params and top is not None and top.ndim >= 2:
+        return max(1, params[0].data.size // top.shape[1])
+    bottom_size = sum(net.blobs[b].data.size for b in layer.bottoms)
+    return max(1, math.ceil(bottom_size / max(top.size, 1))) if top is not None else 1
+
+
+def _rounding_bounds(net, layers, values, roundoff):
+    """R per (layer index, top): the per-layer bounds summed along the net."""
+    bound_of_blob = {}
+    bounds = {}
+    for layer in layers:
+        inherited = max((bound_of_blob.get(b, 0.0) for b in layer.bottoms), default=0.0)
+        k = _terms_per_output(net, layer, values)
+        own = (3 * math.sqrt(k) + 2) * roundoff
+        for top in layer.tops:
+            bounds[(layer.index, top)] = inherited + own
+            bound_of_blob[top] = inherited + own
+    return bounds
+
+
+def _relative_deviation(values32, values64):
+    deviation = {}
+    for key, exact in values64.items():
+        scale = float(np.max(np.abs(exact), initial=0.0))
+        error = float(np.max(np.abs(values32[key] - exact), initial=0.0))
+        deviation[key] = error / scale if scale > 0 else (0.0 if error == 0 else math.inf)
+    return deviation
+
+
+# --- the report ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BlobMismatch:
+    """The first blob that differs: who wrote it, the comparison, and the layer's diagnosis."""
+
+    blob: str
+    layer: str
+    layer_type: str
+    in_place_after: tuple      # ((name, type), ...) in-place layers that overwrote the blob
+    comparison: Comparison
+    diagnosis: tuple           # lines
+
+    def lines(self):
+        writer = f"layer {self.layer!r} ({self.layer_type})"
+        if self.in_place_after:
+            chain = ", ".join(f"{name!r} ({kind})" for name, kind in self.in_place_after)
+            writer += f", then in place {chain}"
+        out = [f"first difference: blob {self.blob!r}, written by {writer}",
+               "  " + self.comparison.summary().replace("\n", "\n  ")]
+        return out + ["  " + line for line in self.diagnosis]
+
+
+@dataclass(frozen=True)
+class NetCheck:
+    """The outcome of :func:`check_net`; ``bool(result)`` is the verdict."""
+
+    passed: bool
+    compared: tuple              # blob names compared, in the net's order
+    not_provided: tuple          # the net's blobs the port did not give (split copies aside)
+    first_mismatch: BlobMismatch | None
+    consequences: tuple          # ((blob, Comparison), ...) after the first mismatch
+    notes: tuple                 # lines: blobs matched before an in-place layer, ...
+    layout: str
+
+    def __bool__(self):
+        return self.passed
+
+    def summary(self):
+        verdict = "PASS" if self.passed else "FAIL"
+        lines = [f"{verdict}: {len(self.compared)} blob(s) compared in the net's order "
+                 f"(layout={self.layout!r}): {', '.join(self.compared) or 'none'}"]
+        if self.not_provided:
+            lines.append(f"not in the port (skipped): {', '.join(self.not_provided)}")
+        lines += self.notes
+        if self.first_mismatch is not None:
+            lines += self.first_mismatch.lines()
+        if self.consequences:
+            lines.append("later blobs differ too, as consequences (not counted as more failures): "
+                         + ", ".join(f"{blob} (max rel error {c.max_rel_error:.2g})"
+                                     if c.shape_matches else f"{blob} (shape {c.actual_shape} "
+                                     f"vs {c.expected_shape})" for blob, c in self.consequences))
+        return "\n".join(lines)
+
+    __str__ = summary
+
+
+# --- the check -------------------------------------------------------------------------------
+
+def _to_caffe_order(array, layout, name):
+    array = np.asarray(array)
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"actual[{name!r}] must be a numeric array; got dtype {array.dtype}")
+    if layout == "keras" and array.ndim == 4:
+        return array.transpose(0, 3, 1, 2)
+    return array
+
+
+def _checked_names(actual, net, blobs):
+    if not isinstance(actual, dict) and not hasattr(actual, "keys"):
+        raise TypeError(f"actual must map blob names to arrays; got {type(actual).__name__}")
+    unknown = sorted(set(actual) - set(net.blobs))
+    if unknown:
+        raise ValueError(f"actual names blob(s) the net does not have: {', '.join(unknown)}; "
+                         f"the net's blobs are {', '.join(net.blobs)}")
+    if blobs is None:
+        return set(actual)
+    missing = sorted(set(blobs) - set(actual))
+    if missing:
+        raise ValueError(f"blobs= asks for {', '.join(missing)}, which actual does not provide")
+    return set(blobs)
+
+
+def _checked_inputs(net, inputs, actual, layout):
+    if inputs is None:
+        inputs = {name: actual[name] for name in net.inputs if name in actual}
+    missing = [name for name in net.inputs if name not in inputs]
+    extra = sorted(set(inputs) - set(net.inputs))
+    if missing or extra:
+        raise ValueError(f"inputs must give exactly the net's inputs {list(net.inputs)}; "
+                         f"missing {missing}, not inputs {extra}")
+    return {name: np.asarray(_to_caffe_order(inputs[name], layout, name), dtype=np.float64)
+            for name in net.inputs}
+
+
+def _allowed(bounds, deviation, key, dtype, rtol, atol):
+    if rtol is not None:
+        return float(rtol), 0.0 if atol is None else float(atol)
+    roundoff = unit_roundoff(dtype)
+    measured = MEASURED_ERROR_FACTOR * roundoff / unit_roundoff(np.float32) * deviation[key]
+    return max(bounds[key] / unit_roundoff(np.float32) * roundoff, measured), \
+        0.0 if atol is None else float(atol)
+
+
+def check_net(actual, net, inputs=None, *, layout="caffe", blobs=None, rtol=None, atol=None):
+    """Compare a port's blobs with the Caffe net ``net``, blob by blob; return a :class:`NetCheck`.
+
+    ``actual`` maps blob names (Caffe's) to the port's arrays; ``inputs`` maps the net's input
+    names to the arrays the port ran on (default: taken from ``actual``). ``blobs`` restricts the
+    comparison to those names. See the module docstring for layouts and the tolerance rule.
+    ``net`` is not run (its blobs are left as they were): float32 and float64 copies are.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout={layout!r} must be 'caffe' (NCHW) or 'keras' (NHWC 4-D blobs)")
+    wanted = _checked_names(actual, net, blobs)
+    inputs = _checked_inputs(net, inputs, actual, layout)
+    reference_net = _float_twin(net, np.float64)
+    values64 = _run_layer_by_layer(reference_net, inputs)
+    values32 = _run_layer_by_layer(_float_twin(net, np.float32), inputs)
+    layers = _layers(reference_net)
+    writers = _writers(layers)
+    bounds = _rounding_bounds(reference_net, layers, values64, unit_roundoff(np.float32))
+    deviation = _relative_deviation(values32, values64)
+    split_copies = {top for layer in layers if layer.type == "Split" for top in layer.tops}
+
+    compared, notes, consequences = [], [], []
+    port = {}
+    first = None
+    for blob in net.blobs:
+        if blob not in wanted:
+            continue
+        compared.append(blob)
+        value = _to_caffe_order(actual[blob], layout, blob)
+        chain = writers[blob]
+        key = (chain[-1].index, blob)
+        tol = _allowed(bounds, deviation, key, value.dtype, rtol, atol)
+        report = compare(value, values64[key], rtol=tol[0], atol=tol[1])
+        if report.passed:
+            port[blob] = value
+            continue
+        if first is not None:
+            consequences.append((blob, report))
+            continue
+        earlier = _matched_before_in_place(blob, value, chain, values64, bounds, deviation, rtol, atol)
+        if earlier is not None:
+            producer, overwriting = earlier
+            notes.append(
+                f"note: {blob!r} is the value written by {producer.name!r} ({producer.type}) "
+                f"before the in-place {_names(overwriting)}; Caffe's blob holds the value after "
+                f"{_names(overwriting[-1:])}, which the port did not give under this name: "
+                f"compared as the earlier value (max rel error {report.max_rel_error:.2g} "
+                "against the later one)")
+            continue
+        first = _first_mismatch(blob, value, report, chain, reference_net, writers, values64, port)
+    not_provided = tuple(b for b in net.blobs if b not in wanted and b not in split_copies)
+    return NetCheck(passed=first is None, compared=tuple(compared), not_provided=not_provided,
+                    first_mismatch=first, consequences=tuple(consequences), notes=tuple(notes),
+                    layout=layout)
+
+
+def _names(layers):
+    return ", ".join(f"{layer.name!r} ({layer.type})" for layer in layers)
+
+
+def _matched_before_in_place(blob, value, chain, values64, bounds, deviation, rtol, atol):
+    """(writer, [later in-place writers]) when ``value`` is ``blob`` before an in-place layer."""
+    for position, writer in enumerate(chain[:-1]):
+        key = (writer.index, blob)
+        tol = _allowed(bounds, deviation, key, value.dtype, rtol, atol)
+        if compare(value, values64[key], rtol=tol[0], atol=tol[1]).passed:
+            return writer, chain[position + 1:]
+    return None
+
+
+def _value_before(blob, layer, writers, values64):
+    """Caffe's value of ``blob`` as ``layer`` read it (float64)."""
+    earlier = [w for w in writers[blob] if w.index < layer.index]
+    return values64[(earlier[-1].index, blob)]
+
+
+def _first_mismatch(blob, value, report, chain, net, writers, values64, port):
+    diagnosed = next((w for w in chain if w.type in ORACLE_TYPES), chain[0])
+    bottoms = []
+    from_port = []
+    for bottom in diagnosed.bottoms:
+        if bottom in port and bottom != blob:
+            bottoms.append(port[bottom])
+            from_port.append(bottom)
+        else:
+            bottoms.append(_value_before(bottom, diagnosed, writers, values64))
+    lines = _diagnose_layer(diagnosed, value, bottoms, net)
+    if diagnosed is not chain[-1] and lines and lines[-1].startswith("diagnosis: no single"):
+        lines.append(f"note: Caffe's {blob!r} is the value after the in-place "
+                     f"{_names(chain[chain.index(diagnosed) + 1:])}; the oracle compares the "
+                     f"port's value with {diagnosed.name!r}'s own output, so give the port's "
+                     "value before those layers to have it diagnosed")
+    source = (f"the port's {', '.join(map(repr, from_port))}" if from_port
+              else "Caffe's values of its input blob(s)")
+    lines.insert(0, f"layer-level check of {diagnosed.name!r} ({diagnosed.type}) on {source} "
+                    "and its weights:")
+    after = tuple((w.name, w.type) for w in chain[1:])
+    return BlobMismatch(blob=blob, layer=chain[0].name, layer_type=chain[0].type,
+                        in_place_after=after, comparison=report, diagnosis=tuple(lines))
+
+
+def _diagnose_layer(layer, value, bottoms, net):
+    """Diagnosis lines from fastconv's oracle for ``layer``, given its real inputs."""
+    weights = [np.array(blob.data, dtype=np.float64) for blob in net.params[layer.name]] \
+        if layer.name in net.params else []
+    bias = weights[1] if len(weights) > 1 else None
+    settings = _oracle_settings(net, layer)
+    x = bottoms[0]
+    if layer.type == "Convolution":
+        report, diagnoses = check_conv(value, x, weights[0], bias, **settings)
+        tried = ("kernel/data/output layouts, flips, padding rules, groups, stride/dilation/"
+                 "bias slips, TF32")
+    elif layer.type == "Deconvolution":
+        report, diagnoses = check_deconv(value, x, weights[0], bias, **settings)
+        tried = ("uncropped/misplaced/'same' padding, dropped dilation, flipped kernel, "
+                 "swapped blob axes, missing bias, swapped h/w parameters")
+    elif layer.type == "InnerProduct":
+        return _diagnose_inner_product(layer, value, x, weights, settings["transpose"])
+    elif layer.type == "Pooling" and check_pool is not None:
+        report, diagnoses = check_pool(value, x, **settings)
+        tried = ("output size rounding, last-window clip, padding in MAX and the AVE divisor, "
+                 "Keras 'same', default strides, layouts")
+    else:
+        return [f"no layer-level oracle for {layer.type} layers (fastconv has them for "
+                f"{', '.join(ORACLE_TYPES)}); its inputs {', '.join(layer.bottoms)} matched "
+                "Caffe where the port gave them"]
+    if report.passed:
+        return [_RIGHT_ON_THESE_INPUTS.format(layer=layer.name)]
+    return diagnosis_lines(diagnoses, tried)
+
+
+def _caffe_pair(message, name, default):
+    """A kernel/stride/pad/dilation setting of a Caffe parameter message as (h, w): the _h/_w
+    fields when set, else the field (repeated in ConvolutionParameter: one value for both
+    axes or one per axis), else ``default``."""
+    if name != "dilation" and message.HasField(f"{name}_h"):
+        return (getattr(message, f"{name}_h"), getattr(message, f"{name}_w"))
+    field = "kernel_size" if name == "kernel" else name
+    value = getattr(message, field)
+    if isinstance(value, (int, float)):
+        values = [value] if message.HasField(field) else []
+    else:
+        values = list(value)
+    if not values:
+        return (default, default)
+    return (values[0], values[-1])
+
+
+def _oracle_settings(net, layer):
+    """The oracle's keyword arguments for ``layer``, read from its Caffe parameters."""
+    param = net.layer_params[layer.name]
+    if layer.type in ("Convolution", "Deconvolution"):
+        conv = param.convolution_param
+        return dict(stride=_caffe_pair(conv, "stride", 1), pad=_caffe_pair(conv, "pad", 0),
+                    dilation=_caffe_pair(conv, "dilation", 1), group=conv.group)
+    if layer.type == "Pooling":
+        pool = param.pooling_param
+        if pool.global_pooling:
+            return dict(kernel_size=None, global_pooling=True,
+                        method="max" if pool.pool == 0 else "ave")
+        return dict(kernel_size=_caffe_pair(pool, "kernel", None),
+                    stride=_caffe_pair(pool, "stride", 1), pad=_caffe_pair(pool, "pad", 0),
+                    method="max" if pool.pool == 0 else "ave")
+    if layer.type == "InnerProduct":
+        return dict(transpose=param.inner_product_param.transpose)
+    return {}
+
+
+_RIGHT_ON_THESE_INPUTS = ("{layer!r} reproduces Caffe on these inputs: its own arithmetic is "
+                          "right; the difference built up from smaller ones upstream")
+
+
+def _inner_product(x, kernel, bias):
+    """Caffe's InnerProduct (axis 1) in float64: flatten x from axis 1, times kernel (K, O)."""
+    y = x.reshape(x.shape[0], -1) @ kernel
+    return y if bias is None else y + bias
+
+
+def _diagnose_inner_product(layer, value, x, weights, transpose):
+    """InnerProduct's port mistakes: a 4-D bottom flattened in NHWC order, a missing bias."""
+    kernel = weights[0] if transpose else weights[0].T
+    bias = weights[1] if len(weights) > 1 else None
+    kernel_dim = kernel.shape[0]
+
+    def reproduces(x_used, bias_used):
+        expected = _inner_product(x_used, kernel, bias_used)
+        scale = _inner_product(np.abs(x_used), np.abs(kernel),
+                               None if bias_used is None else np.abs(bias_used))
+        return compare(value, expected, scale=scale, kernel_dim=kernel_dim)
+
+    if reproduces(x, bias).passed:
+        return [_RIGHT_ON_THESE_INPUTS.format(layer=layer.name)]
+    mistakes = []
+    if x.ndim == 4:
+        mistakes.append((
+            "bottom flattened in NHWC order (Keras Flatten on channels_last data); Caffe "
+            "flattens NCHW, channel-major",
+            "keras.layers.Permute((3, 1, 2)) before Flatten, or reorder the Dense kernel's rows: "
+            "kernel.reshape(C, H, W, -1).transpose(1, 2, 0, 3).reshape(C*H*W, -1)",
+            x.transpose(0, 2, 3, 1), bias))
+    if bias is not None and np.any(bias != 0):
+        mistakes.append(("bias missing (the layer ran without its bias)",
+                         "load the bias blob too (Dense(use_bias=True) and set its weights)",
+                         x, None))
+    for description, fix, x_used, bias_used in mistakes:
+        evidence = reproduces(x_used, bias_used)
+        if evidence.passed:
+            return [f"diagnosis: {description} (re-running the reference with this mistake "
+                    f"reproduces actual: max rel error {evidence.max_rel_error:.2g})",
+                    f"  fix: {fix}"]
+    return ["diagnosis: no single known porting mistake reproduces actual (tried NHWC "
+            "flatten order, missing bias)"]

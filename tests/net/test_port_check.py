@@ -1,0 +1,197 @@
+"""fastconv.testing.net: checking a port blob by blob. Each planted mistake is made for real (a
+Keras port built by fastconv.keras_model.model_from_caffe with one weight loaded wrongly, or the
+net's own blobs with one layer recomputed wrongly) and must be found at the right blob, named
+at the right layer, with the layer's diagnosis; correct ports must pass."""
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv.testing.net import assert_net_close, check_net
+
+pytest.importorskip("google.protobuf", reason="fastconv.net needs protobuf (fastconv[caffe])")
+from fastconv.net import Net  # noqa: E402
+
+# AlexNet's layout at reduced widths: non-square conv1, in-place ReLUs, LRN with k != 1, ceil
+# pooling (9 where Keras's floor gives 8), grouped padded conv2, InnerProduct on a 4-D blob,
+# Dropout in place, Softmax.
+ALEXNET_SHAPED = """
+name: "alexnet_shaped"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 2 dim: 3 dim: 39 dim: 39 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 8 kernel_h: 5 kernel_w: 3 stride: 2 } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "norm1" type: "LRN" bottom: "conv1" top: "norm1"
+        lrn_param { local_size: 5 alpha: 0.01 beta: 0.75 k: 2 } }
+layer { name: "pool1" type: "Pooling" bottom: "norm1" top: "pool1"
+        pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
+        convolution_param { num_output: 12 kernel_size: 3 pad: 1 group: 2 } }
+layer { name: "relu2" type: "ReLU" bottom: "conv2" top: "conv2" }
+layer { name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2"
+        pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "conv3" type: "Convolution" bottom: "pool2" top: "conv3"
+        convolution_param { num_output: 16 kernel_size: 3 pad: 1 } }
+layer { name: "relu3" type: "ReLU" bottom: "conv3" top: "conv3" }
+layer { name: "fc6" type: "InnerProduct" bottom: "conv3" top: "fc6"
+        inner_product_param { num_output: 20 } }
+layer { name: "relu6" type: "ReLU" bottom: "fc6" top: "fc6" }
+layer { name: "drop6" type: "Dropout" bottom: "fc6" top: "fc6" dropout_param { dropout_ratio: 0.5 } }
+layer { name: "fc7" type: "InnerProduct" bottom: "fc6" top: "fc7"
+        inner_product_param { num_output: 10 } }
+layer { name: "prob" type: "Softmax" bottom: "fc7" top: "prob" }
+"""
+
+
+def write_net(directory, text, seed=0):
+    """Write ``text`` as deploy.prototxt and random weights as weights.caffemodel (saved by the
+    net); return both paths. Weights ~ N(0, 1/fan_in), biases and BatchNorm statistics small,
+    BatchNorm's scale factor 2 (the stored statistics are multiplied by it, as Caffe stores)."""
+    rng = np.random.default_rng(seed)
+    prototxt = directory / "deploy.prototxt"
+    prototxt.write_text(text)
+    net = Net(str(prototxt))
+    for name, blobs in net.params.items():
+        kind = net.layers[list(net._layer_names).index(name)].type
+        for index, blob in enumerate(blobs):
+            shape = blob.data.shape
+            if kind == "BatchNorm":
+                values = [rng.standard_normal(shape) * 2, rng.uniform(0.5, 2, shape) * 2,
+                          np.full(shape, 2.0)][index]
+            elif kind in ("Scale", "PReLU", "Bias"):
+                values = rng.uniform(0.5, 1.5, shape) if index == 0 else rng.standard_normal(shape) * 0.1
+            elif len(shape) >= 2:
+                values = rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))
+            else:
+                values = rng.standard_normal(shape) * 0.1
+            blob.data[...] = values
+    weights = directory / "weights.caffemodel"
+    net.save(str(weights))
+    return str(prototxt), str(weights)
+
+
+@pytest.fixture(scope="module")
+def alexnet(tmp_path_factory):
+    prototxt, weights = write_net(tmp_path_factory.mktemp("alexnet"), ALEXNET_SHAPED)
+    x = np.random.default_rng(1).standard_normal((2, 3, 39, 39)).astype(np.float32)
+    return Net(prototxt, weights), x
+
+
+def caffe_blobs(net, x):
+    """The net's own float32 blobs after a forward on x (a port that is right by construction,
+    within float32 rounding)."""
+    net.forward(data=x)
+    return {name: np.array(blob.data) for name, blob in net.blobs.items()}
+
+
+def test_the_nets_own_float32_blobs_pass_and_every_blob_is_compared(alexnet):
+    net, x = alexnet
+    port = caffe_blobs(net, x)
+    result = assert_net_close(port, net, {"data": x})
+    assert result and result.first_mismatch is None
+    assert list(result.compared) == list(net.blobs)
+    assert result.not_provided == ()
+
+
+def test_blobs_the_port_lacks_are_skipped_and_named(alexnet):
+    net, x = alexnet
+    port = {name: value for name, value in caffe_blobs(net, x).items()
+            if name in ("data", "pool1", "fc7")}
+    result = check_net(port, net, {"data": x})
+    assert result.compared == ("data", "pool1", "fc7")
+    assert set(result.not_provided) == set(net.blobs) - {"data", "pool1", "fc7"}
+    assert "not in the port (skipped): conv1, norm1, conv2" in str(result)
+
+
+def test_a_small_relative_error_passes_and_a_large_one_fails_at_that_blob(alexnet):
+    """The rule's scale: float32 noise (1 ulp) passes, 1e-3 relative does not."""
+    net, x = alexnet
+    port = caffe_blobs(net, x)
+    port["pool2"] = port["pool2"] * np.float32(1 + 2 ** -23)
+    assert check_net(port, net, {"data": x})
+    port["pool2"] = port["pool2"] * np.float32(1 + 1e-3)
+    result = check_net(port, net, {"data": x})
+    assert not result
+    assert result.first_mismatch.blob == "pool2"
+    assert result.first_mismatch.layer == "pool2" and result.first_mismatch.layer_type == "Pooling"
+    # pool2 was perturbed alone: later blobs still match (they came from the right conv3 input)
+    assert result.consequences == ()
+
+
+def test_reshaped_kernel_in_conv2_is_found_and_named(alexnet):
+    """The port gives conv2 before relu2 (a Keras Conv2D output) computed with the kernel
+    reshaped instead of transposed; everything after follows from it."""
+    net, x = alexnet
+    port = caffe_blobs(net, x)
+    w, b = (np.array(blob.data) for blob in net.params["conv2"])
+    reshaped = w.reshape(3, 3, 4, 12)                 # what a naive Keras port loads
+    kernel_as_caffe = fastconv.keras_to_caffe_kernel(reshaped)
+    port["conv2"] = fastconv.conv2d_caffe(port["pool1"], kernel_as_caffe, b, pad=1, group=2)
+    port["pool2"] = fastconv.pool2d_caffe(np.maximum(port["conv2"], 0), 3, stride=2)
+    for later in ("conv3", "fc6", "fc7", "prob"):
+        port[later] = port[later] + 1.0               # stand-ins that differ, as they would
+    result = check_net(port, net, {"data": x})
+    assert not result
+    mismatch = result.first_mismatch
+    assert (mismatch.blob, mismatch.layer, mismatch.layer_type) == ("conv2", "conv2", "Convolution")
+    assert mismatch.in_place_after == (("relu2", "ReLU"),)
+    text = str(result)
+    assert "kernel reshaped instead of transposed (Caffe OIHW -> Keras HWIO)" in text
+    assert "fix: kernel = fastconv.caffe_to_keras_kernel(w)" in text
+    assert [blob for blob, _ in result.consequences] == ["pool2", "conv3", "fc6", "fc7", "prob"]
+    with pytest.raises(AssertionError, match="first difference: blob 'conv2'"):
+        assert_net_close(port, net, {"data": x})
+
+
+def test_pre_relu_value_under_the_blobs_name_is_recognised(alexnet):
+    """Caffe's conv1 holds relu1's output; a port giving the convolution's output matches the
+    earlier value and is told so, without a failure."""
+    net, x = alexnet
+    port = caffe_blobs(net, x)
+    w, b = (np.array(blob.data) for blob in net.params["conv1"])
+    port["conv1"] = fastconv.conv2d_caffe(x, w, b, stride=2)
+    assert port["conv1"].min() < 0
+    result = check_net(port, net, {"data": x})
+    assert result
+    text = str(result)
+    assert "'conv1' is the value written by 'conv1' (Convolution) before the in-place " \
+           "'relu1' (ReLU)" in text
+
+
+def test_keras_layout_transposes_4d_blobs_only(alexnet):
+    net, x = alexnet
+    port = caffe_blobs(net, x)
+    nhwc = {name: (fastconv.nchw_to_nhwc(v) if v.ndim == 4 else v) for name, v in port.items()}
+    assert check_net(nhwc, net, {"data": fastconv.nchw_to_nhwc(x)}, layout="keras")
+    # NCHW arrays declared as Keras NHWC: the first 4-D blob already differs in shape
+    result = check_net(port, net, {"data": x}, layout="keras", blobs=["conv1", "fc7"])
+    assert not result and result.first_mismatch.blob == "conv1"
+    assert "shape mismatch" in str(result)
+
+
+def test_inputs_default_to_the_ports_input_blobs(alexnet):
+    net, x = alexnet
+    assert check_net(caffe_blobs(net, x), net)
+
+
+def test_bad_arguments_are_named(alexnet):
+    net, x = alexnet
+    port = caffe_blobs(net, x)
+    with pytest.raises(ValueError, match="does not have: conv9"):
+        check_net({"conv9": port["conv1"]}, net, {"data": x})
+    with pytest.raises(ValueError, match="layout='nhwc' must be"):
+        check_net(port, net, {"data": x}, layout="nhwc")
+    with pytest.raises(ValueError, match=r"missing \['data'\]"):
+        check_net({"conv1": port["conv1"]}, net, {})
+    with pytest.raises(ValueError, match="blobs= asks for pool5"):
+        check_net(port, net, {"data": x}, blobs=["pool5"])
+
+
+def test_inputs_and_port_arrays_are_not_modified(alexnet):
+    net, x = alexnet
+    port = caffe_blobs(net, x)
+    copies = {name: value.copy() for name, value in port.items()}
+    x_copy = x.copy()
+    check_net(port, net, {"data": x})
+    assert all(np.array_equal(port[name], copies[name]) for name in port)
+    assert np.array_equal(x, x_copy)
