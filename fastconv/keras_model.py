@@ -41,8 +41,15 @@ def _to_keras(array):
 
 def _param_dict(message):
     """The fields set in a protobuf parameter message, as from_caffe's ``params`` dict."""
-    return {field.name: (list(value) if field.label == field.LABEL_REPEATED else value)
+    return {field.name: (list(value) if _repeated(field) else value)
             for field, value in message.ListFields()}
+
+
+def _repeated(field):
+    # protobuf 5.x and later say ``is_repeated``; older releases only have ``label``.
+    if hasattr(field, "is_repeated"):
+        return field.is_repeated
+    return field.label == field.LABEL_REPEATED
 
 
 class _Builder:
@@ -432,8 +439,8 @@ def model_from_caffe(net):
         shape = _keras_order(builder.shape(name))
         inputs[name] = keras.Input(shape=tuple(shape[1:]), name=_keras_name(name))
         builder.tensors[name] = inputs[name]
-    for layer, param in _layers_with_params(net):
+    for layer in net.layers:
         if layer.type != "Input":
-            builder.add(layer, param)
+            builder.add(layer, layer.layer_param)
     outputs = {blob: builder.tensors[blob] for blob in net.blobs if blob not in inputs}
     return keras.Model(inputs=inputs, outputs=outputs, name="model_from_caffe")

@@ -31,8 +31,10 @@ for another summation order. ``rtol``/``atol`` given explicitly replace the rule
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
+import os
+import tempfile
 
 import numpy as np
 
@@ -53,7 +55,7 @@ ORACLE_TYPES = ("Convolution", "Deconvolution", "InnerProduct") + (
 
 # --- the net as a graph ----------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class _Layer:
     index: int
     name: str
@@ -63,9 +65,8 @@ class _Layer:
 
 
 def _layers(net):
-    names = list(net._layer_names)
-    return [_Layer(i, name, net.layers[i].type, tuple(net.bottom_names[name]),
-                   tuple(net.top_names[name])) for i, name in enumerate(names)]
+    return [_Layer(index, layer.name, layer.type, tuple(layer.bottoms), tuple(layer.tops))
+            for index, layer in enumerate(net.layers)]
 
 
 def _writers(layers):
@@ -98,8 +99,28 @@ def _run_layer_by_layer(net, inputs):
 
 
 def _float_twin(net, dtype):
-    """A Net with the same layers and parameter values as ``net``, computing in ``dtype``."""
-    return net.astype(dtype)
+    """A new Net with ``net``'s layers (Split layers included, so blob names stay) and its
+    current parameter values, computing in ``dtype``; ``net`` itself is left as it is."""
+    from google.protobuf import text_format
+
+    from ..net import Net
+    from ..net.schema import messages
+
+    definition = messages()["NetParameter"](name=net.name)
+    for layer in net.layers:
+        copy = definition.layer.add()
+        copy.CopyFrom(layer.layer_param)
+        copy.ClearField("include")    # the layers were already chosen for net's state
+        copy.ClearField("exclude")
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "net.prototxt")
+        with open(path, "w") as file:
+            file.write(text_format.MessageToString(definition))
+        twin = Net(path, dtype=dtype)
+    for name, blobs in net.params.items():
+        for source, target in zip(blobs, twin.params[name]):
+            np.copyto(target.data, source.data, casting="unsafe")
+    return twin
 
 
 # --- tolerances ------------------------------------------------------------------------------
@@ -139,7 +160,17 @@ def _relative_deviation(values32, values64):
 
 # --- the report ------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+def _summary(report):
+    """``report.summary()``, with the worst element of a blob that is not 4-D given as a
+    plain index (the Comparison names NCHW and NHWC positions, which only 4-D blobs have)."""
+    if len(report.expected_shape) == 4 or report.worst_index is None:
+        return report.summary()
+    return (dataclasses.replace(report, worst_index=None).summary()
+            + f"\nworst element: {list(report.worst_index)}: actual {report.worst_actual:.7g}, "
+              f"expected {report.worst_expected:.7g}, allowed error {report.worst_allowed:.3g}")
+
+
+@dataclasses.dataclass(frozen=True)
 class BlobMismatch:
     """The first blob that differs: who wrote it, the comparison, and the layer's diagnosis."""
 
@@ -156,11 +187,11 @@ class BlobMismatch:
             chain = ", ".join(f"{name!r} ({kind})" for name, kind in self.in_place_after)
             writer += f", then in place {chain}"
         out = [f"first difference: blob {self.blob!r}, written by {writer}",
-               "  " + self.comparison.summary().replace("\n", "\n  ")]
-        return out + ["  " + line for line in self.diagnosis]
+               "  " + _summary(self.comparison).replace("\n", "\n  ")]
+        return out + ["  " + line.replace("\n", "\n  ") for line in self.diagnosis]
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class NetCheck:
     """The outcome of :func:`check_net`; ``bool(result)`` is the verdict."""
 
@@ -327,12 +358,14 @@ def _first_mismatch(blob, value, report, chain, net, writers, values64, port):
             from_port.append(bottom)
         else:
             bottoms.append(_value_before(bottom, diagnosed, writers, values64))
-    lines = _diagnose_layer(diagnosed, value, bottoms, net)
-    if diagnosed is not chain[-1] and lines and lines[-1].startswith("diagnosis: no single"):
-        lines.append(f"note: Caffe's {blob!r} is the value after the in-place "
-                     f"{_names(chain[chain.index(diagnosed) + 1:])}; the oracle compares the "
-                     f"port's value with {diagnosed.name!r}'s own output, so give the port's "
-                     "value before those layers to have it diagnosed")
+    tail = [net.layer_dict[w.name] for w in chain[chain.index(diagnosed) + 1:]]
+    lines = _diagnose_layer(diagnosed, value, bottoms, net, tail)
+    if tail and diagnosed.type != "InnerProduct" and lines[-1].startswith("diagnosis: no single"):
+        lines.append(f"note: Caffe's {blob!r} holds the value after the in-place "
+                     f"{_names(chain[chain.index(diagnosed) + 1:])}, and the oracle re-runs "
+                     f"layer {diagnosed.name!r} alone: give the port's output of that layer "
+                     f"(before the in-place layers) under the name {blob!r} to have the mistake "
+                     "named")
     source = (f"the port's {', '.join(map(repr, from_port))}" if from_port
               else "Caffe's values of its input blob(s)")
     lines.insert(0, f"layer-level check of {diagnosed.name!r} ({diagnosed.type}) on {source} "
@@ -342,8 +375,10 @@ def _first_mismatch(blob, value, report, chain, net, writers, values64, port):
                         in_place_after=after, comparison=report, diagnosis=tuple(lines))
 
 
-def _diagnose_layer(layer, value, bottoms, net):
-    """Diagnosis lines from fastconv's oracle for ``layer``, given its real inputs."""
+def _diagnose_layer(layer, value, bottoms, net, tail):
+    """Diagnosis lines from fastconv's oracle for ``layer``, given its real inputs; ``tail``:
+    the in-place layers (Net layers) applied after it, which only InnerProduct's own check
+    re-runs (the convolution family's oracles compare with the layer's output alone)."""
     weights = [np.array(blob.data, dtype=np.float64) for blob in net.params[layer.name]] \
         if layer.name in net.params else []
     bias = weights[1] if len(weights) > 1 else None
@@ -358,7 +393,7 @@ def _diagnose_layer(layer, value, bottoms, net):
         tried = ("uncropped/misplaced/'same' padding, dropped dilation, flipped kernel, "
                  "swapped blob axes, missing bias, swapped h/w parameters")
     elif layer.type == "InnerProduct":
-        return _diagnose_inner_product(layer, value, x, weights, settings["transpose"])
+        return _diagnose_inner_product(layer, value, x, weights, settings["transpose"], tail)
     elif layer.type == "Pooling" and check_pool is not None:
         report, diagnoses = check_pool(value, x, **settings)
         tried = ("output size rounding, last-window clip, padding in MAX and the AVE divisor, "
@@ -391,7 +426,7 @@ def _caffe_pair(message, name, default):
 
 def _oracle_settings(net, layer):
     """The oracle's keyword arguments for ``layer``, read from its Caffe parameters."""
-    param = net.layer_params[layer.name]
+    param = net.layer_dict[layer.name].layer_param
     if layer.type in ("Convolution", "Deconvolution"):
         conv = param.convolution_param
         return dict(stride=_caffe_pair(conv, "stride", 1), pad=_caffe_pair(conv, "pad", 0),
@@ -419,14 +454,17 @@ def _inner_product(x, kernel, bias):
     return y if bias is None else y + bias
 
 
-def _diagnose_inner_product(layer, value, x, weights, transpose):
-    """InnerProduct's port mistakes: a 4-D bottom flattened in NHWC order, a missing bias."""
+def _diagnose_inner_product(layer, value, x, weights, transpose, tail):
+    """InnerProduct's port mistakes: a 4-D bottom flattened in NHWC order, a missing bias;
+    each re-run goes through the in-place ``tail`` as the port's value did."""
     kernel = weights[0] if transpose else weights[0].T
     bias = weights[1] if len(weights) > 1 else None
     kernel_dim = kernel.shape[0]
 
     def reproduces(x_used, bias_used):
         expected = _inner_product(x_used, kernel, bias_used)
+        for in_place in tail:
+            expected = in_place.forward(expected)[0]
         scale = _inner_product(np.abs(x_used), np.abs(kernel),
                                None if bias_used is None else np.abs(bias_used))
         return compare(value, expected, scale=scale, kernel_dim=kernel_dim)
@@ -449,7 +487,22 @@ def _diagnose_inner_product(layer, value, x, weights, transpose):
         evidence = reproduces(x_used, bias_used)
         if evidence.passed:
             return [f"diagnosis: {description} (re-running the reference with this mistake "
-                    f"reproduces actual: max rel error {evidence.max_rel_error:.2g})",
-                    f"  fix: {fix}"]
+                    f"reproduces actual: max rel error {evidence.max_rel_error:.2g})"
+                    f"\n  fix: {fix}"]
     return ["diagnosis: no single known porting mistake reproduces actual (tried NHWC "
             "flatten order, missing bias)"]
+
+
+def assert_net_close(actual, net, inputs=None, *, layout="caffe", blobs=None, rtol=None,
+                     atol=None):
+    """Assert that the port's blobs ``actual`` match the Caffe net ``net`` run on ``inputs``.
+
+    Arguments as :func:`check_net`. On failure the AssertionError names the first blob that
+    differs, the layer that wrote it (name and type), the error figures and worst element, the
+    layer-level diagnosis (the porting mistake that reproduces the port's value, with its fix),
+    and the later blobs that differ as its consequences. Returns the :class:`NetCheck`.
+    """
+    result = check_net(actual, net, inputs, layout=layout, blobs=blobs, rtol=rtol, atol=atol)
+    if not result:
+        raise AssertionError(str(result))
+    return result

@@ -143,6 +143,21 @@ def test_reshaped_kernel_in_conv2_is_found_and_named(alexnet):
         assert_net_close(port, net, {"data": x})
 
 
+def test_inner_product_on_nhwc_flattened_data_is_named(alexnet):
+    """fc6 computed as a Keras Dense after Flatten on NHWC data with Caffe's weight matrix,
+    then relu6 and drop6 in place: the check re-runs fc6 through them."""
+    net, x = alexnet
+    port = caffe_blobs(net, x)
+    w, b = (np.array(blob.data) for blob in net.params["fc6"])
+    flat_nhwc = fastconv.nchw_to_nhwc(port["conv3"]).reshape(2, -1)
+    port["fc6"] = np.maximum(flat_nhwc @ w.T + b, 0)
+    result = check_net(port, net, {"data": x})
+    assert (result.first_mismatch.blob, result.first_mismatch.layer_type) == ("fc6",
+                                                                              "InnerProduct")
+    assert "bottom flattened in NHWC order" in str(result)
+    assert "Permute((3, 1, 2)) before Flatten" in str(result)
+
+
 def test_pre_relu_value_under_the_blobs_name_is_recognised(alexnet):
     """Caffe's conv1 holds relu1's output; a port giving the convolution's output matches the
     earlier value and is told so, without a failure."""
@@ -164,7 +179,8 @@ def test_keras_layout_transposes_4d_blobs_only(alexnet):
     nhwc = {name: (fastconv.nchw_to_nhwc(v) if v.ndim == 4 else v) for name, v in port.items()}
     assert check_net(nhwc, net, {"data": fastconv.nchw_to_nhwc(x)}, layout="keras")
     # NCHW arrays declared as Keras NHWC: the first 4-D blob already differs in shape
-    result = check_net(port, net, {"data": x}, layout="keras", blobs=["conv1", "fc7"])
+    result = check_net(port, net, {"data": fastconv.nchw_to_nhwc(x)}, layout="keras",
+                       blobs=["conv1", "fc7"])
     assert not result and result.first_mismatch.blob == "conv1"
     assert "shape mismatch" in str(result)
 
