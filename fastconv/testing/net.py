@@ -1,13 +1,17 @@
 """Checking a whole ported Caffe model blob by blob: which layer of the port is wrong, and why.
 
-:func:`check_net` runs the Caffe net (fastconv's :class:`~fastconv.net.Net`) in float64 on the
-port's inputs, compares every blob the port provides in the net's order, and stops counting at
-the **first** blob that differs: it names the layer that wrote it (name and type), gives the
-error figures and the worst element, and runs fastconv's layer-level oracle on that layer with
-its real inputs and weights (Convolution: :func:`~fastconv.testing.check_conv`, Deconvolution:
-:func:`~fastconv.testing.check_deconv`, Pooling: ``check_pool`` where this fastconv has it), so
-the porting mistake (reshaped kernel, flipped kernel, 'same' for a symmetric pad, ...) is named.
-Blobs after the first difference are listed as its consequences, not as more failures.
+:func:`check_net` runs the Caffe net (a float64 and a float32 copy of fastconv's
+:class:`~fastconv.net.Net`) on the port's inputs, compares every blob the port provides in the
+net's order and stops counting at the **first** blob that differs: it names the layer that wrote
+it (name and type), gives the error figures and the worst element, and checks that layer alone
+on its real inputs (the port's own input blobs where it gave them, else Caffe's) and weights:
+Convolution with :func:`~fastconv.testing.check_conv`, Deconvolution with
+:func:`~fastconv.testing.check_deconv`, Pooling with ``check_pool`` where this fastconv.testing
+has it, InnerProduct here (a 4-D bottom flattened in NHWC order, a missing bias). So the porting
+mistake (reshaped kernel, flipped kernel, 'same' for a symmetric pad, ...) is named, or the layer
+is shown right on those inputs. Later blobs that differ are listed as consequences of the first,
+not as more failures. Blobs the port does not give are skipped (the report lists them; Caffe's
+Split copies aside).
 
 Layouts: ``layout="caffe"``: every array as Caffe holds it (NCHW). ``layout="keras"``: 4-D
 arrays are NHWC (the port's ``inputs`` too); arrays of any other rank are in Caffe's order.
@@ -17,17 +21,19 @@ In-place layers: after a forward, Caffe's blob holds the value after its last in
 without the activation) matches that earlier value: the check accepts it, says so in the report,
 and the next blob checks the in-place layer.
 
-Tolerance rule, per blob (u: the unit roundoff of the port's dtype; float32: 2**-24)::
+Tolerance rule, per blob (u: the unit roundoff of the port array's dtype, u32 float32's)::
 
     |port - caffe64| <= atol + rtol * max|caffe64|       (caffe64: the blob in float64)
-    rtol = max(R, 4 * (u / u32) * D32)
-    R    = sum over the layers the blob depends on of (3*sqrt(K) + 2) * u
-    D32  = max|caffe32 - caffe64| / max|caffe64|          (fastconv's float32 run of the net)
+    rtol = (u / u32) * max(R32, 4 * D32)
+    R32  = sum over the layers on the blob's longest path of (3*sqrt(K) + 2) * u32
+    D32  = max|caffe32 - caffe64| / max|caffe64|          (the net run in float32)
 
-K is the length of a layer's dot products (weights per output channel; else the bottom elements
-per top element). R is the per-layer rounding bound of fastconv.testing.compare added up along
-the net; D32 is what float32 rounding did to this blob in one real float32 run, with a factor 4
-for another summation order. ``rtol``/``atol`` given explicitly replace the rule for every blob.
+K is the length of a layer's dot products (weights per output channel; else bottom elements per
+top element). R32 adds up fastconv.testing.compare's per-layer rounding bound along the net;
+D32 is what float32 rounding did to this very blob in one real float32 run, times 4 for another
+summation order or an amplifying layer. A planted porting mistake errs by tens of percent; a
+correct float32 port (Keras/TensorFlow with oneDNN) stays well inside. ``rtol``/``atol`` given
+explicitly replace the rule for every blob.
 """
 from __future__ import annotations
 
@@ -55,20 +61,6 @@ ORACLE_TYPES = ("Convolution", "Deconvolution", "InnerProduct") + (
 
 # --- the net as a graph ----------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class _Layer:
-    index: int
-    name: str
-    type: str
-    bottoms: tuple
-    tops: tuple
-
-
-def _layers(net):
-    return [_Layer(index, layer.name, layer.type, tuple(layer.bottoms), tuple(layer.tops))
-            for index, layer in enumerate(net.layers)]
-
-
 def _writers(layers):
     """Blob name -> the layers that write it, in order (the producer, then in-place layers)."""
     writers = {}
@@ -81,7 +73,7 @@ def _writers(layers):
 # --- running the reference -------------------------------------------------------------------
 
 def _run_layer_by_layer(net, inputs):
-    """Run ``net`` on ``inputs`` (NCHW) one layer at a time; ``{(layer index, top): copy}``.
+    """Run ``net`` on ``inputs`` (NCHW) one layer at a time; ``{(layer name, top): copy}``.
 
     Keeping each layer's tops as it wrote them is what lets a port's value be matched with a
     blob's value before an in-place layer overwrote it.
@@ -91,10 +83,10 @@ def _run_layer_by_layer(net, inputs):
             net.blobs[name].reshape(*value.shape)
     net.reshape()
     values = {}
-    for position, layer in enumerate(_layers(net)):
+    for position, layer in enumerate(net.layers):
         net.forward(start=layer.name, end=layer.name, **(inputs if position == 0 else {}))
         for top in layer.tops:
-            values[(layer.index, top)] = np.array(net.blobs[top].data, dtype=np.float64)
+            values[(layer.name, top)] = np.array(net.blobs[top].data, dtype=np.float64)
     return values
 
 
@@ -128,34 +120,42 @@ def _float_twin(net, dtype):
 def _terms_per_output(net, layer, values):
     """K for one layer: weights per output channel, else bottom elements per top element."""
     params = net.params[layer.name] if layer.name in net.params else []
-    top = values[(layer.index, layer.tops[0])] if layer.tops else None
+    top = values[(layer.name, layer.tops[0])] if layer.tops else None
     if params and top is not None and top.ndim >= 2:
         return max(1, params[0].data.size // top.shape[1])
     bottom_size = sum(net.blobs[b].data.size for b in layer.bottoms)
     return max(1, math.ceil(bottom_size / max(top.size, 1))) if top is not None else 1
 
 
-def _rounding_bounds(net, layers, values, roundoff):
-    """R per (layer index, top): the per-layer bounds summed along the net."""
+def _rounding_bounds(net, layers, values):
+    """R per (layer name, top) for float32: the per-layer bounds summed along the net."""
     bound_of_blob = {}
     bounds = {}
     for layer in layers:
         inherited = max((bound_of_blob.get(b, 0.0) for b in layer.bottoms), default=0.0)
-        k = _terms_per_output(net, layer, values)
-        own = (3 * math.sqrt(k) + 2) * roundoff
+        bound = inherited + default_rtol(np.float32, _terms_per_output(net, layer, values))
         for top in layer.tops:
-            bounds[(layer.index, top)] = inherited + own
-            bound_of_blob[top] = inherited + own
+            bounds[(layer.name, top)] = bound_of_blob[top] = bound
     return bounds
 
 
 def _relative_deviation(values32, values64):
+    """D32 per (layer name, top); 0 for a blob that is all zeros in float64."""
     deviation = {}
     for key, exact in values64.items():
         scale = float(np.max(np.abs(exact), initial=0.0))
         error = float(np.max(np.abs(values32[key] - exact), initial=0.0))
-        deviation[key] = error / scale if scale > 0 else (0.0 if error == 0 else math.inf)
+        deviation[key] = error / scale if scale > 0 else 0.0
     return deviation
+
+
+def _tolerance(bounds, deviation, key, dtype, rtol, atol):
+    """(rtol, atol) for one blob value: the module docstring's rule, or the caller's."""
+    atol = 0.0 if atol is None else float(atol)
+    if rtol is not None:
+        return float(rtol), atol
+    ratio = unit_roundoff(dtype) / unit_roundoff(np.float32)
+    return ratio * max(bounds[key], MEASURED_ERROR_FACTOR * deviation[key]), atol
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -263,15 +263,6 @@ def _checked_inputs(net, inputs, actual, layout):
             for name in net.inputs}
 
 
-def _allowed(bounds, deviation, key, dtype, rtol, atol):
-    if rtol is not None:
-        return float(rtol), 0.0 if atol is None else float(atol)
-    roundoff = unit_roundoff(dtype)
-    measured = MEASURED_ERROR_FACTOR * roundoff / unit_roundoff(np.float32) * deviation[key]
-    return max(bounds[key] / unit_roundoff(np.float32) * roundoff, measured), \
-        0.0 if atol is None else float(atol)
-
-
 def check_net(actual, net, inputs=None, *, layout="caffe", blobs=None, rtol=None, atol=None):
     """Compare a port's blobs with the Caffe net ``net``, blob by blob; return a :class:`NetCheck`.
 
@@ -287,9 +278,9 @@ def check_net(actual, net, inputs=None, *, layout="caffe", blobs=None, rtol=None
     reference_net = _float_twin(net, np.float64)
     values64 = _run_layer_by_layer(reference_net, inputs)
     values32 = _run_layer_by_layer(_float_twin(net, np.float32), inputs)
-    layers = _layers(reference_net)
+    layers = reference_net.layers
     writers = _writers(layers)
-    bounds = _rounding_bounds(reference_net, layers, values64, unit_roundoff(np.float32))
+    bounds = _rounding_bounds(reference_net, layers, values64)
     deviation = _relative_deviation(values32, values64)
     split_copies = {top for layer in layers if layer.type == "Split" for top in layer.tops}
 
@@ -302,8 +293,8 @@ def check_net(actual, net, inputs=None, *, layout="caffe", blobs=None, rtol=None
         compared.append(blob)
         value = _to_caffe_order(actual[blob], layout, blob)
         chain = writers[blob]
-        key = (chain[-1].index, blob)
-        tol = _allowed(bounds, deviation, key, value.dtype, rtol, atol)
+        key = (chain[-1].name, blob)
+        tol = _tolerance(bounds, deviation, key, value.dtype, rtol, atol)
         report = compare(value, values64[key], rtol=tol[0], atol=tol[1])
         if report.passed:
             port[blob] = value
@@ -315,11 +306,10 @@ def check_net(actual, net, inputs=None, *, layout="caffe", blobs=None, rtol=None
         if earlier is not None:
             producer, overwriting = earlier
             notes.append(
-                f"note: {blob!r} is the value written by {producer.name!r} ({producer.type}) "
-                f"before the in-place {_names(overwriting)}; Caffe's blob holds the value after "
-                f"{_names(overwriting[-1:])}, which the port did not give under this name: "
-                f"compared as the earlier value (max rel error {report.max_rel_error:.2g} "
-                "against the later one)")
+                f"note: the port's {blob!r} is the output of layer {producer.name!r} "
+                f"({producer.type}) before the in-place {_names(overwriting)}; Caffe's blob holds it after them "
+                f"(max rel error {report.max_rel_error:.2g} against that): compared as the "
+                "earlier value")
             continue
         first = _first_mismatch(blob, value, report, chain, reference_net, writers, values64, port)
     not_provided = tuple(b for b in net.blobs if b not in wanted and b not in split_copies)
@@ -335,17 +325,19 @@ def _names(layers):
 def _matched_before_in_place(blob, value, chain, values64, bounds, deviation, rtol, atol):
     """(writer, [later in-place writers]) when ``value`` is ``blob`` before an in-place layer."""
     for position, writer in enumerate(chain[:-1]):
-        key = (writer.index, blob)
-        tol = _allowed(bounds, deviation, key, value.dtype, rtol, atol)
+        key = (writer.name, blob)
+        tol = _tolerance(bounds, deviation, key, value.dtype, rtol, atol)
         if compare(value, values64[key], rtol=tol[0], atol=tol[1]).passed:
             return writer, chain[position + 1:]
     return None
 
 
-def _value_before(blob, layer, writers, values64):
-    """Caffe's value of ``blob`` as ``layer`` read it (float64)."""
-    earlier = [w for w in writers[blob] if w.index < layer.index]
-    return values64[(earlier[-1].index, blob)]
+def _value_before(blob, layer, net, writers, values64):
+    """Caffe's value of ``blob`` as ``layer`` read it (float64): after its last writer that
+    runs before ``layer``."""
+    position = {other.name: index for index, other in enumerate(net.layers)}
+    earlier = [w for w in writers[blob] if position[w.name] < position[layer.name]]
+    return values64[(earlier[-1].name, blob)]
 
 
 def _first_mismatch(blob, value, report, chain, net, writers, values64, port):
@@ -357,12 +349,12 @@ def _first_mismatch(blob, value, report, chain, net, writers, values64, port):
             bottoms.append(port[bottom])
             from_port.append(bottom)
         else:
-            bottoms.append(_value_before(bottom, diagnosed, writers, values64))
-    tail = [net.layer_dict[w.name] for w in chain[chain.index(diagnosed) + 1:]]
+            bottoms.append(_value_before(bottom, diagnosed, net, writers, values64))
+    tail = chain[chain.index(diagnosed) + 1:]
     lines = _diagnose_layer(diagnosed, value, bottoms, net, tail)
     if tail and diagnosed.type != "InnerProduct" and lines[-1].startswith("diagnosis: no single"):
         lines.append(f"note: Caffe's {blob!r} holds the value after the in-place "
-                     f"{_names(chain[chain.index(diagnosed) + 1:])}, and the oracle re-runs "
+                     f"{_names(tail)}, and the oracle re-runs "
                      f"layer {diagnosed.name!r} alone: give the port's output of that layer "
                      f"(before the in-place layers) under the name {blob!r} to have the mistake "
                      "named")

@@ -169,8 +169,8 @@ def test_pre_relu_value_under_the_blobs_name_is_recognised(alexnet):
     result = check_net(port, net, {"data": x})
     assert result
     text = str(result)
-    assert "'conv1' is the value written by 'conv1' (Convolution) before the in-place " \
-           "'relu1' (ReLU)" in text
+    assert ("note: the port's 'conv1' is the output of layer 'conv1' (Convolution) before the "
+            "in-place 'relu1' (ReLU); Caffe's blob holds it after them") in text
 
 
 def test_keras_layout_transposes_4d_blobs_only(alexnet):
