@@ -213,7 +213,9 @@ def _pycaffe_arguments(args, weights, phase):
     if len(args) > 2:
         raise TypeError(f"Net() takes the prototxt and at most two more positional arguments "
                         f"(weights, phase), got {len(args) + 1}")
-    for value in args:
+    for position, value in enumerate(args):
+        if value is None and position == 0:
+            continue  # Net(prototxt, None, TEST): no weights
         if isinstance(value, (str, bytes, os.PathLike)) and weights is None:
             weights = value
         elif isinstance(value, (int, np.integer)) and not isinstance(value, bool) \
