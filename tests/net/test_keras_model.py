@@ -12,7 +12,7 @@ pytest.importorskip("google.protobuf", reason="fastconv.net needs protobuf (fast
 from keras_support import keras_module  # noqa: E402
 from fastconv.keras_model import model_from_caffe  # noqa: E402
 from fastconv.net import Net  # noqa: E402
-from test_port_check import ALEXNET_SHAPED, write_net  # noqa: E402
+from test_port_check import ALEXNET_SHAPED, random_weights_net  # noqa: E402
 
 # Every other layer type Keras can express, on a non-square input: BatchNorm + Scale in place,
 # PReLU, a blob feeding two layers (Caffe's Split), dilated conv, Eltwise SUM with coefficients,
@@ -79,7 +79,7 @@ def keras_blobs(model, inputs):
 
 def build(directory, text):
     keras_module()
-    prototxt, weights = write_net(directory, text, seed=5)
+    prototxt, weights = random_weights_net(directory, text, seed=5)
     net = Net(prototxt, weights)
     model = model_from_caffe(net)
     x = np.random.default_rng(7).standard_normal(tuple(net.blobs["data"].shape))
@@ -149,6 +149,6 @@ def test_layers_keras_cannot_express_are_refused_by_name(case, tmp_path):
     layer, message = REFUSED[case]
     text = ("layer { name: 'data' type: 'Input' top: 'data' "
             "input_param { shape { dim: 1 dim: 2 dim: 12 dim: 12 } } }\n" + layer)
-    prototxt, weights = write_net(tmp_path, text)
+    prototxt, weights = random_weights_net(tmp_path, text)
     with pytest.raises(NotImplementedError, match=message):
         model_from_caffe(Net(prototxt, weights))

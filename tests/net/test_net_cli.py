@@ -11,7 +11,7 @@ import fastconv
 pytest.importorskip("google.protobuf", reason="fastconv.net needs protobuf (fastconv[caffe])")
 from fastconv import net_cli  # noqa: E402
 from fastconv.net import Net  # noqa: E402
-from test_port_check import ALEXNET_SHAPED, write_net  # noqa: E402
+from test_port_check import ALEXNET_SHAPED, random_weights_net  # noqa: E402
 
 
 def parse(*argv):
@@ -23,7 +23,7 @@ def parse(*argv):
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     directory = tmp_path_factory.mktemp("cli")
-    prototxt, weights = write_net(directory, ALEXNET_SHAPED)
+    prototxt, weights = random_weights_net(directory, ALEXNET_SHAPED)
     x = np.random.default_rng(3).standard_normal((2, 3, 39, 39)).astype(np.float32)
     np.save(directory / "x.npy", x)
     return directory, prototxt, weights, x

@@ -10,6 +10,7 @@ from fastconv.testing.net import assert_net_close, check_net
 
 pytest.importorskip("google.protobuf", reason="fastconv.net needs protobuf (fastconv[caffe])")
 from fastconv.net import Net  # noqa: E402
+from net_files import write_net  # noqa: E402
 
 # AlexNet's layout at reduced widths: non-square conv1, in-place ReLUs, LRN with k != 1, ceil
 # pooling (9 where Keras's floor gives 8), grouped padded conv2, InnerProduct on a 4-D blob,
@@ -43,36 +44,39 @@ layer { name: "prob" type: "Softmax" bottom: "fc7" top: "prob" }
 """
 
 
-def write_net(directory, text, seed=0):
-    """Write ``text`` as deploy.prototxt and random weights as weights.caffemodel (saved by the
-    net); return both paths. Weights ~ N(0, 1/fan_in), biases and BatchNorm statistics small,
-    BatchNorm's scale factor 2 (the stored statistics are multiplied by it, as Caffe stores)."""
+def random_weights_net(directory, text, seed=0):
+    """Write ``text`` as deploy.prototxt and random weights as weights.caffemodel (serialised by
+    protobuf, tests/net/net_files.py); return both paths as strings (None for no weights). Weights ~ N(0, 1/fan_in),
+    biases small, Scale/PReLU/Bias factors around 1, BatchNorm's stored statistics multiplied by
+    its scale factor 2 (as Caffe stores them)."""
     rng = np.random.default_rng(seed)
-    prototxt = directory / "deploy.prototxt"
-    prototxt.write_text(text)
-    net = Net(str(prototxt))
-    for name, blobs in net.params.items():
-        kind = net.layers[list(net._layer_names).index(name)].type
-        for index, blob in enumerate(blobs):
+    prototxt, _ = write_net(directory, text)
+    weights = {}
+    for layer in Net(str(prototxt)).layers:
+        arrays = []
+        for index, blob in enumerate(layer.blobs):
             shape = blob.data.shape
-            if kind == "BatchNorm":
+            if layer.type == "BatchNorm":
                 values = [rng.standard_normal(shape) * 2, rng.uniform(0.5, 2, shape) * 2,
                           np.full(shape, 2.0)][index]
-            elif kind in ("Scale", "PReLU", "Bias"):
-                values = rng.uniform(0.5, 1.5, shape) if index == 0 else rng.standard_normal(shape) * 0.1
+            elif layer.type in ("Scale", "PReLU", "Bias") and index == 0:
+                values = rng.uniform(0.5, 1.5, shape)
             elif len(shape) >= 2:
                 values = rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))
             else:
                 values = rng.standard_normal(shape) * 0.1
-            blob.data[...] = values
-    weights = directory / "weights.caffemodel"
-    net.save(str(weights))
-    return str(prototxt), str(weights)
+            arrays.append(values.astype(np.float32))
+        if arrays:
+            weights[layer.name] = arrays
+    if not weights:   # a net without parameters has no .caffemodel
+        return str(prototxt), None
+    prototxt, caffemodel = write_net(directory, text, weights)
+    return str(prototxt), str(caffemodel)
 
 
 @pytest.fixture(scope="module")
 def alexnet(tmp_path_factory):
-    prototxt, weights = write_net(tmp_path_factory.mktemp("alexnet"), ALEXNET_SHAPED)
+    prototxt, weights = random_weights_net(tmp_path_factory.mktemp("alexnet"), ALEXNET_SHAPED)
     x = np.random.default_rng(1).standard_normal((2, 3, 39, 39)).astype(np.float32)
     return Net(prototxt, weights), x
 
