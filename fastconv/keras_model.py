@@ -84,10 +84,12 @@ class _Builder:
 
     def add(self, layer, param):
         """Build the Keras layers of one Caffe layer and record its tops' tensors."""
-        build = getattr(self, layer.type, None) if layer.type[:1].isupper() else None
-        if build is None:
+        if layer.type in REFUSED:
+            self.refuse(layer, REFUSED[layer.type])
+        if layer.type not in BUILDERS:
             self.refuse(layer, "no Keras mapping for this type; mapped types: "
                                + ", ".join(SUPPORTED_TYPES))
+        build = getattr(self, BUILDERS[layer.type])
         tops = build(layer, param, [self.tensors[b] for b in layer.bottoms])
         non_negative = self.keeps_non_negative(layer, param)
         for top, tensor in zip(layer.tops, tops):
@@ -103,10 +105,10 @@ class _Builder:
     # --- one method per Caffe layer type: (layer, its parameter message, bottom tensors)
     # -> top tensors, in the order of the layer's tops.
 
-    def Convolution(self, layer, param, bottoms):
+    def convolution(self, layer, param, bottoms):
         return [self.conv_family(layer, param, bottoms, "Convolution")]
 
-    def Deconvolution(self, layer, param, bottoms):
+    def deconvolution(self, layer, param, bottoms):
         return [self.conv_family(layer, param, bottoms, "Deconvolution")]
 
     def conv_family(self, layer, param, bottoms, layer_type):
@@ -123,7 +125,7 @@ class _Builder:
             self.refuse(layer, str(why))
         return _chain(keras_layers, bottoms[0])
 
-    def Pooling(self, layer, param, bottoms):
+    def pooling(self, layer, param, bottoms):
         shape = self.shape(layer.bottoms[0])
         try:
             keras_layers = pooling_from_caffe(
@@ -133,7 +135,7 @@ class _Builder:
             self.refuse(layer, str(why))
         return [_chain(keras_layers, bottoms[0])]
 
-    def InnerProduct(self, layer, param, bottoms):
+    def inner_product(self, layer, param, bottoms):
         ip = param.inner_product_param
         ndim = len(self.shape(layer.bottoms[0]))
         axis = ip.axis + ndim if ip.axis < 0 else ip.axis
@@ -152,12 +154,12 @@ class _Builder:
         dense.set_weights([np.ascontiguousarray(kernel)] + weights[1:2])
         return [dense(flat)]
 
-    def ReLU(self, layer, param, bottoms):
+    def relu(self, layer, param, bottoms):
         slope = param.relu_param.negative_slope
         return [self.keras.layers.ReLU(negative_slope=slope, name=_keras_name(layer.name))(
             bottoms[0])]
 
-    def PReLU(self, layer, param, bottoms):
+    def prelu(self, layer, param, bottoms):
         ndim = len(self.shape(layer.bottoms[0]))
         slopes = self.weights(layer)[0]
         shared = list(range(1, ndim)) if param.prelu_param.channel_shared else \
@@ -169,30 +171,30 @@ class _Builder:
         prelu.set_weights([slopes.reshape(keras_shape)])
         return [prelu(bottoms[0])]
 
-    def ELU(self, layer, param, bottoms):
+    def elu(self, layer, param, bottoms):
         return [self.keras.layers.ELU(alpha=param.elu_param.alpha,
                                       name=_keras_name(layer.name))(bottoms[0])]
 
-    def Sigmoid(self, layer, param, bottoms):
+    def sigmoid(self, layer, param, bottoms):
         return [self.keras.layers.Activation("sigmoid", name=_keras_name(layer.name))(bottoms[0])]
 
-    def TanH(self, layer, param, bottoms):
+    def tanh(self, layer, param, bottoms):
         return [self.keras.layers.Activation("tanh", name=_keras_name(layer.name))(bottoms[0])]
 
-    def AbsVal(self, layer, param, bottoms):
+    def absval(self, layer, param, bottoms):
         return [self.lambda_layer(layer, self.ops.abs)(bottoms[0])]
 
-    def BNLL(self, layer, param, bottoms):
+    def bnll(self, layer, param, bottoms):
         return [self.lambda_layer(layer, self.ops.softplus)(bottoms[0])]
 
-    def Power(self, layer, param, bottoms):
+    def power(self, layer, param, bottoms):
         p = param.power_param
         ops = self.ops
         power, scale, shift = p.power, p.scale, p.shift
         return [self.lambda_layer(layer, lambda x: ops.power(shift + scale * x, power))(
             bottoms[0])]
 
-    def Exp(self, layer, param, bottoms):
+    def exp(self, layer, param, bottoms):
         p = param.exp_param
         # Caffe: base^(shift + scale*x) = base^shift * exp(ln(base)*scale * x); base -1 is e.
         log_base = 1.0 if p.base == -1 else float(np.log(p.base))
@@ -200,7 +202,7 @@ class _Builder:
         ops = self.ops
         return [self.lambda_layer(layer, lambda x: outer * ops.exp(inner * x))(bottoms[0])]
 
-    def Log(self, layer, param, bottoms):
+    def log(self, layer, param, bottoms):
         p = param.log_param
         base_scale = 1.0 if p.base == -1 else float(1 / np.log(p.base))
         scale, shift = p.scale, p.shift
@@ -208,12 +210,12 @@ class _Builder:
         return [self.lambda_layer(layer, lambda x: base_scale * ops.log(shift + scale * x))(
             bottoms[0])]
 
-    def Threshold(self, layer, param, bottoms):
+    def threshold(self, layer, param, bottoms):
         threshold = param.threshold_param.threshold
         ops = self.ops
         return [self.lambda_layer(layer, lambda x: ops.cast(x > threshold, x.dtype))(bottoms[0])]
 
-    def LRN(self, layer, param, bottoms):
+    def lrn(self, layer, param, bottoms):
         p = param.lrn_param
         size, alpha, beta, k = p.local_size, p.alpha, p.beta, p.k
         ops = self.ops
@@ -238,18 +240,18 @@ class _Builder:
         return [self.lambda_layer(layer, lambda xs: xs[0] * ops.power(1 + alpha * xs[1], -beta))(
             [bottoms[0], pooled])]
 
-    def Softmax(self, layer, param, bottoms):
+    def softmax(self, layer, param, bottoms):
         axis = _keras_axis(param.softmax_param.axis, len(self.shape(layer.bottoms[0])))
         return [self.keras.layers.Softmax(axis=axis, name=_keras_name(layer.name))(bottoms[0])]
 
-    def Concat(self, layer, param, bottoms):
+    def concat(self, layer, param, bottoms):
         p = param.concat_param
         axis = p.concat_dim if p.HasField("concat_dim") else p.axis
         ndim = len(self.shape(layer.bottoms[0]))
         return [self.keras.layers.Concatenate(axis=_keras_axis(axis, ndim),
                                               name=_keras_name(layer.name))(bottoms)]
 
-    def Slice(self, layer, param, bottoms):
+    def slice(self, layer, param, bottoms):
         p = param.slice_param
         caffe_axis = p.slice_dim if p.HasField("slice_dim") else p.axis
         shape = self.shape(layer.bottoms[0])
@@ -264,14 +266,14 @@ class _Builder:
             name=_keras_name(f"{layer.name}_{i}"))(bottoms[0])
             for i, (start, size) in enumerate(zip(starts, sizes))]
 
-    def Split(self, layer, param, bottoms):
+    def split(self, layer, param, bottoms):
         return [self.keras.layers.Identity(name=_keras_name(f"{layer.name}_{i}"))(bottoms[0])
                 for i in range(len(layer.tops))]
 
-    def Dropout(self, layer, param, bottoms):
+    def dropout(self, layer, param, bottoms):
         return [self.keras.layers.Identity(name=_keras_name(layer.name))(bottoms[0])]
 
-    def Eltwise(self, layer, param, bottoms):
+    def eltwise(self, layer, param, bottoms):
         p = param.eltwise_param
         operation = p.operation if p.HasField("operation") else 1   # PROD 0, SUM 1, MAX 2
         name = _keras_name(layer.name)
@@ -293,7 +295,7 @@ class _Builder:
             return total
         return [self.lambda_layer(layer, weighted_sum)(bottoms)]
 
-    def BatchNorm(self, layer, param, bottoms):
+    def batch_norm(self, layer, param, bottoms):
         p = param.batch_norm_param
         if p.HasField("use_global_stats") and not p.use_global_stats:
             self.refuse(layer, "use_global_stats: false normalizes with the batch's own "
@@ -308,57 +310,54 @@ class _Builder:
         norm.set_weights([mean * scale, variance * scale])
         return [norm(bottoms[0], training=False)]
 
-    def Scale(self, layer, param, bottoms):
+    def scale(self, layer, param, bottoms):
         p = param.scale_param
         return [self.affine(layer, bottoms, p.axis, p.num_axes, multiply=True,
-                            bias=p.bias_term)]
+                            bias_term=p.bias_term)]
 
-    def Bias(self, layer, param, bottoms):
+    def bias(self, layer, param, bottoms):
         p = param.bias_param
-        return [self.affine(layer, bottoms, p.axis, p.num_axes, multiply=False, bias=True)]
+        return [self.affine(layer, bottoms, p.axis, p.num_axes, multiply=False, bias_term=True)]
 
-    def affine(self, layer, bottoms, axis, num_axes, *, multiply, bias):
-        """Scale (``multiply``, optional bias) and Bias: a factor or a term spanning
-        ``num_axes`` axes from ``axis``, broadcast over the rest, as Caffe does."""
+    def affine(self, layer, bottoms, axis, num_axes, *, multiply, bias_term):
+        """Scale (``multiply``, plus a bias parameter with ``bias_term``) and Bias: an operand
+        spanning Caffe axes ``axis``.. of the bottom (a parameter of ``num_axes`` axes, or a
+        second bottom), broadcast over the other axes as Caffe does."""
         shape = self.shape(layer.bottoms[0])
         ndim = len(shape)
         axis = axis + ndim if axis < 0 else axis
-        weights = self.weights(layer)
         if len(bottoms) > 1:
+            if axis != 0:
+                self.refuse(layer, f"axis: {axis} with a second bottom: that bottom has no "
+                                   "batch axis, which every Keras tensor has (axis: 0 maps)")
             span = len(self.shape(layer.bottoms[1]))
         else:
             span = ndim - axis if num_axes == -1 else num_axes
         broadcast = (1,) * axis + shape[axis:axis + span] + (1,) * (ndim - axis - span)
+        constants = [_to_keras(np.reshape(w, broadcast)) for w in self.weights(layer)]
         ops = self.ops
 
-        def as_caffe_broadcast(values):
-            return _to_keras(np.reshape(values, broadcast)) if ndim == 4 else \
-                np.reshape(values, broadcast)
-        constants = [as_caffe_broadcast(w) for w in weights]
+        def operand(tensor):   # the second bottom, broadcastable against the Keras tensor
+            tensor = ops.reshape(tensor, (-1,) + broadcast[1:])
+            return ops.transpose(tensor, (0, 2, 3, 1)) if ndim == 4 else tensor
+
         if len(bottoms) > 1:
-            def second_bottom(t):
-                t = ops.reshape(t, (-1,) + broadcast[1:]) if axis == 0 else \
-                    ops.reshape(t, broadcast[:1] + shape[axis:axis + span]
-                                + broadcast[axis + span:])
-                return ops.transpose(t, (0, 2, 3, 1)) if ndim == 4 else t
+            if not multiply:
+                return self.lambda_layer(layer, lambda xs: xs[0] + operand(xs[1]))(bottoms)
+            if bias_term:
+                return self.lambda_layer(
+                    layer, lambda xs: xs[0] * operand(xs[1]) + constants[0])(bottoms)
+            return self.lambda_layer(layer, lambda xs: xs[0] * operand(xs[1]))(bottoms)
+        if not multiply:
+            return self.lambda_layer(layer, lambda x: x + constants[0])(bottoms[0])
+        if bias_term:
+            return self.lambda_layer(layer, lambda x: x * constants[0] + constants[1])(bottoms[0])
+        return self.lambda_layer(layer, lambda x: x * constants[0])(bottoms[0])
 
-            def scale_by_bottom(xs):
-                out = xs[0] * second_bottom(xs[1])
-                return out + constants[0] if bias else out
-            return self.lambda_layer(layer, scale_by_bottom)(bottoms)
-        if multiply:
-            factor = constants[0]
-            term = constants[1] if bias else None
-            return self.lambda_layer(
-                layer, lambda x: x * factor + term if term is not None else x * factor)(
-                bottoms[0])
-        term = constants[0]
-        return self.lambda_layer(layer, lambda x: x + term)(bottoms[0])
-
-    def Flatten(self, layer, param, bottoms):
+    def flatten(self, layer, param, bottoms):
         return [self.caffe_reshape(layer, bottoms[0])]
 
-    def Reshape(self, layer, param, bottoms):
+    def reshape(self, layer, param, bottoms):
         return [self.caffe_reshape(layer, bottoms[0])]
 
     def caffe_reshape(self, layer, tensor):
@@ -372,11 +371,13 @@ class _Builder:
         reshaped = self.keras.layers.Reshape(top[1:], name=_keras_name(layer.name))(caffe_order)
         return self.from_caffe_order(reshaped, len(top))
 
-    def Crop(self, layer, param, bottoms):
+    def crop(self, layer, param, bottoms):
         p = param.crop_param
         shape, reference = self.shape(layer.bottoms[0]), self.shape(layer.bottoms[1])
         ndim = len(shape)
         axis = p.axis + ndim if p.axis < 0 else p.axis
+        if axis == 0:
+            self.refuse(layer, "crops the batch axis; a Keras model keeps the batch axis")
         offsets = list(p.offset)
         starts = []
         for a in range(ndim):
@@ -388,15 +389,9 @@ class _Builder:
         sizes = [shape[a] if a < axis else reference[a] for a in range(ndim)]
         if ndim == 4:
             starts, sizes = _keras_order(starts), _keras_order(sizes)
-        if axis == 0:
-            self.refuse(layer, "crops the batch axis; a Keras model keeps the batch axis")
         ops = self.ops
         return [self.lambda_layer(layer, lambda x: ops.slice(x, starts, [ops.shape(x)[0]]
                                                              + list(sizes[1:])))(bottoms[0])]
-
-    def ArgMax(self, layer, param, bottoms):
-        self.refuse(layer, "Caffe's ArgMax sorts (value, index) pairs descending, so of equal "
-                           "values it reports the last index; keras.ops.argmax reports the first")
 
 
 def _chain(keras_layers, tensor):
@@ -415,10 +410,22 @@ def _keras_name(name):
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
-SUPPORTED_TYPES = ("Input", "Convolution", "Deconvolution", "Pooling", "InnerProduct", "ReLU",
-                   "PReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log",
-                   "Threshold", "LRN", "Softmax", "Concat", "Slice", "Split", "Eltwise",
-                   "BatchNorm", "Scale", "Bias", "Dropout", "Flatten", "Reshape", "Crop")
+# Caffe layer type -> the _Builder method that maps it (Input layers become keras.Input).
+BUILDERS = {
+    "Convolution": "convolution", "Deconvolution": "deconvolution", "Pooling": "pooling",
+    "InnerProduct": "inner_product", "ReLU": "relu", "PReLU": "prelu", "ELU": "elu",
+    "Sigmoid": "sigmoid", "TanH": "tanh", "AbsVal": "absval", "BNLL": "bnll", "Power": "power",
+    "Exp": "exp", "Log": "log", "Threshold": "threshold", "LRN": "lrn", "Softmax": "softmax",
+    "Concat": "concat", "Slice": "slice", "Split": "split", "Dropout": "dropout",
+    "Eltwise": "eltwise", "BatchNorm": "batch_norm", "Scale": "scale", "Bias": "bias",
+    "Flatten": "flatten", "Reshape": "reshape", "Crop": "crop",
+}
+SUPPORTED_TYPES = ("Input",) + tuple(BUILDERS)
+# Types fastconv's Net runs that no Keras construction reproduces exactly, with the reason.
+REFUSED = {
+    "ArgMax": "Caffe's ArgMax sorts (value, index) pairs in descending order, so of equal "
+              "values it reports the last index; keras.ops.argmax reports the first",
+}
 
 
 def model_from_caffe(net):

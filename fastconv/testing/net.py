@@ -259,8 +259,17 @@ def _checked_inputs(net, inputs, actual, layout):
     if missing or extra:
         raise ValueError(f"inputs must give exactly the net's inputs {list(net.inputs)}; "
                          f"missing {missing}, not inputs {extra}")
-    return {name: np.asarray(_to_caffe_order(inputs[name], layout, name), dtype=np.float64)
-            for name in net.inputs}
+    checked = {}
+    for name in net.inputs:
+        value = np.asarray(_to_caffe_order(inputs[name], layout, name), dtype=np.float64)
+        declared = tuple(net.blobs[name].shape)
+        if value.ndim != len(declared) or (value.ndim == 4 and value.shape[1] != declared[1]):
+            where = "NHWC" if layout == "keras" else "NCHW"
+            raise ValueError(f"inputs[{name!r}] has shape {np.shape(inputs[name])}, read as "
+                             f"{where} (layout={layout!r}); the net declares {declared} (NCHW): "
+                             "give NCHW arrays with layout='caffe', NHWC with layout='keras'")
+        checked[name] = value
+    return checked
 
 
 def check_net(actual, net, inputs=None, *, layout="caffe", blobs=None, rtol=None, atol=None):

@@ -15,10 +15,11 @@ from fastconv.net import Net  # noqa: E402
 from test_port_check import ALEXNET_SHAPED, random_weights_net  # noqa: E402
 
 # Every other layer type Keras can express, on a non-square input: BatchNorm + Scale in place,
-# PReLU, a blob feeding two layers (Caffe's Split), dilated conv, Eltwise SUM with coefficients,
-# PROD and MAX, Concat and Slice on channels, the elementwise family, LRN WITHIN_CHANNEL, AVE
-# pooling with pad, Bias, Deconvolution + Crop with per-axis offsets, Softmax over the height,
-# Flatten, InnerProduct, Reshape back to 4-D.
+# PReLU, blobs feeding several layers (Caffe's Split), dilated conv, Eltwise SUM with
+# coefficients, PROD and MAX, Concat and Slice on channels, the elementwise family, LRN
+# WITHIN_CHANNEL, AVE pooling with pad, Bias, global pooling, Scale and Bias by a second bottom
+# (squeeze-and-excitation style, axis 0), Deconvolution + Crop with per-axis offsets, Softmax
+# over the height, Flatten, InnerProduct, Reshape back to 4-D.
 LAYER_ZOO = """
 name: "zoo"
 layer { name: "data" type: "Input" top: "data"
@@ -58,7 +59,11 @@ layer { name: "ave" type: "Pooling" bottom: "lg" top: "ap"
         pooling_param { pool: AVE kernel_size: 3 stride: 1 pad: 1 } }
 layer { name: "cat2" type: "Concat" bottom: "ap" bottom: "t2" top: "c2" concat_param { axis: 1 } }
 layer { name: "bias" type: "Bias" bottom: "c2" top: "bs" }
-layer { name: "deconv" type: "Deconvolution" bottom: "bs" top: "dc"
+layer { name: "gap" type: "Pooling" bottom: "bs" top: "gap" pooling_param { pool: AVE global_pooling: true } }
+layer { name: "gap_flat" type: "Flatten" bottom: "gap" top: "gf" }
+layer { name: "se_scale" type: "Scale" bottom: "bs" bottom: "gf" top: "se" scale_param { axis: 0 } }
+layer { name: "se_bias" type: "Bias" bottom: "se" bottom: "gf" top: "sb" bias_param { axis: 0 } }
+layer { name: "deconv" type: "Deconvolution" bottom: "sb" top: "dc"
         convolution_param { num_output: 4 kernel_size: 4 stride: 2 pad: 1 } }
 layer { name: "crop" type: "Crop" bottom: "dc" bottom: "data" top: "cr"
         crop_param { axis: 2 offset: 2 offset: 3 } }

@@ -48,12 +48,15 @@ def test_run_prints_every_layer_and_saves_every_blob(files, capsys):
             np.testing.assert_array_equal(blobs[name], blob.data)
 
 
-def test_run_random_float64(files, capsys):
+def test_run_random_float64_with_progress(files, capsys, monkeypatch):
     directory, prototxt, weights, _ = files
+    monkeypatch.setattr(net_cli, "PROGRESS_EVERY_S", -1.0)   # a line after every layer
     saved = directory / "blobs64.npz"
     assert net_cli.run(parse("run", prototxt, weights, "--random", "--dtype", "float64",
                              "--save", saved)) == 0
-    assert "standard normal, seed 0" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "standard normal, seed 0" in captured.out
+    assert "[fastconv] layer 15/15: prob" in captured.err
     with np.load(saved) as blobs:
         assert blobs["prob"].dtype == np.float64
         np.testing.assert_allclose(blobs["prob"].sum(axis=1), 1.0, rtol=1e-12)

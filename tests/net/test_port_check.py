@@ -162,6 +162,31 @@ def test_inner_product_on_nhwc_flattened_data_is_named(alexnet):
     assert "Permute((3, 1, 2)) before Flatten" in str(result)
 
 
+UPSAMPLER = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 5 dim: 6 } } }
+layer { name: "up" type: "Deconvolution" bottom: "data" top: "up"
+        convolution_param { num_output: 4 kernel_h: 4 kernel_w: 3 stride: 2 pad: 1 } }
+layer { name: "score" type: "Convolution" bottom: "up" top: "score"
+        convolution_param { num_output: 2 kernel_size: 1 } }
+"""
+
+
+def test_uncropped_deconvolution_is_named(tmp_path):
+    """A port of the Deconvolution that forgot Caffe's crop of pad (Keras Conv2DTranspose
+    'valid' alone): the shapes differ, the deconvolution oracle names the crop."""
+    prototxt, weights = random_weights_net(tmp_path, UPSAMPLER)
+    net = Net(prototxt, weights)
+    x = np.random.default_rng(2).standard_normal((1, 3, 5, 6)).astype(np.float32)
+    w, b = (np.array(blob.data) for blob in net.params["up"])
+    uncropped = fastconv.deconv2d_caffe(x, w, b, stride=2)
+    result = check_net({"data": x, "up": uncropped}, net, {"data": x})
+    assert result.first_mismatch.layer_type == "Deconvolution"
+    text = str(result)
+    assert "shape mismatch: actual (1, 4, 12, 13), expected (1, 4, 10, 11)" in text
+    assert "Caffe's pad=1 not cropped" in text
+    assert result.not_provided == ("score",)
+
+
 def test_pre_relu_value_under_the_blobs_name_is_recognised(alexnet):
     """Caffe's conv1 holds relu1's output; a port giving the convolution's output matches the
     earlier value and is told so, without a failure."""
@@ -205,6 +230,8 @@ def test_bad_arguments_are_named(alexnet):
         check_net({"conv1": port["conv1"]}, net, {})
     with pytest.raises(ValueError, match="blobs= asks for pool5"):
         check_net(port, net, {"data": x}, blobs=["pool5"])
+    with pytest.raises(ValueError, match=r"shape \(2, 39, 39, 3\), read as NCHW"):
+        check_net(port, net, {"data": fastconv.nchw_to_nhwc(x)})
 
 
 def test_inputs_and_port_arrays_are_not_modified(alexnet):
