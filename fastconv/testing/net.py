@@ -46,7 +46,6 @@ import numpy as np
 
 from .compare import Comparison, compare, default_rtol, unit_roundoff
 from .deconv import check_deconv
-from .diagnosis import diagnosis_lines
 from .oracle import check_conv
 
 LAYOUTS = ("caffe", "keras")
@@ -361,7 +360,7 @@ def _first_mismatch(blob, value, report, chain, net, writers, values64, port):
             bottoms.append(_value_before(bottom, diagnosed, net, writers, values64))
     tail = chain[chain.index(diagnosed) + 1:]
     lines = _diagnose_layer(diagnosed, value, bottoms, net, tail)
-    if tail and diagnosed.type != "InnerProduct" and lines[-1].startswith("diagnosis: no single"):
+    if tail and diagnosed.type != "InnerProduct" and lines[-1].startswith(_NO_DIAGNOSIS):
         lines.append(f"note: Caffe's {blob!r} holds the value after the in-place "
                      f"{_names(tail)}, and the oracle re-runs "
                      f"layer {diagnosed.name!r} alone: give the port's output of that layer "
@@ -405,7 +404,14 @@ def _diagnose_layer(layer, value, bottoms, net, tail):
                 "Caffe where the port gave them"]
     if report.passed:
         return [_RIGHT_ON_THESE_INPUTS.format(layer=layer.name)]
-    return diagnosis_lines(diagnoses, tried)
+    if not diagnoses:
+        return [f"{_NO_DIAGNOSIS} (tried {tried})"]
+    others = [d.mistake.description for d in diagnoses[1:]]
+    return ["diagnosis: " + str(diagnoses[0])] + (
+        ["  also reproduced by: " + "; ".join(others)] if others else [])
+
+
+_NO_DIAGNOSIS = "diagnosis: no single known porting mistake reproduces the port's value"
 
 
 def _caffe_pair(message, name, default):
@@ -490,8 +496,7 @@ def _diagnose_inner_product(layer, value, x, weights, transpose, tail):
             return [f"diagnosis: {description} (re-running the reference with this mistake "
                     f"reproduces actual: max rel error {evidence.max_rel_error:.2g})"
                     f"\n  fix: {fix}"]
-    return ["diagnosis: no single known porting mistake reproduces actual (tried NHWC "
-            "flatten order, missing bias)"]
+    return [f"{_NO_DIAGNOSIS} (tried NHWC flatten order, missing bias)"]
 
 
 def assert_net_close(actual, net, inputs=None, *, layout="caffe", blobs=None, rtol=None,
