@@ -368,8 +368,9 @@ def _first_mismatch(blob, value, report, chain, net, writers, values64, port):
                      "named")
     source = (f"the port's {', '.join(map(repr, from_port))}" if from_port
               else "Caffe's values of its input blob(s)")
-    lines.insert(0, f"layer-level check of {diagnosed.name!r} ({diagnosed.type}) on {source} "
-                    "and its weights:")
+    weights = " and its weights" if diagnosed.name in net.params else ""
+    lines.insert(0, f"layer-level check of {diagnosed.name!r} ({diagnosed.type}) on "
+                    f"{source}{weights}:")
     after = tuple((w.name, w.type) for w in chain[1:])
     return BlobMismatch(blob=blob, layer=chain[0].name, layer_type=chain[0].type,
                         in_place_after=after, comparison=report, diagnosis=tuple(lines))

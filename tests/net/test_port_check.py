@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv.testing.net import assert_net_close, check_net
+from fastconv.testing.net import assert_net_close, check_net, check_pool
 
 pytest.importorskip("google.protobuf", reason="fastconv.net needs protobuf (fastconv[caffe])")
 from fastconv.net import Net  # noqa: E402
@@ -160,6 +160,20 @@ def test_inner_product_on_nhwc_flattened_data_is_named(alexnet):
                                                                               "InnerProduct")
     assert "bottom flattened in NHWC order" in str(result)
     assert "Permute((3, 1, 2)) before Flatten" in str(result)
+
+
+@pytest.mark.skipif(check_pool is None, reason="this fastconv.testing has no pooling oracle")
+def test_keras_floor_pooling_is_named(alexnet):
+    """pool1 ported as Keras MaxPooling2D(3, 2, 'valid'): 8 rows where Caffe's ceil gives 9."""
+    net, x = alexnet
+    port = caffe_blobs(net, x)
+    port["pool1"] = fastconv.nhwc_to_nchw(fastconv.pool2d_keras(
+        fastconv.nchw_to_nhwc(port["norm1"]), 3, 2))
+    result = check_net({name: port[name] for name in ("data", "norm1", "pool1")}, net,
+                       {"data": x})
+    assert (result.first_mismatch.blob, result.first_mismatch.layer_type) == ("pool1", "Pooling")
+    assert "shape mismatch: actual (2, 8, 8, 9), expected (2, 8, 9, 9)" in str(result)
+    assert "output size rounded down" in str(result)
 
 
 UPSAMPLER = """
