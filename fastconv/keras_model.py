@@ -275,16 +275,12 @@ class _Builder:
 
     def eltwise(self, layer, param, bottoms):
         p = param.eltwise_param
-        operation = p.operation if p.HasField("operation") else 1   # PROD 0, SUM 1, MAX 2
         name = _keras_name(layer.name)
-        if operation == 0:
+        if p.operation == 0:     # PROD (the Net has checked coeff: one per bottom, SUM only)
             return [self.keras.layers.Multiply(name=name)(bottoms)]
-        if operation == 2:
+        if p.operation == 2:     # MAX
             return [self.keras.layers.Maximum(name=name)(bottoms)]
         coeffs = list(p.coeff) or [1.0] * len(bottoms)
-        if len(coeffs) != len(bottoms):
-            self.refuse(layer, f"{len(coeffs)} coeff for {len(bottoms)} bottoms (Caffe needs "
-                               "one per bottom)")
         if all(c == 1 for c in coeffs):
             return [self.keras.layers.Add(name=name)(bottoms)]
 

@@ -187,6 +187,9 @@ class BlobMismatch:
             writer += f", then in place {chain}"
         out = [f"first difference: blob {self.blob!r}, written by {writer}",
                "  " + _summary(self.comparison).replace("\n", "\n  ")]
+        if self.comparison.shape_matches:
+            out.append("  (S = max|expected| over the blob; rtol from float32 rounding along "
+                       "the net: see fastconv.testing.net)")
         return out + ["  " + line.replace("\n", "\n  ") for line in self.diagnosis]
 
 
@@ -226,10 +229,11 @@ class NetCheck:
 
 # --- the check -------------------------------------------------------------------------------
 
-def _to_caffe_order(array, layout, name):
+def _to_caffe_order(array, layout, what):
+    """A port's array in Caffe's order (NHWC 4-D arrays transposed for layout='keras')."""
     array = np.asarray(array)
     if array.dtype.kind not in "fiub":
-        raise TypeError(f"actual[{name!r}] must be a numeric array; got dtype {array.dtype}")
+        raise TypeError(f"{what} must be a numeric array; got dtype {array.dtype}")
     if layout == "keras" and array.ndim == 4:
         return array.transpose(0, 3, 1, 2)
     return array
@@ -260,7 +264,8 @@ def _checked_inputs(net, inputs, actual, layout):
                          f"missing {missing}, not inputs {extra}")
     checked = {}
     for name in net.inputs:
-        value = np.asarray(_to_caffe_order(inputs[name], layout, name), dtype=np.float64)
+        value = np.asarray(_to_caffe_order(inputs[name], layout, f"inputs[{name!r}]"),
+                           dtype=np.float64)
         declared = tuple(net.blobs[name].shape)
         if value.ndim != len(declared) or (value.ndim == 4 and value.shape[1] != declared[1]):
             where = "NHWC" if layout == "keras" else "NCHW"
@@ -299,7 +304,7 @@ def check_net(actual, net, inputs=None, *, layout="caffe", blobs=None, rtol=None
         if blob not in wanted:
             continue
         compared.append(blob)
-        value = _to_caffe_order(actual[blob], layout, blob)
+        value = _to_caffe_order(actual[blob], layout, f"actual[{blob!r}]")
         chain = writers[blob]
         key = (chain[-1].name, blob)
         tol = _tolerance(bounds, deviation, key, value.dtype, rtol, atol)
