@@ -52,7 +52,7 @@ def read_prototxt(path):
     with open(path, "rb") as file:
         raw = file.read()
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark some editors write is not syntax
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not a text prototxt (it holds binary data; was the "
                          ".caffemodel given as the prototxt?)") from None

@@ -113,9 +113,28 @@ class Layer:
             self.fail(f"{param}={axis} is out of range for a bottom with {ndim} axes")
         return axis % ndim
 
+    def axis_or_legacy(self, param, legacy):
+        """``axis``, or the deprecated ``legacy`` field (concat_dim, slice_dim) when given."""
+        if param.HasField("axis") and param.HasField(legacy):
+            self.fail(f"give either axis or {legacy}, not both")
+        return getattr(param, legacy) if param.HasField(legacy) else param.axis
+
     def scalar(self, value):
         """A parameter as the dtype's scalar (Caffe holds float parameters as Dtype)."""
         return self.dtype.type(value)
+
+    def math(self, function, *args):
+        """``function(*args)`` (exp, log, tanh, power) rounded once to the dtype.
+
+        Caffe's float code calls glibc's expf/logf/powf, which are correctly rounded in nearly
+        all cases; so is the double result rounded to float, while numpy's own float32 versions
+        are up to a few ulps off (seen against real Caffe's blobs).
+        """
+        if self.dtype == np.float64:
+            return function(*args)
+        wide = [np.asarray(arg, np.float64) for arg in args]
+        result = function(*wide).astype(self.dtype)
+        return result if result.ndim else self.dtype.type(result)
 
     def describe(self, index, shape):
         return f"bottom '{self.bottoms[index]}' of shape {tuple(shape)}"
@@ -123,6 +142,14 @@ class Layer:
 
 def _count(shape, start=0, end=None):
     return int(np.prod(shape[start:end], dtype=np.int64))
+
+
+def ordered_sum(values, axis, keepdims=False):
+    """The sum along ``axis`` added in index order, one rounding per addition: what Caffe's
+    reductions (a gemv with a vector of ones) compute under a reference BLAS. numpy's own sum
+    pairs terms up along a contiguous axis; a cumulative sum never does."""
+    total = np.take(np.cumsum(values, axis=axis), [-1], axis=axis)
+    return total if keepdims else np.squeeze(total, axis=axis)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,7 +553,7 @@ class ELULayer(NeuronLayer):
         # max(x, 0) + alpha * (exp(min(x, 0)) - 1)
         one = self.scalar(1)
         return np.maximum(x, 0) + self.scalar(self.config["alpha"]) * (
-            np.exp(np.minimum(x, 0)) - one)
+            self.math(np.exp, np.minimum(x, 0)) - one)
 
 
 class SigmoidLayer(NeuronLayer):
@@ -542,7 +569,7 @@ class TanHLayer(NeuronLayer):
     type = "TanH"
 
     def apply(self, x, params):
-        return np.tanh(x)
+        return self.math(np.tanh, x)
 
 
 class AbsValLayer(NeuronLayer):
@@ -559,7 +586,7 @@ class BNLLLayer(NeuronLayer):
         # x > 0 ? x + log(1. + exp(-x)) : log(1. + exp(x)); exp rounds to Dtype, the rest is
         # double (1. is a double literal), rounded to Dtype at the end.
         positive = x > 0
-        exp_term = np.exp(np.where(positive, -x, x)).astype(np.float64)
+        exp_term = self.math(np.exp, np.where(positive, -x, x)).astype(np.float64)
         log_term = np.log(1.0 + exp_term)
         return np.where(positive, x.astype(np.float64) + log_term, log_term).astype(self.dtype)
 
@@ -577,56 +604,60 @@ class PowerLayer(NeuronLayer):
         power, scale, shift = (self.scalar(self.config[name])
                                for name in ("power", "scale", "shift"))
         if power * scale == 0:
-            value = self.scalar(1) if power == 0 else np.power(shift, power)
+            value = self.scalar(1) if power == 0 else self.math(np.power, shift, power)
             return np.full(x.shape, value, self.dtype)
         top = x * scale if scale != 1 else x.copy()
         if shift != 0:
             top = top + shift
         if power != 1:
-            top = np.power(top, power)
+            top = self.math(np.power, top, power)
         return top
 
 
-class ExpLayer(NeuronLayer):
-    type = "Exp"
+class _BaseShiftScaleLayer(NeuronLayer):
+    """Exp and Log: a function of shift + scale * x with a ``base`` (-1 stands for e)."""
+
+    param_name = None
 
     def configure(self):
-        param = self.layer_param.exp_param
+        param = getattr(self.layer_param, self.param_name)
         if param.base != -1 and param.base <= 0:
-            self.fail(f"exp_param.base={param.base} must be > 0 (or -1 for e)")
+            self.fail(f"{self.param_name}.base={param.base} must be > 0 (or -1 for e)")
         self.config.update(base=param.base, scale=param.scale, shift=param.shift)
+
+    def constants(self):
+        """(base, scale, shift) as the dtype's scalars."""
+        return tuple(self.scalar(self.config[name]) for name in ("base", "scale", "shift"))
+
+
+class ExpLayer(_BaseShiftScaleLayer):
+    type = "Exp"
+    param_name = "exp_param"
 
     def apply(self, x, params):
         # base ^ (shift + scale * x) = outer * exp(inner * x) with inner = ln(base) * scale,
         # outer = base ^ shift: Caffe's factoring, in Dtype.
-        base, scale, shift = (self.scalar(self.config[name])
-                              for name in ("base", "scale", "shift"))
-        log_base = self.scalar(1) if base == -1 else np.log(base)
+        base, scale, shift = self.constants()
+        log_base = self.scalar(1) if base == -1 else self.math(np.log, base)
         inner = log_base * scale
         outer = (self.scalar(1) if shift == 0 else
-                 np.power(base, shift) if base != -1 else np.exp(shift))
-        top = np.exp(x) if inner == 1 else np.exp(x * inner)
+                 self.math(np.power, base, shift) if base != -1 else self.math(np.exp, shift))
+        top = self.math(np.exp, x if inner == 1 else x * inner)
         return top * outer if outer != 1 else top
 
 
-class LogLayer(NeuronLayer):
+class LogLayer(_BaseShiftScaleLayer):
     type = "Log"
-
-    def configure(self):
-        param = self.layer_param.log_param
-        if param.base != -1 and param.base <= 0:
-            self.fail(f"log_param.base={param.base} must be > 0 (or -1 for e)")
-        self.config.update(base=param.base, scale=param.scale, shift=param.shift)
+    param_name = "log_param"
 
     def apply(self, x, params):
         # log_base(shift + scale * x) = ln(shift + scale * x) * (1 / ln(base)), in Dtype.
-        base, scale, shift = (self.scalar(self.config[name])
-                              for name in ("base", "scale", "shift"))
-        base_scale = self.scalar(1) if base == -1 else self.scalar(1) / np.log(base)
+        base, scale, shift = self.constants()
+        base_scale = self.scalar(1) if base == -1 else self.scalar(1) / self.math(np.log, base)
         top = x * scale if scale != 1 else x
         if shift != 0:
             top = top + shift
-        top = np.log(top)
+        top = self.math(np.log, top)
         return top * base_scale if base_scale != 1 else top
 
 
@@ -700,7 +731,7 @@ class LRNLayer(Layer):
         for c in range(1, channels):
             scale[:, c] = scale[:, c - 1] + alpha_over_size * padded_square[:, c + size - 1]
             scale[:, c] -= alpha_over_size * padded_square[:, c - 1]
-        return np.power(scale, -self.scalar(self.config["beta"])) * x
+        return self.math(np.power, scale, -self.scalar(self.config["beta"])) * x
 
     def _within_channel(self, x):
         # Caffe builds it from layers: x² -> AVE pooling (local_size, stride 1, pad
@@ -710,7 +741,7 @@ class LRNLayer(Layer):
         pooled = pool2d_caffe(x * x, size, stride=1, pad=(size - 1) // 2, method="ave")
         alpha = self.scalar(self.config["alpha"])
         scaled = pooled * alpha if alpha != 1 else pooled
-        return x * np.power(scaled + self.scalar(1), -self.scalar(self.config["beta"]))
+        return x * self.math(np.power, scaled + self.scalar(1), -self.scalar(self.config["beta"]))
 
 
 class SoftmaxLayer(Layer):
@@ -727,8 +758,8 @@ class SoftmaxLayer(Layer):
         # exp(x - max) / sum(exp(x - max)) along the axis, in Dtype.
         x = bottoms[0]
         axis = self.axis(self.config["axis"], x.ndim, "softmax_param.axis")
-        shifted = np.exp(x - x.max(axis=axis, keepdims=True))
-        return [shifted / shifted.sum(axis=axis, keepdims=True)]
+        shifted = self.math(np.exp, x - x.max(axis=axis, keepdims=True))
+        return [shifted / ordered_sum(shifted, axis, keepdims=True)]
 
 
 class BatchNormLayer(Layer):
@@ -783,7 +814,7 @@ class BatchNormLayer(Layer):
         num = x.shape[0] if x.ndim > 1 else 1
         rows = x.reshape(num, self.config["channels"], -1)
         inverse = self.scalar(1.0 / (num * rows.shape[2]))
-        return (inverse * rows.sum(axis=2)).sum(axis=0)
+        return ordered_sum(inverse * ordered_sum(rows, 2), 0)
 
     def _update_moving_averages(self, params, mean, variance, per_channel_count):
         # What Caffe's forward does to the stored statistics when not using them.
@@ -918,10 +949,7 @@ class ConcatLayer(Layer):
     in_place_allowed = False
 
     def configure(self):
-        param = self.layer_param.concat_param
-        if param.HasField("axis") and param.HasField("concat_dim"):
-            self.fail("give either axis or concat_dim, not both")
-        self.config["axis"] = param.concat_dim if param.HasField("concat_dim") else param.axis
+        self.config["axis"] = self.axis_or_legacy(self.layer_param.concat_param, "concat_dim")
 
     def output_shapes(self, bottom_shapes):
         first = bottom_shapes[0]
@@ -947,9 +975,7 @@ class SliceLayer(Layer):
 
     def configure(self):
         param = self.layer_param.slice_param
-        if param.HasField("axis") and param.HasField("slice_dim"):
-            self.fail("give either axis or slice_dim, not both")
-        self.config.update(axis=param.slice_dim if param.HasField("slice_dim") else param.axis,
+        self.config.update(axis=self.axis_or_legacy(param, "slice_dim"),
                            slice_point=list(param.slice_point))
         points = self.config["slice_point"]
         if points and len(points) != len(self.tops) - 1:

@@ -217,3 +217,28 @@ def test_without_protobuf_net_names_the_extra(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             env=env, check=True)
     assert "pip install fastconv[caffe]" in result.stdout
+
+
+def test_fillers_without_weights(tmp_path):
+    # Caffe's defaults when no .caffemodel supplies a layer: Scale 1, PReLU 0.25, BatchNorm 0,
+    # constant fillers as given, and the bilinear upsampling kernel of FCN's Deconvolution.
+    text = input_layer({"data": (1, 2, 3, 3)}) + """
+layer { name: "scale" type: "Scale" bottom: "data" top: "s" scale_param { bias_term: true } }
+layer { name: "prelu" type: "PReLU" bottom: "s" top: "p" }
+layer { name: "bn" type: "BatchNorm" bottom: "p" top: "b" }
+layer { name: "conv" type: "Convolution" bottom: "b" top: "c" convolution_param {
+        num_output: 3 kernel_size: 1 weight_filler { type: "constant" value: 0.5 }
+        bias_filler { type: "constant" value: -1 } } }
+layer { name: "up" type: "Deconvolution" bottom: "c" top: "u" convolution_param {
+        num_output: 3 group: 3 kernel_size: 4 stride: 2 bias_term: false
+        weight_filler { type: "bilinear" } } }
+"""
+    proto, _ = write_net(tmp_path, text)
+    net = Net(str(proto))
+    values = {name: [blob.data.tolist() for blob in blobs] for name, blobs in net.params.items()}
+    assert values["scale"] == [[1.0, 1.0], [0.0, 0.0]]
+    assert values["prelu"] == [[0.25, 0.25]]
+    assert values["bn"] == [[0.0, 0.0], [0.0, 0.0], [0.0]]
+    assert np.all(net.params["conv"][0].data == 0.5) and np.all(net.params["conv"][1].data == -1)
+    taps = np.array([0.25, 0.75, 0.75, 0.25])
+    np.testing.assert_array_equal(net.params["up"][0].data[2, 0], np.outer(taps, taps))

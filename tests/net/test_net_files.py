@@ -173,3 +173,50 @@ layer { name: "data_layer" type: "Data" top: "x" data_param { source: "db" batch
     staged = Net(str(proto), stages=["deploy"], level=1)
     assert staged._layer_names == ["input", "test_only", "a_test_only_0_split", "staged",
                                    "leveled"]
+
+
+def test_streaming_reader_agrees_with_protobuf(tmp_path):
+    # A model with every BlobProto field (diffs too, which the reader skips), parameters and
+    # training fields on the layers: the reader's layers and blobs equal protobuf's parse.
+    from fastconv.net.files import read_caffemodel
+
+    rng = np.random.default_rng(9)
+    net = messages()["NetParameter"](name="all-fields")
+    for index in range(3):
+        layer = net.layer.add(name=f"l{index}", type="Convolution", bottom=["a"], top=["b"])
+        layer.convolution_param.num_output = 3 + index
+        layer.convolution_param.kernel_size.extend([3, 1 + index])
+        layer.param.add(lr_mult=1, decay_mult=0)
+        layer.include.add(phase=1)
+        for count in (6, 1 + index):
+            blob = layer.blobs.add()
+            values = rng.standard_normal(count)
+            if count == 6:
+                blob.shape.dim.extend([2, 3])
+                blob.data.extend(values.tolist())
+                blob.diff.extend(values.tolist())
+            else:
+                blob.num, blob.channels, blob.height, blob.width = 1, 1, 1, count
+                blob.double_data.extend(values.tolist())
+                blob.double_diff.extend(values.tolist())
+    path = tmp_path / "all.caffemodel"
+    path.write_bytes(net.SerializeToString())
+    layers = read_caffemodel(str(path))
+    assert len(layers) == 3
+    for (layer, blobs), original in zip(layers, net.layer):
+        expected = messages()["LayerParameter"]()
+        expected.CopyFrom(original)
+        del expected.blobs[:]
+        assert layer == expected
+        assert [blob.shape for blob in blobs] == [(2, 3), (1, 1, 1, len(original.blobs[1]
+                                                                         .double_data))]
+        assert [blob.legacy for blob in blobs] == [False, True]
+        np.testing.assert_array_equal(blobs[0].data, np.float32(original.blobs[0].data))
+        assert blobs[0].data.dtype == np.float32 and blobs[1].data.dtype == np.float64
+        np.testing.assert_array_equal(blobs[1].data, original.blobs[1].double_data)
+
+
+def test_prototxt_with_byte_order_mark_and_crlf(tmp_path):
+    path = tmp_path / "bom.prototxt"
+    path.write_bytes(b"\xef\xbb\xbf" + NEW_FORMAT.replace("\n", "\r\n").encode())
+    assert Net(str(path))._layer_names == ["data", "conv", "relu", "ip", "prob"]

@@ -171,7 +171,8 @@ def test_deconvolution(tmp_path, rng, dtype, params, kernel, group, expect):
 ])
 def test_pooling(tmp_path, rng, dtype, params, kernel, stride, pad, method):
     x = rand(rng, 2, 3, 10, 11)
-    text = f'layer {{ name: "pool" type: "Pooling" bottom: "x" top: "y" pooling_param {{ {params} }} }}'
+    text = (f'layer {{ name: "pool" type: "Pooling" bottom: "x" top: "y" '
+            f'pooling_param {{ {params} }} }}')
     _, out = one_layer_net(tmp_path, text, {"x": x}, None, dtype)
     assert_close(out["y"], pool_reference(x, kernel, stride, pad, method), dtype)
 
@@ -405,7 +406,8 @@ def test_concat(tmp_path, rng, dtype, params, axis):
     for index, shape in enumerate(shapes):
         shape[axis] += index
     a, b, c = (rand(rng, *shape) for shape in shapes)
-    text = f'layer {{ name: "cat" type: "Concat" bottom: "a" bottom: "b" bottom: "c" top: "y" {params} }}'
+    text = (f'layer {{ name: "cat" type: "Concat" bottom: "a" bottom: "b" bottom: "c" '
+            f'top: "y" {params} }}')
     _, out = one_layer_net(tmp_path, text, {"a": a, "b": b, "c": c}, None, dtype)
     assert_close(out["y"], np.concatenate([a, b, c], axis=axis).astype(np.float64), dtype)
 
@@ -522,9 +524,22 @@ def test_argmax_flattened(tmp_path, dtype, top_k, out_max_val):
 def test_argmax_axis(tmp_path, dtype, out_max_val):
     rng = np.random.default_rng(8)
     x = rng.integers(0, 4, (2, 5, 3, 2)).astype(np.float32)
-    text = f'type: "ArgMax" argmax_param {{ axis: 1 top_k: 2 out_max_val: {str(out_max_val).lower()} }}'
+    text = (f'type: "ArgMax" argmax_param {{ axis: 1 top_k: 2 '
+            f'out_max_val: {str(out_max_val).lower()} }}')
     y = _neuron(tmp_path, dtype, text, x)
     moved = np.moveaxis(x, 1, -1).reshape(-1, 5)
     indices = np.array(_argmax_rows(moved, 2), np.float64)
     result = np.take_along_axis(moved, indices.astype(int), axis=1) if out_max_val else indices
     assert_close(y, np.moveaxis(result.reshape(2, 3, 2, 2), -1, 1), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_convolution_axis_2(tmp_path, rng, dtype):
+    # axis: 2 makes the axes before the channels independent images (Caffe's conv axis).
+    x = rand(rng, 2, 3, 4, 5, 6)
+    w, b = rand(rng, 2, 4, 3, 3), rand(rng, 2)
+    text = ('layer { name: "conv" type: "Convolution" bottom: "x" top: "y" '
+            'convolution_param { num_output: 2 kernel_size: 3 pad: 1 axis: 2 } }')
+    _, out = one_layer_net(tmp_path, text, {"x": x}, {"conv": [w, b]}, dtype)
+    expected = conv_reference(x.reshape(6, 4, 5, 6), w, b, (1, 1), (1, 1), (1, 1), 1)
+    assert_close(out["y"], expected.reshape(2, 3, 2, 5, 6), dtype)
