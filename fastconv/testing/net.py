@@ -315,14 +315,15 @@ def check_net(actual, net, inputs=None, *, layout="caffe", blobs=None, rtol=None
         if first is not None:
             consequences.append((blob, report))
             continue
-        earlier = _matched_before_in_place(blob, value, chain, values64, bounds, deviation, rtol, atol)
+        earlier = _matched_before_in_place(blob, value, chain, values64, bounds, deviation,
+                                           rtol, atol)
         if earlier is not None:
             producer, overwriting = earlier
             notes.append(
                 f"note: the port's {blob!r} is the output of layer {producer.name!r} "
-                f"({producer.type}) before the in-place {_names(overwriting)}; Caffe's blob holds it after them "
-                f"(max rel error {report.max_rel_error:.2g} against that): compared as the "
-                "earlier value")
+                f"({producer.type}) before the in-place {_names(overwriting)}: compared as "
+                f"that; Caffe's blob holds the value after them (the port's differs from it "
+                f"by max rel error {report.max_rel_error:.2g})")
             continue
         first = _first_mismatch(blob, value, report, chain, reference_net, writers, values64, port)
     not_provided = tuple(b for b in net.blobs if b not in wanted and b not in split_copies)

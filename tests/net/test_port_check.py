@@ -45,10 +45,10 @@ layer { name: "prob" type: "Softmax" bottom: "fc7" top: "prob" }
 
 
 def random_weights_net(directory, text, seed=0):
-    """Write ``text`` as deploy.prototxt and random weights as weights.caffemodel (serialised by
-    protobuf, tests/net/net_files.py); return both paths as strings (None for no weights). Weights ~ N(0, 1/fan_in),
-    biases small, Scale/PReLU/Bias factors around 1, BatchNorm's stored statistics multiplied by
-    its scale factor 2 (as Caffe stores them)."""
+    """Write ``text`` as deploy.prototxt and random weights as weights.caffemodel (serialised
+    by protobuf: tests/net/net_files.py); return both paths as strings (None for no weights).
+    Weights ~ N(0, 1/fan_in), biases small, Scale/PReLU/Bias factors around 1, BatchNorm's
+    stored statistics multiplied by its scale factor 2 (as Caffe stores them)."""
     rng = np.random.default_rng(seed)
     prototxt, _ = write_net(directory, text)
     weights = {}
@@ -137,7 +137,8 @@ def test_reshaped_kernel_in_conv2_is_found_and_named(alexnet):
     result = check_net(port, net, {"data": x})
     assert not result
     mismatch = result.first_mismatch
-    assert (mismatch.blob, mismatch.layer, mismatch.layer_type) == ("conv2", "conv2", "Convolution")
+    assert (mismatch.blob, mismatch.layer, mismatch.layer_type) == ("conv2", "conv2",
+                                                                    "Convolution")
     assert mismatch.in_place_after == (("relu2", "ReLU"),)
     text = str(result)
     assert "kernel reshaped instead of transposed (Caffe OIHW -> Keras HWIO)" in text
@@ -213,7 +214,8 @@ def test_pre_relu_value_under_the_blobs_name_is_recognised(alexnet):
     assert result
     text = str(result)
     assert ("note: the port's 'conv1' is the output of layer 'conv1' (Convolution) before the "
-            "in-place 'relu1' (ReLU); Caffe's blob holds it after them") in text
+            "in-place 'relu1' (ReLU): compared as that; Caffe's blob holds the value after "
+            "them") in text
 
 
 def test_keras_layout_transposes_4d_blobs_only(alexnet):
