@@ -54,6 +54,16 @@ def _add_net_files(parser):
     parser.add_argument("weights", help="weights.caffemodel (binary NetParameter)")
 
 
+def _load_net(args, dtype=np.float32):
+    """The Net of ``args.prototxt`` and ``args.weights``; a file the reader refuses or a missing
+    protobuf ends the command with the reader's message instead of a traceback."""
+    _progress(f"loading {args.prototxt} and {args.weights} ...")
+    try:
+        return Net(args.prototxt, args.weights, dtype=dtype)
+    except (ImportError, OSError, ValueError) as error:
+        raise SystemExit(f"fastconv {args.command}: {error}") from None
+
+
 def _progress(message):
     print(f"[fastconv] {message}", file=sys.stderr, flush=True)
 
@@ -86,9 +96,7 @@ def _shape_text(shape):
 
 def run(args):
     """``fastconv run``: forward the net one layer at a time, print the per-layer table."""
-    dtype = np.dtype(args.dtype)
-    _progress(f"loading {args.prototxt} and {args.weights} ...")
-    net = Net(args.prototxt, args.weights, dtype=dtype)
+    net = _load_net(args, np.dtype(args.dtype))
     if args.input:
         inputs = _load_inputs(args.input, net)
         missing = [name for name in net.inputs if name not in inputs]
@@ -134,8 +142,7 @@ def run(args):
 
 def compare(args):
     """``fastconv compare``: the first diverging layer of a port, with its diagnosis."""
-    _progress(f"loading {args.prototxt} and {args.weights} ...")
-    net = Net(args.prototxt, args.weights)
+    net = _load_net(args)
     with np.load(args.port) as archive:
         port = {name: archive[name] for name in archive.files}
     inputs = _load_inputs(args.input, net) if args.input else None

@@ -91,3 +91,11 @@ def test_compare_needs_the_inputs(files):
         net_cli.compare(parse("compare", prototxt, weights, directory / "no_input.npz"))
     assert net_cli.compare(parse("compare", prototxt, weights, directory / "no_input.npz",
                                  "--input", f"data={directory / 'x.npy'}")) == 1
+
+
+def test_a_file_the_reader_refuses_ends_with_its_message(files, tmp_path):
+    directory, prototxt, weights, _ = files
+    broken = tmp_path / "broken.prototxt"
+    broken.write_text('layer { name: "data" type: "Input" top: "data" ')
+    with pytest.raises(SystemExit, match="fastconv run: .*broken.prototxt"):
+        net_cli.run(parse("run", broken, weights, "--random"))
