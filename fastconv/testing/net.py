@@ -202,7 +202,8 @@ class NetCheck:
     not_provided: tuple          # the net's blobs the port did not give (split copies aside)
     first_mismatch: BlobMismatch | None
     consequences: tuple          # ((blob, Comparison), ...) after the first mismatch
-    notes: tuple                 # lines: blobs matched before an in-place layer, ...
+    before_in_place: tuple       # ((blob, (in-place layer names...)), ...): port values
+                                 # that matched the blob before those layers overwrote it
     layout: str
 
     def __bool__(self):
@@ -214,7 +215,11 @@ class NetCheck:
                  f"(layout={self.layout!r}): {', '.join(self.compared) or 'none'}"]
         if self.not_provided:
             lines.append(f"not in the port (skipped): {', '.join(self.not_provided)}")
-        lines += self.notes
+        if self.before_in_place:
+            lines.append(
+                "note: compared as the value before the blob's in-place layers, which is what the "
+                "port gave (Caffe's blob holds the value after them): " + ", ".join(
+                    f"{blob} (before {', '.join(layers)})" for blob, layers in self.before_in_place))
         if self.first_mismatch is not None:
             lines += self.first_mismatch.lines()
         if self.consequences:
@@ -297,7 +302,7 @@ def check_net(actual, net, inputs=None, *, layout="caffe", blobs=None, rtol=None
     deviation = _relative_deviation(values32, values64)
     split_copies = {top for layer in layers if layer.type == "Split" for top in layer.tops}
 
-    compared, notes, consequences = [], [], []
+    compared, before_in_place, consequences = [], [], []
     port = {}
     first = None
     for blob in net.blobs:
@@ -315,20 +320,15 @@ def check_net(actual, net, inputs=None, *, layout="caffe", blobs=None, rtol=None
         if first is not None:
             consequences.append((blob, report))
             continue
-        earlier = _matched_before_in_place(blob, value, chain, values64, bounds, deviation,
-                                           rtol, atol)
-        if earlier is not None:
-            producer, overwriting = earlier
-            notes.append(
-                f"note: the port's {blob!r} is the output of layer {producer.name!r} "
-                f"({producer.type}) before the in-place {_names(overwriting)}: compared as "
-                f"that; Caffe's blob holds the value after them (the port's differs from it "
-                f"by max rel error {report.max_rel_error:.2g})")
+        overwriting = _matched_before_in_place(blob, value, chain, values64, bounds, deviation,
+                                               rtol, atol)
+        if overwriting is not None:
+            before_in_place.append((blob, tuple(layer.name for layer in overwriting)))
             continue
         first = _first_mismatch(blob, value, report, chain, reference_net, writers, values64, port)
     not_provided = tuple(b for b in net.blobs if b not in wanted and b not in split_copies)
     return NetCheck(passed=first is None, compared=tuple(compared), not_provided=not_provided,
-                    first_mismatch=first, consequences=tuple(consequences), notes=tuple(notes),
+                    first_mismatch=first, consequences=tuple(consequences), before_in_place=tuple(before_in_place),
                     layout=layout)
 
 
@@ -337,12 +337,13 @@ def _names(layers):
 
 
 def _matched_before_in_place(blob, value, chain, values64, bounds, deviation, rtol, atol):
-    """(writer, [later in-place writers]) when ``value`` is ``blob`` before an in-place layer."""
+    """The in-place layers of ``chain`` (the writers of ``blob``) that ``value`` comes before,
+    when it matches ``blob`` as an earlier writer left it; else None."""
     for position, writer in enumerate(chain[:-1]):
         key = (writer.name, blob)
         tol = _tolerance(bounds, deviation, key, value.dtype, rtol, atol)
         if compare(value, values64[key], rtol=tol[0], atol=tol[1]).passed:
-            return writer, chain[position + 1:]
+            return chain[position + 1:]
     return None
 
 

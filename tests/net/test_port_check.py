@@ -213,9 +213,9 @@ def test_pre_relu_value_under_the_blobs_name_is_recognised(alexnet):
     result = check_net(port, net, {"data": x})
     assert result
     text = str(result)
-    assert ("note: the port's 'conv1' is the output of layer 'conv1' (Convolution) before the "
-            "in-place 'relu1' (ReLU): compared as that; Caffe's blob holds the value after "
-            "them") in text
+    assert result.before_in_place == (("conv1", ("relu1",)),)
+    assert "compared as the value before the blob's in-place layers" in text
+    assert "conv1 (before relu1)" in text
 
 
 def test_keras_layout_transposes_4d_blobs_only(alexnet):
