@@ -216,10 +216,11 @@ class NetCheck:
         if self.not_provided:
             lines.append(f"not in the port (skipped): {', '.join(self.not_provided)}")
         if self.before_in_place:
-            lines.append(
-                "note: compared as the value before the blob's in-place layers, which is what the "
-                "port gave (Caffe's blob holds the value after them): " + ", ".join(
-                    f"{blob} (before {', '.join(layers)})" for blob, layers in self.before_in_place))
+            before = ", ".join(f"{blob} (before {', '.join(layers)})"
+                               for blob, layers in self.before_in_place)
+            lines.append("note: compared as the value before the blob's in-place layers, which "
+                         f"is what the port gave (Caffe's blob holds the value after them): "
+                         f"{before}")
         if self.first_mismatch is not None:
             lines += self.first_mismatch.lines()
         if self.consequences:
@@ -328,8 +329,8 @@ def check_net(actual, net, inputs=None, *, layout="caffe", blobs=None, rtol=None
         first = _first_mismatch(blob, value, report, chain, reference_net, writers, values64, port)
     not_provided = tuple(b for b in net.blobs if b not in wanted and b not in split_copies)
     return NetCheck(passed=first is None, compared=tuple(compared), not_provided=not_provided,
-                    first_mismatch=first, consequences=tuple(consequences), before_in_place=tuple(before_in_place),
-                    layout=layout)
+                    first_mismatch=first, consequences=tuple(consequences),
+                    before_in_place=tuple(before_in_place), layout=layout)
 
 
 def _names(layers):
