@@ -388,11 +388,18 @@ def _diagnose_layer(layer, value, bottoms, net, tail):
     """Diagnosis lines from fastconv's oracle for ``layer``, given its real inputs; ``tail``:
     the in-place layers (Net layers) applied after it, which only InnerProduct's own check
     re-runs (the convolution family's oracles compare with the layer's output alone)."""
+    if not bottoms:
+        return [f"{layer.name!r} is an input: the port's value differs from the array given in "
+                "inputs (which the net ran on)"]
+    x = bottoms[0]
+    if layer.type not in ORACLE_TYPES or (layer.type != "InnerProduct" and x.ndim != 4):
+        return [f"no layer-level oracle for {layer.type} on a {x.ndim}-D bottom (there are for "
+                f"{', '.join(ORACLE_TYPES)}; the convolution family on 4-D blobs); its inputs "
+                f"{', '.join(layer.bottoms)} matched Caffe where the port gave them"]
     weights = [np.array(blob.data, dtype=np.float64) for blob in net.params[layer.name]] \
         if layer.name in net.params else []
     bias = weights[1] if len(weights) > 1 else None
     settings = _oracle_settings(net, layer)
-    x = bottoms[0]
     if layer.type == "Convolution":
         report, diagnoses = check_conv(value, x, weights[0], bias, **settings)
         tried = ("kernel/data/output layouts, flips, padding rules, groups, stride/dilation/"
@@ -403,14 +410,10 @@ def _diagnose_layer(layer, value, bottoms, net, tail):
                  "swapped blob axes, missing bias, swapped h/w parameters")
     elif layer.type == "InnerProduct":
         return _diagnose_inner_product(layer, value, x, weights, settings["transpose"], tail)
-    elif layer.type == "Pooling" and check_pool is not None:
+    else:
         report, diagnoses = check_pool(value, x, **settings)
         tried = ("output size rounding, last-window clip, padding in MAX and the AVE divisor, "
                  "Keras 'same', default strides, layouts")
-    else:
-        return [f"no layer-level oracle for {layer.type} layers (fastconv has them for "
-                f"{', '.join(ORACLE_TYPES)}); its inputs {', '.join(layer.bottoms)} matched "
-                "Caffe where the port gave them"]
     if report.passed:
         return [_RIGHT_ON_THESE_INPUTS.format(layer=layer.name)]
     if not diagnoses:

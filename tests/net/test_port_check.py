@@ -233,6 +233,13 @@ def test_keras_layout_transposes_4d_blobs_only(alexnet):
 def test_inputs_default_to_the_ports_input_blobs(alexnet):
     net, x = alexnet
     assert check_net(caffe_blobs(net, x), net)
+    # given apart, an input the port changed is the first difference, named as an input
+    port = caffe_blobs(net, x)
+    port["data"] = port["data"][:, ::-1]
+    result = check_net(port, net, {"data": x})
+    assert result.first_mismatch.blob == "data"
+    assert "'data' is an input: the port's value differs from the array given in inputs" in \
+        str(result)
 
 
 def test_bad_arguments_are_named(alexnet):
