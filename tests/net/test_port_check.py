@@ -75,10 +75,14 @@ def random_weights_net(directory, text, seed=0):
 
 
 @pytest.fixture(scope="module")
-def alexnet(tmp_path_factory):
-    prototxt, weights = random_weights_net(tmp_path_factory.mktemp("alexnet"), ALEXNET_SHAPED)
+def alexnet_files(tmp_path_factory):
+    return random_weights_net(tmp_path_factory.mktemp("alexnet"), ALEXNET_SHAPED)
+
+
+@pytest.fixture(scope="module")
+def alexnet(alexnet_files):
     x = np.random.default_rng(1).standard_normal((2, 3, 39, 39)).astype(np.float32)
-    return Net(prototxt, weights), x
+    return Net(*alexnet_files), x
 
 
 def caffe_blobs(net, x):
@@ -120,6 +124,22 @@ def test_a_small_relative_error_passes_and_a_large_one_fails_at_that_blob(alexne
     assert result.first_mismatch.layer == "pool2" and result.first_mismatch.layer_type == "Pooling"
     # pool2 was perturbed alone: later blobs still match (they came from the right conv3 input)
     assert result.consequences == ()
+
+
+def test_tolerance_follows_the_ports_dtype_and_an_explicit_rtol(alexnet, alexnet_files):
+    """A float64 port is held to float64 rounding: the float32 net's blobs fail as a float64
+    port, pass as float32; an explicit rtol replaces the rule."""
+    net, x = alexnet
+    net64 = Net(*alexnet_files, dtype=np.float64)
+    port64 = caffe_blobs(net64, x.astype(np.float64))
+    assert check_net(port64, net, {"data": x})
+    port32_as_64 = {name: value.astype(np.float64) for name, value in caffe_blobs(net, x).items()}
+    assert not check_net(port32_as_64, net, {"data": x})
+    assert check_net(caffe_blobs(net, x), net, {"data": x})
+    port = caffe_blobs(net, x)
+    port["fc7"] = port["fc7"] * np.float32(1 + 1e-3)
+    assert not check_net(port, net, {"data": x})
+    assert check_net(port, net, {"data": x}, rtol=1e-2)
 
 
 def test_reshaped_kernel_in_conv2_is_found_and_named(alexnet):
