@@ -15,7 +15,7 @@ from fastconv.net import Net  # noqa: E402
 from test_port_check import ALEXNET_SHAPED, random_weights_net  # noqa: E402
 
 # Every other layer type Keras can express, on a non-square input: BatchNorm + Scale in place,
-# PReLU, blobs feeding several layers (Caffe's Split), dilated conv, Eltwise SUM with
+# PReLU (per channel and shared), leaky ReLU, blobs feeding several layers (Caffe's Split), dilated conv, Eltwise SUM with
 # coefficients, PROD and MAX, Concat and Slice on channels, the elementwise family, LRN
 # WITHIN_CHANNEL, AVE pooling with pad, Bias, global pooling, Scale and Bias by a second bottom
 # (squeeze-and-excitation style, axis 0), Deconvolution + Crop with per-axis offsets, Softmax
@@ -34,6 +34,7 @@ layer { name: "b1" type: "Convolution" bottom: "conv_a" top: "b1"
         convolution_param { num_output: 6 kernel_size: 1 } }
 layer { name: "b2" type: "Convolution" bottom: "conv_a" top: "b2"
         convolution_param { num_output: 6 kernel_size: 3 pad: 2 dilation: 2 } }
+layer { name: "leaky" type: "ReLU" bottom: "b2" top: "b2" relu_param { negative_slope: 0.1 } }
 layer { name: "sum" type: "Eltwise" bottom: "b1" bottom: "b2" top: "sum"
         eltwise_param { operation: SUM coeff: 0.5 coeff: -1.5 } }
 layer { name: "prod" type: "Eltwise" bottom: "b1" bottom: "sum" top: "prod"
@@ -48,6 +49,8 @@ layer { name: "sig" type: "Sigmoid" bottom: "s2" top: "sg" }
 layer { name: "lrn_w" type: "LRN" bottom: "sg" top: "lw"
         lrn_param { norm_region: WITHIN_CHANNEL local_size: 3 alpha: 0.5 beta: 0.75 } }
 layer { name: "tanh" type: "TanH" bottom: "e1" top: "th" }
+layer { name: "prelu_shared" type: "PReLU" bottom: "th" top: "th"
+        prelu_param { channel_shared: true } }
 layer { name: "abs" type: "AbsVal" bottom: "th" top: "ab" }
 layer { name: "bnll" type: "BNLL" bottom: "ab" top: "bl" }
 layer { name: "pow" type: "Power" bottom: "bl" top: "pw"
