@@ -151,6 +151,9 @@ def compare(args):
         raise SystemExit(f"{args.port} does not hold the net's input(s) {missing}: give the "
                          "arrays the port ran on with --input NAME=FILE.npy")
     _progress("running the net in float32 and float64 and comparing ...")
-    result = check_net(port, net, inputs, layout=args.layout)
+    try:
+        result = check_net(port, net, inputs, layout=args.layout)
+    except (TypeError, ValueError) as error:   # names or shapes that do not fit the net
+        raise SystemExit(f"fastconv compare: {args.port}: {error}") from None
     print(result)
     return 0 if result else 1

@@ -99,3 +99,10 @@ def test_a_file_the_reader_refuses_ends_with_its_message(files, tmp_path):
     broken.write_text('layer { name: "data" type: "Input" top: "data" ')
     with pytest.raises(SystemExit, match="fastconv run: .*broken.prototxt"):
         net_cli.run(parse("run", broken, weights, "--random"))
+
+
+def test_compare_names_blobs_the_net_lacks(files):
+    directory, prototxt, weights, x = files
+    np.savez(directory / "typo.npz", data=x, conv_1=np.zeros((2, 8, 18, 19), np.float32))
+    with pytest.raises(SystemExit, match="does not have: conv_1"):
+        net_cli.compare(parse("compare", prototxt, weights, directory / "typo.npz"))
