@@ -474,21 +474,21 @@ def _inner_product(x, kernel, bias):
 
 
 def _diagnose_inner_product(layer, value, x, weights, transpose, tail):
-    """InnerProduct's port mistakes: a 4-D bottom flattened in NHWC order, a missing bias;
-    each re-run goes through the in-place ``tail`` as the port's value did."""
-    kernel = weights[0] if transpose else weights[0].T
+    """InnerProduct's port mistakes: a 4-D bottom flattened in NHWC order, the weight matrix
+    reshaped instead of transposed, a missing bias; each re-run goes through the in-place
+    ``tail`` as the port's value did."""
+    kernel = weights[0] if transpose else weights[0].T     # (K, num_output)
     bias = weights[1] if len(weights) > 1 else None
-    kernel_dim = kernel.shape[0]
 
-    def reproduces(x_used, bias_used):
-        expected = _inner_product(x_used, kernel, bias_used)
+    def reproduces(x_used, kernel_used, bias_used):
+        expected = _inner_product(x_used, kernel_used, bias_used)
         for in_place in tail:
             expected = in_place.forward(expected)[0]
-        scale = _inner_product(np.abs(x_used), np.abs(kernel),
+        scale = _inner_product(np.abs(x_used), np.abs(kernel_used),
                                None if bias_used is None else np.abs(bias_used))
-        return compare(value, expected, scale=scale, kernel_dim=kernel_dim)
+        return compare(value, expected, scale=scale, kernel_dim=kernel.shape[0])
 
-    if reproduces(x, bias).passed:
+    if reproduces(x, kernel, bias).passed:
         return [_RIGHT_ON_THESE_INPUTS.format(layer=layer.name)]
     mistakes = []
     if x.ndim == 4:
@@ -497,18 +497,24 @@ def _diagnose_inner_product(layer, value, x, weights, transpose, tail):
             "flattens NCHW, channel-major",
             "keras.layers.Permute((3, 1, 2)) before Flatten, or reorder the Dense kernel's rows: "
             "kernel.reshape(C, H, W, -1).transpose(1, 2, 0, 3).reshape(C*H*W, -1)",
-            x.transpose(0, 2, 3, 1), bias))
+            x.transpose(0, 2, 3, 1), kernel, bias))
+    if not transpose and min(kernel.shape) > 1:
+        mistakes.append((
+            "weight matrix reshaped instead of transposed (Caffe (num_output, K) -> Keras "
+            "Dense (K, num_output))",
+            "kernel = w.T, not w.reshape(K, num_output)",
+            x, weights[0].reshape(kernel.shape), bias))
     if bias is not None and np.any(bias != 0):
         mistakes.append(("bias missing (the layer ran without its bias)",
                          "load the bias blob too (Dense(use_bias=True) and set its weights)",
-                         x, None))
-    for description, fix, x_used, bias_used in mistakes:
-        evidence = reproduces(x_used, bias_used)
+                         x, kernel, None))
+    for description, fix, *changed in mistakes:
+        evidence = reproduces(*changed)
         if evidence.passed:
             return [f"diagnosis: {description} (re-running the reference with this mistake "
                     f"reproduces actual: max rel error {evidence.max_rel_error:.2g})"
                     f"\n  fix: {fix}"]
-    return [f"{_NO_DIAGNOSIS} (tried NHWC flatten order, missing bias)"]
+    return [f"{_NO_DIAGNOSIS} (tried NHWC flatten order, reshaped weight matrix, missing bias)"]
 
 
 def assert_net_close(actual, net, inputs=None, *, layout="caffe", blobs=None, rtol=None,

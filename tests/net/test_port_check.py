@@ -181,6 +181,13 @@ def test_inner_product_on_nhwc_flattened_data_is_named(alexnet):
                                                                               "InnerProduct")
     assert "bottom flattened in NHWC order" in str(result)
     assert "Permute((3, 1, 2)) before Flatten" in str(result)
+    # fc7's weights loaded into the Dense kernel with reshape: named too
+    port = caffe_blobs(net, x)
+    w7, b7 = (np.array(blob.data) for blob in net.params["fc7"])
+    port["fc7"] = port["fc6"] @ w7.reshape(20, 10) + b7
+    result = check_net(port, net, {"data": x})
+    assert result.first_mismatch.blob == "fc7"
+    assert "weight matrix reshaped instead of transposed" in str(result)
 
 
 @pytest.mark.skipif(check_pool is None, reason="this fastconv.testing has no pooling oracle")
