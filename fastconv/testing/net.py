@@ -305,6 +305,7 @@ def check_net(actual, net, inputs=None, *, layout="caffe", blobs=None, rtol=None
 
     compared, before_in_place, consequences = [], [], []
     port = {}
+    port_before_in_place = {}   # blob -> (the port's value, the in-place layers it precedes)
     first = None
     for blob in net.blobs:
         if blob not in wanted:
@@ -325,8 +326,10 @@ def check_net(actual, net, inputs=None, *, layout="caffe", blobs=None, rtol=None
                                                rtol, atol)
         if overwriting is not None:
             before_in_place.append((blob, tuple(layer.name for layer in overwriting)))
+            port_before_in_place[blob] = (value, overwriting)
             continue
-        first = _first_mismatch(blob, value, report, chain, reference_net, writers, values64, port)
+        first = _first_mismatch(blob, value, report, chain, reference_net, writers, values64,
+                                port, port_before_in_place, tol)
     not_provided = tuple(b for b in net.blobs if b not in wanted and b not in split_copies)
     return NetCheck(passed=first is None, compared=tuple(compared), not_provided=not_provided,
                     first_mismatch=first, consequences=tuple(consequences),
@@ -356,18 +359,32 @@ def _value_before(blob, layer, net, writers, values64):
     return values64[(earlier[-1].name, blob)]
 
 
-def _first_mismatch(blob, value, report, chain, net, writers, values64, port):
-    diagnosed = next((w for w in chain if w.type in ORACLE_TYPES), chain[0])
-    bottoms = []
-    from_port = []
-    for bottom in diagnosed.bottoms:
+def _layer_inputs(layer, blob, net, writers, values64, port):
+    """The bottoms ``layer`` gets: the port's values where the port gave them (and they
+    matched), else Caffe's; and the names taken from the port."""
+    arrays, from_port = [], []
+    for bottom in layer.bottoms:
         if bottom in port and bottom != blob:
-            bottoms.append(port[bottom])
+            arrays.append(port[bottom])
             from_port.append(bottom)
         else:
-            bottoms.append(_value_before(bottom, diagnosed, net, writers, values64))
+            arrays.append(_value_before(bottom, layer, net, writers, values64))
+    return arrays, from_port
+
+
+def _first_mismatch(blob, value, report, chain, net, writers, values64, port,
+                    port_before_in_place, tol):
+    skipped = _in_place_skipped(blob, value, chain, net, writers, values64, port,
+                                port_before_in_place, tol)
+    diagnosed = chain[0] if skipped else next((w for w in chain if w.type in ORACLE_TYPES),
+                                              chain[0])
+    bottoms, from_port = _layer_inputs(diagnosed, blob, net, writers, values64, port)
     tail = chain[chain.index(diagnosed) + 1:]
-    lines = _diagnose_layer(diagnosed, value, bottoms, net, tail)
+    if skipped:
+        lines, early = skipped
+        from_port = early + from_port
+    else:
+        lines = _diagnose_layer(diagnosed, value, bottoms, net, tail)
     if tail and diagnosed.type != "InnerProduct" and lines[-1].startswith(_NO_DIAGNOSIS):
         lines.append(f"note: Caffe's {blob!r} holds the value after the in-place "
                      f"{_names(tail)}, and the oracle re-runs "
@@ -382,6 +399,34 @@ def _first_mismatch(blob, value, report, chain, net, writers, values64, port):
     after = tuple((w.name, w.type) for w in chain[1:])
     return BlobMismatch(blob=blob, layer=chain[0].name, layer_type=chain[0].type,
                         in_place_after=after, comparison=report, diagnosis=tuple(lines))
+
+
+def _in_place_skipped(blob, value, chain, net, writers, values64, port, port_before_in_place,
+                      tol):
+    """(diagnosis lines, the inputs concerned) when the port's layer read an input before that
+    input's in-place layers (a port without Caffe's in-place ReLU, say): the producer of
+    ``blob`` re-run by the Net on the port's earlier values (then ``blob``'s own in-place
+    layers) reproduces ``value``; else None."""
+    producer = chain[0]
+    early = [bottom for bottom in producer.bottoms if bottom in port_before_in_place]
+    if not early:
+        return None
+    bottoms, _ = _layer_inputs(producer, blob, net, writers, values64, port)
+    bottoms = [port_before_in_place[b][0] if b in port_before_in_place else array
+               for b, array in zip(producer.bottoms, bottoms)]
+    output = producer.forward(*bottoms)[producer.tops.index(blob)]
+    for in_place in chain[1:]:
+        output = in_place.forward(output)[0]
+    evidence = compare(value, output, rtol=tol[0], atol=tol[1])
+    if not evidence.passed:
+        return None
+    skipped = [layer for b in early for layer in port_before_in_place[b][1]]
+    return [f"diagnosis: the port's {producer.name!r} read {', '.join(map(repr, early))} "
+            f"before the in-place {_names(skipped)}: re-running {producer.name!r} on those "
+            f"values reproduces the port's {blob!r} (max rel error "
+            f"{evidence.max_rel_error:.2g})\n  fix: apply {_names(skipped)} to "
+            f"{', '.join(map(repr, early))} before {producer.name!r} (Caffe's in-place layers "
+            "change the blob every later layer reads)"], early
 
 
 def _diagnose_layer(layer, value, bottoms, net, tail):

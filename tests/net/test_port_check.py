@@ -245,6 +245,33 @@ def test_pre_relu_value_under_the_blobs_name_is_recognised(alexnet):
     assert "conv1 (before relu1)" in text
 
 
+def lrn_across_channels(x, size, alpha, beta, k):
+    """Caffe's LRN ACROSS_CHANNELS in float64, written plainly: y = x * (k + alpha/size *
+    sum of x^2 over `size` channels centred on c, zeros outside)^-beta."""
+    x = x.astype(np.float64)
+    squared = np.pad(x ** 2, ((0, 0), ((size - 1) // 2, size // 2), (0, 0), (0, 0)))
+    window = sum(squared[:, i:i + x.shape[1]] for i in range(size))
+    return x * (k + alpha / size * window) ** -beta
+
+
+def test_a_port_missing_an_in_place_relu_is_named(alexnet):
+    """The port has no relu1: its conv1 is the convolution (matches Caffe's conv1 before
+    relu1), and its norm1 is the LRN of that. The first difference is norm1, explained."""
+    net, x = alexnet
+    port = caffe_blobs(net, x)
+    w, b = (np.array(blob.data) for blob in net.params["conv1"])
+    port["conv1"] = fastconv.conv2d_caffe(x, w, b, stride=2)
+    port["norm1"] = lrn_across_channels(port["conv1"], 5, 0.01, 0.75, 2).astype(np.float32)
+    result = check_net({name: port[name] for name in ("data", "conv1", "norm1")}, net,
+                       {"data": x})
+    assert result.before_in_place == (("conv1", ("relu1",)),)
+    assert (result.first_mismatch.blob, result.first_mismatch.layer_type) == ("norm1", "LRN")
+    text = str(result)
+    assert ("diagnosis: the port's 'norm1' read 'conv1' before the in-place 'relu1' (ReLU)"
+            in text)
+    assert "fix: apply 'relu1' (ReLU) to 'conv1' before 'norm1'" in text
+
+
 def test_keras_layout_transposes_4d_blobs_only(alexnet):
     net, x = alexnet
     port = caffe_blobs(net, x)
