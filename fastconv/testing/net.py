@@ -374,31 +374,144 @@ def _layer_inputs(layer, blob, net, writers, values64, port):
 
 def _first_mismatch(blob, value, report, chain, net, writers, values64, port,
                     port_before_in_place, tol):
+    producer, tail = chain[0], chain[1:]
+    bottoms, from_port = _layer_inputs(producer, blob, net, writers, values64, port)
     skipped = _in_place_skipped(blob, value, chain, net, writers, values64, port,
                                 port_before_in_place, tol)
-    diagnosed = chain[0] if skipped else next((w for w in chain if w.type in ORACLE_TYPES),
-                                              chain[0])
-    bottoms, from_port = _layer_inputs(diagnosed, blob, net, writers, values64, port)
-    tail = chain[chain.index(diagnosed) + 1:]
     if skipped:
         lines, early = skipped
         from_port = early + from_port
     else:
-        lines = _diagnose_layer(diagnosed, value, bottoms, net, tail)
-    if tail and diagnosed.type != "InnerProduct" and lines[-1].startswith(_NO_DIAGNOSIS):
-        lines.append(f"note: Caffe's {blob!r} holds the value after the in-place "
-                     f"{_names(tail)}, and the oracle re-runs "
-                     f"layer {diagnosed.name!r} alone: give the port's output of that layer "
-                     f"(before the in-place layers) under the name {blob!r} to have the mistake "
-                     "named")
+        lines = _diagnose_layer(producer, value, bottoms, net, tail)
+        if not lines or lines[-1].startswith(_NO_DIAGNOSIS):
+            lines = _rerun_diagnosis(blob, value, chain, bottoms, tol, lines)
     source = (f"the port's {', '.join(map(repr, from_port))}" if from_port
               else "Caffe's values of its input blob(s)")
-    weights = " and its weights" if diagnosed.name in net.params else ""
-    lines.insert(0, f"layer-level check of {diagnosed.name!r} ({diagnosed.type}) on "
-                    f"{source}{weights}:")
-    after = tuple((w.name, w.type) for w in chain[1:])
-    return BlobMismatch(blob=blob, layer=chain[0].name, layer_type=chain[0].type,
+    weights = " and the weights" if any(layer.name in net.params for layer in chain) else ""
+    lines.insert(0, f"layer-level check of {_names(chain)} on {source}{weights}:")
+    after = tuple((w.name, w.type) for w in tail)
+    return BlobMismatch(blob=blob, layer=producer.name, layer_type=producer.type,
                         in_place_after=after, comparison=report, diagnosis=tuple(lines))
+
+
+@dataclasses.dataclass(frozen=True)
+class _ParameterMistake:
+    """A porting mistake on a layer fastconv has no oracle for, as a change to the layer's
+    Caffe parameters: the Net re-runs the layer with ``change`` applied to a copy of them."""
+
+    layer_type: str
+    description: str
+    fix: str
+    applies: object     # (LayerParameter, bottom rank) -> bool: the change makes a difference
+    change: object      # (LayerParameter copy) -> None
+
+
+def _set(message, field, value):
+    setattr(message, field, value)
+
+
+# Mistakes measured in converters (OpenCV 4.x, caffe2onnx, MMdnn) against real Caffe.
+_PARAMETER_MISTAKES = (
+    _ParameterMistake(
+        "LRN", "LRN's k ignored (computed with k = 1, as OpenCV 4.x does)",
+        "scale = k + alpha/local_size * sum(x^2) with lrn_param.k (default 1)",
+        lambda p, rank: p.lrn_param.norm_region == 0 and p.lrn_param.k != 1,
+        lambda p: _set(p.lrn_param, "k", 1.0)),
+    _ParameterMistake(
+        "LRN", "LRN's alpha not divided by local_size",
+        "scale = k + (alpha / local_size) * sum(x^2) (TensorFlow's local_response_normalization "
+        "takes that quotient as its alpha)",
+        lambda p, rank: p.lrn_param.local_size > 1,
+        lambda p: _set(p.lrn_param, "alpha", p.lrn_param.alpha * p.lrn_param.local_size)),
+    _ParameterMistake(
+        "LRN", "LRN normalized over the other region (ACROSS_CHANNELS and WITHIN_CHANNEL "
+        "swapped)",
+        "follow lrn_param.norm_region: ACROSS_CHANNELS sums x^2 over local_size channels, "
+        "WITHIN_CHANNEL over a local_size x local_size window of the channel",
+        lambda p, rank: True,
+        lambda p: _set(p.lrn_param, "norm_region", 1 - p.lrn_param.norm_region)),
+    _ParameterMistake(
+        "ReLU", "ReLU's negative_slope dropped (a plain ReLU)",
+        "keras.layers.ReLU(negative_slope=...) / LeakyReLU with Caffe's relu_param.negative_slope",
+        lambda p, rank: p.relu_param.negative_slope != 0,
+        lambda p: _set(p.relu_param, "negative_slope", 0.0)),
+    _ParameterMistake(
+        "ELU", "ELU's alpha dropped (alpha = 1)", "pass elu_param.alpha on",
+        lambda p, rank: p.elu_param.alpha != 1,
+        lambda p: _set(p.elu_param, "alpha", 1.0)),
+    _ParameterMistake(
+        "Eltwise", "Eltwise SUM coefficients ignored (a plain sum)",
+        "y = sum_i coeff_i * x_i with eltwise_param.coeff",
+        lambda p, rank: p.eltwise_param.operation == 1 and any(c != 1 for c in
+                                                                 p.eltwise_param.coeff),
+        lambda p: p.eltwise_param.ClearField("coeff")),
+    _ParameterMistake(
+        "Softmax", "Softmax over the last axis instead of Caffe's softmax_param.axis (on a 4-D "
+        "NCHW blob: over the width instead of the channels)",
+        "softmax over Caffe's axis (default 1, the channels: axis=-1 on NHWC data)",
+        lambda p, rank: p.softmax_param.axis % rank != rank - 1,
+        lambda p: _set(p.softmax_param, "axis", -1)),
+)
+
+
+def _mistaken(layer, mistake, bottom_shapes):
+    """``layer`` rebuilt with ``mistake``'s parameter change, sharing its weights."""
+    from ..net import LAYER_TYPES
+
+    param = type(layer.layer_param)()
+    param.CopyFrom(layer.layer_param)
+    mistake.change(param)
+    changed = LAYER_TYPES[layer.type](param, layer.dtype)
+    changed.setup(bottom_shapes)
+    changed.blobs = layer.blobs
+    return changed
+
+
+def _run_chain(layers, blob, bottoms):
+    """``blob`` as the producer ``layers[0]`` and then its in-place layers compute it."""
+    output = layers[0].forward(*bottoms)[layers[0].tops.index(blob)]
+    for in_place in layers[1:]:
+        output = in_place.forward(output)[0]
+    return output
+
+
+def _rerun_diagnosis(blob, value, chain, bottoms, tol, oracle_lines):
+    """Re-run ``blob``'s layers (the Net's own) on the port's inputs, as Caffe has them and
+    under each parameter mistake of _PARAMETER_MISTAKES; lines saying what reproduces
+    ``value``, or what was tried (after the oracle's lines, if any)."""
+    def evidence(layers):
+        return compare(value, _run_chain(layers, blob, bottoms), rtol=tol[0], atol=tol[1])
+
+    if evidence(chain).passed:
+        return [f"{_names(chain)} reproduce(s) the port's value on these inputs: their own "
+                "arithmetic is right; the difference built up from smaller ones upstream"]
+    shapes = [np.shape(b) for b in bottoms]
+    tried = []
+    for position, layer in enumerate(chain):
+        layer_shapes = shapes if position == 0 else [np.shape(value)]
+        for mistake in _PARAMETER_MISTAKES:
+            if mistake.layer_type != layer.type or not mistake.applies(layer.layer_param,
+                                                                       len(layer_shapes[0])):
+                continue
+            tried.append(mistake.description)
+            changed = list(chain)
+            changed[position] = _mistaken(layer, mistake, layer_shapes)
+            found = evidence(changed)
+            if found.passed:
+                return [f"diagnosis: {layer.name!r}: {mistake.description} (re-running the "
+                        "Net's layer with this mistake reproduces the port's value: max rel "
+                        f"error {found.max_rel_error:.2g})\n  fix: {mistake.fix}"]
+    if oracle_lines:
+        return oracle_lines + ([f"note: Caffe's {blob!r} holds the value after the in-place "
+                                f"{_names(chain[1:])}, and the oracle re-runs layer "
+                                f"{chain[0].name!r} alone: give the port's output of that "
+                                f"layer (before the in-place layers) under the name {blob!r} "
+                                "to have the mistake named"]
+                               if len(chain) > 1 and chain[0].type != "InnerProduct" else [])
+    types = ", ".join(sorted({layer.type for layer in chain}))
+    what = "; ".join(tried) if tried else f"nothing: fastconv knows no porting mistakes of {types}"
+    return [f"{_NO_DIAGNOSIS} (tried {what}); re-running {_names(chain)} on these inputs "
+            "gives Caffe's values, so the port computes something else there"]
 
 
 def _in_place_skipped(blob, value, chain, net, writers, values64, port, port_before_in_place,
@@ -438,9 +551,7 @@ def _diagnose_layer(layer, value, bottoms, net, tail):
                 "inputs (which the net ran on)"]
     x = bottoms[0]
     if layer.type not in ORACLE_TYPES or (layer.type != "InnerProduct" and x.ndim != 4):
-        return [f"no layer-level oracle for {layer.type} on a {x.ndim}-D bottom (there are for "
-                f"{', '.join(ORACLE_TYPES)}; the convolution family on 4-D blobs); its inputs "
-                f"{', '.join(layer.bottoms)} matched Caffe where the port gave them"]
+        return []
     weights = [np.array(blob.data, dtype=np.float64) for blob in net.params[layer.name]] \
         if layer.name in net.params else []
     bias = weights[1] if len(weights) > 1 else None

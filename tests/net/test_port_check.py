@@ -272,6 +272,52 @@ def test_a_port_missing_an_in_place_relu_is_named(alexnet):
     assert "fix: apply 'relu1' (ReLU) to 'conv1' before 'norm1'" in text
 
 
+def test_lrn_without_k_is_named(alexnet):
+    """OpenCV 4.x's LRN ignores k (k=2 here)."""
+    net, x = alexnet
+    port = caffe_blobs(net, x)
+    port["norm1"] = lrn_across_channels(port["conv1"], 5, 0.01, 0.75, 1).astype(np.float32)
+    result = check_net(port, net, {"data": x})
+    assert result.first_mismatch.blob == "norm1"
+    assert "'norm1': LRN's k ignored (computed with k = 1" in str(result)
+
+
+SMALL_HEAD = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 dim: 6 dim: 7 } } }
+layer { name: "conv_a" type: "Convolution" bottom: "data" top: "conv_a"
+        convolution_param { num_output: 4 kernel_size: 3 pad: 1 } }
+layer { name: "relu_a" type: "ReLU" bottom: "conv_a" top: "conv_a" relu_param { negative_slope: 0.2 } }
+layer { name: "conv_b" type: "Convolution" bottom: "data" top: "conv_b"
+        convolution_param { num_output: 4 kernel_size: 1 } }
+layer { name: "sum" type: "Eltwise" bottom: "conv_a" bottom: "conv_b" top: "sum"
+        eltwise_param { coeff: 2 coeff: -1 } }
+layer { name: "prob" type: "Softmax" bottom: "sum" top: "prob" }
+"""
+
+
+@pytest.mark.parametrize("mistake", ["plain_relu", "sum_without_coeff", "softmax_over_width"])
+def test_converter_mistakes_on_layers_without_an_oracle_are_named(mistake, tmp_path):
+    """Each port value made with numpy as the converter got it wrong; the rest is Caffe's."""
+    net = Net(*random_weights_net(tmp_path, SMALL_HEAD))
+    x = np.random.default_rng(4).standard_normal((2, 3, 6, 7)).astype(np.float32)
+    port = caffe_blobs(net, x)
+    w, b = (np.array(blob.data) for blob in net.params["conv_a"])
+    conv_a = fastconv.conv2d_caffe(x, w, b, pad=1)
+    if mistake == "plain_relu":
+        port["conv_a"] = np.maximum(conv_a, 0)
+        blob, expected = "conv_a", "'relu_a': ReLU's negative_slope dropped"
+    elif mistake == "sum_without_coeff":
+        port["sum"] = port["conv_a"] + port["conv_b"]
+        blob, expected = "sum", "'sum': Eltwise SUM coefficients ignored"
+    else:
+        exp = np.exp(port["sum"] - port["sum"].max(axis=3, keepdims=True))
+        port["prob"] = exp / exp.sum(axis=3, keepdims=True)
+        blob, expected = "prob", "'prob': Softmax over the last axis instead of Caffe's"
+    result = check_net(port, net, {"data": x})
+    assert result.first_mismatch.blob == blob
+    assert expected in str(result)
+
+
 def test_keras_layout_transposes_4d_blobs_only(alexnet):
     net, x = alexnet
     port = caffe_blobs(net, x)
