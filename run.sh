@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # fastconv's two commands for a new user (and CI):
-#   ./run.sh          set up .venv, build fastconv, run the main job (the seed's Caffe-vs-Keras demo)
+#   ./run.sh          set up .venv, build fastconv, run the main job (Caffe vs Keras on an
+#                     AlexNet-style conv1: kernel reshaped vs transposed, and timing)
 #   ./run.sh test     set up .venv, build fastconv, run the whole test suite
 #   ./run.sh bench    set up .venv, build fastconv, run the benchmark suite and print the table
 # Needs only Python >= 3.9 with pip and venv, and a C compiler. Idempotent: a second run reuses
@@ -30,7 +31,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "[fastconv] installing dependencies (TensorFlow is large: a few minutes the first time)" >&2
     quietly python -m pip install --upgrade pip
     quietly python -m pip install "setuptools>=64" wheel "Cython>=3.0" "numpy>=1.23"
-    quietly python -m pip install -e ".[test,keras,bench]"
+    quietly python -m pip install -e ".[test,keras,bench,caffe]"
     touch "$stamp"
 else
     # Rebuild the extension when C or Cython sources changed.

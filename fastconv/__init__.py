@@ -1,8 +1,6 @@
 """fastconv: Caffe's exact convolution semantics, fast, in NCHW/OIHW and Keras layouts."""
-from .runtime import cpu_info, get_num_threads, set_num_threads  # first: it loads the C core
-from .caffe import conv2d_caffe
-from .keras import conv2d_keras, conv2d_transpose_keras, pool2d_keras
-from .layers import (
+from .caffe import (
+    conv2d_caffe,
     conv2d_caffe_backward,
     convnd_caffe,
     convnd_caffe_backward,
@@ -11,6 +9,7 @@ from .layers import (
     pool2d_caffe,
     pool2d_caffe_backward,
 )
+from .keras import conv2d_keras, conv2d_transpose_keras, pool2d_keras
 from .layout import (
     caffe_to_keras_kernel,
     flip_kernel,
@@ -18,6 +17,7 @@ from .layout import (
     nchw_to_nhwc,
     nhwc_to_nchw,
 )
+from .runtime import cpu_info, get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 

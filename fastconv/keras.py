@@ -1,228 +1,65 @@
-"""Keras-layout convolution: ``keras.layers.Conv2D`` semantics computed by fastconv's core.
+"""The bridge from Caffe to Keras: ``from_caffe`` (Convolution, Deconvolution, Pooling -> Keras
+layers with weights set, reproducing Caffe exactly or refusing) and ``pooling_from_caffe``.
 
-Also the bridge from Caffe to Keras: ``from_caffe`` (Convolution, Deconvolution, Pooling ->
-Keras layers with weights set, reproducing Caffe exactly or refusing), ``pooling_from_caffe``
-and ``check_layer`` (a live Keras Conv2D/DepthwiseConv2D checked against fastconv, with the
-diagnosis of fastconv.testing).
-
-Importing this module never imports TensorFlow or Keras; the bridge imports Keras when called.
+The Keras-layout numpy functions (``conv2d_keras``, ``conv2d_transpose_keras``,
+``pool2d_keras``) live in ``fastconv.keras_ops`` and are re-exported here, where they were first
+published. Importing this module never imports TensorFlow or Keras; the bridge imports Keras
+when called.
 """
 from __future__ import annotations
 
+import importlib
+import warnings
+
 import numpy as np
 
-from ._params import (
-    as_array,
+from ._params.caffe_conv import (
+    caffe_conv2d_geometry,
     caffe_conv_out_size,
-    caffe_pool_out_size,
-    compute_dtype,
-    extent,
-    keras_conv2d_geometry,
-    keras_conv2d_transpose_geometry,
-    keras_out_size_and_pad,
-    keras_pool2d_geometry,
-    pool_method,
+    caffe_conv_params,
+    caffe_deconvnd_geometry,
 )
-from .caffe import _forward
+from ._params.caffe_message import conv_param_kwargs, pooling_param_kwargs
+from ._params.common import as_pair, extent
+from ._params.keras_conv import keras_out_size_and_pad
+from ._params.pooling import caffe_pool2d_geometry
+from .keras_ops import conv2d_keras, conv2d_transpose_keras, pool2d_keras
 from .layout import caffe_to_keras_kernel
 
-
-def conv2d_keras(x, kernel, bias=None, *, strides=1, padding="valid", dilation_rate=1, groups=1,
-                 data_format="channels_last"):
-    """Keras ``Conv2D`` forward (TensorFlow's arithmetic), without Keras.
-
-    Parameters
-    ----------
-    x : array
-        (N, H, W, C) for ``data_format="channels_last"`` (Keras's default), (N, C, H, W) for
-        ``"channels_first"``.
-    kernel : array (kernel_h, kernel_w, C/groups, filters)
-        Keras's HWIO kernel, for both data formats.
-    bias : array (filters,) or None
-    strides, dilation_rate : int or (h, w) pair
-    padding : "valid" or "same"
-        ``"valid"``: no padding, ``out = floor((in - extent) / stride) + 1``.
-        ``"same"``: ``out = ceil(in / stride)``; the total padding
-        ``max((out-1)*stride + extent - in, 0)`` is split with the odd cell at the
-        bottom/right, which is where TensorFlow differs from Caffe's symmetric ``pad``.
-        ``extent = dilation_rate*(kernel-1) + 1``.
-    groups : int
-        Channel groups, split into contiguous blocks as in Caffe.
-
-    Returns
-    -------
-    y : array in the layout of ``x``, with ``filters`` channels.
-    """
-    x = as_array(x, "x")
-    kernel = as_array(kernel, "kernel")
-    bias = None if bias is None else as_array(bias, "bias")
-    geometry = keras_conv2d_geometry(
-        x.shape, kernel.shape, None if bias is None else bias.shape,
-        strides, padding, dilation_rate, groups, data_format,
-    )
-    dtype = compute_dtype(("x", x), ("kernel", kernel), ("bias", bias))
-    channels_last = data_format == "channels_last"
-    x_nchw = x.transpose(0, 3, 1, 2) if channels_last else x
-    y = _forward(geometry, x_nchw, kernel.transpose(3, 2, 0, 1), bias, dtype)
-    return np.ascontiguousarray(y.transpose(0, 2, 3, 1)) if channels_last else y
+__all__ = ["from_caffe", "pooling_from_caffe", "conv2d_keras", "conv2d_transpose_keras",
+           "pool2d_keras"]
 
 
-def conv2d_transpose_keras(x, kernel, bias=None, *, strides=1, padding="valid",
-                           output_padding=None, dilation_rate=1, data_format="channels_last"):
-    """Keras ``Conv2DTranspose`` forward (TensorFlow's ``conv2d_transpose``), without Keras.
-
-    kernel (kernel_h, kernel_w, filters, C_in); bias (filters,) or None. Output length per axis,
-    with ``extent = dilation_rate*(kernel-1) + 1`` (Keras 3's
-    ``compute_conv_transpose_output_shape``):
-
-    - ``output_padding=None``: "valid" ``(in-1)*strides + max(extent, strides)``, "same"
-      ``in*strides``;
-    - otherwise (``0 <= output_padding < strides``): "valid"
-      ``(in-1)*strides + extent + output_padding``, "same"
-      ``(in-1)*strides + extent % 2 + output_padding``.
-
-    The result is the input gradient of a ``Conv2D`` with this kernel, that padding and an
-    input of the output's size (TensorFlow's "same" split: the odd padding cell at the
-    bottom/right); equivalently Caffe's Deconvolution with weights
-    ``kernel.transpose(3, 2, 0, 1)`` cropped as TensorFlow pads.
-
-    Keras refuses ``strides > 1`` together with ``dilation_rate > 1``, and TensorFlow's CPU
-    kernel any ``dilation_rate > 1``; fastconv computes those well-defined cases too (checked
-    against PyTorch's ``conv_transpose2d`` through ``deconv2d_caffe``). Raises ValueError where
-    TensorFlow rejects the call: an even kernel with ``padding="same"`` and
-    ``output_padding=0`` gives an output whose forward convolution does not map back to x.
-    """
-    from .layers import _deconv_forward
-
-    x = as_array(x, "x")
-    kernel = as_array(kernel, "kernel")
-    bias = None if bias is None else as_array(bias, "bias")
-    geometry = keras_conv2d_transpose_geometry(
-        x.shape, kernel.shape, None if bias is None else bias.shape, strides, padding,
-        output_padding, dilation_rate, data_format,
-    )
-    dtype = compute_dtype(("x", x), ("kernel", kernel), ("bias", bias))
-    channels_last = data_format == "channels_last"
-    x_nchw = x.transpose(0, 3, 1, 2) if channels_last else x
-    y = _deconv_forward(geometry, x_nchw, kernel.transpose(3, 2, 0, 1), bias, dtype)
-    return np.ascontiguousarray(y.transpose(0, 2, 3, 1)) if channels_last else y
-
-
-def pool2d_keras(x, pool_size, strides=None, padding="valid", method="max",
-                 data_format="channels_last"):
-    """Keras ``MaxPooling2D`` / ``AveragePooling2D`` forward, without Keras.
-
-    ``strides`` defaults to ``pool_size``. Output per axis: "valid"
-    ``floor((in - pool_size) / strides) + 1``; "same" ``ceil(in / strides)`` with the odd
-    padding cell at the bottom/right. Padding never counts: MAX ignores it and AVE divides by the
-    number of input cells in the window. Caffe's Pooling rounds up instead (3x3/2 on 112 gives
-    Caffe 56, Keras "valid" 55); port a Caffe pooling faithfully with :func:`pool2d_caffe`.
-    """
-    from .layers import _pool
-
-    x = as_array(x, "x")
-    method = pool_method(method)
-    geometry = keras_pool2d_geometry(x.shape, pool_size, strides, padding, data_format)
-    dtype = compute_dtype(("x", x))
-    channels_last = data_format == "channels_last"
-    y = _pool(geometry, method, x.transpose(0, 3, 1, 2) if channels_last else x, dtype)
-    return np.ascontiguousarray(y.transpose(0, 2, 3, 1)) if channels_last else y
+def __getattr__(name):
+    # check_layer runs a live layer through fastconv's oracle (fastconv.testing), which sits
+    # above this module and imports it: a static import would put the two in a circle. So the
+    # old name is resolved on first use, with one DeprecationWarning, to its new home.
+    if name == "check_layer":
+        warnings.warn("fastconv.keras.check_layer is deprecated: use "
+                      "fastconv.testing.check_keras_layer", DeprecationWarning, stacklevel=2)
+        check_keras_layer = importlib.import_module("fastconv.testing").check_keras_layer
+        globals()["check_layer"] = check_keras_layer     # later look-ups do not warn again
+        return check_keras_layer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------------------------------
 # Caffe -> Keras layers. Keras is imported inside the functions: importing fastconv.keras must
 # never import TensorFlow or Keras.
 
-_PAIR_FIELDS = {  # Caffe's field name -> (name of the single field, _h field, _w field)
-    "kernel": ("kernel_size", "kernel_h", "kernel_w"),
-    "stride": ("stride", "stride_h", "stride_w"),
-    "pad": ("pad", "pad_h", "pad_w"),
-}
-_CONV_KEYS = {"num_output", "kernel_size", "kernel_h", "kernel_w", "stride", "stride_h",
-              "stride_w", "pad", "pad_h", "pad_w", "dilation", "group", "bias_term", "axis",
-              "weight_filler", "bias_filler", "engine", "force_nd_im2col"}
-_POOL_KEYS = {"pool", "kernel_size", "kernel_h", "kernel_w", "stride", "stride_h", "stride_w",
-              "pad", "pad_h", "pad_w", "global_pooling", "round_mode", "engine"}
-_POOL_METHODS = {"MAX": "MAX", 0: "MAX", "AVE": "AVE", 1: "AVE", "STOCHASTIC": "STOCHASTIC",
-                 2: "STOCHASTIC"}
 
-
-def _check_keys(params, allowed, layer_type):
-    if not isinstance(params, dict):
-        raise TypeError(f"params must be a dict shaped like Caffe's {layer_type.lower()}_param; "
-                        f"got {type(params).__name__}")
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise ValueError(f"unknown {layer_type} parameter(s) {', '.join(map(repr, unknown))}; "
-                         f"Caffe's {layer_type.lower()}_param has {', '.join(sorted(allowed))}")
-
-
-def _repeated(value, field, count_max):
-    """A Caffe repeated field (an int or a list of 1..count_max ints) -> tuple of ints."""
-    items = list(value) if isinstance(value, (list, tuple)) else [value]
-    if not 1 <= len(items) <= count_max or not all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items):
-        raise ValueError(f"{field}={value!r} must be an int or a list of 1 or 2 ints (h, w)")
-    return tuple(int(v) for v in items)
-
-
-def _caffe_pair(params, what, default):
-    """Read one of Caffe's kernel/stride/pad specs (single field or the _h/_w pair) -> (h, w)."""
-    single, field_h, field_w = _PAIR_FIELDS[what]
-    has_h, has_w = field_h in params, field_w in params
-    if single in params and (has_h or has_w):
-        raise ValueError(f"give either {single} or {field_h}/{field_w}, not both "
-                         "(Caffe refuses the mix)")
-    if has_h != has_w:
-        given, missing = (field_h, field_w) if has_h else (field_w, field_h)
-        crash = (" — real Caffe leaves it 0 and dies with SIGFPE (division by zero)"
-                 if what == "stride" else "")
-        raise ValueError(f"{given} was given without {missing}; Caffe needs both{crash}")
-    if has_h:
-        return (_repeated(params[field_h], field_h, 1)[0], _repeated(params[field_w], field_w, 1)[0])
-    if single not in params:
-        if default is None:
-            raise ValueError(f"{single} (or {field_h} and {field_w}) is required")
-        return (default, default)
-    values = _repeated(params[single], single, 2)
-    return values * 2 if len(values) == 1 else values
-
-
-def _parse_conv_params(params, layer_type):
-    _check_keys(params, _CONV_KEYS, layer_type)
-    if "num_output" not in params:
-        raise ValueError(f"num_output is required ({layer_type})")
-    kernel = _caffe_pair(params, "kernel", None)
-    stride = _caffe_pair(params, "stride", 1)
-    pad = _caffe_pair(params, "pad", 0)
-    dilation = _repeated(params.get("dilation", 1), "dilation", 2)
-    dilation = dilation * 2 if len(dilation) == 1 else dilation
-    group = params.get("group", 1)
-    if min(kernel) < 1:
-        raise ValueError(f"kernel size {kernel} must be >= 1")
-    if min(stride) < 1:
-        raise ValueError(f"stride={stride} must be >= 1 (Caffe dies with SIGFPE on stride 0)")
-    if min(pad) < 0:
-        raise ValueError(f"pad={pad} must be >= 0")
-    if min(dilation) < 1:
-        raise ValueError(f"dilation={dilation} must be >= 1 (Caffe silently accepts 0, which "
-                         "reads every tap from one pixel)")
-    if isinstance(group, bool) or not isinstance(group, (int, np.integer)) or group < 1:
-        raise ValueError(f"group={group!r} must be an integer >= 1")
-    if params.get("axis", 1) != 1:
-        raise NotImplementedError("only Caffe's default axis: 1 (NCHW channels) maps to Keras")
-    return dict(num_output=int(params["num_output"]), kernel=kernel, stride=stride, pad=pad,
-                dilation=dilation, group=int(group), bias_term=bool(params.get("bias_term", True)))
-
-
-def _check_bias(spec, b, count):
-    if spec["bias_term"] and b is None:
+def _check_bias_term(bias_term, b):
+    """Caffe's ``bias_term`` and the presence of the bias blob must agree (its shape is checked
+    with the geometry)."""
+    if bias_term and b is None:
         raise ValueError("bias_term is true (Caffe's default) but b is None: pass the bias blob "
                          "or set bias_term: false")
-    if not spec["bias_term"] and b is not None:
+    if not bias_term and b is not None:
         raise ValueError("bias_term is false but a bias b was given")
-    if b is not None and np.shape(b) != (count,):
-        raise ValueError(f"b must have shape (num_output,) = ({count},); got {np.shape(b)}")
+
+
+def _shape(b):
+    return None if b is None else np.shape(b)
 
 
 def _input_hw(input_size):
@@ -256,6 +93,9 @@ def from_caffe(params, w=None, b=None, *, layer_type="Convolution", input_size=N
       ``padding="valid"``. When the kernel's extent exceeds the padded input by less than the
       stride, Caffe still makes one output (C division truncates): with ``input_size`` the
       padding gets the missing zeros at the bottom/right; without it Keras cannot know.
+      With ``input_size``, an axis with a single output is padded/cropped to exactly one
+      window and run at stride 1: TensorFlow's oneDNN convolution (the x86 default) computes
+      some of those strided single-output cases wrong.
       Keras refuses strides > 1 with dilation > 1, so that case runs the convolution at stride 1
       and subsamples with ``MaxPooling2D(pool_size=1, strides=stride)`` (a pure selection).
     * Pooling: see :func:`pooling_from_caffe`.
@@ -289,46 +129,62 @@ def _same_is_identical(in_size, kernel, stride, pad, dilation):
 def _conv_from_caffe(params, w, b, input_hw):
     import keras
 
-    spec = _parse_conv_params(params, "Convolution")
+    spec = conv_param_kwargs(params, "Convolution")
+    num_output, kernel = spec["num_output"], spec["kernel"]
     w = np.asarray(w, dtype=np.float32) if w is not None else None
     if w is None or w.ndim != 4:
         raise ValueError("w must be Caffe's 4-D weight blob (num_output, C/group, kernel_h, kernel_w)")
-    if w.shape[0] != spec["num_output"] or tuple(w.shape[2:]) != spec["kernel"]:
+    if w.shape[0] != num_output or tuple(w.shape[2:]) != kernel:
         raise ValueError(
-            f"w has shape {w.shape}; num_output={spec['num_output']} and kernel "
-            f"{spec['kernel'][0]}x{spec['kernel'][1]} need (num_output, C/group, "
-            f"{spec['kernel'][0]}, {spec['kernel'][1]})" + (
+            f"w has shape {w.shape}; num_output={num_output} and kernel "
+            f"{kernel[0]}x{kernel[1]} need (num_output, C/group, {kernel[0]}, {kernel[1]})" + (
                 "; it looks like a Keras HWIO kernel: convert with fastconv.keras_to_caffe_kernel"
-                if w.shape[3] == spec["num_output"] else ""))
-    if spec["num_output"] % spec["group"]:
-        raise ValueError(f"group={spec['group']} does not divide num_output={spec['num_output']} "
-                         "(Caffe requires num_output % group == 0)")
-    _check_bias(spec, b, spec["num_output"])
-    kernel, stride, pad, dilation = spec["kernel"], spec["stride"], spec["pad"], spec["dilation"]
-    in_channels = w.shape[1] * spec["group"]
-    # Keras refuses any stride > 1 together with any dilation > 1 (on either axis).
-    subsample = max(stride) > 1 and max(dilation) > 1
+                if w.shape[3] == num_output else ""))
+    _check_bias_term(spec["bias_term"], b)
+    stride, pad, dilation, group = caffe_conv_params(2, spec["stride"], spec["pad"],
+                                                     spec["dilation"], spec["group"])
+    in_channels = w.shape[1] * group
+    spans = tuple(extent(k, d) for k, d in zip(kernel, dilation))
+    # Without input_size the layer takes any input: its parameters and blobs are checked on the
+    # smallest input that has an output.
+    checked_hw = input_hw or tuple(max(s - 2 * p, 1) for s, p in zip(spans, pad))
+    geometry = caffe_conv2d_geometry((1, in_channels, *checked_hw), w.shape, _shape(b), stride,
+                                     pad, dilation, group)
     sizes = input_hw or (None, None)
 
-    extra = [0, 0]
+    pad_after, crop = list(pad), [0, 0]
+    single = [False, False]
     if input_hw is not None:
-        for axis in (0, 1):
-            out = caffe_conv_out_size(sizes[axis], kernel[axis], stride[axis], pad[axis], dilation[axis])
-            if out < 1:
-                raise ValueError(f"no output: input {input_hw} is smaller than the kernel's extent "
-                                 "with this pad (real Caffe aborts)")
+        for axis, out in enumerate((geometry.out_h, geometry.out_w)):
+            span = spans[axis]
             # Caffe's truncation case: give 'valid' the zeros that make its one output.
-            extra[axis] = max(extent(kernel[axis], dilation[axis]) - (sizes[axis] + 2 * pad[axis]), 0)
-    same = (pad != (0, 0) and not subsample and extra == [0, 0]
+            pad_after[axis] += max(span - (sizes[axis] + 2 * pad[axis]), 0)
+            # An axis with one output gets exactly one window's span and stride 1: TensorFlow's
+            # oneDNN convolution (the default on x86) is wrong when a stride > 1 leaves a single
+            # output on an axis (see the README), and one window needs no stride.
+            if out == 1:
+                surplus = sizes[axis] + pad[axis] + pad_after[axis] - span
+                trim_pad = min(surplus, pad_after[axis])
+                # Keras cannot crop the whole input: a window over padding only keeps one input
+                # row past its span, and its stride (that row is then never read).
+                crop[axis] = min(surplus - trim_pad, sizes[axis] - 1)
+                pad_after[axis] -= trim_pad
+                single[axis] = surplus == trim_pad + crop[axis]
+    stride = tuple(1 if single[axis] else stride[axis] for axis in (0, 1))
+    # Keras refuses any stride > 1 together with any dilation > 1 (on either axis).
+    subsample = max(stride) > 1 and max(dilation) > 1
+    padded = (pad[0], pad_after[0]), (pad[1], pad_after[1])
+    same = (pad != (0, 0) and not subsample and list(pad) == pad_after and crop == [0, 0]
             and all(_same_is_identical(sizes[a], kernel[a], stride[a], pad[a], dilation[a])
                     for a in (0, 1)))
     layers = []
-    if not same and (pad != (0, 0) or extra != [0, 0]):
-        layers.append(keras.layers.ZeroPadding2D(
-            ((pad[0], pad[0] + extra[0]), (pad[1], pad[1] + extra[1]))))
+    if crop != [0, 0]:
+        layers.append(keras.layers.Cropping2D(((0, crop[0]), (0, crop[1]))))
+    if not same and padded != ((0, 0), (0, 0)):
+        layers.append(keras.layers.ZeroPadding2D(padded))
     conv = keras.layers.Conv2D(
-        spec["num_output"], kernel, strides=(1, 1) if subsample else stride,
-        padding="same" if same else "valid", dilation_rate=dilation, groups=spec["group"],
+        num_output, kernel, strides=(1, 1) if subsample else stride,
+        padding="same" if same else "valid", dilation_rate=dilation, groups=group,
         use_bias=spec["bias_term"])
     conv.build((None, None, None, in_channels))
     conv.set_weights([caffe_to_keras_kernel(w)] + ([np.asarray(b, np.float32)] if spec["bias_term"] else []))
@@ -341,25 +197,30 @@ def _conv_from_caffe(params, w, b, input_hw):
 def _deconv_from_caffe(params, w, b):
     import keras
 
-    spec = _parse_conv_params(params, "Deconvolution")
-    if spec["group"] != 1:
+    spec = conv_param_kwargs(params, "Deconvolution")
+    num_output, kernel = spec["num_output"], spec["kernel"]
+    stride, pad, dilation, group = caffe_conv_params(2, spec["stride"], spec["pad"],
+                                                     spec["dilation"], spec["group"])
+    if group != 1:
         raise NotImplementedError(
-            f"Deconvolution with group={spec['group']}: Keras's Conv2DTranspose has no groups "
+            f"Deconvolution with group={group}: Keras's Conv2DTranspose has no groups "
             "argument, so no single stock layer reproduces it")
     w = np.asarray(w, dtype=np.float32) if w is not None else None
-    if w is None or w.ndim != 4 or w.shape[1] != spec["num_output"] or tuple(w.shape[2:]) != spec["kernel"]:
+    if w is None or w.ndim != 4 or w.shape[1] != num_output or tuple(w.shape[2:]) != kernel:
         raise ValueError(
             f"w must be Caffe's Deconvolution blob (C_in, num_output, kernel_h, kernel_w) = "
-            f"(C_in, {spec['num_output']}, {spec['kernel'][0]}, {spec['kernel'][1]}); got "
+            f"(C_in, {num_output}, {kernel[0]}, {kernel[1]}); got "
             f"{None if w is None else w.shape}")
-    _check_bias(spec, b, spec["num_output"])
-    kernel, stride, pad, dilation = spec["kernel"], spec["stride"], spec["pad"], spec["dilation"]
+    _check_bias_term(spec["bias_term"], b)
+    # The layer takes any input; its blobs are checked on one that has an output.
+    caffe_deconvnd_geometry((1, w.shape[0], *(2 * p + 1 for p in pad)), w.shape, _shape(b),
+                            stride, pad, dilation, group, rank=2)
     spans = tuple(extent(k, d) for k, d in zip(kernel, dilation))
     # Dilation as a kernel spread with zeros: exact (each zero tap adds 0) and free of Keras's
     # refusal of strides > 1 with dilation > 1.
     spread = np.zeros(w.shape[:2] + spans, dtype=np.float32)
     spread[:, :, ::dilation[0], ::dilation[1]] = w
-    layer = keras.layers.Conv2DTranspose(spec["num_output"], spans, strides=stride,
+    layer = keras.layers.Conv2DTranspose(num_output, spans, strides=stride,
                                          padding="valid", use_bias=spec["bias_term"])
     layer.build((None, None, None, w.shape[0]))
     # Caffe's deconv weight (C_in, O, kh, kw) is the OIHW weight of the convolution it
@@ -395,52 +256,35 @@ def pooling_from_caffe(params, *, input_size=None, assume_nonnegative=False):
       count it, nor does Caffe). A larger overrun needs a per-position divisor no stock layer
       has: NotImplementedError.
     * STOCHASTIC: NotImplementedError.
+
+    Parameters are checked by the same rules as :func:`fastconv.pool2d_caffe`'s, with the same
+    exceptions (a geometry it refuses is refused here too).
     """
     import keras
 
-    _check_keys(params, _POOL_KEYS, "Pooling")
-    pool = params.get("pool", "MAX")
-    method = _POOL_METHODS.get(pool.upper() if isinstance(pool, str) else pool)
-    if method is None:
-        raise ValueError(f"pool={params.get('pool')!r} must be MAX, AVE or STOCHASTIC")
+    spec = pooling_param_kwargs(params)
+    method = spec["method"]
     if method == "STOCHASTIC":
         raise NotImplementedError("STOCHASTIC pooling samples at training time and weights by "
                                   "value at test time; Keras has no such layer")
-    round_mode = params.get("round_mode", "CEIL")
-    if round_mode not in ("CEIL", "FLOOR", 0, 1):
-        raise ValueError(f"round_mode={round_mode!r} must be CEIL or FLOOR")
-    ceil_mode = round_mode in ("CEIL", 0)
-    if params.get("global_pooling", False):
-        given = sorted(set(params) & {"kernel_size", "kernel_h", "kernel_w", "stride",
-                                      "stride_h", "stride_w", "pad", "pad_h", "pad_w"})
-        if given:
-            raise ValueError(f"global_pooling: true takes no {', '.join(given)} (Caffe refuses them)")
+    if spec["global_pooling"]:
         cls = keras.layers.GlobalMaxPooling2D if method == "MAX" else keras.layers.GlobalAveragePooling2D
         return [cls(keepdims=True)]
-    kernel = _caffe_pair(params, "kernel", None)
-    stride = _caffe_pair(params, "stride", 1)
-    pad = _caffe_pair(params, "pad", 0)
-    if min(kernel) < 1 or min(stride) < 1 or min(pad) < 0:
-        raise ValueError(f"kernel {kernel} and stride {stride} must be >= 1, pad {pad} >= 0")
-    if any(p >= k for p, k in zip(pad, kernel)):
-        raise ValueError(f"pad {pad} must be smaller than the kernel {kernel} (Caffe's check)")
     input_hw = _input_hw(input_size)
     if input_hw is None:
+        stride = as_pair(spec["stride"], "stride", "stride")
         if stride != (1, 1):
             raise ValueError(
                 "input_size=(H, W) is needed for pooling with stride > 1: whether Caffe's ceil "
                 "rule adds a row/column (which Keras's floor drops) depends on the input size")
-        input_hw = (max(kernel) + 2 * max(stride), ) * 2  # any size behaves alike at stride 1
-    outs = [caffe_pool_out_size(input_hw[a], kernel[a], stride[a], pad[a], pad != (0, 0), ceil_mode)
-            for a in (0, 1)]
-    if min(outs) < 1:
-        raise ValueError(f"no output: input {input_hw} is smaller than the pooling window")
-    if any((outs[a] - 1) * stride[a] >= input_hw[a] + pad[a] for a in (0, 1)):
-        # Only without pad (Caffe clips this window when pad > 0): kernel < stride.
-        raise NotImplementedError(
-            f"Caffe's last pooling window starts past the input (kernel {kernel} < stride "
-            f"{stride}, no pad, input {input_hw}): Caffe outputs -FLT_MAX there for MAX and "
-            "divides by zero for AVE; that is not worth porting faithfully")
+        kernel = as_pair(spec["kernel_size"], "kernel_size", "kernel_size")
+        input_hw = (max(*kernel, 1) + 2,) * 2  # any size behaves alike at stride 1
+    geometry = caffe_pool2d_geometry((1, 1, *input_hw), spec["kernel_size"], spec["stride"],
+                                     spec["pad"], False, ceil_mode=spec["ceil_mode"])
+    kernel = (geometry.kernel_h, geometry.kernel_w)
+    stride = (geometry.stride_h, geometry.stride_w)
+    pad = (geometry.pad_top, geometry.pad_left)
+    outs = (geometry.out_h, geometry.out_w)
     # How far the last window runs past the padded input (negative: rows left unused).
     overrun = [(outs[a] - 1) * stride[a] + kernel[a] - (input_hw[a] + 2 * pad[a]) for a in (0, 1)]
 
@@ -481,48 +325,3 @@ def pooling_from_caffe(params, *, input_size=None, assume_nonnegative=False):
         f"window runs {overrun} cells past the padded input and divides by the clipped count; "
         "Keras's 'valid' drops that window and 'same' would shift the windows, and no stock "
         "layer applies a per-position divisor. Use fastconv's pooling reference for this layer.")
-
-
-# ---------------------------------------------------------------------------------------------
-# Checking a live Keras layer
-
-
-def check_layer(layer, x, *, rtol=None, atol=None, raise_on_failure=True):
-    """Run a Keras ``Conv2D`` or ``DepthwiseConv2D`` on ``x`` and check it against fastconv.
-
-    The layer's own kernel, bias, strides, padding, dilation, groups and data format are used;
-    its activation is set aside for the call (the pre-activation output is what a convolution
-    reference can check) and restored. Returns the ``fastconv.testing.Comparison``; on failure
-    raises AssertionError with the diagnosis (or returns the report when
-    ``raise_on_failure=False``).
-    """
-    import keras
-
-    from .testing.oracle import check_conv, format_failure
-
-    x = np.asarray(x)
-    activation = layer.activation
-    layer.activation = keras.activations.linear
-    try:
-        actual = keras.ops.convert_to_numpy(layer(x))
-    finally:
-        layer.activation = activation
-    kernel = keras.ops.convert_to_numpy(layer.kernel)
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
-        # (kh, kw, C, M) is Conv2D's (kh, kw, 1, C*M) with groups=C: filter c*M + m.
-        groups = kernel.shape[2]
-        kernel = kernel.reshape(kernel.shape[0], kernel.shape[1], 1, -1)
-    elif isinstance(layer, keras.layers.Conv2D):
-        groups = getattr(layer, "groups", 1)
-    else:
-        raise TypeError(f"check_layer handles keras.layers.Conv2D and DepthwiseConv2D; got "
-                        f"{type(layer).__name__}")
-    bias = keras.ops.convert_to_numpy(layer.bias) if layer.use_bias else None
-    report, diagnoses = check_conv(
-        actual, x, kernel, bias, layout="keras", rtol=rtol, atol=atol, strides=layer.strides,
-        padding=layer.padding, dilation_rate=layer.dilation_rate, groups=groups,
-        data_format=layer.data_format)
-    if not report.passed and raise_on_failure:
-        raise AssertionError(f"Keras layer {layer.name!r}: "
-                             + format_failure(report, diagnoses, "keras"))
-    return report

@@ -1,6 +1,7 @@
 """Run-time configuration: which compute engine (instruction set) runs, and how many threads.
 
-Both live in the C core (``csrc/dispatch.c``), decided once at import:
+Both live in the C core (``csrc/dispatch.c``, loaded by ``fastconv._engine``), decided once at
+import:
 
 - the engine is the best one this CPU supports (``avx512`` > ``avx2`` > ``generic``), unless the
   environment variable ``FASTCONV_KERNEL`` names a lower one (to test every code path);
@@ -14,55 +15,39 @@ blocks, never over the reduction, so every output element is summed in the same 
 from __future__ import annotations
 
 import os
-import warnings
 
-
-def _load_core():
-    """Import the C core with OpenMP's idle threads spinning briefly before they sleep.
-
-    libgomp (loaded with the core) reads its settings once, at load. By default a thread that
-    runs out of work spins ~300k iterations waiting for the others; on a 2-core machine shared
-    with any other busy process that spinning keeps the core from the thread it waits for,
-    and a 1 ms layer takes 10 ms. 10k spins cost nothing measurable on an idle machine. The
-    variable is set only for the load (the process environment is left as it was), and never
-    when the user chose GOMP_SPINCOUNT or OMP_WAIT_POLICY.
-    """
-    shorten = "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ
-    if shorten:
-        os.environ["GOMP_SPINCOUNT"] = "10000"
-    try:
-        from . import _core
-    finally:
-        if shorten:
-            del os.environ["GOMP_SPINCOUNT"]
-    return _core
-
-
-_core = _load_core()
+from . import _engine
 
 __all__ = ["cpu_info", "get_num_threads", "set_num_threads"]
 
-if _core.init_status() != 0:
-    warnings.warn(
-        f"FASTCONV_KERNEL={os.environ.get('FASTCONV_KERNEL')!r} is not one of the kernels "
-        f"this CPU can run {_core.available_kernels()}; using {_core.active_kernel()!r}",
-        RuntimeWarning,
-        stacklevel=2,
-    )
+
+# More threads than this per CPU only adds OS threads that wait for a core (each one started and
+# kept by OpenMP for the life of the process); a typo such as 10**6 would start a million.
+THREADS_PER_CPU_LIMIT = 4
 
 
 def set_num_threads(n):
-    """Use at most ``n`` OpenMP threads (n >= 1) in every later call, from any Python thread."""
+    """Use at most ``n`` OpenMP threads in every later call, from any Python thread.
+
+    ``1 <= n <= 4 * os.cpu_count()``; larger values are refused (ValueError).
+    """
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n={n!r} must be an int >= 1 (the number of threads)")
     if n < 1:
         raise ValueError(f"n={n} must be >= 1 (the number of threads)")
-    _core.set_num_threads(n)
+    cpus = os.cpu_count() or 1
+    if n > THREADS_PER_CPU_LIMIT * cpus:
+        raise ValueError(
+            f"n={n} threads is more than {THREADS_PER_CPU_LIMIT} per CPU on this machine "
+            f"({cpus} CPUs, so at most {THREADS_PER_CPU_LIMIT * cpus}): the extra threads would "
+            "only wait for a core"
+        )
+    _engine.set_num_threads(n)
 
 
 def get_num_threads():
     """The most threads a call will use."""
-    return _core.get_num_threads()
+    return _engine.get_num_threads()
 
 
 def cpu_info():
@@ -72,7 +57,7 @@ def cpu_info():
     (``get_num_threads()``), ``available`` (the engines this CPU can run, best first).
     """
     return {
-        "kernel": _core.active_kernel(),
-        "threads": _core.get_num_threads(),
-        "available": _core.available_kernels(),
+        "kernel": _engine.active_kernel(),
+        "threads": _engine.get_num_threads(),
+        "available": _engine.available_kernels(),
     }

@@ -1,7 +1,14 @@
 """Shared test configuration.
 
-tests/ is on sys.path (pytest's rootdir-relative import), so test modules import the
-independent references from tests/reference.py.
+Tests are grouped by what they compare against:
+  semantics/  fastconv's results against Caffe's definitions (numpy references, real Caffe's
+              recorded results) and its argument checking
+  peers/      fastconv against Keras/TensorFlow running the same layers
+  engine/     the C engine's parts (GEMM kernels, threads) and the package's import layers
+  oracle/     fastconv.testing, the oracle other projects use
+  frontends/  the Keras-layer bridge, the command line, the benchmark report
+tests/ is put on sys.path here, so every test imports the independent references as the
+``reference`` package (tests/reference/, which never imports fastconv).
 """
 import os
 import sys

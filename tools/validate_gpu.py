@@ -27,7 +27,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from fastconv.testing import validation
+    from fastconv.cli import validation
 
     validation.stderr_progress("importing Keras ...")
     backend = validation.keras_backend()

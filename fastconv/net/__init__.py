@@ -6,6 +6,7 @@ Net is built; importing this package does not need it.
 """
 from .blob import Blob
 from .layers import LAYER_TYPES, Layer
-from .net import TEST, TRAIN, Net
+from .net import Net
+from .schema import TEST, TRAIN
 
 __all__ = ["Net", "TEST", "TRAIN", "Blob", "Layer", "LAYER_TYPES"]

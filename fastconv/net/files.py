@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: one file format, read and written; its wire helpers belong together.
 """Caffe's two files: the text prototxt and the binary .caffemodel (both ``NetParameter``).
 
 The prototxt is parsed by protobuf's text format against :mod:`fastconv.net.schema`. The

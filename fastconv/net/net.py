@@ -16,10 +16,7 @@ import numpy as np
 from .blob import Blob
 from .files import StoredBlob, read_caffemodel, read_prototxt, write_caffemodel
 from .layers import InputLayer, fill, make_layer
-from .schema import INSTALL_HINT, messages
-
-TRAIN, TEST = 0, 1
-_PHASE_NAMES = {TRAIN: "TRAIN", TEST: "TEST"}
+from .schema import INSTALL_HINT, TEST, TRAIN, messages
 
 
 class Net:
@@ -87,11 +84,8 @@ class Net:
         bottom's blob, and the outputs are the blobs left unconsumed."""
         available = set()
         for layer in self.layers:
-            for index, name in enumerate(layer.bottoms):
-                if name not in self.blobs:
-                    raise ValueError(f"layer '{layer.name}' ({layer.type}) takes bottom "
-                                     f"'{name}', which no earlier layer produces")
-                available.discard(name)
+            # (insert_splits has already refused bottoms that no earlier layer produces)
+            available.difference_update(layer.bottoms)
             for index, name in enumerate(layer.tops):
                 in_place = index < len(layer.bottoms) and layer.bottoms[index] == name
                 if name in self.blobs and not in_place:

@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: most of it is MESSAGES, one declarative table of caffe.proto.
 """The subset of Caffe's ``caffe.proto`` (package ``caffe``, proto2) that deploy nets use.
 
 Written for fastconv from the file format's facts: message names, field names, numbers, types
@@ -384,7 +385,10 @@ MESSAGES = {
     ], {}),
 }
 
-TOP_LEVEL_ENUMS = {"Phase": [("TRAIN", 0), ("TEST", 1)]}
+# Caffe's Phase enum: the values pycaffe exposes as caffe.TRAIN and caffe.TEST.
+TRAIN, TEST = 0, 1
+
+TOP_LEVEL_ENUMS = {"Phase": [("TRAIN", TRAIN), ("TEST", TEST)]}
 
 # The V1 enum's names for layer types -> today's type strings (Caffe's UpgradeV1LayerType).
 V1_TYPE_NAMES = {

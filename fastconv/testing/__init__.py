@@ -1,10 +1,11 @@
-"""fastconv as a test oracle for other projects' convolutions.
+"""fastconv as a test oracle for other projects' convolutions, deconvolutions and poolings.
 
 ``assert_conv_close`` compares an output with fastconv's reference and, when they differ,
-names the porting mistake that reproduces it; ``compare`` is the report on its own;
-``exact_conv_inputs`` makes integer inputs for which any difference is a bug. Hypothesis
-strategies live in ``fastconv.testing.strategies`` (the only module that imports hypothesis);
-the pytest fixture ``conv_oracle`` in ``fastconv.pytest_plugin``. Example::
+names the porting mistake (or pair of mistakes) whose re-run reproduces it; ``check_conv``
+returns the :class:`Verdict` instead of raising (true when it passes); ``compare`` is the
+report on its own; ``exact_conv_inputs`` makes integer inputs for which any difference is a
+bug. Hypothesis strategies live in ``fastconv.testing.strategies`` (the only module that
+imports hypothesis); the pytest fixture ``conv_oracle`` in ``fastconv.pytest_plugin``. Example::
 
     from fastconv.testing import assert_conv_close, exact_conv_inputs
 
@@ -14,23 +15,30 @@ the pytest fixture ``conv_oracle`` in ``fastconv.pytest_plugin``. Example::
     # AssertionError: ... diagnosis: Keras padding='same' used for Caffe's symmetric pad=3
     #   fix: use keras.layers.ZeroPadding2D((pad_h, pad_w)) then Conv2D(padding='valid') ...
 
-Caffe's Deconvolution has its own oracle: ``assert_deconv_close`` / ``check_deconv`` /
-``deconv_reference`` (fastconv.testing.deconv), which names uncropped, misplaced and Keras
-'same' padding, dropped dilation, swapped blob axes and the like.
+Caffe's Deconvolution has its own oracle (``assert_deconv_close`` / ``check_deconv`` /
+``deconv_reference``, fastconv.testing.deconv), and so has Pooling (``assert_pool_close`` /
+``check_pool`` / ``pool_reference``, fastconv.testing.pool: floor vs ceil, the last-window
+clip, MAX over zero padding, the AVE divisor, Keras 'same', NCHW/NHWC). A live Keras layer is
+checked against the Caffe layer it ports by ``check_keras_layer`` (fastconv.testing.keras_layer).
 
 Tolerances: see fastconv.testing.compare (``atol + rtol * S``, ``rtol = (3*sqrt(K) + 2) * u``,
-``S = sum|x*w| + |b|`` per output); exactness bound: see fastconv.testing.exact
-(``(K + 1) * a**2 <= 2**24``).
+``S = sum|x*w| + |b|`` per output; NaN matches NaN and Inf the same Inf, element by element);
+exactness bound: see fastconv.testing.exact (``(K + 1) * a**2 <= 2**24``). A mistake is named
+only when re-running the reference with it reproduces the output within the tolerance
+(fastconv.testing.diagnosis).
 """
 from .compare import Comparison, compare, default_rtol, unit_roundoff
 from .deconv import assert_deconv_close, check_deconv, deconv_reference
-from .diagnosis import Diagnosis, Mistake, diagnose
+from .diagnosis import Diagnosis, Mistake, Verdict
 from .exact import EXACT_LIMIT, check_exact_inputs, exact_conv_inputs
-from .oracle import ConvOracle, assert_conv_close, check_conv, reference
+from .keras_layer import check_keras_layer
+from .oracle import ConvOracle, assert_conv_close, check_conv, diagnose, reference
+from .pool import assert_pool_close, check_pool, pool_reference
 
 __all__ = [
     "assert_conv_close", "check_conv", "reference", "compare", "Comparison", "default_rtol",
-    "unit_roundoff", "diagnose", "Diagnosis", "Mistake", "exact_conv_inputs",
+    "unit_roundoff", "diagnose", "Diagnosis", "Mistake", "Verdict", "exact_conv_inputs",
     "check_exact_inputs", "EXACT_LIMIT", "ConvOracle", "assert_deconv_close", "check_deconv",
-    "deconv_reference",
+    "deconv_reference", "assert_pool_close", "check_pool", "pool_reference",
+    "check_keras_layer",
 ]

@@ -20,6 +20,13 @@ tolerance, which is what lets the diagnosis name it.
 
 :func:`compare` works on its own with any two arrays; without ``scale`` it scales by
 ``max|expected|``.
+
+Non-finite values are compared position by position, as ``numpy.testing`` does with
+``equal_nan``: where the reference is NaN the actual value must be NaN, where it is +Inf or -Inf
+the actual value must be the same infinity, and a NaN or an infinity where the reference is
+finite is a mismatch. No tolerance ever reaches a non-finite position. ``rtol`` and ``atol`` must
+be finite and non-negative (a NaN tolerance would pass everything, a negative one fail a correct
+result).
 """
 from __future__ import annotations
 
@@ -34,6 +41,18 @@ def unit_roundoff(dtype):
     """Half the machine epsilon of a float dtype; float64's for integer or bool arrays."""
     dtype = np.dtype(dtype)
     return float(np.finfo(dtype if dtype.kind == "f" else np.float64).eps) / 2
+
+
+def check_tolerance(value, name):
+    """``value`` as a float, or ValueError naming ``name`` unless it is finite and >= 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}={value!r} must be a real number") from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{name}={value!r} must be finite and >= 0 (a NaN or infinite "
+                         "tolerance passes anything, a negative one fails everything)")
+    return number
 
 
 def default_rtol(dtype, kernel_dim):
@@ -67,6 +86,7 @@ class Comparison:
     max_rel_error: float = math.inf
     reference_scale: float = 0.0
     mismatches: int = 0
+    nonfinite_mismatches: int = 0
     size: int = 0
     worst_index: Optional[tuple] = None
     worst_actual: Optional[float] = None
@@ -100,6 +120,9 @@ class Comparison:
             f"mismatches: {self.mismatches} of {self.size} elements "
             f"(allowed |err| <= atol + rtol*S with rtol={self.rtol:.3g}, atol={self.atol:.3g}{k})",
         ]
+        if self.nonfinite_mismatches:
+            lines.append(f"of which {self.nonfinite_mismatches} at NaN/Inf positions (NaN must "
+                         "match NaN and Inf the same Inf, element by element)")
         if self.worst_index is not None:
             nchw, nhwc = self.worst_index_nchw, self.worst_index_nhwc
             where = (f"NCHW {list(nchw)} = NHWC {list(nhwc)}" if nchw is not None
@@ -114,39 +137,50 @@ class Comparison:
 
 
 def compare(actual, expected, *, rtol=None, atol=None, scale=None, kernel_dim=None,
-            layout="nchw"):
+            layout="nchw", where=None):
     """Compare two arrays element by element and return a :class:`Comparison`.
 
     ``scale`` is the per-element magnitude the relative tolerance multiplies (an array
     broadcastable to ``expected``, or a number); by default ``max|expected|``. ``rtol`` defaults
-    to ``default_rtol(actual.dtype, kernel_dim or 1)``, ``atol`` to 0. NaN matches nothing;
-    infinities match themselves.
+    to ``default_rtol(actual.dtype, kernel_dim or 1)``, ``atol`` to 0; both must be finite and
+    >= 0. NaN matches NaN and an infinity the same infinity, position by position (see the
+    module docstring). ``where`` (a boolean array like ``expected``) limits the comparison to
+    the elements it marks; the others count as matching.
     """
     actual = np.asarray(actual)
     expected = np.asarray(expected)
     if layout not in ("nchw", "nhwc"):
         raise ValueError(f"layout={layout!r} must be 'nchw' or 'nhwc'")
-    rtol = default_rtol(actual.dtype, kernel_dim or 1) if rtol is None else float(rtol)
-    atol = 0.0 if atol is None else float(atol)
+    rtol = default_rtol(actual.dtype, kernel_dim or 1) if rtol is None else check_tolerance(rtol, "rtol")
+    atol = 0.0 if atol is None else check_tolerance(atol, "atol")
     common = dict(layout=layout, actual_shape=actual.shape, expected_shape=expected.shape,
                   rtol=rtol, atol=atol, kernel_dim=kernel_dim)
     if actual.shape != expected.shape:
         return Comparison(passed=False, **common)
+    if expected.size == 0:
+        return Comparison(passed=True, max_abs_error=0.0, max_rel_error=0.0, **common)
     a = actual.astype(np.float64)
     e = expected.astype(np.float64)
-    reference_scale = float(np.max(np.abs(e), initial=0.0, where=np.isfinite(e)))
+    finite = np.isfinite(e)
+    reference_scale = float(np.max(np.abs(e), initial=0.0, where=finite))
     if scale is None:
         scale = reference_scale
-    with np.errstate(invalid="ignore"):
-        error = np.abs(a - e)
-        error[a == e] = 0.0  # equal infinities
-        error[np.isnan(error)] = np.inf
-    allowed = atol + rtol * np.broadcast_to(np.asarray(scale, dtype=np.float64), e.shape)
+    scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), e.shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        error = np.where(finite & np.isfinite(a), np.abs(a - e), 0.0)
+        # A scale made non-finite by the data (|x| overflowing) allows nothing.
+        allowed = np.where(finite & np.isfinite(scale), atol + rtol * scale, atol)
+    same_nonfinite = (np.isnan(e) & np.isnan(a)) | (np.isinf(e) & (a == e))
+    nonfinite_mismatch = ~(finite & np.isfinite(a)) & ~same_nonfinite
+    error[nonfinite_mismatch] = np.inf
     failing = error > allowed
-    if e.size == 0:
-        return Comparison(passed=True, max_abs_error=0.0, max_rel_error=0.0, **common)
+    if where is not None:
+        compared = np.broadcast_to(np.asarray(where, dtype=bool), e.shape)
+        error[~compared] = 0.0
+        nonfinite_mismatch &= compared
+        failing &= compared
     ratio = np.divide(error, allowed, out=np.where(error > 0, np.inf, 0.0), where=allowed > 0)
-    if np.isinf(ratio.max()):   # zero allowance (exact mode): the largest error among those
+    if np.isinf(ratio.max()):   # zero allowance or non-finite misses: the largest of those
         ratio = np.where(np.isinf(ratio), error, -1.0)
     worst = np.unravel_index(int(np.argmax(ratio)), e.shape)
     max_abs = float(error.max())
@@ -156,7 +190,8 @@ def compare(actual, expected, *, rtol=None, atol=None, scale=None, kernel_dim=No
         max_rel = 0.0 if max_abs == 0 else math.inf
     return Comparison(
         passed=not failing.any(), max_abs_error=max_abs, max_rel_error=max_rel,
-        reference_scale=reference_scale, mismatches=int(failing.sum()), size=int(e.size),
+        reference_scale=reference_scale, mismatches=int(failing.sum()),
+        nonfinite_mismatches=int(nonfinite_mismatch.sum()), size=int(e.size),
         worst_index=tuple(int(i) for i in worst), worst_actual=float(a[worst]),
         worst_expected=float(e[worst]), worst_allowed=float(allowed[worst]), **common,
     )

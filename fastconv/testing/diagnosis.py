@@ -1,290 +1,360 @@
-"""Naming the porting mistake behind a wrong convolution output.
+"""Naming the porting mistake behind a wrong output: one engine for every oracle.
 
-:func:`diagnose` re-runs fastconv's reference under each known mistake (the catalogue below, one
-mistake at a time) and reports those whose output matches ``actual`` within the default
-tolerance of :mod:`fastconv.testing.compare`. A mistake is never claimed on resemblance alone:
-its own output must reproduce ``actual``. Mistakes that cannot change this call (a swapped
-stride when ``stride_h == stride_w``, say) are not tried.
+Each oracle (convolution, deconvolution, pooling) describes a call as a *problem*: the inputs in
+float64, the parameters, and the caller's layout. A problem knows how to compute its own output
+(``output()``), the per-element magnitude its tolerance scales with (``magnitude()``), a cheap
+upper bound on that magnitude (``magnitude_bound()``), its default ``rtol`` for a dtype, and its
+catalogue of porting mistakes (``mistakes()``), each a :class:`Change`: the call as the mistaken
+code made it, and/or what that code did to the output.
+
+:func:`search` re-runs the problem under each mistake, then, when none alone reproduces
+``actual``, under each pair of mistakes (a flipped kernel and a missing bias, a reshaped kernel
+and a dropped pad, ...). A mistake is named only when its re-run brings ``actual`` within the
+same tolerance the check itself uses; never on resemblance. When nothing reproduces, the
+candidate whose re-run came clearly closest (at most half the error) is offered as a hint, and
+the message says it is not a diagnosis. :class:`Verdict` is what ``check_conv``,
+``check_deconv`` and ``check_pool`` return; :func:`format_verdict` words it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 
-from .compare import Comparison, compare, default_rtol, unit_roundoff
-from ._problem import Padding
+from .._params.common import format_pair
 
-TF32_ROUNDOFF = 2.0 ** -11  # 10 explicit mantissa bits, round to nearest
-TF32_FIX = ("force full float32: tf.config.experimental.enable_tensor_float_32_execution(False) | "
-            "torch.backends.cudnn.allow_tf32 = False | "
-            "jax.config.update('jax_default_matmul_precision', 'highest')")
+from .compare import Comparison, check_tolerance, compare
+
+# Above this many multiply-adds per re-run (a rough count the problem gives), pairs of mistakes
+# are not tried: a few hundred re-runs of a large layer would take minutes.
+PAIR_BUDGET = 2e7
+CLOSER_FACTOR = 0.5     # a hint must at least halve the error
 
 
 @dataclass(frozen=True)
 class Mistake:
-    """One known porting mistake: a short ``name``, what happened, and the one-line fix."""
+    """One known porting mistake: a short ``name``, what happened, and the one-line fix.
+
+    Mistakes of one ``family`` (say, the padding rules) replace each other, so they are never
+    paired with each other.
+    """
 
     name: str
     description: str
     fix: str
+    family: str = ""
+
+    @property
+    def kind(self):
+        return self.family or self.name
+
+
+@dataclass(frozen=True)
+class Change:
+    """A mistake as a re-run: ``problem`` is the call the mistaken code made (None: the same
+    call), ``output`` what it then did to the output (None: nothing)."""
+
+    mistake: Mistake
+    problem: object = None
+    output: Optional[Callable] = None
 
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """A mistake whose re-run reproduces ``actual``, with that comparison as evidence."""
+    """One or two mistakes and the comparison of ``actual`` with their re-run.
 
-    mistake: Mistake
+    ``reproduces`` is whether that comparison passed: only then is it a diagnosis.
+    """
+
+    mistakes: tuple
     evidence: Comparison
 
     @property
+    def reproduces(self):
+        return self.evidence.passed
+
+    @property
     def name(self):
-        return self.mistake.name
+        return "+".join(m.name for m in self.mistakes)
+
+    @property
+    def mistake(self):
+        """The mistakes as one :class:`Mistake` (a pair reads "first; and second")."""
+        if len(self.mistakes) == 1:
+            return self.mistakes[0]
+        return Mistake(self.name, "; and ".join(m.description for m in self.mistakes),
+                       "; ".join(m.fix for m in self.mistakes))
 
     def __str__(self):
-        return (f"{self.mistake.description} (re-running the reference with this mistake "
-                f"reproduces actual: max rel error {self.evidence.max_rel_error:.2g})\n"
+        return (f"{self.mistake.description} (re-running the reference with "
+                f"{'this mistake' if len(self.mistakes) == 1 else 'both mistakes'} reproduces "
+                f"actual within the tolerance: max rel error {self.evidence.max_rel_error:.2g})\n"
                 f"  fix: {self.mistake.fix}")
 
 
-def diagnosis_lines(diagnoses, tried):
-    """An assertion message's verdict: the best-matching mistake with its fix and any others
-    that also reproduce the output, or, when none does, what was tried."""
-    if not diagnoses:
-        return [f"diagnosis: no single known porting mistake reproduces actual (tried {tried})"]
-    lines = ["diagnosis: " + str(diagnoses[0])]
-    others = [d.mistake.description for d in diagnoses[1:]]
-    if others:
-        lines.append("  also reproduced by: " + "; ".join(others))
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of ``check_conv`` / ``check_deconv`` / ``check_pool``.
+
+    ``bool(verdict)`` is whether ``actual`` passed, so ``assert check_conv(...)`` works.
+    ``comparison`` is the :class:`~fastconv.testing.compare.Comparison`; ``diagnoses`` the
+    mistakes whose re-run reproduces ``actual`` (best first, maybe none); ``closest`` the
+    candidate that came clearly closest when none reproduces (a hint, not a diagnosis);
+    ``tried`` the names of the single mistakes tried and ``pairs_tried`` how many pairs.
+    Unpacking gives ``(comparison, diagnoses)``, as the tuple earlier versions returned:
+    ``report, diagnoses = check_conv(...)`` keeps working. ``str(verdict)`` is the full message.
+    """
+
+    what: str
+    context: str
+    comparison: Comparison
+    diagnoses: tuple = ()
+    closest: Optional[Diagnosis] = None
+    tried: tuple = ()
+    pairs_tried: int = 0
+    pairs_skipped: bool = False
+    note: str = ""
+
+    @property
+    def passed(self):
+        return self.comparison.passed
+
+    def __bool__(self):
+        return self.passed
+
+    def __iter__(self):
+        yield self.comparison
+        yield list(self.diagnoses)
+
+    def __str__(self):
+        return format_verdict(self)
+
+
+def format_verdict(verdict):
+    """The assertion message: errors, worst element, and the diagnosis or what was tried."""
+    report = verdict.comparison
+    head = "PASS" if report.passed else "FAIL"
+    if report.passed:
+        lines = [f"{head}: {verdict.what} output matches fastconv's reference "
+                 f"({verdict.context})", "  " + report.summary().replace("\n", "\n  ")]
+    else:
+        lines = [f"{verdict.what} output differs from fastconv's reference ({verdict.context})",
+                 "  " + report.summary().replace("\n", "\n  ")]
+        lines += _diagnosis_lines(verdict)
+    if verdict.note:
+        lines.append("note: " + verdict.note)
+    return "\n".join(lines)
+
+
+def _diagnosis_lines(verdict):
+    if verdict.diagnoses:
+        lines = ["diagnosis: " + str(verdict.diagnoses[0])]
+        others = [d.mistake.description for d in verdict.diagnoses[1:]]
+        if others:
+            lines.append("  also reproduced by: " + "; ".join(others))
+        return lines
+    if not verdict.tried:
+        return []
+    pairs = (f" and {verdict.pairs_tried} pairs of them" if verdict.pairs_tried else
+             " (pairs not tried: the layer is too large for a few hundred re-runs)"
+             if verdict.pairs_skipped else "")
+    lines = [f"diagnosis: none. No known porting mistake reproduces actual; tried "
+             f"{', '.join(verdict.tried)}{pairs}"]
+    closest = verdict.closest
+    if closest is not None:
+        base = verdict.comparison
+        before = ("a shape mismatch" if not base.shape_matches
+                  else f"max abs error {base.max_abs_error:.3g}")
+        lines.append(f"  closest candidate (a hint, not a diagnosis: it does not reproduce "
+                     f"actual): {closest.mistake.description}: max abs error "
+                     f"{closest.evidence.max_abs_error:.3g} instead of {before}")
     return lines
 
 
-def _swap(pair):
-    return (pair[1], pair[0])
+def _evaluate(actual, problem, outputs, mistakes, rtol, atol):
+    """The Diagnosis of one re-run, or None when it has no output of ``actual``'s shape."""
+    try:
+        expected = problem.output()
+    except ValueError:     # the mistaken call has no valid geometry: nobody made it
+        return None
+    if expected is None:
+        return None
+    defined = problem.defined()
+    for change in outputs:
+        expected = change(expected)
+        defined = None if defined is None else change(defined)
+    if expected.shape != actual.shape:
+        return None
+    tolerance = dict(rtol=problem.default_rtol(actual.dtype) if rtol is None else rtol,
+                     atol=atol, kernel_dim=problem.kernel_dim, layout=problem.layout,
+                     where=defined)
+    bound = problem.magnitude_bound()
+    if np.isfinite(bound):
+        # Cheap screen: the per-element magnitude never exceeds the bound, so failing with the
+        # bound means failing with the magnitude, and its convolution can be skipped.
+        screen = compare(actual, expected, scale=bound, **tolerance)
+        if not screen.passed:
+            return Diagnosis(mistakes, screen)
+    scale = problem.magnitude()
+    for change in outputs:
+        scale = change(scale)
+    return Diagnosis(mistakes, compare(actual, expected, scale=scale, **tolerance))
 
 
-def _mistaken_problems(p):
-    """(Mistake, ConvProblem) for each mistake that changes this call."""
-    out_ch, group_ch, kernel_h, kernel_w = p.w.shape
-    batch, channels, height, width = p.x.shape
-    w = p.w
-    yield (Mistake("kernel_reshaped_caffe_to_keras",
-                   "kernel reshaped instead of transposed (Caffe OIHW -> Keras HWIO)",
-                   "kernel = fastconv.caffe_to_keras_kernel(w)  # w.transpose(2, 3, 1, 0), "
-                   "not w.reshape(kh, kw, C, O)"),
-           p.replace(w=w.reshape(kernel_h, kernel_w, group_ch, out_ch).transpose(3, 2, 0, 1)))
-    yield (Mistake("kernel_reshaped_keras_to_caffe",
-                   "kernel reshaped instead of transposed (Keras HWIO -> Caffe OIHW)",
-                   "w = fastconv.keras_to_caffe_kernel(kernel)  # kernel.transpose(3, 2, 0, 1), "
-                   "not kernel.reshape(O, C, kh, kw)"),
-           p.replace(w=w.transpose(2, 3, 1, 0).reshape(w.shape)))
-    yield (Mistake("kernel_flipped",
-                   "kernel spatially flipped (Theano-style true convolution; Caffe and "
-                   "TensorFlow cross-correlate)",
-                   "kernel = fastconv.flip_kernel(kernel)  # kernel[::-1, ::-1] for HWIO, "
-                   "w[:, :, ::-1, ::-1] for OIHW"),
-           p.replace(w=w[:, :, ::-1, ::-1]))
-    yield (Mistake("kernel_hw_swapped",
-                   "kernel's spatial axes swapped (kernel_h <-> kernel_w, e.g. "
-                   "w.transpose(3, 2, 1, 0) instead of (2, 3, 1, 0))",
-                   "kernel = w.transpose(2, 3, 1, 0) (fastconv.caffe_to_keras_kernel) and "
-                   "kernel_size=(kernel_h, kernel_w) in that order"),
-           p.replace(w=w.transpose(0, 1, 3, 2)))
-    if kernel_h != kernel_w:
-        yield (Mistake("kernel_shape_swapped",
-                       "kernel built as kernel_w x kernel_h and the weights reshaped into it",
-                       "kernel_size=(kernel_h, kernel_w): Caffe's kernel_h is the height"),
-               p.replace(w=w.reshape(out_ch, group_ch, kernel_w, kernel_h)))
-    x = p.x
-    yield (Mistake("input_reshaped_nchw_to_nhwc",
-                   "input reshaped instead of transposed (NCHW data fed as NHWC)",
-                   "x = fastconv.nchw_to_nhwc(x)  # x.transpose(0, 2, 3, 1), not x.reshape(...)"),
-           p.replace(x=x.reshape(batch, height, width, channels).transpose(0, 3, 1, 2)))
-    yield (Mistake("input_reshaped_nhwc_to_nchw",
-                   "input reshaped instead of transposed (NHWC data fed as NCHW)",
-                   "x = fastconv.nhwc_to_nchw(x)  # x.transpose(0, 3, 1, 2), not x.reshape(...)"),
-           p.replace(x=x.transpose(0, 2, 3, 1).reshape(x.shape)))
-    yield (Mistake("input_hw_swapped", "input's height and width swapped",
-                   "NCHW -> NHWC is x.transpose(0, 2, 3, 1), not (0, 3, 2, 1)"),
-           p.replace(x=x.transpose(0, 1, 3, 2)))
-    yield from _padding_mistakes(p)
-    if p.stride[0] != p.stride[1]:
-        yield (Mistake("stride_hw_swapped", f"stride_h and stride_w swapped (used {_swap(p.stride)})",
-                       f"strides=({p.stride[0]}, {p.stride[1]}): Caffe's stride_h comes first"),
-               p.replace(stride=_swap(p.stride)))
-    if p.dilation[0] != p.dilation[1]:
-        yield (Mistake("dilation_hw_swapped", "dilation h and w swapped",
-                       f"dilation_rate=({p.dilation[0]}, {p.dilation[1]})"),
-               p.replace(dilation=_swap(p.dilation)))
-    if p.dilation != (1, 1):
-        yield (Mistake("dilation_dropped", f"dilation {p.dilation} dropped (ran with 1)",
-                       f"pass dilation_rate=({p.dilation[0]}, {p.dilation[1]}) (Caffe's dilation)"),
-               p.replace(dilation=(1, 1)))
-    if p.b is not None and np.any(p.b != 0):
-        yield (Mistake("bias_missing", "bias missing (the layer ran without its bias)",
-                       "load the bias too: layer.set_weights([kernel, b]) with use_bias=True "
-                       "(Caffe's bias_term defaults to true)"),
-               p.replace(b=None))
-    if p.group > 1:
-        block = channels // p.group
-        groups_reversed = x.reshape(batch, p.group, block, height, width)[:, ::-1].reshape(x.shape)
-        yield (Mistake("groups_swapped", "channel groups swapped (group g read the input "
-                       "channels of group G-1-g)",
-                       "group g uses input channels [g*C/G, (g+1)*C/G) and filters "
-                       "[g*O/G, (g+1)*O/G), in order"),
-               p.replace(x=groups_reversed))
-        interleaved = x.reshape(batch, block, p.group, height, width).transpose(0, 2, 1, 3, 4)
-        yield (Mistake("groups_interleaved", "input channels assigned to groups round-robin "
-                       "(channel c in group c % G) instead of in contiguous blocks",
-                       "group g uses the contiguous input channels [g*C/G, (g+1)*C/G)"),
-               p.replace(x=interleaved.reshape(x.shape)))
-
-
-def _padding_mistakes(p):
-    mode, pad = p.padding.mode, p.padding.pad
-    same_fix = ("use keras.layers.ZeroPadding2D((pad_h, pad_w)) then Conv2D(padding='valid') "
-                "(fastconv.keras.from_caffe builds it); 'same' pads the odd cell only at the "
-                "bottom/right")
-    if mode == "caffe":
-        yield (Mistake("same_instead_of_caffe_pad",
-                       f"Keras padding='same' used for Caffe's symmetric pad={_show(pad)}",
-                       same_fix), p.replace(padding=Padding("same")))
-        if pad != (0, 0):
-            yield (Mistake("pad_dropped", f"Caffe's pad={_show(pad)} dropped (padding='valid')",
-                           f"add keras.layers.ZeroPadding2D(({pad[0]}, {pad[1]})) before the "
-                           "convolution"), p.replace(padding=Padding("valid")))
-        if pad[0] != pad[1]:
-            yield (Mistake("pad_hw_swapped", f"pad_h and pad_w swapped (used {_swap(pad)})",
-                           f"ZeroPadding2D(({pad[0]}, {pad[1]})): Caffe's pad_h comes first"),
-                   p.replace(padding=Padding("caffe", _swap(pad))))
-        floored = p.replace(padding=Padding("floor", pad))
-        if floored.output_shape() != p.output_shape():
-            yield (Mistake("floor_instead_of_truncation",
-                           "output size computed with floor division; Caffe's C division "
-                           "truncates toward zero and makes 1 output where the kernel's extent "
-                           "exceeds the padded input by less than the stride",
-                           "pad the bottom/right with extent - (in + 2*pad) extra zeros so "
-                           "'valid' makes that output (fastconv.keras.from_caffe with "
-                           "input_size does it)"),
-                   floored)
-        return
-    if mode == "same":
-        total_h, total_w = _same_totals(p)
-        # A symmetric port of an odd total pads half of it rounded down or up on both sides.
-        for rounding in sorted({0, total_h % 2, total_w % 2}):
-            sym = ((total_h + rounding) // 2, (total_w + rounding) // 2)
-            yield (Mistake("caffe_pad_instead_of_same",
-                           f"Caffe-style symmetric pad={_show(sym)} used where Keras "
-                           "'same' pads the odd extra cell only at the bottom/right",
-                           "use padding='same', or ZeroPadding2D(((top, bottom), (left, "
-                           "right))) with the extra cell at the bottom/right"),
-                   p.replace(padding=Padding("caffe", sym)))
-        yield (Mistake("valid_instead_of_same", "padding='valid' used where 'same' was meant",
-                       "padding='same'"), p.replace(padding=Padding("valid")))
-    else:
-        yield (Mistake("same_instead_of_valid", "padding='same' used where 'valid' was meant",
-                       "padding='valid'"), p.replace(padding=Padding("same")))
-
-
-def _same_totals(p):
-    totals = []
-    for axis in (0, 1):
-        size = p.x.shape[2 + axis]
-        span = p.dilation[axis] * (p.w.shape[2 + axis] - 1) + 1
-        out = -(-size // p.stride[axis])
-        totals.append(max((out - 1) * p.stride[axis] + span - size, 0))
-    return tuple(totals)
-
-
-def _show(pair):
-    return pair[0] if pair[0] == pair[1] else tuple(pair)
-
-
-def _output_mistakes(p):
-    """(Mistake, transform) for mistakes made on the output: transform(reference) is what the
-    mistaken code returns (and transform(scale) its tolerance scale)."""
-    if p.channels_last:
-        yield (Mistake("output_in_nchw", "output is NCHW where NHWC was expected",
-                       "y = fastconv.nchw_to_nhwc(y)"), lambda y: y.transpose(0, 3, 1, 2))
-        yield (Mistake("output_reshaped_from_nchw", "NCHW output reshaped (not transposed) to NHWC",
-                       "y = fastconv.nchw_to_nhwc(y)  # not y.reshape(...)"),
-               lambda y: np.ascontiguousarray(y.transpose(0, 3, 1, 2)).reshape(y.shape))
-    else:
-        yield (Mistake("output_in_nhwc", "output is NHWC where NCHW was expected",
-                       "y = fastconv.nhwc_to_nchw(y)"), lambda y: y.transpose(0, 2, 3, 1))
-        yield (Mistake("output_reshaped_from_nhwc", "NHWC output reshaped (not transposed) to NCHW",
-                       "y = fastconv.nhwc_to_nchw(y)  # not y.reshape(...)"),
-               lambda y: np.ascontiguousarray(y.transpose(0, 2, 3, 1)).reshape(y.shape))
-    if p.group > 1:
-        groups = p.group
-        axis = 3 if p.channels_last else 1
-
-        def interleave(y):
-            moved = np.moveaxis(y, axis, -1)
-            per_group = moved.shape[-1] // groups
-            mixed = moved.reshape(*moved.shape[:-1], groups, per_group).swapaxes(-1, -2)
-            return np.moveaxis(mixed.reshape(moved.shape), -1, axis)
-        yield (Mistake("output_groups_interleaved", "output channels of the groups interleaved "
-                       "(filter j of group g at j*G + g instead of g*O/G + j), e.g. a "
-                       "DepthwiseConv2D depth_multiplier order mix-up",
-                       "filter j of group g is output channel g*O/G + j (Caffe and Keras "
-                       "DepthwiseConv2D order: c*depth_multiplier + m)"), interleave)
-
-
-def diagnose(actual, problem, reference=None, scale=None):
-    """Known mistakes whose re-run reproduces ``actual``, best match first (maybe none)."""
+def search(actual, problem, report, *, rtol=None, atol=None, pairs=True):
+    """Re-run ``problem`` under its mistakes; return ``(diagnoses, closest, tried, pairs_tried,
+    pairs_skipped)`` for :class:`Verdict` (see the module docstring)."""
     actual = np.asarray(actual)
-    found = []
-
-    def check(mistake, expected, mistake_scale, kernel_dim):
-        report = compare(actual, expected, scale=mistake_scale, kernel_dim=kernel_dim,
-                         layout="nhwc" if problem.channels_last else "nchw")
-        if report.passed:
-            found.append(Diagnosis(mistake, report))
-
-    for mistake, alternative in _mistaken_problems(problem):
-        if alternative.output_shape() != actual.shape:
-            continue
-        expected = alternative.run()
-        # Cheap rigorous screen before the |x|*|w| convolution: S_i never exceeds
-        # max|x| * max_o sum|w_o| + max|b|, so a larger error cannot pass.
-        bound = default_rtol(actual.dtype, alternative.kernel_dim) * _magnitude_bound(alternative)
-        if expected.size and np.max(np.abs(actual - expected)) > bound:
-            continue
-        check(mistake, expected, alternative.magnitude(), alternative.kernel_dim)
-    if reference is None:
-        reference, scale = problem.run(), problem.magnitude()
-    for mistake, transform in _output_mistakes(problem):
-        expected = transform(reference)
-        if expected.shape == actual.shape:
-            check(mistake, expected, transform(scale), problem.kernel_dim)
-    if actual.shape == reference.shape and not found:
-        tf32 = _tf32_diagnosis(actual, problem, reference, scale)
-        if tf32 is not None:
-            found.append(tf32)
-    found.sort(key=lambda d: d.evidence.max_rel_error)
-    return found
+    singles = [change for change in problem.mistakes() if _applies(change, actual)]
+    results = []
+    for change in singles:
+        result = _evaluate(actual, change.problem or problem,
+                           [change.output] if change.output else [], (change.mistake,),
+                           rtol, atol)
+        if result is not None:
+            results.append(result)
+    tried = tuple(dict.fromkeys(change.mistake.name for change in singles))
+    pairs_tried, pairs_skipped = 0, False
+    if not any(r.reproduces for r in results) and pairs:
+        if problem.cost() > PAIR_BUDGET:
+            pairs_skipped = True
+        else:
+            pair_results, pairs_tried = _search_pairs(actual, problem, singles, rtol, atol)
+            results += pair_results
+    diagnoses = sorted((r for r in results if r.reproduces),
+                       key=lambda r: (len(r.mistakes), r.evidence.max_rel_error))
+    closest = None
+    if not diagnoses and results:
+        best = min(results, key=lambda r: r.evidence.max_abs_error)
+        before = report.max_abs_error if report.shape_matches else np.inf
+        if best.evidence.max_abs_error < CLOSER_FACTOR * before:
+            closest = best
+    return tuple(diagnoses), closest, tried, pairs_tried, pairs_skipped
 
 
-def _magnitude_bound(problem):
-    weight_sums = np.abs(problem.w).reshape(problem.w.shape[0], -1).sum(axis=1)
-    bias = 0.0 if problem.b is None else float(np.abs(problem.b).max())
-    return float(np.abs(problem.x).max(initial=0.0)) * float(weight_sums.max()) + bias
+def _search_pairs(actual, problem, singles, rtol, atol):
+    """Each mistake followed by each other mistake of another family, both orders."""
+    found, results, count = set(), [], 0
+    for first in singles:
+        after_first = first.problem or problem
+        for second in after_first.mistakes():
+            if second.mistake.kind == first.mistake.kind or not _applies(second, actual):
+                continue
+            names = frozenset((first.mistake.name, second.mistake.name))
+            if names in found:
+                continue
+            outputs = [c.output for c in (first, second) if c.output]
+            mistakes = tuple(sorted((first.mistake, second.mistake),
+                                    key=lambda m: _catalogue_order(singles, m)))
+            result = _evaluate(actual, second.problem or after_first, outputs, mistakes,
+                               rtol, atol)
+            count += 1
+            if result is None:
+                continue
+            results.append(result)
+            if result.reproduces:
+                found.add(names)
+    return results, count
 
 
-def _tf32_diagnosis(actual, problem, reference, scale):
-    """TF32-sized error: within ``2**-10 * (4*sqrt(sum (x w)^2) + |y|)`` on top of the float32
-    tolerance, i.e. what rounding x and w to 10 mantissa bits (nearest or toward zero) and
-    accumulating in float32 can do; claimed only for float32-or-wider outputs."""
-    if unit_roundoff(actual.dtype) > 2.0 ** -24:
-        return None
-    allowed_scale = 2 * TF32_ROUNDOFF * (4 * problem.magnitude_rms() + np.abs(reference))
-    fp32_rtol = default_rtol(np.float32, problem.kernel_dim)
-    report = compare(actual, reference, rtol=1.0, atol=0.0,
-                     scale=allowed_scale + fp32_rtol * scale, kernel_dim=problem.kernel_dim,
-                     layout="nhwc" if problem.channels_last else "nchw")
-    if not report.passed:
-        return None
-    return Diagnosis(Mistake("tf32", "TF32-sized error (~1e-3 relative): the convolution ran "
-                             "with TensorFlow-32 inputs (NVIDIA Ampere or newer GPU default)",
-                             TF32_FIX), report)
+def _applies(change, actual):
+    # TF32 hands back float32: a float16 or float64 output did not come from it.
+    return change.mistake.kind != "tf32" or actual.dtype == np.float32
+
+
+def _catalogue_order(singles, mistake):
+    for index, change in enumerate(singles):
+        if change.mistake.name == mistake.name:
+            return index
+    return len(singles)
+
+
+def check(what, context, actual, problem, *, rtol=None, atol=None, diagnosis=True, note=""):
+    """Compare ``actual`` with ``problem``'s output under its tolerance; search the mistakes
+    when that fails (and ``diagnosis`` is true). What every ``check_*`` of the oracle does."""
+    actual = np.asarray(actual)
+    rtol = None if rtol is None else check_tolerance(rtol, "rtol")
+    atol = None if atol is None else check_tolerance(atol, "atol")
+    report = compare(actual, problem.output(),
+                     rtol=problem.default_rtol(actual.dtype) if rtol is None else rtol,
+                     atol=atol, scale=problem.magnitude(), kernel_dim=problem.kernel_dim,
+                     layout=problem.layout)
+    return verdict(what, context, report, actual, problem, rtol=rtol, atol=atol,
+                   diagnosis=diagnosis, note=note)
+
+
+def verdict(what, context, report, actual, problem, *, rtol=None, atol=None, diagnosis=True,
+            note=""):
+    """Run the search when ``report`` failed (and ``diagnosis`` is true); wrap it all up."""
+    if report.passed or not diagnosis:
+        return Verdict(what, context, report, note=note)
+    diagnoses, closest, tried, pairs_tried, pairs_skipped = search(
+        actual, problem, report, rtol=rtol, atol=atol)
+    return Verdict(what, context, report, diagnoses, closest, tried, pairs_tried, pairs_skipped,
+                   note)
+
+
+# ---------------------------------------------------------------------------------------------
+# Mistakes every oracle shares: the NCHW/NHWC mix-ups (problems hold NCHW x and hand outputs
+# back in the caller's layout), TF32, and a missing bias.
+
+TF32_FIX = ("force full float32: tf.config.experimental.enable_tensor_float_32_execution(False) | "
+            "torch.backends.cuda.matmul.allow_tf32 = False and torch.backends.cudnn.allow_tf32 = "
+            "False | jax.config.update('jax_default_matmul_precision', 'highest')")
+
+
+def round_to_tf32(a, toward_zero=False):
+    """float64 values rounded to TF32's 10 explicit mantissa bits (to nearest, ties away from
+    zero, as NVIDIA's cvt.rna; or toward zero, which is what feeding float32 bits to a TF32
+    tensor core without conversion does)."""
+    bits = np.ascontiguousarray(a, np.float32).view(np.uint32)
+    if not toward_zero:
+        bits = bits + np.uint32(1 << 12)
+    return (bits & np.uint32(0xFFFFE000)).view(np.float32).astype(np.float64)
+
+
+def tf32_changes(p):
+    """The problem with x and w rounded to TF32 (both roundings); only for float32 ports."""
+    for toward_zero, name, how in ((False, "tf32", "rounded to nearest"),
+                                   (True, "tf32", "truncated")):
+        yield Change(Mistake(
+            name, f"TF32 arithmetic: the inputs were {how} to 10 mantissa bits (what NVIDIA "
+            "Ampere-or-newer GPUs do by default for float32 convolutions in TensorFlow, and in "
+            "PyTorch when allow_tf32 is set)", TF32_FIX, family="tf32"),
+            p.replace(x=round_to_tf32(p.x, toward_zero), w=round_to_tf32(p.w, toward_zero)))
+
+
+def bias_missing_change(p, fix):
+    if p.b is not None and np.any(p.b != 0):
+        yield Change(Mistake("bias_missing", "bias missing (the layer ran without its bias)", fix),
+                     p.replace(b=None))
+
+
+def layout_changes(p):
+    """Input reshaped (not transposed) either way; output left in, or reshaped from, the other
+    layout."""
+    x = p.x
+    batch, channels, height, width = x.shape
+    yield Change(Mistake("input_reshaped_nchw_to_nhwc",
+                         "input reshaped instead of transposed (NCHW data fed as NHWC)",
+                         "x = fastconv.nchw_to_nhwc(x)  # x.transpose(0, 2, 3, 1), not "
+                         "x.reshape(...)", family="input_layout"),
+                 p.replace(x=x.reshape(batch, height, width, channels).transpose(0, 3, 1, 2)))
+    yield Change(Mistake("input_reshaped_nhwc_to_nchw",
+                         "input reshaped instead of transposed (NHWC data fed as NCHW)",
+                         "x = fastconv.nhwc_to_nchw(x)  # x.transpose(0, 3, 1, 2), not "
+                         "x.reshape(...)", family="input_layout"),
+                 p.replace(x=x.transpose(0, 2, 3, 1).reshape(x.shape)))
+    # What a port that computed in the other layout returns, seen in the caller's layout.
+    here, other = ("nhwc", "nchw") if p.channels_last else ("nchw", "nhwc")
+    to_other = (0, 3, 1, 2) if p.channels_last else (0, 2, 3, 1)
+    convert = f"fastconv.{other}_to_{here}"
+    yield Change(Mistake(f"output_in_{other}",
+                         f"output is {other.upper()} where {here.upper()} was expected",
+                         f"y = {convert}(y)", family="output_layout"),
+                 output=lambda y: y.transpose(to_other))
+    yield Change(Mistake(f"output_reshaped_from_{other}",
+                         f"{other.upper()} output reshaped (not transposed) to {here.upper()}",
+                         f"y = {convert}(y)  # not y.reshape(...)", family="output_layout"),
+                 output=lambda y: np.ascontiguousarray(y.transpose(to_other)).reshape(y.shape))

@@ -1,12 +1,18 @@
-"""The oracle's entry points: reference outputs and the assertion that explains itself."""
+"""The convolution oracle's entry points: the reference and the assertion that explains itself.
+
+Also :class:`ConvOracle`, every oracle (convolution, deconvolution, pooling) as one object:
+what the pytest fixture ``conv_oracle`` hands out.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from ._problem import problem_from_call
-from .compare import compare, default_rtol
-from .diagnosis import diagnose, diagnosis_lines
+from .compare import compare
+from .conv import problem_from_call
+from .deconv import assert_deconv_close, check_deconv, deconv_reference
+from .diagnosis import Verdict, check, format_verdict, search
 from .exact import check_exact_inputs, exact_conv_inputs
+from .pool import assert_pool_close, check_pool, pool_reference
 
 
 def reference(x, w, b=None, *, layout="caffe", **params):
@@ -16,41 +22,40 @@ def reference(x, w, b=None, *, layout="caffe", **params):
     ``layout='keras'``: x NHWC (or NCHW with ``data_format='channels_first'``), kernel HWIO,
     params ``strides, padding, dilation_rate, groups, data_format``.
     """
-    return problem_from_call(x, w, b, layout, params).run()
+    return problem_from_call(x, w, b, layout, params).output()
 
 
 def check_conv(actual, x, w, b=None, *, layout="caffe", rtol=None, atol=None, exact=False,
                diagnosis=True, **params):
-    """Compare ``actual`` with the reference; return ``(Comparison, [Diagnosis, ...])``.
+    """Compare ``actual`` with the reference; return a :class:`~fastconv.testing.Verdict`.
 
-    Diagnoses are computed only when the comparison fails (and ``diagnosis`` is true).
+    ``bool(verdict)`` is the verdict, so ``assert check_conv(...)`` fails on a wrong output;
+    ``report, diagnoses = check_conv(...)`` unpacks to the Comparison and the list of
+    Diagnoses, as before. Diagnoses are searched only when the comparison fails (and
+    ``diagnosis`` is true): single mistakes, then pairs of them; a mistake is named only when
+    its re-run reproduces ``actual`` within the same tolerance.
     """
     problem = problem_from_call(x, w, b, layout, params)
-    actual = np.asarray(actual)
     if exact:
         check_exact_inputs(x, w, b, problem.kernel_dim)
         rtol, atol = 0.0, 0.0
-    expected_shape = problem.output_shape()
-    reference_out = problem.run()
-    scale = problem.magnitude()
-    if rtol is None:
-        rtol = default_rtol(actual.dtype, problem.kernel_dim)
-    report = compare(actual, reference_out, rtol=rtol, atol=atol, scale=scale,
-                     kernel_dim=problem.kernel_dim,
-                     layout="nhwc" if problem.channels_last else "nchw")
-    assert report.expected_shape == expected_shape
-    if report.passed or not diagnosis:
-        return report, []
-    return report, diagnose(actual, problem, reference_out, scale)
+    return check("convolution", f"layout={layout!r}, {problem.layout.upper()}", actual, problem,
+                 rtol=rtol, atol=atol, diagnosis=diagnosis)
+
+
+def diagnose(actual, problem, *, rtol=None, atol=None):
+    """The mistakes (single, then pairs) whose re-run of ``problem`` reproduces ``actual``,
+    best first (maybe none). ``problem`` is a conv, deconv or pool problem of
+    fastconv.testing."""
+    report = compare(np.asarray(actual), problem.output(), rtol=0.0, atol=0.0)
+    return list(search(actual, problem, report, rtol=rtol, atol=atol)[0])
 
 
 def format_failure(report, diagnoses, layout):
-    where = "NHWC" if report.layout == "nhwc" else "NCHW"
-    lines = [f"convolution output differs from fastconv's reference (layout={layout!r}, {where})",
-             "  " + report.summary().replace("\n", "\n  ")]
-    lines += diagnosis_lines(diagnoses, "kernel/data/output layouts, flips, padding rules, "
-                                        "groups, stride/dilation/bias slips, TF32")
-    return "\n".join(lines)
+    """The assertion message for a ``(Comparison, [Diagnosis, ...])`` pair of a convolution
+    (what ``str(check_conv(...))`` gives, without the list of mistakes tried)."""
+    return format_verdict(Verdict("convolution", f"layout={layout!r}, {report.layout.upper()}",
+                                  report, tuple(diagnoses)))
 
 
 def assert_conv_close(actual, x, w, b=None, *, layout="caffe", rtol=None, atol=None, exact=False,
@@ -60,41 +65,36 @@ def assert_conv_close(actual, x, w, b=None, *, layout="caffe", rtol=None, atol=N
     The conv parameters are those of ``layout``: ``stride, pad, dilation, group`` for 'caffe'
     (x NCHW, w OIHW) and ``strides, padding, dilation_rate, groups, data_format`` for 'keras'
     (kernel HWIO). Tolerance per element: ``atol + rtol * S`` with ``S = sum|x*w| + |b|`` and
-    ``rtol = (3*sqrt(K) + 2) * u(actual.dtype)`` by default (see fastconv.testing.compare).
-    ``exact=True`` requires integer inputs within the exactness bound (see
-    fastconv.testing.exact) and allows no difference at all. On failure the AssertionError
-    gives the errors, the worst element in NCHW and NHWC, the mismatch count and the porting
-    mistake that reproduces ``actual``, with its fix, when one does.
+    ``rtol = (3*sqrt(K) + 2) * u(actual.dtype)`` by default (see fastconv.testing.compare);
+    NaN must match NaN and an infinity the same infinity, element by element; ``rtol`` and
+    ``atol`` must be finite and >= 0. ``exact=True`` requires integer inputs within the
+    exactness bound (see fastconv.testing.exact) and allows no difference at all. On failure
+    the AssertionError gives the errors, the worst element in NCHW and NHWC, the mismatch count
+    and the porting mistake (or pair of mistakes) whose re-run reproduces ``actual``, with its
+    fix; when none does, what was tried and, as a hint, the closest candidate. Returns the
+    Comparison when it passes.
     """
-    report, diagnoses = check_conv(actual, x, w, b, layout=layout, rtol=rtol, atol=atol,
-                                   exact=exact, **params)
-    if not report.passed:
-        raise AssertionError(format_failure(report, diagnoses, layout))
-    return report
+    result = check_conv(actual, x, w, b, layout=layout, rtol=rtol, atol=atol, exact=exact,
+                        **params)
+    if not result:
+        raise AssertionError(str(result))
+    return result.comparison
 
 
 class ConvOracle:
-    """The oracle as one object (what the pytest fixture ``conv_oracle`` hands out)."""
+    """Every oracle as one object (what the pytest fixture ``conv_oracle`` hands out): the
+    convolution's ``reference`` / ``assert_close`` / ``check``, ``deconv_*`` and ``pool_*``
+    for Deconvolution and Pooling, ``exact_inputs`` and ``compare``. Each method is the
+    fastconv.testing function of that name."""
 
-    def reference(self, x, w, b=None, **kwargs):
-        return reference(x, w, b, **kwargs)
-
-    def assert_close(self, actual, x, w, b=None, **kwargs):
-        return assert_conv_close(actual, x, w, b, **kwargs)
-
-    def check(self, actual, x, w, b=None, **kwargs):
-        return check_conv(actual, x, w, b, **kwargs)
-
-    def exact_inputs(self, x_shape, w_shape, **kwargs):
-        return exact_conv_inputs(x_shape, w_shape, **kwargs)
-
-    def compare(self, actual, expected, **kwargs):
-        return compare(actual, expected, **kwargs)
-
-    def deconv_reference(self, x, w, b=None, **kwargs):
-        from .deconv import deconv_reference
-        return deconv_reference(x, w, b, **kwargs)
-
-    def assert_deconv_close(self, actual, x, w, b=None, **kwargs):
-        from .deconv import assert_deconv_close
-        return assert_deconv_close(actual, x, w, b, **kwargs)
+    reference = staticmethod(reference)
+    assert_close = staticmethod(assert_conv_close)
+    check = staticmethod(check_conv)
+    exact_inputs = staticmethod(exact_conv_inputs)
+    compare = staticmethod(compare)
+    deconv_reference = staticmethod(deconv_reference)
+    assert_deconv_close = staticmethod(assert_deconv_close)
+    check_deconv = staticmethod(check_deconv)
+    pool_reference = staticmethod(pool_reference)
+    assert_pool_close = staticmethod(assert_pool_close)
+    check_pool = staticmethod(check_pool)

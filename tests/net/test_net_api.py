@@ -242,3 +242,13 @@ layer { name: "up" type: "Deconvolution" bottom: "c" top: "u" convolution_param 
     assert np.all(net.params["conv"][0].data == 0.5) and np.all(net.params["conv"][1].data == -1)
     taps = np.array([0.25, 0.75, 0.75, 0.25])
     np.testing.assert_array_equal(net.params["up"][0].data[2, 0], np.outer(taps, taps))
+
+
+def test_blob_arrays_keep_their_identity_across_forwards(files, image):
+    # pycaffe: an array taken from blob.data before a forward shows the new values after it.
+    net = Net(*files)
+    first = net.forward(data=image)["alpha"].copy()
+    held = net.blobs["alpha"].data
+    second = net.forward(data=2 * image)["alpha"]
+    assert second is held
+    assert not np.array_equal(held, first)

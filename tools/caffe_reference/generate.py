@@ -769,26 +769,33 @@ def generate(out_dir, root):
     (out_dir / "refused.json").write_text(json.dumps(refused, indent=1, sort_keys=True) + "\n")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def command_line(argv, description, generate_into, default_out):
+    """The generators' shared command line: write ``--out``, or with ``--check`` generate into a
+    temporary folder and compare it with ``--out`` file by file, byte by byte."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--root", default=caffe_root(), help="the chroot (FASTCONV_CAFFE_ROOT)")
-    parser.add_argument("--out", type=Path, default=DATA_DIR)
+    parser.add_argument("--out", type=Path, default=default_out)
     parser.add_argument("--check", action="store_true",
                         help="generate into a temporary folder and compare with --out byte by byte")
     args = parser.parse_args(argv)
     if not chroot_ready(args.root):
         sys.exit(f"no Caffe chroot at {args.root}: run tools/caffe_reference/setup_env.sh first")
     if not args.check:
-        generate(args.out, args.root)
+        generate_into(args.out, args.root)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        generate(Path(tmp), args.root)
+        generate_into(Path(tmp), args.root)
         names = sorted(p.name for p in Path(tmp).iterdir())
+        recorded = sorted(p.name for p in args.out.iterdir())
         differ = [n for n in names if not (args.out / n).is_file()
                   or (args.out / n).read_bytes() != (Path(tmp) / n).read_bytes()]
-        if differ:
-            sys.exit(f"regenerated data differs from {args.out}: {differ}")
+        if differ or names != recorded:
+            sys.exit(f"regenerated data differs from {args.out}: {differ or recorded}")
         print(f"regenerated data is byte-identical to {args.out} ({len(names)} files)")
+
+
+def main(argv=None):
+    command_line(argv, __doc__.split("\n\n")[0], generate, DATA_DIR)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Create (or finish creating) a Debian bullseye chroot holding real Caffe 1.0 (CPU, float32 via
-# pycaffe), the ground truth for tests/data/caffe_golden. Run as root. Idempotent: each step is
+# pycaffe, and Net<double> through its C++ API), the ground truth for tests/data/caffe_golden
+# and tests/data/caffe_nets. Run as root. Idempotent: each step is
 # skipped when its result is already there, so rerunning after an interruption resumes.
 #
 #   sh tools/caffe_reference/setup_env.sh [DIR]     (default $FASTCONV_CAFFE_ROOT or
@@ -58,6 +59,16 @@ if ! chroot "$ROOT" env GLOG_minloglevel=2 python3 -c 'import caffe, numpy' >/de
     chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get update
     chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y --no-install-recommends python3-caffe python3-numpy
+fi
+
+# caffe_double.cpp (generate_nets.py's float64 runs) links against libcaffe: a compiler, Caffe's
+# headers and the headers they include. libblas-dev is the reference BLAS pycaffe already uses
+# (installing OpenBLAS instead would change every recorded float32 result).
+if ! chroot "$ROOT" sh -c 'command -v g++ && command -v protoc && test -f /usr/include/caffe/net.hpp && test -f /usr/include/x86_64-linux-gnu/cblas.h' >/dev/null 2>&1; then
+    echo "== installing the C++ toolchain and Caffe's headers in the chroot (for Net<double>)"
+    chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends g++ libcaffe-dev libboost-dev \
+        libgoogle-glog-dev libgflags-dev libprotobuf-dev libblas-dev protobuf-compiler
 fi
 
 chroot "$ROOT" env GLOG_minloglevel=2 python3 -c \

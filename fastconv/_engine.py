@@ -1,0 +1,228 @@
+"""The one door to the C core: loads ``fastconv._core`` with its run-time settings, owns the plan
+cache, and holds every call into C on an already checked geometry.
+
+No other module imports ``_core`` (the import-linter contract in pyproject.toml says so), so the
+settings below are in force whatever module a program imports first. The callers check
+arguments and infer geometries in ``fastconv._params``; the C core trusts what arrives here.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+# The two element types the C core computes in.
+NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _load_core():
+    """Import the C core with OpenMP's idle threads spinning briefly before they sleep.
+
+    libgomp (loaded with the core) reads its settings once, at load. By default a thread that
+    runs out of work spins ~300k iterations waiting for the others; on a 2-core machine shared
+    with any other busy process that spinning keeps the core from the thread it waits for,
+    and a 1 ms layer takes 10 ms. 10k spins cost nothing measurable on an idle machine. The
+    variable is set only for the load (the process environment is left as it was), and never
+    when the user chose GOMP_SPINCOUNT or OMP_WAIT_POLICY.
+    """
+    shorten = "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ
+    if shorten:
+        os.environ["GOMP_SPINCOUNT"] = "10000"
+    try:
+        from . import _core
+    except ImportError as error:
+        _explain_missing_core(error)
+    finally:
+        if shorten:
+            del os.environ["GOMP_SPINCOUNT"]
+    return _core
+
+
+def _explain_missing_core(error):
+    """Raise an ImportError that says why the compiled core is missing and what to do.
+
+    Typically Python was started inside an unbuilt source checkout, whose fastconv/ shadows the
+    installed one; Python's own message would then blame a circular import, hence ``from None``.
+    """
+    package = Path(__file__).resolve().parent
+    built = sorted(p.name for p in package.glob("_core.*") if p.suffix in (".so", ".pyd"))
+    if built:
+        raise ImportError(f"fastconv's C core {built} in {package} could not be loaded ({error}); "
+                          "rebuild it with `python setup.py build_ext --inplace`") from error
+    raise ImportError(
+        f"fastconv's C core (_core, compiled) is not built in {package}. This Python imported "
+        "fastconv from that directory (a source checkout on sys.path, e.g. the current "
+        "directory) instead of an installed fastconv. Build it in place with "
+        "`python setup.py build_ext --inplace` (or `pip install -e .`), or run Python from "
+        "another directory to use the installed fastconv."
+    ) from None
+
+
+_core = _load_core()
+
+if _core.init_status() != 0:
+    warnings.warn(
+        f"FASTCONV_KERNEL={os.environ.get('FASTCONV_KERNEL')!r} is not one of the kernels "
+        f"this CPU can run {_core.available_kernels()}; using {_core.active_kernel()!r}",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Run-time configuration (fastconv.runtime checks the arguments)
+
+
+def active_kernel():
+    return _core.active_kernel()
+
+
+def available_kernels():
+    return _core.available_kernels()
+
+
+def get_num_threads():
+    return _core.get_num_threads()
+
+
+def set_num_threads(threads):
+    _core.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------------------------
+# Arrays as the core reads them
+
+
+def to_kernel_input(array, dtype):
+    """C-contiguous, native byte order, in ``dtype``: what the C core reads.
+
+    Copies only when needed (Fortran order, strides, big-endian, another dtype); never writes to
+    the caller's array, so read-only inputs work as they are.
+    """
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def _flat(array, dtype):
+    """The flat C-contiguous buffer the core reads; an empty one stands for None (no bias)."""
+    return np.empty(0, dtype) if array is None else to_kernel_input(array, dtype).reshape(-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The 2-D forward convolution and its plan cache
+
+# The fast path for repeated calls (small layers in test suites are dominated by argument
+# checking otherwise): arrays that the C core can read as they are and plain int parameters
+# are looked up by everything the checks depend on. A key is stored only after the full checks
+# passed for it, so the fast path never accepts a call the checks would refuse.
+_PLANS = {}
+_MAX_PLANS = 256
+
+
+def plan_key(x, w, b, stride, pad, dilation, group):
+    """The plan cache's key for a call, or None when the call cannot take the fast path."""
+    if not (type(x) is np.ndarray and type(w) is np.ndarray
+            and type(stride) is int and type(pad) is int and type(dilation) is int
+            and type(group) is int):
+        return None
+    dtype = x.dtype
+    if not ((dtype is NATIVE_DTYPES[0] or dtype is NATIVE_DTYPES[1]) and w.dtype is dtype
+            and x.flags.carray and w.flags.carray):
+        return None
+    if b is None:
+        return (x.shape, w.shape, None, stride, pad, dilation, group, dtype.char)
+    if type(b) is np.ndarray and b.dtype is dtype and b.flags.carray:
+        return (x.shape, w.shape, b.shape, stride, pad, dilation, group, dtype.char)
+    return None
+
+
+def run_cached_plan(key, x, w, b):
+    """The output of a call whose key passed the checks before, or None if it never did."""
+    plan = _PLANS.get(key)
+    if plan is None:
+        return None
+    y = np.empty(plan.output_shape, dtype=x.dtype)
+    plan.run(x, w, b, y)
+    return y
+
+
+def cache_plan(key, geometry, dtype):
+    """Remember a checked call's plan (until the cache is full)."""
+    if len(_PLANS) < _MAX_PLANS:
+        _PLANS[key] = _core.ConvPlan(geometry, dtype)
+
+
+def forward(geometry, x_nchw, w_oihw, b, dtype):
+    """Run the C core on a checked geometry; inputs are converted, never modified.
+
+    The 2-D forward path (``Conv2DGeometry``, NCHW/OIHW); :func:`conv_forward` is the N-D one.
+    """
+    y = np.empty(geometry.output_shape, dtype=dtype)
+    _core.ConvPlan(geometry, dtype).run(
+        to_kernel_input(x_nchw, dtype),
+        to_kernel_input(w_oihw, dtype),
+        None if b is None else to_kernel_input(b, dtype),
+        y,
+    )
+    return y
+
+
+# ---------------------------------------------------------------------------------------------
+# N-D convolution, its gradients and Deconvolution (``ConvNDGeometry``)
+
+
+def conv_forward(geometry, x, w, b, dtype):
+    y = np.empty(geometry.output_shape, dtype=dtype)
+    _core.convnd_forward(geometry, _flat(x, dtype), _flat(w, dtype), _flat(b, dtype),
+                         y.reshape(-1))
+    return y
+
+
+def conv_backward(geometry, x, w, dy, dtype, *, want_dx=True, want_dw=True, want_db=True):
+    """(dx, dw, db) of the convolution ``geometry`` describes; unwanted ones are None."""
+    dx = np.empty(geometry.input_shape, dtype=dtype) if want_dx else None
+    dw = np.empty(geometry.weight_shape, dtype=dtype) if want_dw else None
+    db = np.empty(geometry.out_channels, dtype=dtype) if want_db else None
+    # An empty buffer tells the core "not wanted" (its pointer is NULL); None would not do, as
+    # Cython picks the float/double specialisation from the buffers' dtypes.
+    absent = _flat(None, dtype)
+    _core.convnd_backward(
+        geometry, _flat(x if want_dw else None, dtype), _flat(w, dtype), _flat(dy, dtype),
+        absent if dx is None else dx.reshape(-1), absent if dw is None else dw.reshape(-1),
+        absent if db is None else db,
+    )
+    return dx, dw, db
+
+
+def deconv_forward(geometry, x, w, b, dtype):
+    """Deconvolution = backward-data of the convolution ``geometry`` describes, plus the bias."""
+    y, _, _ = conv_backward(geometry, None, w, x, dtype, want_dw=False, want_db=False)
+    if b is not None:
+        y += np.asarray(b, dtype=dtype).reshape((-1,) + (1,) * geometry.rank)
+    return y
+
+
+def deconv_backward(geometry, x, w, dy, dtype, bias):
+    """Deconvolution's gradients: its dx is the convolution's forward of dy, its dw the
+    convolution's weight gradient with the roles of input and output gradient exchanged."""
+    dx = conv_forward(geometry, dy, w, None, dtype)
+    _, dw, _ = conv_backward(geometry, dy, w, x, dtype, want_dx=False, want_db=False)
+    db = to_kernel_input(dy, dtype).sum(axis=(0, *range(2, dy.ndim))) if bias else None
+    return dx, dw, db
+
+
+# ---------------------------------------------------------------------------------------------
+# Pooling (``Pool2DGeometry``)
+
+
+def pool(geometry, method, x, dtype):
+    y = np.empty(geometry.output_shape, dtype=dtype)
+    _core.pool2d_forward(geometry, method, _flat(x, dtype), y.reshape(-1))
+    return y
+
+
+def pool_backward(geometry, method, x, dy, dtype):
+    dx = np.empty(x.shape, dtype=dtype)
+    _core.pool2d_backward(geometry, method, _flat(x, dtype), _flat(dy, dtype), dx.reshape(-1))
+    return dx

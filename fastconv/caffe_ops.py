@@ -1,0 +1,229 @@
+"""Caffe's layers as numpy functions: NCHW data and Caffe's weight blobs in, new arrays out.
+
+Convolution forward (2-D fast path and 1-D to 3-D) and backward, Deconvolution forward and
+backward, Pooling forward and backward. Every function checks its arguments in
+``fastconv._params`` first, computes in float32 or float64 (numpy's promotion of the inputs; see
+``compute_dtype``), never modifies its inputs and returns new arrays. Gradients are those of one
+call: Caffe accumulates parameter gradients across iterations until cleared, fastconv does not.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _engine
+from ._params.caffe_conv import (
+    caffe_conv2d_geometry,
+    caffe_convnd_geometry,
+    caffe_deconvnd_geometry,
+    spatial_rank,
+)
+from ._params.common import as_array, check_gradient_shape, compute_dtype
+from ._params.pooling import caffe_pool2d_geometry, pool_method
+
+__all__ = [
+    "conv2d_caffe",
+    "conv2d_caffe_backward",
+    "convnd_caffe",
+    "convnd_caffe_backward",
+    "deconv2d_caffe",
+    "deconv2d_caffe_backward",
+    "pool2d_caffe",
+    "pool2d_caffe_backward",
+]
+
+
+def conv2d_caffe(x, w, b=None, *, stride=1, pad=0, dilation=1, group=1):
+    """Caffe's Convolution layer, forward.
+
+    Parameters
+    ----------
+    x : array (N, C, H, W)
+        Caffe's bottom blob (NCHW).
+    w : array (num_output, C/group, kernel_h, kernel_w)
+        Caffe's weight blob (OIHW). ``kernel_h``/``kernel_w`` come from its shape.
+    b : array (num_output,) or None
+        Caffe's bias blob; None is ``bias_term: false``.
+    stride, pad, dilation : int or (h, w) pair
+        Caffe's ``stride`` | ``stride_h``/``stride_w`` (default 1), ``pad`` | ``pad_h``/``pad_w``
+        (default 0) and ``dilation`` (default 1, may differ per axis). Real Caffe 1.0 reads
+        a lone ``pad_h`` as ``(pad_h, 0)``: pass that pair. A lone ``stride_h`` or
+        ``kernel_h`` crashes Caffe (below), so there is nothing to reproduce.
+    group : int
+        Caffe's ``group``: channels ``[g*C/G, (g+1)*C/G)`` feed outputs
+        ``[g*O/G, (g+1)*O/G)``.
+
+    Returns
+    -------
+    y : array (N, num_output, OH, OW)
+        In the computation dtype (float32 unless any input is float64; see the README). Per
+        spatial axis, with ``extent = dilation*(kernel-1) + 1``::
+
+            OH = (H + 2*pad_h - extent_h) / stride_h + 1
+
+        computed with C's truncating division, as Caffe does: when the extent exceeds the padded
+        input by less than the stride this is 1 (floor would give 0) and the taps that fall
+        outside read zero. Padding is symmetric zeros; the last rows/columns of the padded input
+        go unused when the stride does not divide evenly. Cross-correlation: no kernel flip.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For any malformed call, naming the argument and the Caffe parameter. Calls real Caffe
+        would crash on (``stride_h`` without ``stride_w`` leaves the other 0 and dies with
+        SIGFPE; an output size below 1 fails a CHECK; ``dilation: 0`` is silently accepted)
+        raise here instead.
+    """
+    key = _engine.plan_key(x, w, b, stride, pad, dilation, group)
+    if key is not None:
+        y = _engine.run_cached_plan(key, x, w, b)
+        if y is not None:
+            return y
+    x = as_array(x, "x")
+    w = as_array(w, "w")
+    b = None if b is None else as_array(b, "b")
+    geometry = caffe_conv2d_geometry(
+        x.shape, w.shape, None if b is None else b.shape, stride, pad, dilation, group
+    )
+    dtype = compute_dtype(("x", x), ("w", w), ("b", b))
+    if key is not None:
+        _engine.cache_plan(key, geometry, dtype)
+    return _engine.forward(geometry, x, w, b, dtype)
+
+
+def _arrays(**named):
+    return {name: None if value is None else as_array(value, name) for name, value in named.items()}
+
+
+def _shape(array):
+    return None if array is None else array.shape
+
+
+# ---------------------------------------------------------------------------------------------
+# Convolution
+
+
+def convnd_caffe(x, w, b=None, *, stride=1, pad=0, dilation=1, group=1):
+    """Caffe's Convolution layer, forward, on 1-D, 2-D or 3-D data.
+
+    x (N, C, *spatial) with 1 to 3 spatial axes; w (num_output, C/group, *kernel); b
+    (num_output,) or None. ``stride``, ``pad`` and ``dilation`` are an int or one value per
+    spatial axis. Output (N, num_output, *out) with, per axis,
+    ``out = (in + 2*pad - (dilation*(kernel-1) + 1)) / stride + 1`` in C's truncating division,
+    exactly as :func:`fastconv.conv2d_caffe` (which remains the fast 2-D path).
+    """
+    arrays = _arrays(x=x, w=w, b=b)
+    x, w, b = arrays["x"], arrays["w"], arrays["b"]
+    geometry = caffe_convnd_geometry(x.shape, w.shape, _shape(b), stride, pad, dilation, group,
+                                     rank=spatial_rank(x.shape))
+    dtype = compute_dtype(("x", x), ("w", w), ("b", b))
+    return _engine.conv_forward(geometry, x, w, b, dtype)
+
+
+def convnd_caffe_backward(x, w, dy, *, stride=1, pad=0, dilation=1, group=1, bias=True):
+    """Gradients of :func:`convnd_caffe` for the output gradient ``dy`` -> ``(dx, dw, db)``.
+
+    dx has the shape of x, dw of w (summed over the batch), db (num_output,) is dy summed over
+    the batch and every spatial position, or None when ``bias=False`` (``bias_term: false``).
+    Computed as Caffe does: im2col + GEMM for dw, GEMM + col2im for dx.
+    """
+    geometry, (x, w, dy), dtype = _checked_backward(
+        caffe_convnd_geometry, x, w, dy, stride, pad, dilation, group, bias, rank=None)
+    check_gradient_shape(dy.shape, geometry.output_shape, "dy", "the convolution's output")
+    return _engine.conv_backward(geometry, x, w, dy, dtype, want_db=bias)
+
+
+def conv2d_caffe_backward(x, w, dy, *, stride=1, pad=0, dilation=1, group=1, bias=True):
+    """Gradients of :func:`fastconv.conv2d_caffe` -> ``(dx, dw, db)``.
+
+    x (N, C, H, W), w (num_output, C/group, kernel_h, kernel_w), dy (N, num_output, OH, OW) with
+    OH, OW as in ``conv2d_caffe``. Returns dx (N, C, H, W); dw like w, summed over the batch; db
+    (num_output,), or None when ``bias=False``. One call's gradients, not accumulated.
+    """
+    geometry, (x, w, dy), dtype = _checked_backward(
+        caffe_convnd_geometry, x, w, dy, stride, pad, dilation, group, bias, rank=2)
+    check_gradient_shape(dy.shape, geometry.output_shape, "dy", "conv2d_caffe's output")
+    return _engine.conv_backward(geometry, x, w, dy, dtype, want_db=bias)
+
+
+def _checked_backward(infer_geometry, x, w, dy, stride, pad, dilation, group, bias, rank):
+    """Arrays, geometry and dtype of a backward call; ``rank`` None means x's own rank."""
+    if not isinstance(bias, (bool, np.bool_)):
+        raise TypeError(f"bias={bias!r} must be True or False (Caffe bias_term)")
+    x, w, dy = as_array(x, "x"), as_array(w, "w"), as_array(dy, "dy")
+    geometry = infer_geometry(x.shape, w.shape, None, stride, pad, dilation, group,
+                              rank=spatial_rank(x.shape) if rank is None else rank)
+    return geometry, (x, w, dy), compute_dtype(("x", x), ("w", w), ("dy", dy))
+
+
+# ---------------------------------------------------------------------------------------------
+# Deconvolution
+
+
+def deconv2d_caffe(x, w, b=None, *, stride=1, pad=0, dilation=1, group=1):
+    """Caffe's Deconvolution layer, forward: the adjoint (backward-data) of Convolution.
+
+    x (N, C_in, H, W); w (C_in, num_output/group, kernel_h, kernel_w), Caffe's Deconvolution
+    blob; b (num_output,) or None. Output (N, num_output, OH, OW) with, per axis,
+    ``OH = stride*(H - 1) + dilation*(kernel - 1) + 1 - 2*pad`` (an error if < 1). It equals
+    ``conv2d_caffe_backward``'s dx for a Convolution with these weights whose input is OHxOW.
+    """
+    arrays = _arrays(x=x, w=w, b=b)
+    x, w, b = arrays["x"], arrays["w"], arrays["b"]
+    geometry = caffe_deconvnd_geometry(x.shape, w.shape, _shape(b), stride, pad, dilation, group,
+                                       rank=2)
+    dtype = compute_dtype(("x", x), ("w", w), ("b", b))
+    return _engine.deconv_forward(geometry, x, w, b, dtype)
+
+
+def deconv2d_caffe_backward(x, w, dy, *, stride=1, pad=0, dilation=1, group=1, bias=True):
+    """Gradients of :func:`deconv2d_caffe` -> ``(dx, dw, db)``; db None when ``bias=False``.
+
+    dy has deconv2d_caffe's output shape. dx is the Convolution forward of dy with w (no bias);
+    dw (like w) is summed over the batch; db is dy summed over batch and space.
+    """
+    geometry, (x, w, dy), dtype = _checked_backward(
+        caffe_deconvnd_geometry, x, w, dy, stride, pad, dilation, group, bias, rank=2)
+    check_gradient_shape(dy.shape, geometry.input_shape, "dy", "deconv2d_caffe's output")
+    return _engine.deconv_backward(geometry, x, w, dy, dtype, bias)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pooling
+
+
+def pool2d_caffe(x, kernel_size, *, stride=1, pad=0, method="max", global_pooling=False):
+    """Caffe's Pooling layer, forward, on NCHW data.
+
+    ``kernel_size``, ``stride`` (Caffe's default 1, not the kernel size) and ``pad`` are an int
+    or an (h, w) pair; ``method`` is "max" or "ave". Output per axis::
+
+        out = ceil((in + 2*pad - kernel) / stride) + 1
+        if (pad_h or pad_w) and (out - 1)*stride >= in + pad: out -= 1
+
+    (Caffe tests for padding once per layer, so pad_h > 0 clips the width too.)
+
+    MAX ignores padding and keeps the first maximum (row-major) on ties. AVE sums the window's
+    input cells and divides by the window clipped to ``in + pad``: padding cells inside that
+    range count. ``global_pooling=True`` pools each whole map to 1x1 (pass ``kernel_size=None``;
+    pad and stride must stay at their defaults). Keras floors instead: see
+    :func:`fastconv.pool2d_keras` and ``tests/test_pooling.py`` for porting.
+    """
+    x = as_array(x, "x")
+    method = pool_method(method)
+    geometry = caffe_pool2d_geometry(x.shape, kernel_size, stride, pad, global_pooling)
+    return _engine.pool(geometry, method, x, compute_dtype(("x", x)))
+
+
+def pool2d_caffe_backward(x, dy, kernel_size, *, stride=1, pad=0, method="max",
+                          global_pooling=False):
+    """Gradient of :func:`pool2d_caffe` with respect to x, for the output gradient ``dy``.
+
+    MAX routes each dy to its window's first maximum (Caffe's mask); AVE spreads dy/divisor
+    over the window's input cells. Returns dx with x's shape.
+    """
+    x = as_array(x, "x")
+    dy = as_array(dy, "dy")
+    method = pool_method(method)
+    geometry = caffe_pool2d_geometry(x.shape, kernel_size, stride, pad, global_pooling)
+    check_gradient_shape(dy.shape, geometry.output_shape, "dy", "pool2d_caffe's output")
+    return _engine.pool_backward(geometry, method, x, dy, compute_dtype(("x", x), ("dy", dy)))

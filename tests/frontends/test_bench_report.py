@@ -1,0 +1,65 @@
+"""benches/report.py: the README's benchmark table is computed, not typed. Fed made-up
+pytest-benchmark JSON whose times give known ratios, it must print those ratios."""
+import json
+import math
+import sys
+from pathlib import Path
+
+BENCHES = Path(__file__).resolve().parents[2] / "benches"
+sys.path.insert(0, str(BENCHES))
+
+import report  # noqa: E402
+from layers import LAYERS  # noqa: E402
+
+
+def forward_entry(layer, dtype, library, seconds, load=0.5):
+    return {"stats": {"median": seconds}, "extra_info": {
+        "library": library, "layer": layer.name, "dtype": dtype, "flops": layer.flops,
+        "fastconv": {"kernel": "avx2", "threads": 2, "available": ["avx2", "generic"]},
+        "versions": {"numpy": "x"}, "openblas_coretype": "(unset)", "numpy_blas_threads": 1,
+        "load_average": [load, load, load], "machine": "x86_64"}}
+
+
+def backward_entry(name, library, seconds, gflop):
+    return {"stats": {"median": seconds},
+            "extra_info": {"gflop": gflop, "backward_layer": name, "library": library}}
+
+
+def test_ratios_peak_share_geometric_mean_and_backward(tmp_path, capsys):
+    seed = next(layer for layer in LAYERS if layer.name == "seed")
+    tiny = next(layer for layer in LAYERS if layer.name == "tiny")
+    seed_time = seed.flops / 100e9                          # fastconv at 100 GFLOP/s
+    entries = [
+        forward_entry(seed, "float32", "fastconv", seed_time),
+        forward_entry(seed, "float32", "tensorflow", seed_time * 2),     # fastconv/TF 2.00
+        forward_entry(seed, "float32", "torch", seed_time / 2),          # fastconv/torch 0.50
+        forward_entry(tiny, "float32", "fastconv", 5e-6),
+        forward_entry(tiny, "float32", "tensorflow", 4e-4),              # 80.00
+        backward_entry("convX", "fastconv", 0.5, 10.0),                  # 20 GFLOP/s
+        backward_entry("convX", "tensorflow", 0.25, 10.0),               # 40 GFLOP/s, 0.50
+    ]
+    first = tmp_path / "a.json"
+    first.write_text(json.dumps({"benchmarks": entries, "datetime": "now"}))
+    # A second, slower rerun of the seed: each library keeps its best median.
+    second = tmp_path / "b.json"
+    second.write_text(json.dumps({"benchmarks": [
+        forward_entry(seed, "float32", "fastconv", seed_time * 3, load=1.5)], "datetime": "x"}))
+    report.main(["--peak-gflops", "200", str(first), str(second)])
+    out = capsys.readouterr().out
+    seed_row = next(line for line in out.splitlines() if line.startswith("| seed "))
+    assert "| 100 (50% of 200) | 50 | 200 | 2.00 | 0.50 |" in seed_row
+    tiny_row = next(line for line in out.splitlines() if line.startswith("| tiny "))
+    assert "5.0 µs" in tiny_row and "| 80.00 |" in tiny_row
+    geometric = math.sqrt(2.0 * 80.0)
+    assert f"**{geometric:.2f}**" in out
+    assert "| convX | 10 | 20 | 40 | 0.50 |" in out
+    assert "0.50–1.50" in out                                 # the load range of both runs
+
+
+def test_peak_share_only_when_known(tmp_path, capsys):
+    seed = next(layer for layer in LAYERS if layer.name == "seed")
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"benchmarks": [
+        forward_entry(seed, "float32", "fastconv", seed.flops / 100e9)], "datetime": "now"}))
+    report.main([str(path)])       # an avx2 run and no --peak-gflops: no made-up share
+    assert "% of" not in capsys.readouterr().out

@@ -1,0 +1,80 @@
+"""fastconv.testing.strategies: every draw is a valid call, and the results match independent
+float64 references written in tests/ (not fastconv's own reference)."""
+import numpy as np
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")   # at the top: a missing hypothesis skips it all
+from hypothesis import find, given, settings  # noqa: E402
+
+import fastconv  # noqa: E402
+from fastconv.testing import assert_conv_close, strategies  # noqa: E402
+from reference.pool import caffe_pool2d  # noqa: E402
+from reference.conv import caffe_conv  # noqa: E402
+from reference.deconv import caffe_deconv2d  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(strategies.caffe_conv_cases())
+def test_caffe_conv_draws_are_valid_and_exact(case):
+    x, w, b, params = case
+    y = fastconv.conv2d_caffe(x, w, b, **params)          # never raises: every draw is valid
+    np.testing.assert_array_equal(y, caffe_conv(x, w, b, **params))
+    assert_conv_close(y, x, w, b, exact=True, **params)
+
+
+@settings(max_examples=40, deadline=None)
+@given(strategies.keras_conv_cases(exact=False))
+def test_keras_conv_draws_are_valid(case):
+    x, kernel, bias, params = case
+    assert max(params["strides"]) == 1 or max(params["dilation_rate"]) == 1
+    assert_conv_close(fastconv.conv2d_keras(x, kernel, bias, **params), x, kernel, bias,
+                      layout="keras", **params)
+
+
+def truncates(spec):
+    for axis in (0, 1):
+        span = spec["dilation"][axis] * (spec["w_shape"][2 + axis] - 1) + 1
+        if spec["x_shape"][2 + axis] + 2 * spec["pad"][axis] - span < 0:
+            return True
+    return False
+
+
+def test_caffe_conv_reaches_the_truncation_case():
+    find(strategies.caffe_conv_params(), truncates, settings=settings(database=None))
+
+
+@settings(max_examples=60, deadline=None)
+@given(strategies.caffe_conv_params(caffe_only_geometries=False))
+def test_portable_conv_geometries_leave_out_the_truncation_case(spec):
+    assert not truncates(spec)
+
+
+@settings(max_examples=40, deadline=None)
+@given(strategies.caffe_deconv_cases())
+def test_caffe_deconv_draws_are_valid_and_exact(case):
+    x, w, b, params = case
+    y = fastconv.deconv2d_caffe(x, w, b, **params)
+    np.testing.assert_array_equal(y, caffe_deconv2d(x, w, b, **params))
+
+
+@settings(max_examples=60, deadline=None)
+@given(strategies.caffe_pool_cases())
+def test_caffe_pool_draws_are_valid(case):
+    x, kernel_size, params = case
+    y = fastconv.pool2d_caffe(x, kernel_size, **params)
+    kernel = (1, 1) if kernel_size is None else kernel_size
+    expected = caffe_pool2d(x, kernel, params["stride"] if params["stride"] != 1 else (1, 1),
+                            params["pad"] if params["pad"] != 0 else (0, 0), params["method"],
+                            params["global_pooling"])
+    np.testing.assert_allclose(y, expected, rtol=1e-6, atol=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(strategies.caffe_pool_params(caffe_only_geometries=False))
+def test_portable_pool_geometries_stay_within_pytorchs_limits(spec):
+    if spec["global_pooling"]:
+        return
+    for axis in (0, 1):
+        kernel, pad = spec["kernel_size"][axis], spec["pad"][axis]
+        assert pad <= kernel // 2
+        assert spec["x_shape"][2 + axis] + 2 * pad >= kernel

@@ -1,0 +1,72 @@
+"""Caffe's Pooling forward and backward by explicit windows (pooling_layer.cpp), float64."""
+import numpy as np
+
+from .sizes import caffe_pool_out_size
+
+
+def caffe_windows(size, kernel, stride, pad, layer_padded):
+    """Per output index: (first, last+1) of the window clipped to the input, and the AVE
+    divisor's extent (the window clipped to in + pad: padding cells inside it count)."""
+    windows = []
+    for index in range(caffe_pool_out_size(size, kernel, stride, pad, layer_padded)):
+        start = index * stride - pad
+        end_for_divisor = min(start + kernel, size + pad)
+        windows.append((max(start, 0), min(start + kernel, size), end_for_divisor - start))
+    return windows
+
+
+def caffe_pool(x, kernel, stride, pad, method, dy=None):
+    """Forward (dy None) or backward of Caffe's Pooling; ``method`` 'max' or 'ave'. MAX takes
+    the first maximum in row-major order and routes its gradient there."""
+    n, c, h, w = np.shape(x)
+    x = np.asarray(x, np.float64)
+    padded = any(pad)
+    rows = caffe_windows(h, kernel[0], stride[0], pad[0], padded)
+    cols = caffe_windows(w, kernel[1], stride[1], pad[1], padded)
+    y = np.zeros((n, c, len(rows), len(cols)))
+    dx = np.zeros(x.shape)
+    for i, (h0, h1, span_h) in enumerate(rows):
+        for j, (w0, w1, span_w) in enumerate(cols):
+            for a in range(n):
+                for b in range(c):
+                    window = x[a, b, h0:h1, w0:w1]
+                    if method == "max":
+                        first = np.argmax(window)  # argmax returns the first maximum
+                        y[a, b, i, j] = window.flat[first]
+                        if dy is not None:
+                            r, s = np.unravel_index(first, window.shape)
+                            dx[a, b, h0 + r, w0 + s] += dy[a, b, i, j]
+                    else:
+                        y[a, b, i, j] = window.sum() / (span_h * span_w)
+                        if dy is not None:
+                            dx[a, b, h0:h1, w0:w1] += dy[a, b, i, j] / (span_h * span_w)
+    return y if dy is None else dx
+
+
+FLT_MAX = float(np.finfo(np.float32).max)
+
+
+def caffe_pool2d(x, kernel, stride=(1, 1), pad=(0, 0), method="max", global_pooling=False,
+                 clip=True):
+    """Caffe's Pooling forward with its comparison rule made explicit: MAX starts from -FLT_MAX
+    and keeps a value only when ``value > best``, so NaN never wins and an all-NaN window gives
+    -FLT_MAX. ``clip=False`` leaves out Caffe's last-window clip (a port's mistake)."""
+    x = np.asarray(x, np.float64)
+    n, c, h, w = x.shape
+    if global_pooling:
+        kernel, stride, pad = (h, w), (1, 1), (0, 0)
+    padded = clip and any(pad)
+    rows = caffe_windows(h, kernel[0], stride[0], pad[0], padded)
+    cols = caffe_windows(w, kernel[1], stride[1], pad[1], padded)
+    y = np.empty((n, c, len(rows), len(cols)))
+    for i, (h0, h1, span_h) in enumerate(rows):
+        for j, (w0, w1, span_w) in enumerate(cols):
+            if method == "max":
+                best = np.full((n, c), -FLT_MAX)
+                for row in range(h0, h1):
+                    for col in range(w0, w1):
+                        best = np.where(x[:, :, row, col] > best, x[:, :, row, col], best)
+                y[:, :, i, j] = best
+            else:
+                y[:, :, i, j] = x[:, :, h0:h1, w0:w1].sum(axis=(2, 3)) / (span_h * span_w)
+    return y
