@@ -6,8 +6,8 @@ net's order and stops counting at the **first** blob that differs: it names the 
 it (name and type), gives the error figures and the worst element, and checks that layer alone
 on its real inputs (the port's own input blobs where it gave them, else Caffe's) and weights:
 Convolution with :func:`~fastconv.testing.check_conv`, Deconvolution with
-:func:`~fastconv.testing.check_deconv`, Pooling with ``check_pool`` where this fastconv.testing
-has it, InnerProduct here (a 4-D bottom flattened in NHWC order, a missing bias). So the porting
+:func:`~fastconv.testing.check_deconv`, Pooling with :func:`~fastconv.testing.check_pool`,
+InnerProduct here (a 4-D bottom flattened in NHWC order, a missing bias). So the porting
 mistake (reshaped kernel, flipped kernel, 'same' for a symmetric pad, ...) is named, or the layer
 is shown right on those inputs. Later blobs that differ are listed as consequences of the first,
 not as more failures. Blobs the port does not give are skipped (the report lists them; Caffe's
@@ -47,15 +47,11 @@ import numpy as np
 from .compare import Comparison, compare, default_rtol, unit_roundoff
 from .deconv import check_deconv
 from .oracle import check_conv
+from .pool import check_pool
 
 LAYOUTS = ("caffe", "keras")
 MEASURED_ERROR_FACTOR = 4   # another summation order may double or quadruple float32's error
-try:   # the Pooling oracle arrives with a later fastconv.testing; without it, no diagnosis
-    from .pool import check_pool
-except ImportError:
-    check_pool = None
-ORACLE_TYPES = ("Convolution", "Deconvolution", "InnerProduct") + (
-    ("Pooling",) if check_pool is not None else ())
+ORACLE_TYPES = ("Convolution", "Deconvolution", "Pooling", "InnerProduct")
 
 
 # --- the net as a graph ----------------------------------------------------------------------
@@ -565,6 +561,8 @@ def _diagnose_layer(layer, value, bottoms, net, tail):
         tried = ("uncropped/misplaced/'same' padding, dropped dilation, flipped kernel, "
                  "swapped blob axes, missing bias, swapped h/w parameters")
     elif layer.type == "InnerProduct":
+        if settings["axis"] not in (1, 1 - x.ndim):   # the checks below flatten from axis 1
+            return []
         return _diagnose_inner_product(layer, value, x, weights, settings["transpose"], tail)
     else:
         report, diagnoses = check_pool(value, x, **settings)
@@ -582,41 +580,18 @@ def _diagnose_layer(layer, value, bottoms, net, tail):
 _NO_DIAGNOSIS = "diagnosis: no single known porting mistake reproduces the port's value"
 
 
-def _caffe_pair(message, name, default):
-    """A kernel/stride/pad/dilation setting of a Caffe parameter message as (h, w): the _h/_w
-    fields when set, else the field (repeated in ConvolutionParameter: one value for both
-    axes or one per axis), else ``default``."""
-    if name != "dilation" and message.HasField(f"{name}_h"):
-        return (getattr(message, f"{name}_h"), getattr(message, f"{name}_w"))
-    field = "kernel_size" if name == "kernel" else name
-    value = getattr(message, field)
-    if isinstance(value, (int, float)):
-        values = [value] if message.HasField(field) else []
-    else:
-        values = list(value)
-    if not values:
-        return (default, default)
-    return (values[0], values[-1])
-
-
 def _oracle_settings(net, layer):
-    """The oracle's keyword arguments for ``layer``, read from its Caffe parameters."""
-    param = net.layer_dict[layer.name].layer_param
+    """The oracle's keyword arguments for ``layer``: its parameters as the Net resolved them
+    (``layer.config``, Caffe's rules for the single, per-axis and _h/_w forms)."""
+    config = net.layer_dict[layer.name].config
     if layer.type in ("Convolution", "Deconvolution"):
-        conv = param.convolution_param
-        return dict(stride=_caffe_pair(conv, "stride", 1), pad=_caffe_pair(conv, "pad", 0),
-                    dilation=_caffe_pair(conv, "dilation", 1), group=conv.group)
+        return {name: config[name] for name in ("stride", "pad", "dilation", "group")}
     if layer.type == "Pooling":
-        pool = param.pooling_param
-        if pool.global_pooling:
-            return dict(kernel_size=None, global_pooling=True,
-                        method="max" if pool.pool == 0 else "ave")
-        return dict(kernel_size=_caffe_pair(pool, "kernel", None),
-                    stride=_caffe_pair(pool, "stride", 1), pad=_caffe_pair(pool, "pad", 0),
-                    method="max" if pool.pool == 0 else "ave")
-    if layer.type == "InnerProduct":
-        return dict(transpose=param.inner_product_param.transpose)
-    return {}
+        if config["global_pooling"]:
+            return dict(kernel_size=None, global_pooling=True, method=config["method"])
+        return dict(kernel_size=config["kernel"], stride=config["stride"], pad=config["pad"],
+                    method=config["method"])
+    return dict(transpose=config["transpose"], axis=config["axis"])
 
 
 _RIGHT_ON_THESE_INPUTS = ("{layer!r} reproduces Caffe on these inputs: its own arithmetic is "

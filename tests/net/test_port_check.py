@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv.testing.net import assert_net_close, check_net, check_pool
+from fastconv.testing.net import assert_net_close, check_net
 
 pytest.importorskip("google.protobuf", reason="fastconv.net needs protobuf (fastconv[caffe])")
 from fastconv.net import Net  # noqa: E402
@@ -190,7 +190,6 @@ def test_inner_product_on_nhwc_flattened_data_is_named(alexnet):
     assert "weight matrix reshaped instead of transposed" in str(result)
 
 
-@pytest.mark.skipif(check_pool is None, reason="this fastconv.testing has no pooling oracle")
 def test_keras_floor_pooling_is_named(alexnet):
     """pool1 ported as Keras MaxPooling2D(3, 2, 'valid'): 8 rows where Caffe's ceil gives 9."""
     net, x = alexnet
