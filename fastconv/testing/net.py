@@ -7,11 +7,15 @@ it (name and type), gives the error figures and the worst element, and checks th
 on its real inputs (the port's own input blobs where it gave them, else Caffe's) and weights:
 Convolution with :func:`~fastconv.testing.check_conv`, Deconvolution with
 :func:`~fastconv.testing.check_deconv`, Pooling with :func:`~fastconv.testing.check_pool`,
-InnerProduct here (a 4-D bottom flattened in NHWC order, a missing bias). So the porting
-mistake (reshaped kernel, flipped kernel, 'same' for a symmetric pad, ...) is named, or the layer
-is shown right on those inputs. Later blobs that differ are listed as consequences of the first,
-not as more failures. Blobs the port does not give are skipped (the report lists them; Caffe's
-Split copies aside).
+InnerProduct here (a 4-D bottom flattened in NHWC order, the weight matrix reshaped instead of
+transposed, a missing bias). Every other layer (and an in-place chain such as conv + ReLU) is
+re-run by the Net itself on those inputs, as Caffe has it and under the converter mistakes
+measured against real Caffe (LRN's k ignored or alpha not divided by local_size, ReLU's
+negative_slope or ELU's alpha dropped, Eltwise coefficients ignored, Softmax over the wrong
+axis), and a layer that read an input before that input's in-place layers (a missing ReLU) is
+named. So the porting mistake is named, or the layer is shown right on those inputs. Later
+blobs that differ are listed as consequences of the first, not as more failures. Blobs the port
+does not give are skipped (the report lists them; Caffe's Split copies aside).
 
 Layouts: ``layout="caffe"``: every array as Caffe holds it (NCHW). ``layout="keras"``: 4-D
 arrays are NHWC (the port's ``inputs`` too); arrays of any other rank are in Caffe's order.
@@ -374,6 +378,7 @@ def _first_mismatch(blob, value, report, chain, net, writers, values64, port,
     bottoms, from_port = _layer_inputs(producer, blob, net, writers, values64, port)
     skipped = _in_place_skipped(blob, value, chain, net, writers, values64, port,
                                 port_before_in_place, tol)
+    checked = [producer]
     if skipped:
         lines, early = skipped
         from_port = early + from_port
@@ -381,10 +386,11 @@ def _first_mismatch(blob, value, report, chain, net, writers, values64, port,
         lines = _diagnose_layer(producer, value, bottoms, net, tail)
         if not lines or lines[-1].startswith(_NO_DIAGNOSIS):
             lines = _rerun_diagnosis(blob, value, chain, bottoms, tol, lines)
+            checked = chain
     source = (f"the port's {', '.join(map(repr, from_port))}" if from_port
               else "Caffe's values of its input blob(s)")
-    weights = " and the weights" if any(layer.name in net.params for layer in chain) else ""
-    lines.insert(0, f"layer-level check of {_names(chain)} on {source}{weights}:")
+    weights = " and the weights" if any(layer.name in net.params for layer in checked) else ""
+    lines.insert(0, f"layer-level check of {_names(checked)} on {source}{weights}:")
     after = tuple((w.name, w.type) for w in tail)
     return BlobMismatch(blob=blob, layer=producer.name, layer_type=producer.type,
                         in_place_after=after, comparison=report, diagnosis=tuple(lines))
