@@ -2,6 +2,9 @@
 Keras port built by fastconv.keras_model.model_from_caffe with one weight loaded wrongly, or the
 net's own blobs with one layer recomputed wrongly) and must be found at the right blob, named
 at the right layer, with the layer's diagnosis; correct ports must pass."""
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -364,3 +367,28 @@ def test_inputs_and_port_arrays_are_not_modified(alexnet):
     check_net(port, net, {"data": x})
     assert all(np.array_equal(port[name], copies[name]) for name in port)
     assert np.array_equal(x, x_copy)
+
+
+GOLDEN = Path(__file__).resolve().parent.parent / "data" / "caffe_nets"
+GOLDEN_NETS = sorted(path.stem for path in GOLDEN.glob("*.npz"))
+
+
+@pytest.mark.parametrize("name", GOLDEN_NETS)
+def test_real_caffes_blobs_pass_as_a_port_and_one_changed_blob_is_found(name):
+    """Real Caffe 1.0's own blobs (tests/data/caffe_nets, recorded by pycaffe in float32 and
+    by Net<double>) are a port fastconv did not compute: both precisions must pass the
+    tolerance rule; the same blobs with one blob off by 1e-3 relative must fail right there."""
+    with np.load(GOLDEN / f"{name}.npz", allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    meta = json.loads(str(arrays["meta"]))
+    inputs = {input_name: arrays[f"input/{i}"] for i, input_name in enumerate(meta["inputs"])}
+    net = Net(str(GOLDEN / f"{name}.prototxt"), str(GOLDEN / f"{name}.caffemodel"))
+    for precision in ("f32", "f64"):
+        port = {blob: arrays[f"{precision}/{i}"] for i, (blob, _) in enumerate(meta["blobs"])}
+        assert_net_close(port, net, inputs)
+    port = {blob: arrays[f"f32/{i}"] for i, (blob, _) in enumerate(meta["blobs"])}
+    changed = [blob for blob, _ in meta["blobs"]
+               if blob not in inputs and np.abs(port[blob]).max() > 0][-1]
+    port[changed] = port[changed] * np.float32(1 + 1e-3)
+    result = check_net(port, net, inputs)
+    assert not result and result.first_mismatch.blob == changed
