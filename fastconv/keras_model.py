@@ -19,7 +19,7 @@ import re
 
 import numpy as np
 
-from .keras import from_caffe, pooling_from_caffe
+from .keras_layers import from_caffe, pooling_from_caffe
 
 NCHW_TO_NHWC_AXIS = {0: 0, 1: 3, 2: 1, 3: 2}
 # Layers whose output keeps a non-negative input non-negative (MAX pooling may then pad zeros).

@@ -1,4 +1,4 @@
-"""``python -m fastconv`` / ``fastconv``: demo, check, bench. Results on stdout, progress on stderr.
+"""``python -m fastconv`` / ``fastconv``: demo, check, bench, run, compare. Results on stdout, progress on stderr.
 
 * ``demo``: the README's main job. An AlexNet-style conv1 (1x3x500x500 input, 96 filters 11x11,
   stride 4, ReLU) with Caffe's semantics (fastconv) against Keras's Conv2D loaded two ways: the kernel
@@ -7,6 +7,8 @@
 * ``check``: fastconv against Keras on this machine (CPU, and the GPU where Keras sees one), at
   the default precision and with full float32 forced.
 * ``bench``: a short throughput table, fastconv against TensorFlow and PyTorch when installed.
+* ``run`` and ``compare``: a whole Caffe model (``fastconv.cli.net``): run it layer by layer, or
+  check a port's saved blobs against it.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from .._params.caffe_conv import caffe_conv2d_geometry
 from ..caffe import conv2d_caffe
 from ..keras import conv2d_keras
 from ..layout import caffe_to_keras_kernel, nchw_to_nhwc, nhwc_to_nchw
+from . import net
 
 
 def progress(message):
@@ -272,6 +275,8 @@ def main(argv=None):
     p_check.add_argument("--quick", action="store_true", help="shrunk layers")
     p_bench = commands.add_parser("bench", help="throughput against TensorFlow/PyTorch")
     p_bench.add_argument("--repeats", type=int, default=5)
+    net.add_parsers(commands)
     args = parser.parse_args(argv)
     with native_stderr_to_log():
-        return {"demo": demo, "check": check, "bench": bench}[args.command](args)
+        return {"demo": demo, "check": check, "bench": bench, "run": net.run,
+                "compare": net.compare}[args.command](args)

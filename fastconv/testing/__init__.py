@@ -19,7 +19,9 @@ Caffe's Deconvolution has its own oracle (``assert_deconv_close`` / ``check_deco
 ``deconv_reference``, fastconv.testing.deconv), and so has Pooling (``assert_pool_close`` /
 ``check_pool`` / ``pool_reference``, fastconv.testing.pool: floor vs ceil, the last-window
 clip, MAX over zero padding, the AVE divisor, Keras 'same', NCHW/NHWC). A live Keras layer is
-checked against the Caffe layer it ports by ``check_keras_layer`` (fastconv.testing.keras_layer).
+checked against the Caffe layer it ports by ``check_keras_layer`` (fastconv.testing.keras_layer),
+and a whole ported Caffe model blob by blob against ``fastconv.caffe.Net`` by
+``assert_net_close`` / ``check_net`` (fastconv.testing.net).
 
 Tolerances: see fastconv.testing.compare (``atol + rtol * S``, ``rtol = (3*sqrt(K) + 2) * u``,
 ``S = sum|x*w| + |b|`` per output; NaN matches NaN and Inf the same Inf, element by element);
@@ -32,7 +34,9 @@ from .deconv import assert_deconv_close, check_deconv, deconv_reference
 from .diagnosis import Diagnosis, Mistake, Verdict
 from .exact import EXACT_LIMIT, check_exact_inputs, exact_conv_inputs
 from .keras_layer import check_keras_layer
-from .oracle import ConvOracle, assert_conv_close, check_conv, diagnose, reference
+from .fixture import ConvOracle
+from .net import NetCheck, assert_net_close, check_net
+from .oracle import assert_conv_close, check_conv, diagnose, reference
 from .pool import assert_pool_close, check_pool, pool_reference
 
 __all__ = [
@@ -40,5 +44,5 @@ __all__ = [
     "unit_roundoff", "diagnose", "Diagnosis", "Mistake", "Verdict", "exact_conv_inputs",
     "check_exact_inputs", "EXACT_LIMIT", "ConvOracle", "assert_deconv_close", "check_deconv",
     "deconv_reference", "assert_pool_close", "check_pool", "pool_reference",
-    "check_keras_layer",
+    "check_keras_layer", "assert_net_close", "check_net", "NetCheck",
 ]

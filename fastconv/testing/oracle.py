@@ -1,18 +1,12 @@
-"""The convolution oracle's entry points: the reference and the assertion that explains itself.
-
-Also :class:`ConvOracle`, every oracle (convolution, deconvolution, pooling) as one object:
-what the pytest fixture ``conv_oracle`` hands out.
-"""
+"""The convolution oracle's entry points: the reference and the assertion that explains itself."""
 from __future__ import annotations
 
 import numpy as np
 
 from .compare import compare
 from .conv import problem_from_call
-from .deconv import assert_deconv_close, check_deconv, deconv_reference
 from .diagnosis import Verdict, check, format_verdict, search
 from .exact import check_exact_inputs, exact_conv_inputs
-from .pool import assert_pool_close, check_pool, pool_reference
 
 
 def reference(x, w, b=None, *, layout="caffe", **params):
@@ -79,22 +73,3 @@ def assert_conv_close(actual, x, w, b=None, *, layout="caffe", rtol=None, atol=N
     if not result:
         raise AssertionError(str(result))
     return result.comparison
-
-
-class ConvOracle:
-    """Every oracle as one object (what the pytest fixture ``conv_oracle`` hands out): the
-    convolution's ``reference`` / ``assert_close`` / ``check``, ``deconv_*`` and ``pool_*``
-    for Deconvolution and Pooling, ``exact_inputs`` and ``compare``. Each method is the
-    fastconv.testing function of that name."""
-
-    reference = staticmethod(reference)
-    assert_close = staticmethod(assert_conv_close)
-    check = staticmethod(check_conv)
-    exact_inputs = staticmethod(exact_conv_inputs)
-    compare = staticmethod(compare)
-    deconv_reference = staticmethod(deconv_reference)
-    assert_deconv_close = staticmethod(assert_deconv_close)
-    check_deconv = staticmethod(check_deconv)
-    pool_reference = staticmethod(pool_reference)
-    assert_pool_close = staticmethod(assert_pool_close)
-    check_pool = staticmethod(check_pool)

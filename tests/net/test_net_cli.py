@@ -1,4 +1,4 @@
-"""``fastconv run`` and ``fastconv compare`` (fastconv.net_cli) on a real small net written here:
+"""``fastconv run`` and ``fastconv compare`` (fastconv.cli.net) on a real small net written here:
 the table lists every layer with its top shape, --save holds what the net's blobs hold, and
 compare finds a planted mistake (exit status 1) and passes a right port (0)."""
 import argparse
@@ -9,7 +9,7 @@ import pytest
 import fastconv
 
 pytest.importorskip("google.protobuf", reason="fastconv.net needs protobuf (fastconv[caffe])")
-from fastconv import net_cli  # noqa: E402
+from fastconv.cli import net as net_cli  # noqa: E402
 from fastconv.net import Net  # noqa: E402
 from test_port_check import ALEXNET_SHAPED, random_weights_net  # noqa: E402
 

@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-from .net import Net
-from .testing.net import LAYOUTS, check_net
+from ..net import Net
+from ..testing.net import LAYOUTS, check_net
 
 PROGRESS_EVERY_S = 1.0   # a progress line at most this often, so long nets show they move
 
