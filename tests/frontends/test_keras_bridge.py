@@ -1,4 +1,4 @@
-"""fastconv.keras.from_caffe and check_layer, run in real Keras (TensorFlow backend, CPU).
+"""fastconv.keras.from_caffe and fastconv.testing.check_keras_layer, run in real Keras (TensorFlow backend, CPU).
 
 Convolution is checked against fastconv.conv2d_caffe; Pooling and Deconvolution against the
 plain numpy references of Caffe's rules in tests/reference, and against fastconv.pool2d_caffe /
@@ -18,7 +18,8 @@ from fastconv.testing import assert_conv_close, check_conv, strategies
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras")
-from fastconv.keras import check_layer, from_caffe, pooling_from_caffe  # noqa: E402
+from fastconv.keras import from_caffe, pooling_from_caffe  # noqa: E402
+from fastconv.testing import check_keras_layer  # noqa: E402
 
 RNG = np.random.default_rng(7)
 
@@ -166,16 +167,16 @@ def test_from_caffe_names_an_hwio_kernel_and_a_missing_bias():
         from_caffe({"num_output": 4, "kernel_size": 3}, normal(4, 3, 3, 3))
 
 
-# --- check_layer ------------------------------------------------------------------------------
+# --- check_keras_layer (Keras semantics only; against Caffe: tests/oracle) ------------------------------------------------------------------------------
 
-def test_check_layer_passes_correct_layers():
+def test_check_keras_layer_passes_correct_layers():
     x = normal(2, 11, 9, 4)
     conv = keras.layers.Conv2D(6, (3, 2), strides=(2, 1), padding="same", groups=2,
                                activation="relu", dilation_rate=1)
-    assert check_layer(conv, x).passed
+    assert check_keras_layer(conv, x).passed
     assert conv.activation is keras.activations.relu                  # restored
-    assert check_layer(keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same"), x).passed
-    assert check_layer(keras.layers.Conv2D(3, 3, dilation_rate=2, use_bias=False), x).passed
+    assert check_keras_layer(keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same"), x).passed
+    assert check_keras_layer(keras.layers.Conv2D(3, 3, dilation_rate=2, use_bias=False), x).passed
 
 
 class TheanoConv2D(keras.layers.Conv2D):
@@ -185,13 +186,13 @@ class TheanoConv2D(keras.layers.Conv2D):
         return super().convolution_op(inputs, keras.ops.flip(keras.ops.flip(kernel, 0), 1))
 
 
-def test_check_layer_names_a_broken_layer():
+def test_check_keras_layer_names_a_broken_layer():
     x = normal(1, 10, 10, 3)
     with pytest.raises(AssertionError, match="kernel spatially flipped") as info:
-        check_layer(TheanoConv2D(4, 3), x)
+        check_keras_layer(TheanoConv2D(4, 3), x)
     assert "fastconv.flip_kernel" in str(info.value)
     with pytest.raises(TypeError, match="Conv2D"):
-        check_layer(keras.layers.Dense(3), x)
+        check_keras_layer(keras.layers.Dense(3), x)
 
 
 # --- Pooling ----------------------------------------------------------------------------------
@@ -357,3 +358,12 @@ def test_pooling_from_caffe_property(data):
     x = np.abs(x) if nonnegative else x
     np.testing.assert_allclose(run_layers(layers, x), caffe_pool(x, kernel, stride, pad, method.lower()),
                                rtol=1e-5, atol=1e-6, err_msg=str(params))
+
+
+def test_check_layer_is_a_deprecated_alias():
+    import fastconv.keras
+
+    fastconv.keras.__dict__.pop("check_layer", None)         # a fresh first use
+    with pytest.warns(DeprecationWarning, match="check_keras_layer"):
+        alias = fastconv.keras.check_layer
+    assert alias is check_keras_layer
