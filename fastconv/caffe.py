@@ -92,10 +92,13 @@ def _plan_key(x, w, b, stride, pad, dilation, group):
     return None
 
 
-def _forward(geometry, x_nchw, w_oihw, b, dtype):
-    """Run the C core on a checked geometry; inputs are converted, never modified."""
-    y = np.empty(geometry.output_shape, dtype=dtype)
-    _core.ConvPlan(geometry, dtype).run(
+def _forward(geometry, x_nchw, w_oihw, b, dtype, *, channels_last=False):
+    """Run the C core on a checked geometry; inputs are converted, never modified. With
+    ``channels_last`` the data ``x_nchw`` and the result are NHWC instead (read and written in
+    place by the engine: no layout copies); the weights stay OIHW."""
+    plan = _core.ConvPlan(geometry, dtype, channels_last)
+    y = np.empty(plan.output_shape, dtype=dtype)
+    plan.run(
         to_kernel_input(x_nchw, dtype),
         to_kernel_input(w_oihw, dtype),
         None if b is None else to_kernel_input(b, dtype),
