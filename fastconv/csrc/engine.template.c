@@ -153,6 +153,12 @@ static inline void FC_NAME(gather_piece)(FC_T *restrict out, const FC_T *src, pt
         }
         return;
     }
+    if (step == 1 && lo <= begin && end <= hi) {
+        /* A piece cut by a panel boundary (rows longer than NR): one copy of its length. */
+        for (ptrdiff_t j = begin; j < end; j++)
+            out[j - begin] = src[j];
+        return;
+    }
     /* Short or partly padded pieces: one plain loop (three vectorised ones cost more in
      * set-up than they save on a handful of columns). */
     for (ptrdiff_t j = begin; j < end; j++)

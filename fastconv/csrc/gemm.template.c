@@ -79,7 +79,13 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
      * block on its own, rows i0 (a multiple of MR) at + i0*depth. */
     const size_t packed_a_size = (size_t)p->groups * (size_t)m_padded * (size_t)k;
     const size_t packed_b_size = (size_t)kc * (size_t)((nc + nr - 1) / nr * nr);
-    FC_T *const workspace = fc_aligned_alloc((packed_a_size + packed_b_size * (size_t)threads) *
+    /* A C whose columns are not contiguous (channels-last output: a pixel's channels are) is
+     * computed block by block into a contiguous scratch and stored transposed once per task,
+     * instead of element by element after every k block. */
+    const int scratch_c = p->cs_c != 1;
+    const size_t per_thread = packed_b_size +
+                              (scratch_c ? (size_t)row_block * (size_t)nc : 0);
+    FC_T *const workspace = fc_aligned_alloc((packed_a_size + per_thread * (size_t)threads) *
                                              sizeof(FC_T));
     if (!workspace)
         return -1;
@@ -99,22 +105,31 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
 #ifdef _OPENMP
         thread = omp_get_thread_num();
 #endif
-        FC_T *packed_b = workspace + packed_a_size + (size_t)thread * packed_b_size;
+        FC_T *packed_b = workspace + packed_a_size + (size_t)thread * per_thread;
+        FC_T *scratch = packed_b + packed_b_size;
 #pragma omp for schedule(dynamic, 1)
         for (ptrdiff_t task = 0; task < tasks; task++) {
             const ptrdiff_t row0 = task % row_blocks * row_block;
             const ptrdiff_t j0 = task / row_blocks % col_blocks * nc;
             const ptrdiff_t problem = task / row_blocks / col_blocks;
             const ptrdiff_t image = problem / p->groups, grp = problem % p->groups;
-            const ptrdiff_t row_end = m - row0 < row_block ? m : row0 + row_block;
+            const ptrdiff_t rows = m - row0 < row_block ? m - row0 : row_block;
             const ptrdiff_t cols = n - j0 < nc ? n - j0 : nc;
             const FC_T *b = p->b + image * p->b_image + grp * p->b_group;
-            FC_T *c = p->c + image * p->c_image + grp * p->c_group + j0 * p->cs_c;
+            FC_T *c = p->c + image * p->c_image + grp * p->c_group + row0 * p->rs_c +
+                      j0 * p->cs_c;
             const FC_T *packed_a = packed_a_all + grp * m_padded * k;
-            if (k_blocks == 0 && !p->beta)
-                for (ptrdiff_t i = row0; i < row_end; i++)
+            /* The task's rows x cols block of C, or the scratch standing in for it. */
+            FC_T *block = scratch_c ? scratch : c;
+            const ptrdiff_t rs = scratch_c ? cols : p->rs_c, cs = scratch_c ? 1 : p->cs_c;
+            if (scratch_c && p->beta)
+                for (ptrdiff_t i = 0; i < rows; i++)
                     for (ptrdiff_t j = 0; j < cols; j++)
-                        c[i * p->rs_c + j * p->cs_c] = 0;
+                        block[i * rs + j] = c[i * p->rs_c + j * p->cs_c];
+            if (k_blocks == 0 && !p->beta)
+                for (ptrdiff_t i = 0; i < rows; i++)
+                    for (ptrdiff_t j = 0; j < cols; j++)
+                        block[i * rs + j * cs] = 0;
             for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
                 const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
                 if (p->im2col)
@@ -122,21 +137,24 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
                 else
                     engine->pack_b(depth, cols, b + p0 * p->rs_b + j0 * p->cs_b, p->rs_b,
                                    p->cs_b, packed_b);
-                for (ptrdiff_t i0 = row0; i0 < row_end; i0 += mc) {
-                    const ptrdiff_t rows = row_end - i0 < mc ? row_end - i0 : mc;
-                    FC_NAME(macro_kernel)(engine, rows, cols, depth,
-                                          packed_a + p0 * m_padded + i0 * depth, packed_b,
-                                          p0 > 0 || p->beta, c + i0 * p->rs_c, p->rs_c,
-                                          p->cs_c);
+                for (ptrdiff_t i0 = 0; i0 < rows; i0 += mc) {
+                    const ptrdiff_t chunk = rows - i0 < mc ? rows - i0 : mc;
+                    FC_NAME(macro_kernel)(engine, chunk, cols, depth,
+                                          packed_a + p0 * m_padded + (row0 + i0) * depth,
+                                          packed_b, p0 > 0 || p->beta, block + i0 * rs, rs, cs);
                 }
             }
             if (p->bias) {
                 /* As in Caffe, the bias is added after the product, not folded into it. */
-                const FC_T *bias = p->bias + grp * m;
-                for (ptrdiff_t i = row0; i < row_end; i++)
+                const FC_T *bias = p->bias + grp * m + row0;
+                for (ptrdiff_t i = 0; i < rows; i++)
                     for (ptrdiff_t j = 0; j < cols; j++)
-                        c[i * p->rs_c + j * p->cs_c] += bias[i];
+                        block[i * rs + j * cs] += bias[i];
             }
+            if (scratch_c)   /* column by column: C's rows are the contiguous direction */
+                for (ptrdiff_t j = 0; j < cols; j++)
+                    for (ptrdiff_t i = 0; i < rows; i++)
+                        c[i * p->rs_c + j * p->cs_c] = block[i * rs + j];
         }
     }
     fc_aligned_free(workspace);
