@@ -16,15 +16,19 @@
  * convolution instead of a GEMM with a taps-long reduction, for every pass that is a forward.
  */
 
-/* Depthwise forward, one channel of one image: every output row is built tap by tap in
- * Caffe's im2col order (channel, then kernel axes), each tap adding weight * input row with
- * the engine's axpy. Taps in the padding add weight * 0, which is zero unless the weight is inf
- * or NaN: then it is NaN, exactly as the zero-filled column matrix of im2col + GEMM gives. */
+/* Depthwise forward. Every output element is built tap by tap in Caffe's im2col order (kernel
+ * axes in turn), each tap a multiply then an add (the engine's madd), whatever the layout: so
+ * NCHW and channels last give the same bits. Taps in the padding add weight * 0, which changes
+ * nothing (a sum that starts at +0 is never -0) unless the weight is inf or NaN: then it is NaN,
+ * exactly as the zero-filled column matrix of im2col + GEMM gives. */
+
+/* NCHW, one channel of one image: output row by output row, each tap adding weight * a
+ * shifted input row. */
 #define FC_DW_SPAN_CACHE 32
 
 static void FC_NAME(depthwise_channel)(const FC_NAME(fc_engine) *engine,
                                        const fc_conv_geometry *g, const FC_T *input,
-                                       const FC_T *filter, ptrdiff_t element, FC_T *output)
+                                       const FC_T *filter, FC_T *output)
 {
     const ptrdiff_t *in = g->in_size, *out = g->out_size, *kernel = g->kernel;
     const ptrdiff_t stride2 = g->stride[2];
@@ -39,17 +43,17 @@ static void FC_NAME(depthwise_channel)(const FC_NAME(fc_engine) *engine,
 
     for (ptrdiff_t o0 = 0; o0 < out[0]; o0++)
         for (ptrdiff_t o1 = 0; o1 < out[1]; o1++) {
-            FC_T *row = output + (o0 * out[1] + o1) * out[2] * element;
+            FC_T *row = output + (o0 * out[1] + o1) * out[2];
             for (ptrdiff_t o2 = 0; o2 < out[2]; o2++)
-                row[o2 * element] = 0;
+                row[o2] = 0;
             for (ptrdiff_t t0 = 0; t0 < kernel[0]; t0++)
                 for (ptrdiff_t t1 = 0; t1 < kernel[1]; t1++) {
                     const ptrdiff_t i0 = o0 * g->stride[0] + t0 * g->dilation[0] - g->pad[0];
                     const ptrdiff_t i1 = o1 * g->stride[1] + t1 * g->dilation[1] - g->pad[1];
                     const int row_inside = fc_in_range(i0, in[0]) && fc_in_range(i1, in[1]);
                     for (ptrdiff_t t2 = 0; t2 < kernel[2]; t2++) {
-                        const FC_T weight = filter[(t0 * kernel[1] + t1) * kernel[2] + t2];
-                        const FC_T padding_term = weight * (FC_T)0;
+                        const FC_T *weight = filter + (t0 * kernel[1] + t1) * kernel[2] + t2;
+                        const FC_T padding_term = *weight * (FC_T)0;
                         const ptrdiff_t i2 = t2 * g->dilation[2] - g->pad[2];
                         ptrdiff_t lo = 0, hi = 0;
                         if (row_inside) {
@@ -62,15 +66,14 @@ static void FC_NAME(depthwise_channel)(const FC_NAME(fc_engine) *engine,
                         }
                         if (padding_term != padding_term) {
                             for (ptrdiff_t o2 = 0; o2 < lo; o2++)
-                                row[o2 * element] += padding_term;
+                                row[o2] += padding_term;
                             for (ptrdiff_t o2 = hi; o2 < out[2]; o2++)
-                                row[o2 * element] += padding_term;
+                                row[o2] += padding_term;
                         }
                         if (lo < hi)
-                            engine->axpy(hi - lo, weight,
-                                         input + ((i0 * in[1] + i1) * in[2] + i2 +
-                                                  lo * stride2) * element,
-                                         stride2 * element, row + lo * element, element);
+                            engine->madd(hi - lo, weight, 0,
+                                         input + (i0 * in[1] + i1) * in[2] + i2 + lo * stride2,
+                                         stride2, row + lo);
                     }
                 }
         }
@@ -78,29 +81,76 @@ static void FC_NAME(depthwise_channel)(const FC_NAME(fc_engine) *engine,
 
 #undef FC_DW_SPAN_CACHE
 
-static void FC_NAME(depthwise_forward)(const FC_NAME(fc_engine) *engine,
-                                       const fc_conv_geometry *g, const fc_conv_sizes *sizes,
-                                       const FC_T *x, const FC_T *w, const FC_T *bias, FC_T *y)
+/* Channels last, one output pixel of one image: all channels at once, tap by tap, with the
+ * weights laid out tap-major (weights_by_tap[tap*C + c]) so each tap is one vector madd. */
+static void FC_NAME(depthwise_pixel)(const FC_NAME(fc_engine) *engine,
+                                     const fc_conv_geometry *g, const FC_T *image,
+                                     const FC_T *weights_by_tap, const FC_T *zeros,
+                                     ptrdiff_t pixel, FC_T *out)
 {
-    const ptrdiff_t channels = g->in_channels, planes = g->batch * channels;
+    const ptrdiff_t *in = g->in_size, *kernel = g->kernel, channels = g->in_channels;
+    const ptrdiff_t o2 = pixel % g->out_size[2], o1 = pixel / g->out_size[2] % g->out_size[1];
+    const ptrdiff_t o0 = pixel / g->out_size[2] / g->out_size[1];
+    for (ptrdiff_t c = 0; c < channels; c++)
+        out[c] = 0;
+    const FC_T *weights = weights_by_tap;
+    for (ptrdiff_t t0 = 0; t0 < kernel[0]; t0++)
+        for (ptrdiff_t t1 = 0; t1 < kernel[1]; t1++)
+            for (ptrdiff_t t2 = 0; t2 < kernel[2]; t2++, weights += channels) {
+                const ptrdiff_t i0 = o0 * g->stride[0] + t0 * g->dilation[0] - g->pad[0];
+                const ptrdiff_t i1 = o1 * g->stride[1] + t1 * g->dilation[1] - g->pad[1];
+                const ptrdiff_t i2 = o2 * g->stride[2] + t2 * g->dilation[2] - g->pad[2];
+                const int inside = fc_in_range(i0, in[0]) && fc_in_range(i1, in[1]) &&
+                                   fc_in_range(i2, in[2]);
+                engine->madd(channels, weights, 1,
+                             inside ? image + ((i0 * in[1] + i1) * in[2] + i2) * channels : zeros,
+                             1, out);
+            }
+}
+
+static int FC_NAME(depthwise_forward)(const FC_NAME(fc_engine) *engine,
+                                      const fc_conv_geometry *g, const fc_conv_sizes *sizes,
+                                      const FC_T *x, const FC_T *w, const FC_T *bias, FC_T *y)
+{
+    const ptrdiff_t channels = g->in_channels, taps = sizes->taps;
     const ptrdiff_t in_volume = sizes->in_volume, out_pixels = sizes->out_pixels;
-    /* NCHW: a channel is a contiguous plane; channels last: every channels-th element. */
-    const ptrdiff_t element = g->channels_last ? channels : 1;
-    const int threads_wanted = fc_threads_for(2.0 * (double)planes * (double)out_pixels *
-                                              (double)sizes->taps);
-    const int threads = planes < threads_wanted ? (int)planes : threads_wanted;
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (ptrdiff_t index = 0; index < planes; index++) {
-        const ptrdiff_t n = index / channels, c = index % channels;
-        const FC_T *input = g->channels_last ? x + n * in_volume * channels + c
-                                             : x + index * in_volume;
-        FC_T *output = g->channels_last ? y + n * out_pixels * channels + c
-                                        : y + index * out_pixels;
-        FC_NAME(depthwise_channel)(engine, g, input, w + c * sizes->taps, element, output);
-        if (bias)
-            for (ptrdiff_t p = 0; p < out_pixels; p++)
-                output[p * element] += bias[c];
+    /* Work items: planes (NCHW) or output pixels (channels last), never split further. */
+    const ptrdiff_t items = g->batch * (g->channels_last ? out_pixels : channels);
+    const int threads_wanted = fc_threads_for(2.0 * (double)g->batch * (double)channels *
+                                              (double)out_pixels * (double)taps);
+    const int threads = items < threads_wanted ? (int)items : threads_wanted;
+    FC_T *weights_by_tap = NULL;
+    if (g->channels_last) {
+        weights_by_tap = malloc((size_t)(taps + 1) * (size_t)channels * sizeof(FC_T));
+        if (!weights_by_tap)
+            return -1;
+        for (ptrdiff_t c = 0; c < channels; c++) {
+            for (ptrdiff_t tap = 0; tap < taps; tap++)
+                weights_by_tap[tap * channels + c] = w[c * taps + tap];
+            weights_by_tap[taps * channels + c] = 0;   /* what padding taps read */
+        }
     }
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (ptrdiff_t index = 0; index < items; index++) {
+        if (g->channels_last) {
+            const ptrdiff_t n = index / out_pixels;
+            FC_T *out = y + index * channels;
+            FC_NAME(depthwise_pixel)(engine, g, x + n * in_volume * channels, weights_by_tap,
+                                     weights_by_tap + taps * channels, index % out_pixels, out);
+            if (bias)
+                for (ptrdiff_t c = 0; c < channels; c++)
+                    out[c] += bias[c];
+        } else {
+            const ptrdiff_t c = index % channels;
+            FC_T *out = y + index * out_pixels;
+            FC_NAME(depthwise_channel)(engine, g, x + index * in_volume, w + c * taps, out);
+            if (bias)
+                for (ptrdiff_t p = 0; p < out_pixels; p++)
+                    out[p] += bias[c];
+        }
+    }
+    free(weights_by_tap);
+    return 0;
 }
 
 int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_T *w,
@@ -108,10 +158,8 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
 {
     const FC_NAME(fc_engine) *engine = FC_NAME(fc_engine_active)();
     const fc_conv_sizes s = fc_conv_sizes_of(g);
-    if (g->group == g->in_channels && g->group == g->out_channels) {
-        FC_NAME(depthwise_forward)(engine, g, &s, x, w, bias, y);
-        return 0;
-    }
+    if (g->group == g->in_channels && g->group == g->out_channels)
+        return FC_NAME(depthwise_forward)(engine, g, &s, x, w, bias, y);
     int is_pointwise = 1;
     for (int axis = 0; axis < FC_SPATIAL_AXES; axis++)
         is_pointwise &= g->kernel[axis] == 1 && g->stride[axis] == 1 && g->pad[axis] == 0 &&

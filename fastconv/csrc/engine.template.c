@@ -239,19 +239,24 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
     }
 }
 
-static void FC_NAME(axpy)(ptrdiff_t n, FC_T alpha, const FC_T *restrict x, ptrdiff_t incx,
-                          FC_T *restrict y, ptrdiff_t incy)
+static void FC_NAME(madd)(ptrdiff_t n, const FC_T *restrict a, ptrdiff_t inca,
+                          const FC_T *restrict x, ptrdiff_t incx, FC_T *restrict y)
 {
     /* The unit-stride cases as their own loops, so the compiler vectorises them. */
-    if (incx == 1 && incy == 1) {
+    if (inca == 0) {
+        const FC_T alpha = a[0];
+        if (incx == 1)
+            for (ptrdiff_t i = 0; i < n; i++)
+                y[i] += alpha * x[i];
+        else
+            for (ptrdiff_t i = 0; i < n; i++)
+                y[i] += alpha * x[i * incx];
+    } else if (inca == 1 && incx == 1) {
         for (ptrdiff_t i = 0; i < n; i++)
-            y[i] += alpha * x[i];
-    } else if (incy == 1) {
-        for (ptrdiff_t i = 0; i < n; i++)
-            y[i] += alpha * x[i * incx];
+            y[i] += a[i] * x[i];
     } else {
         for (ptrdiff_t i = 0; i < n; i++)
-            y[i * incy] += alpha * x[i * incx];
+            y[i] += a[i * inca] * x[i * incx];
     }
 }
 
@@ -262,7 +267,7 @@ FC_ENGINE_TYPE FC_NAME(fc_engine) = {
     .pack_a = FC_NAME(pack_a),
     .pack_b = FC_NAME(pack_b),
     .pack_b_im2col = FC_NAME(pack_b_im2col),
-    .axpy = FC_NAME(axpy),
+    .madd = FC_NAME(madd),
 };
 
 #undef FC_NR

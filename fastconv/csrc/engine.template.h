@@ -28,8 +28,9 @@ typedef struct FC_NAME(fc_engine) {
      * output pixels first_pixel..first_pixel+pixels, packed like pack_b. */
     void (*pack_b_im2col)(const fc_conv_geometry *geom, const FC_T *image, ptrdiff_t k0,
                           ptrdiff_t kc, ptrdiff_t first_pixel, ptrdiff_t pixels, FC_T *packed);
-    /* y[i*incy] += alpha * x[i*incx] for i < n, each a multiply then an add: the depthwise
-     * convolution's inner loop, vectorised for the instruction set. */
-    void (*axpy)(ptrdiff_t n, FC_T alpha, const FC_T *x, ptrdiff_t incx, FC_T *y,
-                 ptrdiff_t incy);
+    /* y[i] += a[i*inca] * x[i*incx] for i < n, each a multiply then an add: the depthwise
+     * convolution's inner loop (inca 0: one weight along an NCHW row; inca 1: a weight per
+     * channel of a channels-last pixel), vectorised for the instruction set. */
+    void (*madd)(ptrdiff_t n, const FC_T *a, ptrdiff_t inca, const FC_T *x, ptrdiff_t incx,
+                 FC_T *y);
 } FC_NAME(fc_engine);
