@@ -187,12 +187,9 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
 /* Move one tile of the column matrix between an image (NCHW) and col: gather (im2col, taps
  * outside the input read zero) or scatter-add (col2im, taps outside the input are dropped).
  * One walk serves both so the two can never disagree about which input pixel a column entry
- * is. Entry (row r, pixel j) of the tile lives at col[r*row_stride + j*pixel_stride]: (tile, 1)
- * is Caffe's layout; (1, rows) is its transpose, which the weight gradient's GEMM reads with
- * unit stride. */
+ * is. The tile is Caffe's layout: entry (row r, pixel j) at col[r*tile_pixels + j]. */
 static void FC_NAME(lower_tile)(const fc_conv_geometry *g, ptrdiff_t first_pixel,
-                                ptrdiff_t tile_pixels, FC_T *image, FC_T *col,
-                                ptrdiff_t row_stride, ptrdiff_t pixel_stride, int scatter)
+                                ptrdiff_t tile_pixels, FC_T *image, FC_T *col, int scatter)
 {
     const ptrdiff_t *in = g->in_size, *out = g->out_size, *kernel = g->kernel;
     const ptrdiff_t in_volume = fc_volume(in);
@@ -210,7 +207,7 @@ static void FC_NAME(lower_tile)(const fc_conv_geometry *g, ptrdiff_t first_pixel
     for (ptrdiff_t c = 0; c < g->in_channels; c++) {
         FC_T *channel = image + c * in_volume;
         for (ptrdiff_t tap = 0; tap < taps; tap++) {
-            FC_T *row = col + (c * taps + tap) * row_stride;
+            FC_T *row = col + (c * taps + tap) * tile_pixels;
             /* Offset of this tap from a window's origin, per axis, padding included. */
             ptrdiff_t offset[FC_SPATIAL_AXES], position[FC_SPATIAL_AXES];
             for (ptrdiff_t index = tap, axis = FC_SPATIAL_AXES - 1; axis >= 0; axis--) {
@@ -233,17 +230,17 @@ static void FC_NAME(lower_tile)(const fc_conv_geometry *g, ptrdiff_t first_pixel
                 /* Input index of run entry k (read only for k in [lo, hi)). */
                 const ptrdiff_t base = (i0 * in[1] + i1) * in[2] + first_i2;
                 const ptrdiff_t step = g->stride[2];
-                FC_T *entries = row + j * pixel_stride;
+                FC_T *entries = row + j;
                 if (scatter) {
                     for (ptrdiff_t k = lo; k < hi; k++)
-                        channel[base + k * step] += entries[k * pixel_stride];
+                        channel[base + k * step] += entries[k];
                 } else {
                     for (ptrdiff_t k = 0; k < lo; k++)
-                        entries[k * pixel_stride] = 0;
+                        entries[k] = 0;
                     for (ptrdiff_t k = lo; k < hi; k++)
-                        entries[k * pixel_stride] = channel[base + k * step];
+                        entries[k] = channel[base + k * step];
                     for (ptrdiff_t k = hi; k < run; k++)
-                        entries[k * pixel_stride] = 0;
+                        entries[k] = 0;
                 }
                 j += run;
                 /* The next run starts at the next output pixel in row-major order. */
@@ -287,17 +284,18 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
         for (ptrdiff_t p0 = 0; (dx || dw) && status == 0 && p0 < out_pixels; p0 += tile) {
             const ptrdiff_t tile_pixels = p0 + tile < out_pixels ? tile : out_pixels - p0;
             if (dw) {
-                /* The transposed (pixel-major) column tile: dW_g += dy_g colT_g. im2col only
+                /* dW_g += dy_g col_g^T: the tile is lowered in Caffe's layout and read
+                 * transposed through strides (the packing transposes it in cache). im2col only
                  * reads the image; the cast serves the shared walk. */
                 FC_NAME(lower_tile)(g, p0, tile_pixels,
-                                    (FC_T *)(x + n * g->in_channels * in_volume), col, 1,
-                                    kernel_dim, 0);
+                                    (FC_T *)(x + n * g->in_channels * in_volume), col, 0);
                 const FC_NAME(fc_gemm_batch) weights = {
                     .images = 1, .groups = g->group,
                     .m = group_out_channels, .n = group_kernel_dim, .k = tile_pixels,
                     .a = grad + p0, .a_group = group_out_channels * out_pixels,
                     .rs_a = out_pixels, .cs_a = 1,
-                    .b = col, .b_group = group_kernel_dim, .rs_b = kernel_dim, .cs_b = 1,
+                    .b = col, .b_group = group_kernel_dim * tile_pixels, .rs_b = 1,
+                    .cs_b = tile_pixels,
                     .c = dw, .c_group = group_out_channels * group_kernel_dim,
                     .rs_c = group_kernel_dim, .cs_c = 1, .beta = 1,
                 };
@@ -316,7 +314,7 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
                 };
                 status = FC_NAME(fc_gemm_batch_run)(&data);
                 FC_NAME(lower_tile)(g, p0, tile_pixels, dx + n * g->in_channels * in_volume,
-                                    col, tile_pixels, 1, 1);
+                                    col, 1);
             }
         }
         if (db)
