@@ -68,6 +68,25 @@ static void FC_NAME(pack_a)(ptrdiff_t m, ptrdiff_t kc, const FC_T *a, ptrdiff_t 
         const ptrdiff_t rows = m - i0 < FC_MR ? m - i0 : FC_MR;
         FC_T *panel = packed + i0 * kc;
         const FC_T *block = a + i0 * rs;
+        if (cs == 1 && rows == FC_MR) {
+            /* Rows of A contiguous along k (the weights of a forward pass): LANES columns of
+             * the MR rows at a time, loaded as vectors and written out column by column. */
+            ptrdiff_t p = 0;
+            for (; p + FC_LANES <= kc; p += FC_LANES) {
+                FC_ALIGN64 FC_T rows_block[FC_MR][FC_LANES];
+#pragma GCC unroll 16
+                for (int i = 0; i < FC_MR; i++)
+                    FC_VSTOREU(rows_block[i], FC_VLOADU(block + i * rs + p));
+                for (int q = 0; q < FC_LANES; q++)
+#pragma GCC unroll 16
+                    for (int i = 0; i < FC_MR; i++)
+                        panel[(p + q) * FC_MR + i] = rows_block[i][q];
+            }
+            for (; p < kc; p++)
+                for (int i = 0; i < FC_MR; i++)
+                    panel[p * FC_MR + i] = block[i * rs + p];
+            continue;
+        }
         /* Written front to back; read as MR streams along k (rows of A, or columns). */
         for (ptrdiff_t p = 0; p < kc; p++) {
             FC_T *dst = panel + p * FC_MR;
@@ -153,16 +172,28 @@ static inline void FC_NAME(gather_piece)(FC_T *restrict out, const FC_T *src, pt
         }
         return;
     }
-    if (step == 1 && lo <= begin && end <= hi) {
-        /* A piece cut by a panel boundary (rows longer than NR): one copy of its length. */
-        for (ptrdiff_t j = begin; j < end; j++)
-            out[j - begin] = src[j];
-        return;
+    /* Pieces cut by a panel boundary or the padding: zeros, the inside span [first, last)
+     * with the loop for its stride, zeros. */
+    const ptrdiff_t first = lo > begin ? (lo < end ? lo : end) : begin;
+    const ptrdiff_t last = hi < end ? (hi > first ? hi : first) : end;
+    FC_T *restrict at = out - begin;
+    for (ptrdiff_t j = begin; j < first; j++)
+        at[j] = 0;
+    if (step == 1) {
+        for (ptrdiff_t j = first; j < last; j++)
+            at[j] = src[j];
+    } else if (step == 2) {
+        for (ptrdiff_t j = first; j < last; j++)
+            at[j] = src[2 * j];
+    } else if (step == 4) {
+        for (ptrdiff_t j = first; j < last; j++)
+            at[j] = src[4 * j];
+    } else {
+        for (ptrdiff_t j = first; j < last; j++)
+            at[j] = src[j * step];
     }
-    /* Short or partly padded pieces: one plain loop (three vectorised ones cost more in
-     * set-up than they save on a handful of columns). */
-    for (ptrdiff_t j = begin; j < end; j++)
-        out[j - begin] = fc_in_range(j - lo, hi - lo) ? src[j * step] : (FC_T)0;
+    for (ptrdiff_t j = last; j < end; j++)
+        at[j] = 0;
 }
 
 /* Row by row of the column matrix (channel, then kernel taps in axis order, as Caffe's
