@@ -194,8 +194,6 @@ static void set_blocking(ptrdiff_t mr, ptrdiff_t nr, ptrdiff_t item, ptrdiff_t *
     *kc = clamp_to_multiple(cache_bytes[0] / 2 / (nr * item), 8, 64, 1024);
     *mc = clamp_to_multiple(cache_bytes[1] / 2 / (*kc * item), mr, mr, 4096);
     *nc = clamp_to_multiple(cache_bytes[1] / 4 / (*kc * item), nr, 2 * nr, 8192);
-    const char *hack = getenv("FC_HACK_BLOCKING");  /* TEMPORARY experiment */
-    if (hack) { long k_, m_, n_; if (sscanf(hack, "%ld,%ld,%ld", &k_, &m_, &n_) == 3) { *kc = k_; *mc = m_ / mr * mr; *nc = n_ / nr * nr; } }
 }
 
 int fc_engine_blocking(int id, int element_bytes, ptrdiff_t sizes[5])
