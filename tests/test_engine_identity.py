@@ -39,10 +39,20 @@ def inputs(case, dtype, seed=7):
             rng.standard_normal(w_shape[0]).astype(dtype))
 
 
-def keras_padding_arrays(x, w, pad):
-    """Keras has no symmetric pad: pad the NHWC input explicitly and use padding='valid'."""
+def caffe_kwargs(case):
+    _, _, stride, pad, dilation, group = case
+    return dict(stride=stride, pad=pad, dilation=dilation, group=group)
+
+
+def keras_padded(x, pad):
+    """Keras has no symmetric pad: the NCHW input padded explicitly, for padding='valid'."""
     ph, pw = pad
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))), w
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+
+
+def output_gradient(x, w, case, dtype, seed):
+    shape = fastconv.conv2d_caffe(x, w, **caffe_kwargs(case)).shape
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
 @pytest.fixture
@@ -57,14 +67,14 @@ def restore_threads():
 def test_forward_same_bits_through_every_api(case, dtype):
     x, w, b = inputs(case, dtype)
     _, _, stride, pad, dilation, group = case
-    kwargs = dict(stride=stride, pad=pad, dilation=dilation, group=group)
+    kwargs = caffe_kwargs(case)
     y = fastconv.conv2d_caffe(x, w, b, **kwargs)
     assert_conv_close(y, caffe_conv2d(x, w, b, stride, pad, dilation, group), dtype)
 
     assert np.array_equal(bits(fastconv.convnd_caffe(x, w, b, **kwargs)), bits(y))
 
     # The same convolution as Keras sees it: zero padding made explicit, HWIO kernel.
-    padded, _ = keras_padding_arrays(x, w, pad)
+    padded = keras_padded(x, pad)
     kernel = w.transpose(2, 3, 1, 0)
     keras_kwargs = dict(strides=stride, padding="valid", dilation_rate=dilation, groups=group)
     y_first = fastconv.conv2d_keras(padded, kernel, b, data_format="channels_first",
@@ -80,12 +90,10 @@ def test_forward_same_bits_through_every_api(case, dtype):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_backward_data_is_deconvolution_bitwise(case, dtype):
     x, w, _ = inputs(case, dtype)
-    _, _, stride, pad, dilation, group = case
-    kwargs = dict(stride=stride, pad=pad, dilation=dilation, group=group)
-    rng = np.random.default_rng(11)
-    dy = rng.standard_normal(fastconv.conv2d_caffe(x, w, **kwargs).shape).astype(dtype)
+    kwargs = caffe_kwargs(case)
+    dy = output_gradient(x, w, case, dtype, seed=11)
     dx, _, _ = fastconv.conv2d_caffe_backward(x, w, dy, **kwargs)
-    expected_dx, _, _ = caffe_conv2d_backward(x, w, dy, stride, pad, dilation, group)
+    expected_dx, _, _ = caffe_conv2d_backward(x, w, dy, *case[2:])
     assert_conv_close(dx, expected_dx, dtype)
     # Deconvolution's blob is (C_in, num_output/group, kh, kw): for the convolution's own w
     # read as a Deconvolution, C_in is the convolution's num_output.
@@ -98,10 +106,8 @@ def test_backward_data_is_deconvolution_bitwise(case, dtype):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_backward_same_bits_for_any_thread_count(restore_threads, case, dtype):
     x, w, _ = inputs(case, dtype)
-    _, _, stride, pad, dilation, group = case
-    kwargs = dict(stride=stride, pad=pad, dilation=dilation, group=group)
-    dy = np.random.default_rng(5).standard_normal(
-        fastconv.conv2d_caffe(x, w, **kwargs).shape).astype(dtype)
+    kwargs = caffe_kwargs(case)
+    dy = output_gradient(x, w, case, dtype, seed=5)
     results = []
     for threads in (1, 2, 3):
         fastconv.set_num_threads(threads)
@@ -117,8 +123,7 @@ def test_backward_same_bits_for_any_thread_count(restore_threads, case, dtype):
 def test_keras_channels_last_same_bits_for_any_thread_count(restore_threads, case, dtype):
     x, w, b = inputs(case, dtype)
     _, _, stride, pad, dilation, group = case
-    padded, _ = keras_padding_arrays(x, w, pad)
-    x_nhwc = np.ascontiguousarray(padded.transpose(0, 2, 3, 1))
+    x_nhwc = np.ascontiguousarray(keras_padded(x, pad).transpose(0, 2, 3, 1))
     kernel = w.transpose(2, 3, 1, 0)
     results = []
     for threads in (1, 2, 3):
