@@ -44,6 +44,62 @@ static void FC_NAME(macro_kernel)(const FC_NAME(fc_engine) *engine, ptrdiff_t m,
     }
 }
 
+/* Channels-last images are packed through a small NCHW copy of the part of the image one B
+ * block reads: the rows of axis 1 its pixels reach, for the channels of its k block, copied by
+ * a transposition that reads the image front to back. Packing from it is then the NCHW packing
+ * (vector copies) instead of a gather with a stride of in_channels per element: same values,
+ * same bits, and no copy of the whole tensor. */
+static ptrdiff_t FC_NAME(channels_last_rows)(const fc_conv_geometry *g, ptrdiff_t first_pixel,
+                                             ptrdiff_t pixels, ptrdiff_t *first_row)
+{
+    const ptrdiff_t plane = g->out_size[1] * g->out_size[2], last_pixel = first_pixel + pixels - 1;
+    ptrdiff_t r0 = 0, r1 = g->in_size[1];
+    if (first_pixel / plane == last_pixel / plane) {   /* one position on axis 0 */
+        r0 = first_pixel % plane / g->out_size[2] * g->stride[1] - g->pad[1];
+        r1 = last_pixel % plane / g->out_size[2] * g->stride[1] - g->pad[1] +
+             (g->kernel[1] - 1) * g->dilation[1] + 1;
+        r0 = r0 < 0 ? 0 : r0 > g->in_size[1] ? g->in_size[1] : r0;
+        r1 = r1 < r0 ? r0 : r1 > g->in_size[1] ? g->in_size[1] : r1;
+    }
+    *first_row = r0;
+    return r1 - r0;
+}
+
+static void FC_NAME(pack_b_channels_last)(const FC_NAME(fc_engine) *engine,
+                                          const fc_conv_geometry *g, const FC_T *image,
+                                          ptrdiff_t k0, ptrdiff_t kc, ptrdiff_t first_pixel,
+                                          ptrdiff_t pixels, FC_T *restrict copy, FC_T *packed)
+{
+    const ptrdiff_t *in = g->in_size, channels = g->in_channels;
+    const ptrdiff_t taps = g->kernel[0] * g->kernel[1] * g->kernel[2];
+    const ptrdiff_t c0 = k0 / taps, c1 = (k0 + kc - 1) / taps + 1;
+    ptrdiff_t r0;
+    const ptrdiff_t rows = FC_NAME(channels_last_rows)(g, first_pixel, pixels, &r0);
+    const ptrdiff_t plane = in[0] * rows * in[2];
+    for (ptrdiff_t i0 = 0; i0 < in[0]; i0++)
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            const FC_T *src = image + ((i0 * in[1] + r0 + r) * in[2]) * channels;
+            FC_T *dst = copy + (i0 * rows + r) * in[2];
+            /* 16 positions at a time: their lines of the image stay in L1 while every
+             * channel of them is written out as one short contiguous run. */
+            for (ptrdiff_t first = 0; first < in[2]; first += 16) {
+                const ptrdiff_t count = in[2] - first < 16 ? in[2] - first : 16;
+                const FC_T *from = src + first * channels;
+                for (ptrdiff_t c = c0; c < c1; c++) {
+                    FC_T *to = dst + (c - c0) * plane + first;
+                    for (ptrdiff_t q = 0; q < count; q++)
+                        to[q] = from[q * channels + c];
+                }
+            }
+        }
+    fc_conv_geometry part = *g;   /* the copy: channels c0.., rows r0.. of axis 1, NCHW */
+    part.channels_last = 0;
+    part.in_channels = c1 - c0;
+    part.in_size[1] = rows;
+    part.pad[1] = g->pad[1] + r0;
+    engine->pack_b_im2col(&part, copy, k0 - c0 * taps, kc, first_pixel, pixels, packed);
+}
+
 int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
 {
     const ptrdiff_t m = p->m, n = p->n, k = p->k;
@@ -83,7 +139,20 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
      * computed block by block into a contiguous scratch and stored transposed once per task,
      * instead of element by element after every k block. */
     const int scratch_c = p->cs_c != 1;
-    const size_t per_thread = packed_b_size +
+    size_t copy_size = 0;   /* the NCHW copy of pack_b_channels_last */
+    if (p->im2col && p->im2col->channels_last) {
+        const fc_conv_geometry *g = p->im2col;
+        const ptrdiff_t taps = g->kernel[0] * g->kernel[1] * g->kernel[2];
+        ptrdiff_t rows = g->in_size[1];
+        if (g->out_size[0] == 1) {   /* every block on one position of axis 0: a band of rows */
+            const ptrdiff_t band = ((nc - 1) / g->out_size[2] + 1) * g->stride[1] +
+                                   (g->kernel[1] - 1) * g->dilation[1] + 1;
+            rows = band < rows ? band : rows;
+        }
+        copy_size = (size_t)((kc - 1) / taps + 2) * (size_t)g->in_size[0] * (size_t)rows *
+                    (size_t)g->in_size[2];
+    }
+    const size_t per_thread = packed_b_size + copy_size +
                               (scratch_c ? (size_t)row_block * (size_t)nc : 0);
     FC_T *const workspace = fc_aligned_alloc((packed_a_size + per_thread * (size_t)threads) *
                                              sizeof(FC_T));
@@ -106,7 +175,8 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
         thread = omp_get_thread_num();
 #endif
         FC_T *packed_b = workspace + packed_a_size + (size_t)thread * per_thread;
-        FC_T *scratch = packed_b + packed_b_size;
+        FC_T *copy = packed_b + packed_b_size;
+        FC_T *scratch = copy + copy_size;
 #pragma omp for schedule(dynamic, 1)
         for (ptrdiff_t task = 0; task < tasks; task++) {
             const ptrdiff_t row0 = task % row_blocks * row_block;
@@ -132,7 +202,10 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
                         block[i * rs + j * cs] = 0;
             for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
                 const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
-                if (p->im2col)
+                if (copy_size)
+                    FC_NAME(pack_b_channels_last)(engine, p->im2col, b, p0, depth, j0, cols,
+                                                  copy, packed_b);
+                else if (p->im2col)
                     engine->pack_b_im2col(p->im2col, b, p0, depth, j0, cols, packed_b);
                 else
                     engine->pack_b(depth, cols, b + p0 * p->rs_b + j0 * p->cs_b, p->rs_b,
