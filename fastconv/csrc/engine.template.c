@@ -87,6 +87,14 @@ static void FC_NAME(pack_a)(ptrdiff_t m, ptrdiff_t kc, const FC_T *a, ptrdiff_t 
                     panel[p * FC_MR + i] = block[i * rs + p];
             continue;
         }
+        if (rs == 1 && rows == FC_MR) {
+            /* Columns of A contiguous (the transposed weights of backward-data): each step of
+             * k is one fixed-length copy. */
+            for (ptrdiff_t p = 0; p < kc; p++)
+                for (int i = 0; i < FC_MR; i++)
+                    panel[p * FC_MR + i] = block[p * cs + i];
+            continue;
+        }
         /* Written front to back; read as MR streams along k (rows of A, or columns). */
         for (ptrdiff_t p = 0; p < kc; p++) {
             FC_T *dst = panel + p * FC_MR;
