@@ -225,41 +225,100 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
     const ptrdiff_t start1 = first_pixel / out[2] % out[1];
     const ptrdiff_t start0 = first_pixel / out[2] / out[1];
 
+    /* Stride 1 with rows as long as the output's ("same" padding), one position on axis 0:
+     * the block's pixels read consecutive input elements, one element further per pixel, even
+     * across output rows (the elements in between are those the padding columns would
+     * read). A row of the column matrix is then one copy, whose padding columns and rows are
+     * zeroed afterwards. */
+    const int one_plane = start0 == (first_pixel + pixels - 1) / out[2] / out[1];
+    const int consecutive = !g->channels_last && one_plane && g->stride[1] == 1 &&
+                            g->stride[2] == 1 && in[2] == out[2];
+    const ptrdiff_t in_plane = in[1] * in[2];
+    const ptrdiff_t plane_pixel = first_pixel % (out[1] * out[2]);
+
     ptrdiff_t channel = k0 / taps, tap = k0 % taps;
-    ptrdiff_t t2 = tap % kernel[2], t1 = tap / kernel[2] % kernel[1], t0 = tap / kernel[2] / kernel[1];
+    ptrdiff_t t2 = tap % kernel[2], t1 = tap / kernel[2] % kernel[1];
+    ptrdiff_t t0 = tap / kernel[2] / kernel[1];
     for (ptrdiff_t p = 0; p < kc; p++) {
         const FC_T *plane = image + channel * channel_step;
         const ptrdiff_t shift0 = t0 * g->dilation[0] - g->pad[0];
         const ptrdiff_t shift1 = t1 * g->dilation[1] - g->pad[1];
         const ptrdiff_t shift2 = t2 * g->dilation[2] - g->pad[2];
         ptrdiff_t o0 = start0, o1 = start1, o2 = start2;
-        for (ptrdiff_t first = 0; first < pixels;) {
-            const ptrdiff_t length = out[2] - o2 < pixels - first ? out[2] - o2 : pixels - first;
-            const ptrdiff_t i0 = o0 * g->stride[0] + shift0, i1 = o1 * g->stride[1] + shift1;
-            /* Positions i2 + j*stride for j < length; those inside the input are [lo, hi),
-             * the rest are padding (all of them when the row is). */
-            const ptrdiff_t i2 = o2 * g->stride[2] + shift2;
-            ptrdiff_t lo = 0, hi = length;
-            if (!fc_in_range(i0, in[0]) || !fc_in_range(i1, in[1]))
-                hi = 0;
-            else if (!fc_in_range(i2, in[2]) ||
-                     !fc_in_range(i2 + (length - 1) * g->stride[2], in[2]))
-                fc_valid_span(i2, g->stride[2], in[2], length, &lo, &hi);
-            const FC_T *src = plane + ((i0 * in[1] + i1) * in[2] + i2) * element;
-            for (ptrdiff_t begin = 0; begin < length;) {
-                const ptrdiff_t column = first + begin;
-                const ptrdiff_t lane = column % FC_NR;
-                const ptrdiff_t end = begin + (FC_NR - lane) < length ? begin + (FC_NR - lane)
-                                                                      : length;
-                FC_NAME(gather_piece)(packed + (column - lane) * kc + p * FC_NR + lane, src,
-                                      step, begin, end, lo, hi);
-                begin = end;
+        const ptrdiff_t block_i0 = o0 * g->stride[0] + shift0;
+        /* The copy reads [start, start + pixels) of this channel's plane at block_i0: only when
+         * all of it lies inside that plane. */
+        const ptrdiff_t start = plane_pixel + shift1 * in[2] + shift2;
+        if (consecutive && fc_in_range(block_i0, in[0]) && start >= 0 &&
+            start + pixels <= in_plane) {
+            const FC_T *src = plane + block_i0 * in_plane + start;
+            for (ptrdiff_t c0 = 0; c0 < pixels; c0 += FC_NR) {
+                FC_T *out_row = packed + c0 * kc + p * FC_NR;
+                if (pixels - c0 >= FC_NR) {
+                    for (ptrdiff_t j = 0; j < FC_NR; j++)
+                        out_row[j] = src[c0 + j];
+                } else {
+                    for (ptrdiff_t j = 0; j < pixels - c0; j++)
+                        out_row[j] = src[c0 + j];
+                }
             }
-            first += length;
-            o2 = 0;
-            if (++o1 == out[1]) {
-                o1 = 0;
-                o0++;
+            ptrdiff_t col_lo, col_hi;   /* output columns this tap reads inside the input */
+            fc_valid_span(shift2, 1, in[2], out[2], &col_lo, &col_hi);
+            for (ptrdiff_t first = 0; first < pixels;) {
+                const ptrdiff_t length = out[2] - o2 < pixels - first ? out[2] - o2
+                                                                      : pixels - first;
+                /* Run columns o2 .. o2+length-1: zero those outside [col_lo, col_hi), or all
+                 * when the input row is padding. */
+                ptrdiff_t inside_begin = 0, inside_end = 0;
+                if (fc_in_range(o1 + shift1, in[1])) {
+                    inside_begin = col_lo - o2 > 0 ? col_lo - o2 : 0;
+                    inside_end = col_hi - o2 < length ? col_hi - o2 : length;
+                    if (inside_end < inside_begin)
+                        inside_end = inside_begin;
+                }
+                for (ptrdiff_t j = 0; j < length; j++) {
+                    if (j == inside_begin)
+                        j = inside_end;
+                    if (j == length)
+                        break;
+                    const ptrdiff_t column = first + j, lane = column % FC_NR;
+                    packed[(column - lane) * kc + p * FC_NR + lane] = 0;
+                }
+                first += length;
+                o2 = 0;
+                o1++;
+            }
+        } else {
+            for (ptrdiff_t first = 0; first < pixels;) {
+                const ptrdiff_t length = out[2] - o2 < pixels - first ? out[2] - o2
+                                                                      : pixels - first;
+                const ptrdiff_t i0 = o0 * g->stride[0] + shift0;
+                const ptrdiff_t i1 = o1 * g->stride[1] + shift1;
+                /* Positions i2 + j*stride for j < length; those inside the input are [lo, hi),
+                 * the rest are padding (all of them when the row is). */
+                const ptrdiff_t i2 = o2 * g->stride[2] + shift2;
+                ptrdiff_t lo = 0, hi = length;
+                if (!fc_in_range(i0, in[0]) || !fc_in_range(i1, in[1]))
+                    hi = 0;
+                else if (!fc_in_range(i2, in[2]) ||
+                         !fc_in_range(i2 + (length - 1) * g->stride[2], in[2]))
+                    fc_valid_span(i2, g->stride[2], in[2], length, &lo, &hi);
+                const FC_T *src = plane + ((i0 * in[1] + i1) * in[2] + i2) * element;
+                for (ptrdiff_t begin = 0; begin < length;) {
+                    const ptrdiff_t column = first + begin;
+                    const ptrdiff_t lane = column % FC_NR;
+                    const ptrdiff_t end = begin + (FC_NR - lane) < length ? begin + (FC_NR - lane)
+                                                                          : length;
+                    FC_NAME(gather_piece)(packed + (column - lane) * kc + p * FC_NR + lane, src,
+                                          step, begin, end, lo, hi);
+                    begin = end;
+                }
+                first += length;
+                o2 = 0;
+                if (++o1 == out[1]) {
+                    o1 = 0;
+                    o0++;
+                }
             }
         }
         if (tail)
