@@ -16,7 +16,6 @@ C_SOURCES = [
     "fastconv/csrc/gemm.c",
     "fastconv/csrc/engine.c",
     "fastconv/csrc/dispatch.c",
-    "fastconv/csrc/convnd.c",
     "fastconv/csrc/pool.c",
 ]
 

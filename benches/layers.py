@@ -1,6 +1,8 @@
-"""The benchmark suite: real layer shapes, importable by benches and anyone else.
+"""The benchmark suite's one list of layers, for every bench (forward and backward) and report.py.
 
 Each layer is a Caffe Convolution: x (N, C, H, W), weights (O, C/group, kh, kw), symmetric pad.
+``passes`` says which benches time it: "forward" (benches/test_bench_conv.py) and/or "backward"
+(benches/test_bench_backward.py: dx and dW of one call).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ class Layer:
     pad: int = 0
     dilation: int = 1
     group: int = 1
+    passes: tuple = ("forward",)
 
     @property
     def x_shape(self):
@@ -62,7 +65,16 @@ LAYERS = [
     Layer("mobilenet_dw", 1, 32, 112, 112, 32, 3, pad=1, group=32),
     Layer("dilated", 1, 64, 64, 64, 64, 3, pad=2, dilation=2),
     Layer("tiny", 1, 3, 8, 8, 4, 3, pad=1),
+    # Backward: group 1 (TensorFlow's CPU gradient kernels take no groups), batches of a
+    # training step.
+    Layer("alexnet_conv2_b4", 4, 96, 27, 27, 256, 5, pad=2, passes=("backward",)),
+    Layer("alexnet_conv3_b4", 4, 256, 13, 13, 384, 3, pad=1, passes=("backward",)),
+    Layer("vgg_conv3_1", 1, 128, 56, 56, 256, 3, pad=1, passes=("backward",)),
+    Layer("vgg_conv4_1_s2", 1, 256, 28, 28, 512, 3, stride=2, pad=1, passes=("backward",)),
 ]
+
+FORWARD = [layer for layer in LAYERS if "forward" in layer.passes]
+BACKWARD = [layer for layer in LAYERS if "backward" in layer.passes]
 
 # The layers whose float32 speed is measured against the hardware's FMA peak.
 LARGE = ("seed", "alexnet_conv1_b32", "vgg_conv1_2", "vgg_conv3_2_b8")

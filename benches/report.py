@@ -1,21 +1,23 @@
-"""Turn pytest-benchmark JSON from benches/test_bench_conv.py into a markdown table.
+"""Turn pytest-benchmark JSON from benches/ into markdown tables.
 
     python benches/report.py [--peak-gflops P] bench.json [more.json ...]
 
-GFLOP/s per library at the median time, the speed ratios fastconv/TensorFlow and
-fastconv/PyTorch per layer (> 1: fastconv is faster) and their geometric means, plus the
-kernel, threads and OpenBLAS setting the run used. With several files, each (layer, dtype,
-library) keeps its best median (reruns of benchmarks disturbed by other processes).
+GFLOP/s per library at the median time, the speed ratios fastconv/TensorFlow, fastconv/PyTorch
+and fastconv/(the faster of the two) per layer (> 1: fastconv is faster) and their geometric
+means, plus the kernel, threads and OpenBLAS setting the run used. With several files, each
+(layer, dtype, library) keeps its best median (reruns of benchmarks disturbed by other
+processes). The backward benchmarks (dx and dW) get their own table, with the same ratios.
 
-The large layers also show their share of the float32 FMA peak of the kernel that ran:
-``--peak-gflops`` as measured by tools/fma_peak.c on the benchmark machine; without it, the
-AVX-512 peak of shared/anchors.md (540) when the kernel was avx512, and no share otherwise.
+Every layer also shows fastconv's share of the FMA peak of the kernel that ran (float64: half
+of it, as both AVX2 and AVX-512 do half as many double lanes): ``--peak-gflops`` as measured by
+tools/fma_peak.c on the benchmark machine; without it, the AVX-512 peak of shared/anchors.md
+(540) when the kernel was avx512, and no share otherwise.
 """
 import argparse
 import json
 import math
 
-from layers import LARGE, LAYERS
+from layers import FORWARD
 
 ANCHOR_PEAK_GFLOPS = {"avx512": 540.0}  # 2 cores x 16-lane FMA x 2 pipes (shared/anchors.md)
 
@@ -52,21 +54,48 @@ def geometric_mean(values):
     return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
 
 
+def ratio_cells(times, peers, ratios):
+    """fastconv's speed ratio to each peer and to the faster one; collects them in ``ratios``."""
+    cells = []
+    present = [times[lib] for lib in peers if times.get(lib) is not None]
+    for lib, time in [(lib, times.get(lib)) for lib in peers] + [
+            ("best", min(present) if present else None)]:
+        if time is None:
+            cells.append("–")
+            continue
+        ratio = time / times["fastconv"]
+        ratios[lib].append(ratio)
+        cells.append(f"{ratio:.2f}")
+    return cells
+
+
+def summary(ratios, columns_before):
+    means = " | ".join(f"**{geometric_mean(ratios[lib]):.2f}**" for lib in ratios)
+    worst = {lib: min(values) if values else float("nan") for lib, values in ratios.items()}
+    return [f"| **geometric mean** |{' |' * columns_before} {means} |", "",
+            f"Lowest ratio: fastconv/TF {worst['tensorflow']:.2f}, "
+            f"fastconv/torch {worst['torch']:.2f}, fastconv/best peer {worst['best']:.2f}."]
+
+
+PEERS = ("tensorflow", "torch")
+
+
 def table(medians, dtype, peak_gflops=None):
+    peak = None if not peak_gflops else peak_gflops / (2 if dtype == "float64" else 1)
     lines = [
-        f"### {dtype}",
+        f"### {dtype}" + (f" (share of the {peak:.0f} GFLOP/s FMA peak)" if peak else ""),
         "",
-        "| layer | GFLOP | fastconv GFLOP/s | TF GFLOP/s | torch GFLOP/s | fastconv/TF | fastconv/torch |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| layer | GFLOP | fastconv GFLOP/s | TF GFLOP/s | torch GFLOP/s | fastconv/TF | "
+        "fastconv/torch | fastconv/best peer |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    ratios = {"tensorflow": [], "torch": []}
-    for layer in LAYERS:
-        times = {lib: medians.get((layer.name, dtype, lib))
-                 for lib in ("fastconv", "tensorflow", "torch")}
+    ratios = {"tensorflow": [], "torch": [], "best": []}
+    for layer in FORWARD:
+        times = {lib: medians.get((layer.name, dtype, lib)) for lib in ("fastconv",) + PEERS}
         if times["fastconv"] is None:
             continue
         cells = []
-        for lib in ("fastconv", "tensorflow", "torch"):
+        for lib in ("fastconv",) + PEERS:
             t = times[lib]
             if t is None:
                 cells.append("–")
@@ -74,27 +103,12 @@ def table(medians, dtype, peak_gflops=None):
                 cells.append(f"{t * 1e6:.1f} µs")
             else:
                 text = f"{layer.flops / t / 1e9:.0f}"
-                if (peak_gflops and dtype == "float32" and lib == "fastconv"
-                        and layer.name in LARGE):
-                    text += f" ({layer.flops / t / 1e9 / peak_gflops:.0%} of {peak_gflops:.0f})"
+                if peak and lib == "fastconv":
+                    text += f" ({layer.flops / t / 1e9 / peak:.0%} of {peak:.0f})"
                 cells.append(text)
-        for lib in ratios:
-            if times[lib] is not None:
-                ratio = times[lib] / times["fastconv"]
-                ratios[lib].append(ratio)
-                cells.append(f"{ratio:.2f}")
-            else:
-                cells.append("–")
+        cells += ratio_cells(times, PEERS, ratios)
         lines.append(f"| {layer.name} | {layer.flops / 1e9:.3g} | " + " | ".join(cells) + " |")
-    lines.append(
-        f"| **geometric mean** | | | | | **{geometric_mean(ratios['tensorflow']):.2f}** | "
-        f"**{geometric_mean(ratios['torch']):.2f}** |"
-    )
-    worst = {lib: min(values) if values else float("nan") for lib, values in ratios.items()}
-    lines.append("")
-    lines.append(f"Lowest ratio: fastconv/TF {worst['tensorflow']:.2f}, "
-                 f"fastconv/torch {worst['torch']:.2f}.")
-    return lines
+    return lines + summary(ratios, 4)
 
 
 def backward_table(medians):
@@ -102,14 +116,21 @@ def backward_table(medians):
     if not rows:
         return []
     lines = ["### float32 backward (dx and dW of one call)", "",
-             "| layer | GFLOP | fastconv GFLOP/s | TF GFLOP/s | fastconv/TF |",
-             "|---|---:|---:|---:|---:|"]
+             "| layer | GFLOP | fastconv GFLOP/s | TF GFLOP/s | fastconv/TF | torch GFLOP/s | "
+             "fastconv/torch | fastconv/best peer |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    ratios = {"tensorflow": [], "torch": [], "best": []}
     for name in rows:
         ours, gflop = medians[("backward", name, "fastconv")]
-        theirs = medians.get(("backward", name, "tensorflow"), (None,))[0]
-        tf_cells = (f"{gflop / theirs:.0f} | {theirs / ours:.2f}" if theirs else "– | –")
-        lines.append(f"| {name} | {gflop:.3g} | {gflop / ours:.0f} | {tf_cells} |")
-    return lines + [""]
+        times = {lib: medians.get(("backward", name, lib), (None,))[0] for lib in PEERS}
+        times["fastconv"] = ours
+        tf_ratio, torch_ratio, best_ratio = ratio_cells(times, PEERS, ratios)
+        speeds = {lib: f"{gflop / times[lib]:.0f}" if times[lib] else "–" for lib in PEERS}
+        lines.append(f"| {name} | {gflop:.3g} | {gflop / ours:.0f} | {speeds['tensorflow']} | "
+                     f"{tf_ratio} | {speeds['torch']} | {torch_ratio} | {best_ratio} |")
+    means = {lib: f"**{geometric_mean(values):.2f}**" for lib, values in ratios.items()}
+    return lines + [f"| **geometric mean** | | | | {means['tensorflow']} | | {means['torch']} | "
+                    f"{means['best']} |", ""]
 
 
 def main(argv=None):

@@ -1,13 +1,16 @@
-"""Convolution backward (dx and dw) in fastconv against TensorFlow's conv gradients, same run.
+"""Convolution backward (dx and dW of one call): fastconv against TensorFlow and PyTorch, same run.
 
 Run: ``PYTHONPATH=. pytest benches/test_bench_backward.py --benchmark-json=backward.json``, then
 ``python benches/report.py backward.json`` (or one JSON of the whole ``benches/`` run).
-Each layer is one benchmark group with two entries: fastconv's ``conv2d_caffe_backward`` (NCHW,
-OIHW) and TensorFlow's ``Conv2DBackpropInput`` + ``Conv2DBackpropFilter`` inside one
-``tf.function`` (NHWC/HWIO, its preferred CPU layout; oneDNN on). Both results are checked
-against each other before anything is timed. float32, group 1 (TensorFlow's CPU kernels do not
-take grouped convolutions), Caffe's symmetric pad expressed to TensorFlow as explicit padding.
+The layers are benches/layers.py's ``BACKWARD``. Each is one benchmark group with one entry per
+library: fastconv's ``conv2d_caffe_backward`` (NCHW, OIHW); TensorFlow's
+``Conv2DBackpropInput`` + ``Conv2DBackpropFilter`` inside one ``tf.function`` (NHWC/HWIO, its
+preferred CPU layout; oneDNN on); PyTorch's ``aten.convolution_backward``, the call autograd
+makes for ``F.conv2d`` (dx and dW, no bias). Every result is checked against fastconv's before
+anything is timed (fastconv's own correctness is the tests' business). Peers that are not
+installed are skipped.
 """
+import functools
 import math
 import os
 
@@ -15,66 +18,84 @@ import numpy as np
 import pytest
 
 import fastconv
+from layers import BACKWARD
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-tf = pytest.importorskip("tensorflow")
-
-# name: (batch, C, H=W, num_output, kernel, stride, pad)
-LAYERS = {
-    "alexnet_conv2": (4, 96, 27, 256, 5, 1, 2),
-    "alexnet_conv3": (4, 256, 13, 384, 3, 1, 1),
-    "vgg_conv3_1": (1, 128, 56, 256, 3, 1, 1),
-    "vgg_conv4_1_s2": (1, 256, 28, 512, 3, 2, 1),
-}
+LIBRARIES = ["fastconv", "tensorflow", "torch"]
 
 
-@pytest.fixture(scope="module", params=list(LAYERS), ids=str)
-def layer(request):
-    batch, channels, size, outputs, kernel, stride, pad = LAYERS[request.param]
+@functools.lru_cache(maxsize=None)
+def arrays(layer):
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch, channels, size, size)).astype(np.float32)
-    w = (rng.standard_normal((outputs, channels, kernel, kernel)) /
-         math.sqrt(channels * kernel * kernel)).astype(np.float32)
-    out = (size + 2 * pad - kernel) // stride + 1
-    dy = rng.standard_normal((batch, outputs, out, out)).astype(np.float32)
-    kwargs = dict(stride=stride, pad=pad)
+    x = rng.standard_normal(layer.x_shape).astype(np.float32)
+    w = (rng.standard_normal(layer.w_shape) / math.sqrt(np.prod(layer.w_shape[1:]))).astype(
+        np.float32)
+    dy = rng.standard_normal(layer.y_shape).astype(np.float32)
+    return x, w, dy
 
+
+def fastconv_call(layer, x, w, dy):
+    """(the timed call, its result as (dx NCHW, dw OIHW))"""
+    def run():
+        return fastconv.conv2d_caffe_backward(x, w, dy, stride=layer.stride, pad=layer.pad,
+                                              bias=False)
+    return run, (lambda result: result[:2])
+
+
+def tensorflow_call(layer, x, w, dy):
+    tf = pytest.importorskip("tensorflow")
     x_nhwc = tf.constant(x.transpose(0, 2, 3, 1))
     w_hwio = tf.constant(w.transpose(2, 3, 1, 0))
     dy_nhwc = tf.constant(dy.transpose(0, 2, 3, 1))
-    padding = [[0, 0], [pad, pad], [pad, pad], [0, 0]]
+    p, s = layer.pad, layer.stride
+    paddings = [0, 0, p, p, p, p, 0, 0]
 
     @tf.function
-    def tf_backward():
+    def backward():
         dx = tf.raw_ops.Conv2DBackpropInput(
             input_sizes=tf.shape(x_nhwc), filter=w_hwio, out_backprop=dy_nhwc,
-            strides=[1, stride, stride, 1], padding="EXPLICIT", explicit_paddings=sum(padding, []))
+            strides=[1, s, s, 1], padding="EXPLICIT", explicit_paddings=paddings)
         dw = tf.raw_ops.Conv2DBackpropFilter(
             input=x_nhwc, filter_sizes=tf.shape(w_hwio), out_backprop=dy_nhwc,
-            strides=[1, stride, stride, 1], padding="EXPLICIT", explicit_paddings=sum(padding, []))
+            strides=[1, s, s, 1], padding="EXPLICIT", explicit_paddings=paddings)
         return dx, dw
 
-    # Check before timing: the two engines agree to float32 accuracy for K-term sums.
-    dx, dw, _ = fastconv.conv2d_caffe_backward(x, w, dy, bias=False, **kwargs)
-    tf_dx, tf_dw = (np.asarray(t) for t in tf_backward())
-    for ours, theirs, terms in ((dx, tf_dx.transpose(0, 3, 1, 2), outputs * kernel * kernel),
-                                (dw, tf_dw.transpose(3, 2, 0, 1), batch * out * out)):
-        error = np.max(np.abs(ours - theirs)) / np.max(np.abs(theirs))
-        assert error < 8 * math.sqrt(terms) * 2.0 ** -24, (request.param, error)
-    flops = 2 * 2 * batch * outputs * out * out * channels * kernel * kernel  # dx + dw
-    return request.param, (x, w, dy, kwargs), tf_backward, flops
+    def to_caffe(result):
+        dx, dw = result
+        return dx.numpy().transpose(0, 3, 1, 2), dw.numpy().transpose(3, 2, 0, 1)
+    return backward, to_caffe
 
 
-def test_fastconv(benchmark, layer):
-    name, (x, w, dy, kwargs), _, flops = layer
-    benchmark.group = name
-    benchmark.extra_info.update(gflop=flops / 1e9, backward_layer=name, library="fastconv")
-    benchmark.pedantic(fastconv.conv2d_caffe_backward, args=(x, w, dy),
-                       kwargs=dict(bias=False, **kwargs), rounds=5, warmup_rounds=1)
+def torch_call(layer, x, w, dy):
+    torch = pytest.importorskip("torch")
+    xt, wt, dyt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(dy)
+    s, p = [layer.stride] * 2, [layer.pad] * 2
+
+    def run():
+        with torch.no_grad():
+            return torch.ops.aten.convolution_backward(
+                dyt, xt, wt, None, s, p, [1, 1], False, [0, 0], 1, [True, True, False])
+    return run, (lambda result: (result[0].numpy(), result[1].numpy()))
 
 
-def test_tensorflow(benchmark, layer):
-    name, _, tf_backward, flops = layer
-    benchmark.group = name
-    benchmark.extra_info.update(gflop=flops / 1e9, backward_layer=name, library="tensorflow")
-    benchmark.pedantic(tf_backward, rounds=5, warmup_rounds=1)
+CALLS = {"fastconv": fastconv_call, "tensorflow": tensorflow_call, "torch": torch_call}
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+@pytest.mark.parametrize("layer", BACKWARD, ids=[layer.name for layer in BACKWARD])
+def test_backward(benchmark, layer, library):
+    x, w, dy = arrays(layer)
+    run, to_caffe = CALLS[library](layer, x, w, dy)
+    if library != "fastconv":
+        # The peers agree with fastconv to float32 accuracy for sums of that many terms.
+        ours_run, _ = fastconv_call(layer, x, w, dy)
+        ours, theirs = ours_run()[:2], to_caffe(run())
+        _, o, oh, ow = layer.y_shape
+        terms = (o * layer.kernel ** 2, layer.batch * oh * ow)
+        for mine, peer, count in zip(ours, theirs, terms):
+            error = np.max(np.abs(mine - peer)) / np.max(np.abs(peer))
+            assert error < 8 * math.sqrt(count) * 2.0 ** -24, (layer.name, library, error)
+    flops = 2 * layer.flops  # dx and dW, each as many multiply-adds as the forward
+    benchmark.group = f"{layer.name} backward"
+    benchmark.extra_info.update(gflop=flops / 1e9, backward_layer=layer.name, library=library)
+    benchmark.pedantic(run, rounds=5, warmup_rounds=1)

@@ -20,7 +20,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import fastconv
-from layers import LAYERS
+from layers import FORWARD
 
 # numpy's OpenBLAS computes only the float64 reference here; with one thread it leaves no
 # worker threads spinning on the two cores while the libraries under test are timed.
@@ -31,7 +31,7 @@ FLOAT64_LAYERS = {
     "seed", "alexnet_conv1", "alexnet_conv2_g2", "vgg_conv3_2_b8", "resnet_1x1_a",
     "resnet_stem", "mobilenet_dw", "dilated", "tiny",
 }
-CASES = [(layer, dtype) for layer in LAYERS for dtype in ("float32", "float64")
+CASES = [(layer, dtype) for layer in FORWARD for dtype in ("float32", "float64")
          if dtype == "float32" or layer.name in FLOAT64_LAYERS]
 LIBRARIES = ["fastconv", "tensorflow", "torch"]
 

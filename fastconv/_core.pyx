@@ -12,22 +12,28 @@ import numpy as np
 cnp.import_array()
 
 cdef extern from "csrc/conv.h" nogil:
-    ctypedef struct fc_conv2d_geometry:
+    enum: FC_SPATIAL_AXES
+    ctypedef struct fc_conv_geometry:
         Py_ssize_t batch
         Py_ssize_t in_channels
-        Py_ssize_t in_h, in_w
         Py_ssize_t out_channels
-        Py_ssize_t out_h, out_w
-        Py_ssize_t kernel_h, kernel_w
-        Py_ssize_t stride_h, stride_w
-        Py_ssize_t pad_top, pad_left
-        Py_ssize_t dilation_h, dilation_w
         Py_ssize_t group
+        Py_ssize_t in_size[3]
+        Py_ssize_t out_size[3]
+        Py_ssize_t kernel[3]
+        Py_ssize_t stride[3]
+        Py_ssize_t pad[3]
+        Py_ssize_t dilation[3]
+        int channels_last
 
-    int fc_conv2d_forward_f32(const fc_conv2d_geometry *geom, const float *x, const float *w,
-                              const float *bias, float *y)
-    int fc_conv2d_forward_f64(const fc_conv2d_geometry *geom, const double *x, const double *w,
-                              const double *bias, double *y)
+    int fc_conv_forward_f32(const fc_conv_geometry *geom, const float *x, const float *w,
+                            const float *bias, float *y)
+    int fc_conv_forward_f64(const fc_conv_geometry *geom, const double *x, const double *w,
+                            const double *bias, double *y)
+    int fc_conv_backward_f32(const fc_conv_geometry *geom, const float *x, const float *w,
+                             const float *dy, float *dx, float *dw, float *db)
+    int fc_conv_backward_f64(const fc_conv_geometry *geom, const double *x, const double *w,
+                             const double *dy, double *dx, double *dw, double *db)
 
 cdef extern from "csrc/gemm.h" nogil:
     int fc_gemm_f32(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
@@ -48,30 +54,44 @@ cdef extern from "csrc/engine.h" nogil:
     int fc_set_engine(int id)
     int fc_get_num_threads()
     void fc_set_num_threads(int threads)
+    int fc_engine_blocking(int id, int element_bytes, Py_ssize_t sizes[5])
+    void fc_cache_sizes(Py_ssize_t bytes[3])
 
 ctypedef fused floating:
     float
     double
 
 
-cdef fc_conv2d_geometry _geometry_from(object geom):
-    cdef fc_conv2d_geometry g
+cdef fc_conv_geometry _geometry_from(object geom, bint channels_last=False):
+    """The one C geometry of a checked 2-D geometry (``Conv2DGeometry``: kernel_h, ...) or N-D
+    one (``ConvNDGeometry``: kernel tuple, ...). A rank below 3 gets leading axes of size 1,
+    kernel 1, stride 1, pad 0, dilation 1 (see conv.h), so every rank runs the same code."""
+    cdef fc_conv_geometry g
+    cdef int lead, axis
+    if hasattr(geom, "kernel_h"):
+        sizes = ((geom.in_h, geom.in_w), (geom.out_h, geom.out_w),
+                 (geom.kernel_h, geom.kernel_w), (geom.stride_h, geom.stride_w),
+                 (geom.pad_top, geom.pad_left), (geom.dilation_h, geom.dilation_w))
+    else:
+        sizes = (geom.in_size, geom.out_size, geom.kernel, geom.stride, geom.pad, geom.dilation)
+    lead = FC_SPATIAL_AXES - len(sizes[0])
     g.batch = geom.batch
     g.in_channels = geom.in_channels
-    g.in_h = geom.in_h
-    g.in_w = geom.in_w
     g.out_channels = geom.out_channels
-    g.out_h = geom.out_h
-    g.out_w = geom.out_w
-    g.kernel_h = geom.kernel_h
-    g.kernel_w = geom.kernel_w
-    g.stride_h = geom.stride_h
-    g.stride_w = geom.stride_w
-    g.pad_top = geom.pad_top
-    g.pad_left = geom.pad_left
-    g.dilation_h = geom.dilation_h
-    g.dilation_w = geom.dilation_w
     g.group = geom.group
+    g.channels_last = channels_last
+    for axis in range(FC_SPATIAL_AXES):
+        if axis < lead:
+            g.in_size[axis] = g.out_size[axis] = g.kernel[axis] = 1
+            g.stride[axis] = g.dilation[axis] = 1
+            g.pad[axis] = 0
+        else:
+            g.in_size[axis] = sizes[0][axis - lead]
+            g.out_size[axis] = sizes[1][axis - lead]
+            g.kernel[axis] = sizes[2][axis - lead]
+            g.stride[axis] = sizes[3][axis - lead]
+            g.pad[axis] = sizes[4][axis - lead]
+            g.dilation[axis] = sizes[5][axis - lead]
     return g
 
 
@@ -79,17 +99,20 @@ cdef class ConvPlan:
     """A checked geometry and dtype, converted to C once: the forward convolution's boundary.
 
     ``run`` computes y = conv(x, w) + b and trusts its arrays completely (C-contiguous,
-    aligned, native byte order, the plan's dtype and shapes; b may be None): fastconv.caffe
-    has made sure of all of that. Immutable, so one plan serves concurrent Python threads.
+    aligned, native byte order, the plan's dtype and shapes; b may be None): the caller has
+    made sure of all of that. With ``channels_last`` x and y are (N, *spatial, C) (Keras's
+    layout), read and written in place; ``output_shape`` is then in that layout too. Immutable,
+    so one plan serves concurrent Python threads.
     """
-    cdef fc_conv2d_geometry g
+    cdef fc_conv_geometry g
     cdef bint is_double
     cdef readonly tuple output_shape
 
-    def __init__(self, object geom, object dtype):
-        self.g = _geometry_from(geom)
+    def __init__(self, object geom, object dtype, bint channels_last=False):
+        self.g = _geometry_from(geom, channels_last)
         self.is_double = np.dtype(dtype) == np.float64
-        self.output_shape = geom.output_shape
+        shape = tuple(geom.output_shape)
+        self.output_shape = (shape[0], *shape[2:], shape[1]) if channels_last else shape
 
     def run(self, cnp.ndarray x, cnp.ndarray w, object b, cnp.ndarray y):
         cdef const void *x_ptr = cnp.PyArray_DATA(x)
@@ -103,13 +126,13 @@ cdef class ConvPlan:
             b_ptr = cnp.PyArray_DATA(<cnp.ndarray>b)
         with nogil:
             if self.is_double:
-                status = fc_conv2d_forward_f64(&self.g, <const double *>x_ptr,
-                                               <const double *>w_ptr, <const double *>b_ptr,
-                                               <double *>y_ptr)
+                status = fc_conv_forward_f64(&self.g, <const double *>x_ptr,
+                                             <const double *>w_ptr, <const double *>b_ptr,
+                                             <double *>y_ptr)
             else:
-                status = fc_conv2d_forward_f32(&self.g, <const float *>x_ptr,
-                                               <const float *>w_ptr, <const float *>b_ptr,
-                                               <float *>y_ptr)
+                status = fc_conv_forward_f32(&self.g, <const float *>x_ptr,
+                                             <const float *>w_ptr, <const float *>b_ptr,
+                                             <float *>y_ptr)
         if status != 0:
             raise MemoryError("fastconv: could not allocate the packing workspace")
 
@@ -152,6 +175,21 @@ def get_num_threads():
     return fc_get_num_threads()
 
 
+def blocking():
+    """The active engine's micro-tile and block sizes per dtype, and the cache sizes (bytes)
+    they were derived from: {'float32': {'mr':, 'nr':, 'kc':, 'mc':, 'nc':}, 'float64': ...,
+    'cache_bytes': (L1d, L2, L3)}."""
+    cdef Py_ssize_t sizes[5]
+    cdef Py_ssize_t caches[3]
+    found = {}
+    for name, item in (("float32", 4), ("float64", 8)):
+        fc_engine_blocking(fc_active_engine(), item, sizes)
+        found[name] = dict(zip(("mr", "nr", "kc", "mc", "nc"), [sizes[i] for i in range(5)]))
+    fc_cache_sizes(caches)
+    found["cache_bytes"] = (caches[0], caches[1], caches[2])
+    return found
+
+
 def set_num_threads(int threads):
     fc_set_num_threads(threads)
 
@@ -181,31 +219,9 @@ def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, :] c, bint 
 
 
 # ---------------------------------------------------------------------------------------------
-# N-D convolution (forward, backward, and through backward-data: deconvolution) and pooling.
+# Convolution of any rank (forward, backward, and through backward-data: deconvolution) and
+# pooling.
 # Arrays cross as flat C-contiguous memoryviews; the geometry says their shapes.
-
-cdef extern from "csrc/convnd.h" nogil:
-    enum: FC_SPATIAL_AXES
-    ctypedef struct fc_convnd_geometry:
-        Py_ssize_t batch
-        Py_ssize_t in_channels
-        Py_ssize_t out_channels
-        Py_ssize_t group
-        Py_ssize_t in_size[3]
-        Py_ssize_t out_size[3]
-        Py_ssize_t kernel[3]
-        Py_ssize_t stride[3]
-        Py_ssize_t pad[3]
-        Py_ssize_t dilation[3]
-
-    int fc_convnd_forward_f32(const fc_convnd_geometry *geom, const float *x, const float *w,
-                              const float *bias, float *y)
-    int fc_convnd_forward_f64(const fc_convnd_geometry *geom, const double *x, const double *w,
-                              const double *bias, double *y)
-    int fc_convnd_backward_f32(const fc_convnd_geometry *geom, const float *x, const float *w,
-                               const float *dy, float *dx, float *dw, float *db)
-    int fc_convnd_backward_f64(const fc_convnd_geometry *geom, const double *x, const double *w,
-                               const double *dy, double *dx, double *dw, double *db)
 
 cdef extern from "csrc/pool.h" nogil:
     ctypedef struct fc_pool2d_geometry:
@@ -227,30 +243,6 @@ cdef extern from "csrc/pool.h" nogil:
                                 const double *dy, double *dx)
 
 
-cdef fc_convnd_geometry _nd_geometry_from(object geom):
-    """Fill the C struct; a rank below 3 gets leading axes of size 1 (see convnd.h)."""
-    cdef fc_convnd_geometry g
-    cdef int lead = FC_SPATIAL_AXES - geom.rank
-    cdef int axis
-    g.batch = geom.batch
-    g.in_channels = geom.in_channels
-    g.out_channels = geom.out_channels
-    g.group = geom.group
-    for axis in range(FC_SPATIAL_AXES):
-        if axis < lead:
-            g.in_size[axis] = g.out_size[axis] = g.kernel[axis] = 1
-            g.stride[axis] = g.dilation[axis] = 1
-            g.pad[axis] = 0
-        else:
-            g.in_size[axis] = geom.in_size[axis - lead]
-            g.out_size[axis] = geom.out_size[axis - lead]
-            g.kernel[axis] = geom.kernel[axis - lead]
-            g.stride[axis] = geom.stride[axis - lead]
-            g.pad[axis] = geom.pad[axis - lead]
-            g.dilation[axis] = geom.dilation[axis - lead]
-    return g
-
-
 cdef inline floating *_data(const floating[::1] array) noexcept:
     """First element, or NULL for None or an empty array (an absent bias or gradient). Inputs
     arrive read-only-capable (const); C only writes through the outputs' pointers."""
@@ -261,8 +253,8 @@ cdef inline floating *_data(const floating[::1] array) noexcept:
 
 def convnd_forward(object geom, const floating[::1] x, const floating[::1] w,
                    const floating[::1] bias, floating[::1] y):
-    """y = conv(x, w) + bias for a checked ``fastconv._params.ConvNDGeometry``; bias may be None."""
-    cdef fc_convnd_geometry g = _nd_geometry_from(geom)
+    """y = conv(x, w) + bias for a checked convolution geometry (NCHW); bias may be None."""
+    cdef fc_conv_geometry g = _geometry_from(geom)
     cdef floating *x_ptr = _data(x)
     cdef floating *w_ptr = _data(w)
     cdef floating *bias_ptr = _data(bias)
@@ -270,9 +262,9 @@ def convnd_forward(object geom, const floating[::1] x, const floating[::1] w,
     cdef int status
     with nogil:
         if floating is float:
-            status = fc_convnd_forward_f32(&g, x_ptr, w_ptr, bias_ptr, y_ptr)
+            status = fc_conv_forward_f32(&g, x_ptr, w_ptr, bias_ptr, y_ptr)
         else:
-            status = fc_convnd_forward_f64(&g, x_ptr, w_ptr, bias_ptr, y_ptr)
+            status = fc_conv_forward_f64(&g, x_ptr, w_ptr, bias_ptr, y_ptr)
     if status != 0:
         raise MemoryError("fastconv: could not allocate the im2col or GEMM workspace")
 
@@ -281,7 +273,7 @@ def convnd_backward(object geom, const floating[::1] x, const floating[::1] w,
                     const floating[::1] dy,
                     floating[::1] dx, floating[::1] dw, floating[::1] db):
     """Gradients of conv(x, w) for ``dy``; any of dx, dw, db may be None (not computed)."""
-    cdef fc_convnd_geometry g = _nd_geometry_from(geom)
+    cdef fc_conv_geometry g = _geometry_from(geom)
     cdef floating *x_ptr = _data(x)
     cdef floating *w_ptr = _data(w)
     cdef floating *dy_ptr = _data(dy)
@@ -291,9 +283,9 @@ def convnd_backward(object geom, const floating[::1] x, const floating[::1] w,
     cdef int status
     with nogil:
         if floating is float:
-            status = fc_convnd_backward_f32(&g, x_ptr, w_ptr, dy_ptr, dx_ptr, dw_ptr, db_ptr)
+            status = fc_conv_backward_f32(&g, x_ptr, w_ptr, dy_ptr, dx_ptr, dw_ptr, db_ptr)
         else:
-            status = fc_convnd_backward_f64(&g, x_ptr, w_ptr, dy_ptr, dx_ptr, dw_ptr, db_ptr)
+            status = fc_conv_backward_f64(&g, x_ptr, w_ptr, dy_ptr, dx_ptr, dw_ptr, db_ptr)
     if status != 0:
         raise MemoryError("fastconv: could not allocate the col2im or GEMM workspace")
 

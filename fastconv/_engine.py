@@ -83,6 +83,12 @@ def available_kernels():
     return _core.available_kernels()
 
 
+def blocking():
+    """The active engine's micro-tile and block sizes per dtype, and the cache sizes (L1d, L2,
+    L3 in bytes, read at start-up) they were derived from."""
+    return _core.blocking()
+
+
 def get_num_threads():
     return _core.get_num_threads()
 
@@ -153,14 +159,15 @@ def cache_plan(key, geometry, dtype):
         _PLANS[key] = _core.ConvPlan(geometry, dtype)
 
 
-def forward(geometry, x_nchw, w_oihw, b, dtype):
-    """Run the C core on a checked geometry; inputs are converted, never modified.
-
-    The 2-D forward path (``Conv2DGeometry``, NCHW/OIHW); :func:`conv_forward` is the N-D one.
-    """
-    y = np.empty(geometry.output_shape, dtype=dtype)
-    _core.ConvPlan(geometry, dtype).run(
-        to_kernel_input(x_nchw, dtype),
+def forward(geometry, x, w_oihw, b, dtype, *, channels_last=False):
+    """Run the C core's convolution forward on a checked geometry (``Conv2DGeometry`` or
+    ``ConvNDGeometry``); inputs are converted, never modified. ``x`` and the result are NCHW,
+    or NHWC with ``channels_last`` (read and written in place by the engine, which packs from
+    either layout: no whole-tensor copies, the same bits); the weights are OIHW either way."""
+    plan = _core.ConvPlan(geometry, dtype, channels_last)
+    y = np.empty(plan.output_shape, dtype=dtype)
+    plan.run(
+        to_kernel_input(x, dtype),
         to_kernel_input(w_oihw, dtype),
         None if b is None else to_kernel_input(b, dtype),
         y,

@@ -51,10 +51,10 @@ def conv2d_keras(x, kernel, bias=None, *, strides=1, padding="valid", dilation_r
         strides, padding, dilation_rate, groups, data_format,
     )
     dtype = compute_dtype(("x", x), ("kernel", kernel), ("bias", bias))
-    channels_last = data_format == "channels_last"
-    x_nchw = x.transpose(0, 3, 1, 2) if channels_last else x
-    y = _engine.forward(geometry, x_nchw, kernel.transpose(3, 2, 0, 1), bias, dtype)
-    return np.ascontiguousarray(y.transpose(0, 2, 3, 1)) if channels_last else y
+    # NHWC data goes to the engine as it is (it packs from it and writes NHWC): same bits as
+    # the NCHW path, no whole-tensor copies. Only the small kernel is reordered to OIHW.
+    return _engine.forward(geometry, x, kernel.transpose(3, 2, 0, 1), bias, dtype,
+                           channels_last=data_format == "channels_last")
 
 
 def conv2d_transpose_keras(x, kernel, bias=None, *, strides=1, padding="valid",

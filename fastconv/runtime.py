@@ -54,10 +54,13 @@ def cpu_info():
     """Which micro-kernel runs and with how many threads.
 
     Returns a dict: ``kernel`` (the active engine: 'avx512', 'avx2' or 'generic'), ``threads``
-    (``get_num_threads()``), ``available`` (the engines this CPU can run, best first).
+    (``get_num_threads()``), ``available`` (the engines this CPU can run, best first),
+    ``blocking`` (the micro-tile MR x NR and the block sizes KC, MC, NC per dtype, and the
+    ``cache_bytes`` (L1d, L2, L3) this machine reported, from which they were derived).
     """
     return {
         "kernel": _engine.active_kernel(),
         "threads": _engine.get_num_threads(),
         "available": _engine.available_kernels(),
+        "blocking": _engine.blocking(),
     }

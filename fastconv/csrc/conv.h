@@ -1,54 +1,65 @@
 /*
- * fastconv C core: geometry of one 2-D convolution and the forward driver.
+ * fastconv C core: one geometry and one driver for every convolution pass.
  *
- * Everything here trusts its inputs: shapes, strides and the output size are checked and
- * computed once, in Python (fastconv/_params.py), before the call crosses into C.
- * Arrays are C-contiguous and in native byte order:
- *   x (batch, in_channels, in_h, in_w)                       NCHW
- *   w (out_channels, in_channels/group, kernel_h, kernel_w)  OIHW
- *   y (batch, out_channels, out_h, out_w)                    NCHW
+ * A convolution of rank 1, 2 or 3 is stored as a 3-D one whose leading 3 - rank axes have size
+ * 1, kernel 1, stride 1, pad 0, dilation 1 (the Cython boundary fills them), so forward, both
+ * gradients and Deconvolution (the backward-data of the convolution it transposes) run the same
+ * code for every rank, and a 2-D convolution gives the same bits whichever API asked for it.
+ *
+ * Everything here trusts its inputs: shapes, strides and output sizes are checked and computed
+ * once, in Python, before the call crosses into C. Arrays are contiguous, native byte order:
+ *   x, dx   (batch, in_channels, *in_size)     or channels last: (batch, *in_size, in_channels)
+ *   w, dw   (out_channels, in_channels/group, *kernel)           Caffe's weight blob
+ *   y, dy   (batch, out_channels, *out_size)   or channels last: (batch, *out_size, out_channels)
+ * Channels last (Keras's NHWC) is read and written in place by the forward pass: the packing
+ * gathers from it, the product is stored through strides; no whole-tensor copies.
+ *
+ * Output size per axis (computed in Python, not here):
+ *   extent = dilation*(kernel-1) + 1
+ *   Caffe:  out = (in + 2*pad - extent) / stride + 1     (C division, truncating toward zero)
  */
 #ifndef FASTCONV_CONV_H
 #define FASTCONV_CONV_H
 
 #include <stddef.h>
 
-typedef struct fc_conv2d_geometry {
+#define FC_SPATIAL_AXES 3
+
+typedef struct fc_conv_geometry {
     ptrdiff_t batch;
     ptrdiff_t in_channels;      /* all groups together */
-    ptrdiff_t in_h, in_w;
     ptrdiff_t out_channels;     /* all groups together */
-    ptrdiff_t out_h, out_w;
-    ptrdiff_t kernel_h, kernel_w;
-    ptrdiff_t stride_h, stride_w;
-    /* Zero padding before the first row/column. The padding after the last one is implied by
-     * out_h/out_w: Caffe pads symmetrically, Keras "same" puts the odd cell at the bottom/right,
-     * and neither needs more than "taps outside the input read as zero". */
-    ptrdiff_t pad_top, pad_left;
-    ptrdiff_t dilation_h, dilation_w;
     ptrdiff_t group;
-} fc_conv2d_geometry;
+    ptrdiff_t in_size[FC_SPATIAL_AXES];
+    ptrdiff_t out_size[FC_SPATIAL_AXES];
+    ptrdiff_t kernel[FC_SPATIAL_AXES];
+    ptrdiff_t stride[FC_SPATIAL_AXES];
+    /* Zero padding before the first element of each axis. The padding after the last one is
+     * implied by out_size: Caffe pads symmetrically, Keras "same" puts the odd cell at the
+     * end, and neither needs more than "taps outside the input read as zero". */
+    ptrdiff_t pad[FC_SPATIAL_AXES];
+    ptrdiff_t dilation[FC_SPATIAL_AXES];
+    int channels_last;          /* forward only: x and y are (batch, *size, channels) */
+} fc_conv_geometry;
 
-/* y = conv(x, w) + bias, Caffe's forward convolution. Return 0 on success, -1 if a workspace
- * could not be allocated. bias may be NULL. Threads and instruction set: engine.h. Results are
- * bitwise identical for any thread count. */
-int fc_conv2d_forward_f32(const fc_conv2d_geometry *geom, const float *x, const float *w,
-                          const float *bias, float *y);
-int fc_conv2d_forward_f64(const fc_conv2d_geometry *geom, const double *x, const double *w,
-                          const double *bias, double *y);
+/* Each returns 0 on success, -1 if a workspace could not be allocated. Threads and instruction
+ * set: engine.h. Results are bitwise identical for any thread count. */
 
-/* Caffe's im2col for a tile of output pixels, for callers that need the column matrix itself
- * (the backward pass: dW = dy * col^T). Stable interface.
- *
- * image: one image, geom->in_channels x in_h x in_w (for one group of a grouped convolution,
- *        pass a geometry whose in_channels is C/group and the image at that group's channel).
- * col:   (in_channels*kernel_h*kernel_w) x tile_pixels, row-major with row stride tile_pixels;
- *        rows ordered channel, then kernel row, then kernel column as in Caffe; column j is
- *        output pixel first_pixel + j (row-major over out_h x out_w); taps in the padding are 0.
- * geom->batch, out_channels and group are not used. */
-void fc_im2col_tile_f32(const fc_conv2d_geometry *geom, const float *image,
-                        ptrdiff_t first_pixel, ptrdiff_t tile_pixels, float *col);
-void fc_im2col_tile_f64(const fc_conv2d_geometry *geom, const double *image,
-                        ptrdiff_t first_pixel, ptrdiff_t tile_pixels, double *col);
+/* y = conv(x, w) + bias, Caffe's forward convolution; bias may be NULL. */
+int fc_conv_forward_f32(const fc_conv_geometry *geom, const float *x, const float *w,
+                        const float *bias, float *y);
+int fc_conv_forward_f64(const fc_conv_geometry *geom, const double *x, const double *w,
+                        const double *bias, double *y);
+
+/* Gradients of one forward call (overwritten, never accumulated across calls), NCHW only:
+ *   dx = col2im(W^T dy)       per image and group
+ *   dw = sum_n dy_n col_n^T   per group, summed over the batch
+ *   db = sum over n and pixels of dy
+ * Any of dx, dw, db may be NULL to skip it; x is read only for dw (it may be NULL otherwise).
+ * Deconvolution forward is this function's dx with the deconvolution input as dy. */
+int fc_conv_backward_f32(const fc_conv_geometry *geom, const float *x, const float *w,
+                         const float *dy, float *dx, float *dw, float *db);
+int fc_conv_backward_f64(const fc_conv_geometry *geom, const double *x, const double *w,
+                         const double *dy, double *dx, double *dw, double *db);
 
 #endif

@@ -1,185 +1,327 @@
 /*
- * Caffe's forward convolution, instantiated once per element type by conv.c (FC_T, FC_NAME).
+ * Caffe's convolution, every pass, instantiated once per element type by conv.c (FC_T,
+ * FC_NAME). Geometry and layouts: conv.h.
  *
- * Caffe lowers each image with im2col into a (C/group*kernel_h*kernel_w) x (out_h*out_w)
- * column matrix (rows ordered channel, kernel row, kernel column) and multiplies, per group,
- * W_g (O/group x K_g) by it, then adds the bias. Here the column matrix never exists: the
- * engine's B packing gathers each KC x NC block of it straight from the image (implicit GEMM),
- * the weights are packed once per call, and the bias is added after the product, as in Caffe.
- * A 1x1 kernel with stride 1 and no padding packs the image itself; one input channel per
- * group (depthwise) runs a direct kernel instead of a GEMM with a kernel_h*kernel_w reduction.
- *
- * Threads share (image, group, pixel block, output-channel block) tasks; k is blocked the
- * same way for any thread count (fc_reduction_block), so results are bitwise reproducible.
- *
- * Output size per axis (computed in Python, not here):
- *   extent = dilation*(kernel-1) + 1
- *   Caffe:  out = (in + 2*pad - extent) / stride + 1     (C division, truncating toward zero)
+ * Caffe lowers each image with im2col into a (C/group * taps) x out_pixels column matrix (rows
+ * ordered channel, then the kernel axes in order) and multiplies, per group, W_g (O/group x
+ * K_g) by it, then adds the bias:
+ *   forward   y_g   = W_g col_g + b      one batched GEMM over (image, group); the column
+ *                                        matrix never exists: the packing gathers each block of
+ *                                        it from the image (implicit GEMM). A 1x1 kernel with
+ *                                        stride 1 and no padding packs the image itself.
+ *   backward  dW_g += dy_g col_g^T       tile by tile of pixels, image by image (the tile is
+ *                                        lowered transposed for it)
+ *             col_g = W_g^T dy_g, then col2im adds the columns back onto dx
+ * One input channel per group and one output per input channel (depthwise) runs a direct
+ * convolution instead of a GEMM with a taps-long reduction, for every pass that is a forward.
  */
 
-void FC_NAME(fc_im2col_tile)(const fc_conv2d_geometry *g, const FC_T *image,
-                             ptrdiff_t first_pixel, ptrdiff_t tile_pixels, FC_T *col)
+/* Depthwise forward. Every output element is built tap by tap in Caffe's im2col order (kernel
+ * axes in turn), each tap a multiply then an add (the engine's madd), whatever the layout: so
+ * NCHW and channels last give the same bits. Taps in the padding add weight * 0, which changes
+ * nothing (a sum that starts at +0 is never -0) unless the weight is inf or NaN: then it is NaN,
+ * exactly as the zero-filled column matrix of im2col + GEMM gives. */
+
+/* NCHW, one channel of one image: output row by output row, each tap adding weight * a
+ * shifted input row. */
+#define FC_DW_SPAN_CACHE 32
+
+static void FC_NAME(depthwise_channel)(const FC_NAME(fc_engine) *engine,
+                                       const fc_conv_geometry *g, const FC_T *input,
+                                       const FC_T *filter, FC_T *output)
 {
-    const ptrdiff_t in_plane = g->in_h * g->in_w;
-    for (ptrdiff_t c = 0; c < g->in_channels; c++) {
-        const FC_T *channel = image + c * in_plane;
-        for (ptrdiff_t kh = 0; kh < g->kernel_h; kh++) {
-            for (ptrdiff_t kw = 0; kw < g->kernel_w; kw++) {
-                FC_T *row = col + ((c * g->kernel_h + kh) * g->kernel_w + kw) * tile_pixels;
-                ptrdiff_t oh = first_pixel / g->out_w, ow = first_pixel % g->out_w;
-                const ptrdiff_t tap_h = kh * g->dilation_h - g->pad_top;
-                const ptrdiff_t tap_w = kw * g->dilation_w - g->pad_left;
-                for (ptrdiff_t j = 0; j < tile_pixels; j++) {
-                    const ptrdiff_t ih = oh * g->stride_h + tap_h;
-                    const ptrdiff_t iw = ow * g->stride_w + tap_w;
-                    row[j] = (fc_in_range(ih, g->in_h) && fc_in_range(iw, g->in_w))
-                                 ? channel[ih * g->in_w + iw] : (FC_T)0;
-                    if (++ow == g->out_w) {
-                        ow = 0;
-                        oh++;
+    const ptrdiff_t *in = g->in_size, *out = g->out_size, *kernel = g->kernel;
+    const ptrdiff_t stride2 = g->stride[2];
+    /* The output positions a kernel column reaches inside the input do not depend on the row:
+     * find them once (two divisions each) for ordinary kernel widths. */
+    ptrdiff_t span_lo[FC_DW_SPAN_CACHE], span_hi[FC_DW_SPAN_CACHE];
+    const int spans_cached = kernel[2] <= FC_DW_SPAN_CACHE;
+    if (spans_cached)
+        for (ptrdiff_t t2 = 0; t2 < kernel[2]; t2++)
+            fc_valid_span(t2 * g->dilation[2] - g->pad[2], stride2, in[2], out[2],
+                          &span_lo[t2], &span_hi[t2]);
+
+    for (ptrdiff_t o0 = 0; o0 < out[0]; o0++)
+        for (ptrdiff_t o1 = 0; o1 < out[1]; o1++) {
+            FC_T *row = output + (o0 * out[1] + o1) * out[2];
+            for (ptrdiff_t o2 = 0; o2 < out[2]; o2++)
+                row[o2] = 0;
+            for (ptrdiff_t t0 = 0; t0 < kernel[0]; t0++)
+                for (ptrdiff_t t1 = 0; t1 < kernel[1]; t1++) {
+                    const ptrdiff_t i0 = o0 * g->stride[0] + t0 * g->dilation[0] - g->pad[0];
+                    const ptrdiff_t i1 = o1 * g->stride[1] + t1 * g->dilation[1] - g->pad[1];
+                    const int row_inside = fc_in_range(i0, in[0]) && fc_in_range(i1, in[1]);
+                    for (ptrdiff_t t2 = 0; t2 < kernel[2]; t2++) {
+                        const FC_T *weight = filter + (t0 * kernel[1] + t1) * kernel[2] + t2;
+                        const FC_T padding_term = *weight * (FC_T)0;
+                        const ptrdiff_t i2 = t2 * g->dilation[2] - g->pad[2];
+                        ptrdiff_t lo = 0, hi = 0;
+                        if (row_inside) {
+                            if (spans_cached) {
+                                lo = span_lo[t2];
+                                hi = span_hi[t2];
+                            } else {
+                                fc_valid_span(i2, stride2, in[2], out[2], &lo, &hi);
+                            }
+                        }
+                        if (padding_term != padding_term) {
+                            for (ptrdiff_t o2 = 0; o2 < lo; o2++)
+                                row[o2] += padding_term;
+                            for (ptrdiff_t o2 = hi; o2 < out[2]; o2++)
+                                row[o2] += padding_term;
+                        }
+                        if (lo < hi)
+                            engine->madd(hi - lo, weight, 0,
+                                         input + (i0 * in[1] + i1) * in[2] + i2 + lo * stride2,
+                                         stride2, row + lo);
                     }
                 }
-            }
         }
-    }
+}
+
+#undef FC_DW_SPAN_CACHE
+
+/* Channels last, one output pixel of one image: all channels at once, tap by tap, with the
+ * weights laid out tap-major (weights_by_tap[tap*C + c]) so each tap is one vector madd. */
+static void FC_NAME(depthwise_pixel)(const FC_NAME(fc_engine) *engine,
+                                     const fc_conv_geometry *g, const FC_T *image,
+                                     const FC_T *weights_by_tap, const FC_T *zeros,
+                                     ptrdiff_t pixel, FC_T *out)
+{
+    const ptrdiff_t *in = g->in_size, *kernel = g->kernel, channels = g->in_channels;
+    const ptrdiff_t o2 = pixel % g->out_size[2], o1 = pixel / g->out_size[2] % g->out_size[1];
+    const ptrdiff_t o0 = pixel / g->out_size[2] / g->out_size[1];
+    for (ptrdiff_t c = 0; c < channels; c++)
+        out[c] = 0;
+    const FC_T *weights = weights_by_tap;
+    for (ptrdiff_t t0 = 0; t0 < kernel[0]; t0++)
+        for (ptrdiff_t t1 = 0; t1 < kernel[1]; t1++)
+            for (ptrdiff_t t2 = 0; t2 < kernel[2]; t2++, weights += channels) {
+                const ptrdiff_t i0 = o0 * g->stride[0] + t0 * g->dilation[0] - g->pad[0];
+                const ptrdiff_t i1 = o1 * g->stride[1] + t1 * g->dilation[1] - g->pad[1];
+                const ptrdiff_t i2 = o2 * g->stride[2] + t2 * g->dilation[2] - g->pad[2];
+                const int inside = fc_in_range(i0, in[0]) && fc_in_range(i1, in[1]) &&
+                                   fc_in_range(i2, in[2]);
+                engine->madd(channels, weights, 1,
+                             inside ? image + ((i0 * in[1] + i1) * in[2] + i2) * channels : zeros,
+                             1, out);
+            }
 }
 
 static int FC_NAME(depthwise_forward)(const FC_NAME(fc_engine) *engine,
-                                      const fc_conv2d_geometry *g, const FC_T *x,
-                                      const FC_T *w, const FC_T *bias, FC_T *y)
+                                      const fc_conv_geometry *g, const fc_conv_sizes *sizes,
+                                      const FC_T *x, const FC_T *w, const FC_T *bias, FC_T *y)
 {
-    const ptrdiff_t planes = g->batch * g->in_channels;
-    const ptrdiff_t in_plane = g->in_h * g->in_w, out_plane = g->out_h * g->out_w;
-    const ptrdiff_t taps = g->kernel_h * g->kernel_w;
-    const int threads_wanted =
-        fc_threads_for(2.0 * (double)planes * (double)out_plane * (double)taps);
-    const int threads = planes < threads_wanted ? (planes < 1 ? 1 : (int)planes) : threads_wanted;
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (ptrdiff_t index = 0; index < planes; index++) {
-        const ptrdiff_t channel = index % g->in_channels;
-        FC_T *out = y + index * out_plane;
-        engine->depthwise_plane(g, x + index * in_plane, w + channel * taps, out);
-        if (bias)
-            for (ptrdiff_t p = 0; p < out_plane; p++)
-                out[p] += bias[channel];
+    const ptrdiff_t channels = g->in_channels, taps = sizes->taps;
+    const ptrdiff_t in_volume = sizes->in_volume, out_pixels = sizes->out_pixels;
+    /* Work items: planes (NCHW) or output pixels (channels last), never split further. */
+    const ptrdiff_t items = g->batch * (g->channels_last ? out_pixels : channels);
+    const int threads_wanted = fc_threads_for(2.0 * (double)g->batch * (double)channels *
+                                              (double)out_pixels * (double)taps);
+    const int threads = items < threads_wanted ? (int)items : threads_wanted;
+    FC_T *weights_by_tap = NULL;
+    if (g->channels_last) {
+        weights_by_tap = malloc((size_t)(taps + 1) * (size_t)channels * sizeof(FC_T));
+        if (!weights_by_tap)
+            return -1;
+        for (ptrdiff_t c = 0; c < channels; c++) {
+            for (ptrdiff_t tap = 0; tap < taps; tap++)
+                weights_by_tap[tap * channels + c] = w[c * taps + tap];
+            weights_by_tap[taps * channels + c] = 0;   /* what padding taps read */
+        }
     }
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (ptrdiff_t index = 0; index < items; index++) {
+        if (g->channels_last) {
+            const ptrdiff_t n = index / out_pixels;
+            FC_T *out = y + index * channels;
+            FC_NAME(depthwise_pixel)(engine, g, x + n * in_volume * channels, weights_by_tap,
+                                     weights_by_tap + taps * channels, index % out_pixels, out);
+            if (bias)
+                for (ptrdiff_t c = 0; c < channels; c++)
+                    out[c] += bias[c];
+        } else {
+            const ptrdiff_t c = index % channels;
+            FC_T *out = y + index * out_pixels;
+            FC_NAME(depthwise_channel)(engine, g, x + index * in_volume, w + c * taps, out);
+            if (bias)
+                for (ptrdiff_t p = 0; p < out_pixels; p++)
+                    out[p] += bias[c];
+        }
+    }
+    free(weights_by_tap);
     return 0;
 }
 
-int FC_NAME(fc_conv2d_forward)(const fc_conv2d_geometry *g, const FC_T *x, const FC_T *w,
-                               const FC_T *bias, FC_T *y)
+int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_T *w,
+                             const FC_T *bias, FC_T *y)
 {
     const FC_NAME(fc_engine) *engine = FC_NAME(fc_engine_active)();
+    const fc_conv_sizes s = fc_conv_sizes_of(g);
     if (g->group == g->in_channels && g->group == g->out_channels)
-        return FC_NAME(depthwise_forward)(engine, g, x, w, bias, y);
+        return FC_NAME(depthwise_forward)(engine, g, &s, x, w, bias, y);
+    int is_pointwise = 1;
+    for (int axis = 0; axis < FC_SPATIAL_AXES; axis++)
+        is_pointwise &= g->kernel[axis] == 1 && g->stride[axis] == 1 && g->pad[axis] == 0 &&
+                        g->out_size[axis] == g->in_size[axis];
+    /* Strides of one image's data: NCHW (channel, position) or channels last. */
+    const int last = g->channels_last;
+    const ptrdiff_t x_channel = last ? 1 : s.in_volume, x_position = last ? g->in_channels : 1;
+    const ptrdiff_t y_channel = last ? 1 : s.out_pixels, y_pixel = last ? g->out_channels : 1;
+    const FC_NAME(fc_gemm_batch) batch = {
+        .images = g->batch, .groups = g->group,
+        .m = s.group_out_channels, .n = s.out_pixels, .k = s.group_kernel_dim,
+        .a = w, .a_group = s.group_out_channels * s.group_kernel_dim,
+        .rs_a = s.group_kernel_dim, .cs_a = 1,
+        .b = x, .b_image = g->in_channels * s.in_volume,
+        .b_group = s.group_in_channels * x_channel,
+        .rs_b = x_channel, .cs_b = x_position,       /* the image itself, when pointwise */
+        .im2col = is_pointwise ? NULL : g,
+        .c = y, .c_image = g->out_channels * s.out_pixels,
+        .c_group = s.group_out_channels * y_channel, .rs_c = y_channel, .cs_c = y_pixel,
+        .bias = bias, .beta = 0,
+    };
+    return FC_NAME(fc_gemm_batch_run)(&batch);
+}
 
-    const ptrdiff_t mr = engine->mr, nr = engine->nr;
-    const ptrdiff_t out_pixels = g->out_h * g->out_w;
-    const ptrdiff_t in_plane = g->in_h * g->in_w;
-    const ptrdiff_t group_in_channels = g->in_channels / g->group;
-    const ptrdiff_t group_out_channels = g->out_channels / g->group;
-    const ptrdiff_t group_kernel_dim = group_in_channels * g->kernel_h * g->kernel_w;
-    const ptrdiff_t kc = fc_reduction_block(group_kernel_dim, engine->kc);
-    const ptrdiff_t k_blocks = (group_kernel_dim + kc - 1) / kc;
-    const ptrdiff_t padded_out_channels = (group_out_channels + mr - 1) / mr * mr;
-    const int is_pointwise = g->kernel_h == 1 && g->kernel_w == 1 && g->stride_h == 1 &&
-                             g->stride_w == 1 && g->pad_top == 0 && g->pad_left == 0 &&
-                             g->out_h == g->in_h && g->out_w == g->in_w;
-
-    /* Tasks: every (image, group) pair, cut into pixel blocks, and into output-channel blocks
-     * only when that still leaves threads idle (each such block packs its own B). */
-    const double flops = 2.0 * (double)g->batch * (double)g->out_channels *
-                         (double)out_pixels * (double)group_kernel_dim;
-    const int threads_wanted = fc_threads_for(flops);
-    const ptrdiff_t images_groups = g->batch * g->group;
-    ptrdiff_t nc = engine->nc;
-    while (threads_wanted > 1 && nc > nr &&
-           images_groups * ((out_pixels + nc - 1) / nc) < 2 * threads_wanted)
-        nc = (nc / 2 + nr - 1) / nr * nr;
-    const ptrdiff_t pixel_blocks = (out_pixels + nc - 1) / nc;
-    ptrdiff_t channel_block = padded_out_channels;
-    if (images_groups * pixel_blocks < threads_wanted) {
-        const ptrdiff_t split = (threads_wanted + images_groups * pixel_blocks - 1) /
-                                (images_groups * pixel_blocks);
-        channel_block = ((padded_out_channels + split - 1) / split + mr - 1) / mr * mr;
+/* Move one tile of the column matrix between an image (NCHW) and col: gather (im2col, taps
+ * outside the input read zero) or scatter-add (col2im, taps outside the input are dropped).
+ * One walk serves both so the two can never disagree about which input pixel a column entry
+ * is. The tile is Caffe's layout: entry (row r, pixel j) at col[r*tile_pixels + j]. */
+static void FC_NAME(lower_tile)(const fc_conv_geometry *g, ptrdiff_t first_pixel,
+                                ptrdiff_t tile_pixels, FC_T *image, FC_T *col, int scatter)
+{
+    const ptrdiff_t *in = g->in_size, *out = g->out_size, *kernel = g->kernel;
+    const ptrdiff_t in_volume = fc_volume(in);
+    const ptrdiff_t taps = fc_volume(kernel);
+    ptrdiff_t first[FC_SPATIAL_AXES];
+    for (int axis = FC_SPATIAL_AXES - 1; axis >= 0; axis--) {
+        first[axis] = first_pixel % out[axis];
+        first_pixel /= out[axis];
     }
-    const ptrdiff_t channel_blocks = (group_out_channels + channel_block - 1) / channel_block;
-    const ptrdiff_t tasks = images_groups * pixel_blocks * channel_blocks;
-    const int threads = tasks < threads_wanted ? (tasks < 1 ? 1 : (int)tasks) : threads_wanted;
-
-    const size_t packed_a_size = (size_t)g->group * (size_t)padded_out_channels *
-                                 (size_t)group_kernel_dim;
-    const size_t packed_b_size = (size_t)kc * (size_t)((nc + nr - 1) / nr * nr);
-    FC_T *packed_a = fc_aligned_alloc(packed_a_size * sizeof(FC_T));
-    FC_T *packed_b_all = fc_aligned_alloc(packed_b_size * (size_t)threads * sizeof(FC_T));
-    if (!packed_a || !packed_b_all) {
-        fc_aligned_free(packed_a);
-        fc_aligned_free(packed_b_all);
-        return -1;
-    }
-
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-        /* The weights, packed once per call: group grp, k block k0 starts at
-         * grp*padded_out_channels*K_g + k0*padded_out_channels. */
-#pragma omp for schedule(static)
-        for (ptrdiff_t item = 0; item < g->group * k_blocks; item++) {
-            const ptrdiff_t grp = item / k_blocks, k0 = item % k_blocks * kc;
-            const ptrdiff_t depth = group_kernel_dim - k0 < kc ? group_kernel_dim - k0 : kc;
-            engine->pack_a(group_out_channels, depth,
-                           w + grp * group_out_channels * group_kernel_dim + k0,
-                           group_kernel_dim, 1,
-                           packed_a + (grp * padded_out_channels * group_kernel_dim +
-                                       k0 * padded_out_channels));
-        }
-
-        int thread = 0;
-#ifdef _OPENMP
-        thread = omp_get_thread_num();
-#endif
-        FC_T *packed_b = packed_b_all + (size_t)thread * packed_b_size;
-#pragma omp for schedule(dynamic, 1)
-        for (ptrdiff_t task = 0; task < tasks; task++) {
-            const ptrdiff_t channel_index = task % channel_blocks;
-            const ptrdiff_t pixel_index = task / channel_blocks % pixel_blocks;
-            const ptrdiff_t image_group = task / channel_blocks / pixel_blocks;
-            const ptrdiff_t n = image_group / g->group, grp = image_group % g->group;
-            const FC_T *image = x + (n * g->in_channels + grp * group_in_channels) * in_plane;
-            FC_T *out = y + (n * g->out_channels + grp * group_out_channels) * out_pixels;
-            const ptrdiff_t p0 = pixel_index * nc;
-            const ptrdiff_t pixels = out_pixels - p0 < nc ? out_pixels - p0 : nc;
-            const ptrdiff_t m0 = channel_index * channel_block;
-            const ptrdiff_t rows = group_out_channels - m0 < channel_block
-                                       ? group_out_channels - m0 : channel_block;
-            for (ptrdiff_t k0 = 0; k0 < group_kernel_dim; k0 += kc) {
-                const ptrdiff_t depth = group_kernel_dim - k0 < kc ? group_kernel_dim - k0 : kc;
-                if (is_pointwise)
-                    engine->pack_b(depth, pixels, image + k0 * in_plane + p0, in_plane, 1,
-                                   packed_b);
-                else
-                    engine->pack_b_im2col(g, image, k0, depth, p0, pixels, packed_b);
-                const FC_T *weights = packed_a + (grp * padded_out_channels * group_kernel_dim +
-                                                  k0 * padded_out_channels);
-                /* MC rows at a time, so that their packed weights stay in L2 while the
-                 * packed B block is swept. */
-                for (ptrdiff_t i0 = m0; i0 < m0 + rows; i0 += engine->mc) {
-                    const ptrdiff_t chunk = m0 + rows - i0 < engine->mc ? m0 + rows - i0
-                                                                        : engine->mc;
-                    engine->macro_kernel(chunk, pixels, depth, weights + i0 * depth, packed_b,
-                                         k0 > 0, out + i0 * out_pixels + p0, out_pixels, 1);
-                }
+    /* Channels are independent (a channel's rows scatter only into its own plane), so they
+     * split over threads with nothing shared and the additions in the same order. */
+    const int threads = fc_threads_for(FC_FLOPS_PER_MOVE * (double)g->in_channels *
+                                       (double)taps * (double)tile_pixels);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (ptrdiff_t c = 0; c < g->in_channels; c++) {
+        FC_T *channel = image + c * in_volume;
+        for (ptrdiff_t tap = 0; tap < taps; tap++) {
+            FC_T *row = col + (c * taps + tap) * tile_pixels;
+            /* Offset of this tap from a window's origin, per axis, padding included. */
+            ptrdiff_t offset[FC_SPATIAL_AXES], position[FC_SPATIAL_AXES];
+            for (ptrdiff_t index = tap, axis = FC_SPATIAL_AXES - 1; axis >= 0; axis--) {
+                offset[axis] = (index % kernel[axis]) * g->dilation[axis] - g->pad[axis];
+                index /= kernel[axis];
+                position[axis] = first[axis];
             }
-            if (bias) {
-                for (ptrdiff_t o = m0; o < m0 + rows; o++) {
-                    const FC_T value = bias[grp * group_out_channels + o];
-                    FC_T *row = out + o * out_pixels + p0;
-                    for (ptrdiff_t j = 0; j < pixels; j++)
-                        row[j] += value;
+            /* Run by run: the pixels of a run share their positions on the outer axes and
+             * step along the last one, so the run's input row and the span of it inside the
+             * input are found once, and the entries move in plain strided loops. */
+            for (ptrdiff_t j = 0; j < tile_pixels;) {
+                const ptrdiff_t run = out[2] - position[2] < tile_pixels - j
+                                          ? out[2] - position[2] : tile_pixels - j;
+                const ptrdiff_t i0 = position[0] * g->stride[0] + offset[0];
+                const ptrdiff_t i1 = position[1] * g->stride[1] + offset[1];
+                const ptrdiff_t first_i2 = position[2] * g->stride[2] + offset[2];
+                ptrdiff_t lo = 0, hi = 0;   /* run entries [lo, hi) lie inside the input */
+                if (fc_in_range(i0, in[0]) && fc_in_range(i1, in[1]))
+                    fc_valid_span(first_i2, g->stride[2], in[2], run, &lo, &hi);
+                /* Input index of run entry k (read only for k in [lo, hi)). */
+                const ptrdiff_t base = (i0 * in[1] + i1) * in[2] + first_i2;
+                const ptrdiff_t step = g->stride[2];
+                FC_T *entries = row + j;
+                if (scatter) {
+                    for (ptrdiff_t k = lo; k < hi; k++)
+                        channel[base + k * step] += entries[k];
+                } else {
+                    for (ptrdiff_t k = 0; k < lo; k++)
+                        entries[k] = 0;
+                    for (ptrdiff_t k = lo; k < hi; k++)
+                        entries[k] = channel[base + k * step];
+                    for (ptrdiff_t k = hi; k < run; k++)
+                        entries[k] = 0;
+                }
+                j += run;
+                /* The next run starts at the next output pixel in row-major order. */
+                position[2] += run;
+                for (int axis = FC_SPATIAL_AXES - 1; axis > 0 && position[axis] == out[axis];
+                     axis--) {
+                    position[axis] = 0;
+                    position[axis - 1]++;
                 }
             }
         }
     }
-    fc_aligned_free(packed_a);
-    fc_aligned_free(packed_b_all);
-    return 0;
+}
+
+int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC_T *w,
+                              const FC_T *dy, FC_T *dx, FC_T *dw, FC_T *db)
+{
+    const fc_conv_sizes s = fc_conv_sizes_of(g);
+    const ptrdiff_t out_pixels = s.out_pixels, in_volume = s.in_volume;
+    const ptrdiff_t kernel_dim = s.kernel_dim, group_kernel_dim = s.group_kernel_dim;
+    const ptrdiff_t group_out_channels = s.group_out_channels;
+    const ptrdiff_t tile = fc_tile_pixels(&s, sizeof(FC_T));
+
+    FC_T *col = NULL;
+    if (dx || dw) {
+        col = malloc((size_t)kernel_dim * (size_t)tile * sizeof(FC_T));
+        if (!col)
+            return -1;
+    }
+    /* One call's gradients: start from zero, unlike Caffe's accumulating parameter diffs. */
+    if (dw)
+        memset(dw, 0, (size_t)g->out_channels * (size_t)group_kernel_dim * sizeof(FC_T));
+    if (dx)
+        memset(dx, 0, (size_t)g->batch * (size_t)g->in_channels * (size_t)in_volume * sizeof(FC_T));
+    if (db)
+        memset(db, 0, (size_t)g->out_channels * sizeof(FC_T));
+
+    int status = 0;   /* the GEMMs' packing workspace can fail to allocate */
+    for (ptrdiff_t n = 0; n < g->batch && status == 0; n++) {
+        const FC_T *grad = dy + n * g->out_channels * out_pixels;
+        for (ptrdiff_t p0 = 0; (dx || dw) && status == 0 && p0 < out_pixels; p0 += tile) {
+            const ptrdiff_t tile_pixels = p0 + tile < out_pixels ? tile : out_pixels - p0;
+            if (dw) {
+                /* dW_g += dy_g col_g^T: the tile is lowered in Caffe's layout and read
+                 * transposed through strides (the packing transposes it in cache). im2col only
+                 * reads the image; the cast serves the shared walk. */
+                FC_NAME(lower_tile)(g, p0, tile_pixels,
+                                    (FC_T *)(x + n * g->in_channels * in_volume), col, 0);
+                const FC_NAME(fc_gemm_batch) weights = {
+                    .images = 1, .groups = g->group,
+                    .m = group_out_channels, .n = group_kernel_dim, .k = tile_pixels,
+                    .a = grad + p0, .a_group = group_out_channels * out_pixels,
+                    .rs_a = out_pixels, .cs_a = 1,
+                    .b = col, .b_group = group_kernel_dim * tile_pixels, .rs_b = 1,
+                    .cs_b = tile_pixels,
+                    .c = dw, .c_group = group_out_channels * group_kernel_dim,
+                    .rs_c = group_kernel_dim, .cs_c = 1, .beta = 1,
+                };
+                status = FC_NAME(fc_gemm_batch_run)(&weights);
+            }
+            if (dx && status == 0) {
+                const FC_NAME(fc_gemm_batch) data = {
+                    .images = 1, .groups = g->group,
+                    .m = group_kernel_dim, .n = tile_pixels, .k = group_out_channels,
+                    .a = w, .a_group = group_out_channels * group_kernel_dim,
+                    .rs_a = 1, .cs_a = group_kernel_dim,
+                    .b = grad + p0, .b_group = group_out_channels * out_pixels,
+                    .rs_b = out_pixels, .cs_b = 1,
+                    .c = col, .c_group = group_kernel_dim * tile_pixels,
+                    .rs_c = tile_pixels, .cs_c = 1, .beta = 0,
+                };
+                status = FC_NAME(fc_gemm_batch_run)(&data);
+                FC_NAME(lower_tile)(g, p0, tile_pixels, dx + n * g->in_channels * in_volume,
+                                    col, 1);
+            }
+        }
+        if (db)
+            for (ptrdiff_t o = 0; o < g->out_channels; o++)
+                for (ptrdiff_t p = 0; p < out_pixels; p++)
+                    db[o] += grad[o * out_pixels + p];
+    }
+    free(col);
+    return status;
 }

@@ -1,10 +1,15 @@
 /*
  * Run-time choices, in one place: which engine runs (from the CPU's features, or a lower one
- * forced by FASTCONV_KERNEL) and how many OpenMP threads a call may use (FASTCONV_NUM_THREADS,
- * fastconv.set_num_threads, or by default as many as OpenMP says this process may use).
+ * forced by FASTCONV_KERNEL), its block sizes (from this machine's cache sizes), and how many
+ * OpenMP threads a call may use (FASTCONV_NUM_THREADS, fastconv.set_num_threads, or by default
+ * as many as OpenMP says this process may use).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -13,21 +18,21 @@
 #endif
 #include "engine.h"
 
-extern const fc_engine_f32 fc_engine_generic_f32;
-extern const fc_engine_f64 fc_engine_generic_f64;
+extern fc_engine_f32 fc_engine_generic_f32;
+extern fc_engine_f64 fc_engine_generic_f64;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define FC_HAVE_X86_ENGINES 1
-extern const fc_engine_f32 fc_engine_avx2_f32, fc_engine_avx512_f32;
-extern const fc_engine_f64 fc_engine_avx2_f64, fc_engine_avx512_f64;
+extern fc_engine_f32 fc_engine_avx2_f32, fc_engine_avx512_f32;
+extern fc_engine_f64 fc_engine_avx2_f64, fc_engine_avx512_f64;
 #endif
 
-static const fc_engine_f32 *const engines_f32[FC_ENGINE_COUNT] = {
+static fc_engine_f32 *const engines_f32[FC_ENGINE_COUNT] = {
     &fc_engine_generic_f32,
 #ifdef FC_HAVE_X86_ENGINES
     &fc_engine_avx2_f32, &fc_engine_avx512_f32,
 #endif
 };
-static const fc_engine_f64 *const engines_f64[FC_ENGINE_COUNT] = {
+static fc_engine_f64 *const engines_f64[FC_ENGINE_COUNT] = {
     &fc_engine_generic_f64,
 #ifdef FC_HAVE_X86_ENGINES
     &fc_engine_avx2_f64, &fc_engine_avx512_f64,
@@ -113,8 +118,115 @@ int fc_threads_for(double flops)
     return threads;
 }
 
+/* ---- Block sizes from the caches ------------------------------------------------------- */
+
+/* Where the system does not say: a common x86-64 core of recent years (L1d 32 KiB, L2 1 MiB). */
+static ptrdiff_t cache_bytes[3] = {32768, 1048576, 8388608};
+
+/* Size in bytes of the level-`level` data or unified cache of CPU 0 from Linux's sysfs, or 0. */
+static ptrdiff_t sysfs_cache_bytes(int level)
+{
+    for (int index = 0; index < 8; index++) {
+        char path[96], text[32];
+        ptrdiff_t found_level = -1, size = 0;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", index);
+        FILE *file = fopen(path, "r");
+        if (!file)
+            return 0;
+        if (fscanf(file, "%td", &found_level) != 1)
+            found_level = -1;
+        fclose(file);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/type", index);
+        file = fopen(path, "r");
+        if (!file || !fgets(text, sizeof text, file))
+            text[0] = '\0';
+        if (file)
+            fclose(file);
+        if (found_level != level || strncmp(text, "Instruction", 11) == 0)
+            continue;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", index);
+        file = fopen(path, "r");
+        char unit = 'B';
+        if (file && fscanf(file, "%td%c", &size, &unit) >= 1)
+            size *= unit == 'K' ? 1024 : unit == 'M' ? 1048576 : 1;
+        if (file)
+            fclose(file);
+        return size > 0 ? size : 0;
+    }
+    return 0;
+}
+
+static void find_cache_sizes(void)
+{
+    for (int level = 1; level <= 3; level++) {
+        ptrdiff_t bytes = sysfs_cache_bytes(level);
+#if defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE)
+        if (bytes <= 0)   /* glibc's view (cpuid), e.g. where sysfs is not mounted */
+            bytes = sysconf(level == 1 ? _SC_LEVEL1_DCACHE_SIZE
+                            : level == 2 ? _SC_LEVEL2_CACHE_SIZE : _SC_LEVEL3_CACHE_SIZE);
+#endif
+        if (bytes > 0)
+            cache_bytes[level - 1] = bytes;
+    }
+}
+
+void fc_cache_sizes(ptrdiff_t bytes[3])
+{
+    for (int level = 0; level < 3; level++)
+        bytes[level] = cache_bytes[level];
+}
+
+static ptrdiff_t clamp_to_multiple(ptrdiff_t value, ptrdiff_t unit, ptrdiff_t low,
+                                   ptrdiff_t high)
+{
+    value = value < low ? low : value > high ? high : value;
+    return value / unit * unit > 0 ? value / unit * unit : unit;
+}
+
+/* BLIS's analytical model, simplified (Low et al., "Analytical modeling is enough for
+ * high-performance BLIS", 2016): the kc x NR micro-panel of B that the micro-kernel re-reads
+ * for every MR rows fills half of L1 (the rest holds the streaming A micro-panels and C);
+ * the mc x kc block of A swept for each B micro-panel fills half of L2; the kc x nc block of B
+ * a task packs fills a quarter of L2, so it is still there when the next row chunk sweeps it. */
+static void set_blocking(ptrdiff_t mr, ptrdiff_t nr, ptrdiff_t item, ptrdiff_t *kc,
+                         ptrdiff_t *mc, ptrdiff_t *nc)
+{
+    *kc = clamp_to_multiple(cache_bytes[0] / 2 / (nr * item), 8, 64, 1024);
+    *mc = clamp_to_multiple(cache_bytes[1] / 2 / (*kc * item), mr, mr, 4096);
+    *nc = clamp_to_multiple(cache_bytes[1] / 4 / (*kc * item), nr, 2 * nr, 8192);
+}
+
+int fc_engine_blocking(int id, int element_bytes, ptrdiff_t sizes[5])
+{
+    if (id < 0 || id >= FC_ENGINE_COUNT || !engines_f32[id])
+        return -1;
+    if (element_bytes == 4) {
+        const fc_engine_f32 *e = engines_f32[id];
+        const ptrdiff_t values[5] = {e->mr, e->nr, e->kc, e->mc, e->nc};
+        memcpy(sizes, values, sizeof values);
+    } else if (element_bytes == 8) {
+        const fc_engine_f64 *e = engines_f64[id];
+        const ptrdiff_t values[5] = {e->mr, e->nr, e->kc, e->mc, e->nc};
+        memcpy(sizes, values, sizeof values);
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
 int fc_init(void)
 {
+    find_cache_sizes();
+    for (int id = 0; id < FC_ENGINE_COUNT; id++) {
+        if (!engines_f32[id])
+            continue;
+        fc_engine_f32 *single = engines_f32[id];
+        fc_engine_f64 *dual = engines_f64[id];
+        set_blocking(single->mr, single->nr, sizeof(float), &single->kc, &single->mc,
+                     &single->nc);
+        set_blocking(dual->mr, dual->nr, sizeof(double), &dual->kc, &dual->mc, &dual->nc);
+    }
+
     int status = 0;
     int best = FC_ENGINE_GENERIC;
     for (int id = 0; id < FC_ENGINE_COUNT; id++)

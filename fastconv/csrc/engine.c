@@ -7,7 +7,7 @@
  * engine alone.
  *
  * Each instantiation names its element type (FC_T, FC_TYPE_TAG), its engine (FC_ENGINE_TAG)
- * and its vector width; names are pasted together from the tags (macro_kernel_avx2_f32, the
+ * and its vector width; names are pasted together from the tags (micro_kernel_avx2_f32, the
  * table fc_engine_avx2_f32 of type fc_engine_f32).
  */
 #include "engine.h"
@@ -27,9 +27,6 @@
 #define FC_LANES 1
 #define FC_MR 4
 #define FC_NV 8
-#define FC_KC 256
-#define FC_MC 128
-#define FC_NC 256
 #define FC_VEC FC_T
 #define FC_VZERO() 0
 #define FC_VLOADU(p) (*(p))
@@ -54,9 +51,6 @@
 #undef FC_LANES
 #undef FC_MR
 #undef FC_NV
-#undef FC_KC
-#undef FC_MC
-#undef FC_NC
 #undef FC_VEC
 #undef FC_VZERO
 #undef FC_VLOADU
@@ -93,8 +87,6 @@ FC_TARGET_BEGIN("avx2,fma")
 #define FC_ISA _mm256_
 #define FC_MR 6
 #define FC_NV 2
-#define FC_KC 256
-#define FC_MC 144
 
 /* FC_VEVEN(p): the even-indexed elements of p[0 .. 2*LANES-1], one vector: the stride-2
  * gather of im2col packing (ResNet's stem, every downsampling 3x3) as two loads and two
@@ -104,7 +96,6 @@ FC_TARGET_BEGIN("avx2,fma")
 #define FC_SUFFIX ps
 #define FC_VEC __m256
 #define FC_LANES 8
-#define FC_NC 256
 /* shuffle_ps gives (p0 p2 p8 p10 | p4 p6 p12 p14) per 128-bit lane; the 64-bit permute puts the
  * pairs in order. */
 #define FC_VEVEN(p)                                                                          \
@@ -120,7 +111,6 @@ FC_TARGET_BEGIN("avx2,fma")
 #define FC_SUFFIX pd
 #define FC_VEC __m256d
 #define FC_LANES 4
-#define FC_NC 128
 /* unpacklo_pd gives (p0 p4 p2 p6); the permute orders it. */
 #define FC_VEVEN(p)                                                                          \
     _mm256_permute4x64_pd(_mm256_unpacklo_pd(_mm256_loadu_pd(p), _mm256_loadu_pd((p) + 4)), \
@@ -132,27 +122,21 @@ FC_TARGET_BEGIN("avx2,fma")
 #undef FC_ISA
 #undef FC_MR
 #undef FC_NV
-#undef FC_KC
-#undef FC_MC
 FC_TARGET_END
 
 /* ---- AVX-512F: 32 zmm registers; an 8 x 3-vector tile uses 24 accumulators, and the A
- * values are broadcast straight from memory into the FMAs, so two FMA pipes stay busy. KC is
- * smaller than AVX2's so that the kc x NR panel of B (NR = 48 floats) still fits in L1. ----- */
+ * values are broadcast straight from memory into the FMAs, so two FMA pipes stay busy. ----- */
 FC_TARGET_BEGIN("avx512f,avx2,fma")
 #define FC_ENGINE_TAG avx512
 #define FC_ISA _mm512_
 #define FC_MR 8
 #define FC_NV 3
-#define FC_KC 128
-#define FC_MC 144
 
 #define FC_T float
 #define FC_TYPE_TAG f32
 #define FC_SUFFIX ps
 #define FC_VEC __m512
 #define FC_LANES 16
-#define FC_NC 288
 #include "engine.template.c"
 #include "engine_type_undef.h"
 
@@ -161,7 +145,6 @@ FC_TARGET_BEGIN("avx512f,avx2,fma")
 #define FC_SUFFIX pd
 #define FC_VEC __m512d
 #define FC_LANES 8
-#define FC_NC 144
 #include "engine.template.c"
 #include "engine_type_undef.h"
 
@@ -169,8 +152,6 @@ FC_TARGET_BEGIN("avx512f,avx2,fma")
 #undef FC_ISA
 #undef FC_MR
 #undef FC_NV
-#undef FC_KC
-#undef FC_MC
 FC_TARGET_END
 
 #endif /* x86-64 */

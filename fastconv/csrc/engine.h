@@ -3,8 +3,10 @@
  * micro-kernel plus the packing routines and block sizes that feed it, compiled for its own
  * instruction set and chosen once at run time from the CPU's features (dispatch.c).
  *
- * Like a BLIS configuration, an engine is a table: the drivers in gemm.template.c and
- * conv.template.c own the loops over blocks and threads and call only these functions.
+ * Like a BLIS configuration, an engine is a table: micro-kernel, micro-tile, the packing that
+ * depends on it, and block sizes derived at run time from this machine's caches (dispatch.c).
+ * The one GEMM driver (gemm.template.c) owns the loops over blocks and threads and calls only
+ * these functions.
  *
  * Packed layouts (all buffers 64-byte aligned, zero-padded to whole micro-panels):
  *   A (m x kc): micro-panels of MR rows; panel i (rows i*MR..) starts at i*MR*kc and stores,
@@ -37,6 +39,12 @@ int fc_active_engine(void);
 int fc_set_engine(int id);  /* 0, or -1 if unavailable */
 const fc_engine_f32 *fc_engine_active_f32(void);
 const fc_engine_f64 *fc_engine_active_f64(void);
+/* Engine id's micro-tile and block sizes for 4- or 8-byte elements, in elements:
+ * sizes[] = {MR, NR, KC, MC, NC}. 0, or -1 for an unknown engine or element size. */
+int fc_engine_blocking(int id, int element_bytes, ptrdiff_t sizes[5]);
+/* Data cache sizes in bytes as found at fc_init (levels 1, 2, 3; the fallback used where the
+ * system does not say is reported as found). */
+void fc_cache_sizes(ptrdiff_t bytes[3]);
 
 /* Threads: the one place that decides how many OpenMP threads a call uses. */
 int fc_get_num_threads(void);

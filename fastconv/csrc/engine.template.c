@@ -1,24 +1,24 @@
 /*
  * One compute engine for one element type and one instruction set; engine.c includes this file
- * once per (instruction set, type), inside a region compiled for that instruction set.
+ * once per (instruction set, type), inside a region compiled for that instruction set. Only
+ * what must know the instruction set or the micro-tile at compile time lives here (see
+ * engine.template.h); the loops around it (macro-kernel, blocking, threads) are in
+ * gemm.template.c, written once.
  *
  * The including file defines:
  *   FC_T, FC_NAME(name)       element type; name suffixed with the instruction set and type
  *   FC_ENGINE_TYPE, FC_LABEL  the table's type (engine.h) and the engine's name
  *   FC_MR, FC_NV, FC_LANES    micro-tile: MR rows x NV vectors of LANES elements (NR = NV*LANES)
- *   FC_KC, FC_MC, FC_NC       block sizes (see engine.template.h)
  *   FC_VEC and FC_VZERO(), FC_VLOADU(p), FC_VSTOREU(p, v), FC_VBCAST(x), FC_VFMA(a, b, acc),
  *   FC_VADD(a, b)             vector operations (the generic engine uses scalars: LANES == 1)
  */
 #define FC_NR (FC_NV * FC_LANES)
 
-/* The micro-kernel: an MR x NR tile of C (row stride ldc, unit column stride) from kc steps of
- * packed A and B. Every element is accumulated from zero in the order p = 0..kc-1 and only then
- * added to C, so its value depends on kc alone, never on where the tile lies: full tiles and
- * edge tiles (computed into a temporary) give identical bits. beta == 0 never reads C. */
-static inline void FC_NAME(micro_kernel)(ptrdiff_t kc, const FC_T *restrict a,
-                                         const FC_T *restrict b, FC_T *restrict c,
-                                         ptrdiff_t ldc, int beta)
+/* The micro-kernel (contract: engine.template.h). The macro-kernel computes edge tiles into a
+ * temporary with this same function, so full and edge tiles give identical bits. */
+static void FC_NAME(micro_kernel)(ptrdiff_t kc, const FC_T *restrict a,
+                                  const FC_T *restrict b, FC_T *restrict c, ptrdiff_t ldc,
+                                  int beta)
 {
     FC_VEC acc[FC_MR][FC_NV];
 #pragma GCC unroll 16
@@ -61,34 +61,6 @@ static inline void FC_NAME(micro_kernel)(ptrdiff_t kc, const FC_T *restrict a,
     }
 }
 
-static void FC_NAME(macro_kernel)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t kc,
-                                  const FC_T *packed_a, const FC_T *packed_b, int beta,
-                                  FC_T *c, ptrdiff_t rs_c, ptrdiff_t cs_c)
-{
-    /* Column panels outside, row panels inside (BLIS's order): the kc x NR panel of B stays
-     * in L1 while the MR x kc panels of A stream from L2. */
-    for (ptrdiff_t j0 = 0; j0 < n; j0 += FC_NR) {
-        const ptrdiff_t cols = n - j0 < FC_NR ? n - j0 : FC_NR;
-        const FC_T *b = packed_b + j0 * kc;
-        for (ptrdiff_t i0 = 0; i0 < m; i0 += FC_MR) {
-            const ptrdiff_t rows = m - i0 < FC_MR ? m - i0 : FC_MR;
-            const FC_T *a = packed_a + i0 * kc;
-            FC_T *c_tile = c + i0 * rs_c + j0 * cs_c;
-            if (rows == FC_MR && cols == FC_NR && cs_c == 1) {
-                FC_NAME(micro_kernel)(kc, a, b, c_tile, rs_c, beta);
-                continue;
-            }
-            FC_ALIGN64 FC_T tile[FC_MR * FC_NR];
-            FC_NAME(micro_kernel)(kc, a, b, tile, FC_NR, 0);
-            for (ptrdiff_t i = 0; i < rows; i++)
-                for (ptrdiff_t j = 0; j < cols; j++) {
-                    FC_T *cij = c_tile + i * rs_c + j * cs_c;
-                    *cij = beta ? *cij + tile[i * FC_NR + j] : tile[i * FC_NR + j];
-                }
-        }
-    }
-}
-
 static void FC_NAME(pack_a)(ptrdiff_t m, ptrdiff_t kc, const FC_T *a, ptrdiff_t rs,
                             ptrdiff_t cs, FC_T *restrict packed)
 {
@@ -96,6 +68,33 @@ static void FC_NAME(pack_a)(ptrdiff_t m, ptrdiff_t kc, const FC_T *a, ptrdiff_t 
         const ptrdiff_t rows = m - i0 < FC_MR ? m - i0 : FC_MR;
         FC_T *panel = packed + i0 * kc;
         const FC_T *block = a + i0 * rs;
+        if (cs == 1 && rows == FC_MR) {
+            /* Rows of A contiguous along k (the weights of a forward pass): LANES columns of
+             * the MR rows at a time, loaded as vectors and written out column by column. */
+            ptrdiff_t p = 0;
+            for (; p + FC_LANES <= kc; p += FC_LANES) {
+                FC_ALIGN64 FC_T rows_block[FC_MR][FC_LANES];
+#pragma GCC unroll 16
+                for (int i = 0; i < FC_MR; i++)
+                    FC_VSTOREU(rows_block[i], FC_VLOADU(block + i * rs + p));
+                for (int q = 0; q < FC_LANES; q++)
+#pragma GCC unroll 16
+                    for (int i = 0; i < FC_MR; i++)
+                        panel[(p + q) * FC_MR + i] = rows_block[i][q];
+            }
+            for (; p < kc; p++)
+                for (int i = 0; i < FC_MR; i++)
+                    panel[p * FC_MR + i] = block[i * rs + p];
+            continue;
+        }
+        if (rs == 1 && rows == FC_MR) {
+            /* Columns of A contiguous (the transposed weights of backward-data): each step of
+             * k is one fixed-length copy. */
+            for (ptrdiff_t p = 0; p < kc; p++)
+                for (int i = 0; i < FC_MR; i++)
+                    panel[p * FC_MR + i] = block[p * cs + i];
+            continue;
+        }
         /* Written front to back; read as MR streams along k (rows of A, or columns). */
         for (ptrdiff_t p = 0; p < kc; p++) {
             FC_T *dst = panel + p * FC_MR;
@@ -149,187 +148,234 @@ static void FC_NAME(pack_b)(ptrdiff_t kc, ptrdiff_t n, const FC_T *b, ptrdiff_t 
     }
 }
 
-/* Output pixels of a B block that share an output row: they read one input row at evenly
- * spaced columns, so each run becomes copies (stride 1) or strided gathers, cut where the
- * run crosses from one micro-panel to the next. */
-typedef struct {
-    ptrdiff_t out_row, out_col, length;
-    ptrdiff_t first;  /* the run's first column in the block */
-} FC_NAME(pixel_run);
-
-/* Columns [begin, end) of one run, all in one micro-panel, written at out: those in [lo, hi)
- * come from src (column j at src[j*stride_w]), the others are padding. */
-static inline void FC_NAME(gather_piece)(FC_T *restrict out, const FC_T *src,
-                                         ptrdiff_t stride_w, ptrdiff_t begin, ptrdiff_t end,
-                                         ptrdiff_t lo, ptrdiff_t hi)
+/* Columns [begin, end) of one run of output pixels, all in one micro-panel, written at out:
+ * those in [lo, hi) come from src (column j at src[j*step]), the others are padding. */
+static inline void FC_NAME(gather_piece)(FC_T *restrict out, const FC_T *src, ptrdiff_t step,
+                                         ptrdiff_t begin, ptrdiff_t end, ptrdiff_t lo,
+                                         ptrdiff_t hi)
 {
     if (end - begin == FC_NR && lo <= begin && end <= hi) {
         /* The common case, a whole panel row inside the image: fixed-length copies. */
-        if (stride_w == 1) {
+        if (step == 1) {
             for (ptrdiff_t j = 0; j < FC_NR; j++)
                 out[j] = src[begin + j];
 #ifdef FC_VEVEN
-        } else if (stride_w == 2 && begin + FC_NR < hi) {
+        } else if (step == 2 && begin + FC_NR < hi) {
             /* Whole vectors of 2*LANES elements are loaded: column begin + NR must be inside
              * too, so that the last element read, just before it, is. */
             const FC_T *from = src + begin * 2;
             for (int v = 0; v < FC_NV; v++)
                 FC_VSTOREU(out + v * FC_LANES, FC_VEVEN(from + 2 * v * FC_LANES));
 #endif
-        } else if (stride_w == 4) {
+        } else if (step == 4) {
             /* AlexNet's and the seed's conv1: a constant stride turns the NR address
              * computations of the general gather into immediate offsets. */
             const FC_T *from = src + begin * 4;
             for (ptrdiff_t j = 0; j < FC_NR; j++)
                 out[j] = from[j * 4];
         } else {
-            const FC_T *from = src + begin * stride_w;
+            const FC_T *from = src + begin * step;
             for (ptrdiff_t j = 0; j < FC_NR; j++)
-                out[j] = from[j * stride_w];
+                out[j] = from[j * step];
         }
         return;
     }
-    /* Short or partly padded pieces: one plain loop (three vectorised ones cost more in
-     * set-up than they save on a handful of columns). */
-    for (ptrdiff_t j = begin; j < end; j++)
-        out[j - begin] = fc_in_range(j - lo, hi - lo) ? src[j * stride_w] : (FC_T)0;
+    /* Pieces cut by a panel boundary or the padding: zeros, the inside span [first, last)
+     * with the loop for its stride, zeros. */
+    const ptrdiff_t first = lo > begin ? (lo < end ? lo : end) : begin;
+    const ptrdiff_t last = hi < end ? (hi > first ? hi : first) : end;
+    FC_T *restrict at = out - begin;
+    for (ptrdiff_t j = begin; j < first; j++)
+        at[j] = 0;
+    if (step == 1) {
+        for (ptrdiff_t j = first; j < last; j++)
+            at[j] = src[j];
+    } else if (step == 2) {
+        for (ptrdiff_t j = first; j < last; j++)
+            at[j] = src[2 * j];
+    } else if (step == 4) {
+        for (ptrdiff_t j = first; j < last; j++)
+            at[j] = src[4 * j];
+    } else {
+        for (ptrdiff_t j = first; j < last; j++)
+            at[j] = src[j * step];
+    }
+    for (ptrdiff_t j = last; j < end; j++)
+        at[j] = 0;
 }
 
-static void FC_NAME(pack_b_im2col)(const fc_conv2d_geometry *g, const FC_T *image,
+/* Row by row of the column matrix (channel, then kernel taps in axis order, as Caffe's
+ * im2col_nd), so the input is read front to back. Within a row, the block's output pixels are
+ * cut into runs along the last axis: a run reads one input row at evenly spaced positions, so
+ * it becomes copies or strided gathers, cut where it crosses into the next micro-panel. */
+static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
                                    ptrdiff_t k0, ptrdiff_t kc, ptrdiff_t first_pixel,
                                    ptrdiff_t pixels, FC_T *restrict packed)
 {
-    const ptrdiff_t in_plane = g->in_h * g->in_w;
-    const ptrdiff_t taps = g->kernel_h * g->kernel_w;
-    const ptrdiff_t stride_w = g->stride_w;
+    const ptrdiff_t *in = g->in_size, *out = g->out_size, *kernel = g->kernel;
+    const ptrdiff_t in_volume = in[0] * in[1] * in[2];
+    /* Channels last: neighbouring positions are in_channels apart, channels adjacent. */
+    const ptrdiff_t element = g->channels_last ? g->in_channels : 1;
+    const ptrdiff_t channel_step = g->channels_last ? 1 : in_volume;
+    const ptrdiff_t step = g->stride[2] * element;
+    const ptrdiff_t taps = kernel[0] * kernel[1] * kernel[2];
     const ptrdiff_t tail = pixels % FC_NR;
     FC_T *tail_panel = packed + (pixels - tail) * kc;
-    /* A block holds at most FC_NC pixels (the conv driver never asks for more). */
-    FC_NAME(pixel_run) runs[FC_NC];
+    const ptrdiff_t start2 = first_pixel % out[2];
+    const ptrdiff_t start1 = first_pixel / out[2] % out[1];
+    const ptrdiff_t start0 = first_pixel / out[2] / out[1];
 
-    ptrdiff_t run_count = 0;
-    for (ptrdiff_t j = 0; j < pixels;) {
-        const ptrdiff_t pixel = first_pixel + j;
-        const ptrdiff_t out_col = pixel % g->out_w;
-        const ptrdiff_t length = g->out_w - out_col < pixels - j ? g->out_w - out_col
-                                                                 : pixels - j;
-        runs[run_count++] = (FC_NAME(pixel_run)){pixel / g->out_w, out_col, length, j};
-        j += length;
-    }
+    /* Stride 1 with rows as long as the output's ("same" padding), one position on axis 0:
+     * the block's pixels read consecutive input elements, one element further per pixel, even
+     * across output rows (the elements in between are those the padding columns would
+     * read). A row of the column matrix is then one copy, whose padding columns and rows are
+     * zeroed afterwards. */
+    const int one_plane = start0 == (first_pixel + pixels - 1) / out[2] / out[1];
+    const int consecutive = !g->channels_last && one_plane && g->stride[1] == 1 &&
+                            g->stride[2] == 1 && in[2] == out[2];
+    const ptrdiff_t in_plane = in[1] * in[2];
+    const ptrdiff_t plane_pixel = first_pixel % (out[1] * out[2]);
 
-    /* Row by row of the column matrix, so the input is read front to back. */
     ptrdiff_t channel = k0 / taps, tap = k0 % taps;
-    ptrdiff_t tap_row = tap / g->kernel_w, tap_col = tap % g->kernel_w;
+    ptrdiff_t t2 = tap % kernel[2], t1 = tap / kernel[2] % kernel[1];
+    ptrdiff_t t0 = tap / kernel[2] / kernel[1];
     for (ptrdiff_t p = 0; p < kc; p++) {
-        const FC_T *plane = image + channel * in_plane;
-        const ptrdiff_t row_shift = tap_row * g->dilation_h - g->pad_top;
-        const ptrdiff_t col_shift = tap_col * g->dilation_w - g->pad_left;
-        for (ptrdiff_t r = 0; r < run_count; r++) {
-            const ptrdiff_t length = runs[r].length, first = runs[r].first;
-            const ptrdiff_t in_row = runs[r].out_row * g->stride_h + row_shift;
-            /* Columns in_col0 + j*stride_w for j < length; those in [0, in_w) are [lo, hi),
-             * the rest are padding (all of them when the row is). */
-            const ptrdiff_t in_col0 = runs[r].out_col * stride_w + col_shift;
-            ptrdiff_t lo = 0, hi = length;
-            if (!fc_in_range(in_row, g->in_h))
-                hi = 0;
-            else if (!fc_in_range(in_col0, g->in_w) ||
-                     !fc_in_range(in_col0 + (length - 1) * stride_w, g->in_w))
-                fc_valid_span(in_col0, stride_w, g->in_w, length, &lo, &hi);
-            const FC_T *src = plane + in_row * g->in_w + in_col0;
-            for (ptrdiff_t begin = 0; begin < length;) {
-                const ptrdiff_t column = first + begin;
-                const ptrdiff_t lane = column % FC_NR;
-                const ptrdiff_t end = begin + (FC_NR - lane) < length ? begin + (FC_NR - lane)
-                                                                      : length;
-                FC_NAME(gather_piece)(packed + (column - lane) * kc + p * FC_NR + lane, src,
-                                      stride_w, begin, end, lo, hi);
-                begin = end;
+        const FC_T *plane = image + channel * channel_step;
+        const ptrdiff_t shift0 = t0 * g->dilation[0] - g->pad[0];
+        const ptrdiff_t shift1 = t1 * g->dilation[1] - g->pad[1];
+        const ptrdiff_t shift2 = t2 * g->dilation[2] - g->pad[2];
+        ptrdiff_t o0 = start0, o1 = start1, o2 = start2;
+        const ptrdiff_t block_i0 = o0 * g->stride[0] + shift0;
+        /* The copy reads [start, start + pixels) of this channel's plane at block_i0: only when
+         * all of it lies inside that plane. */
+        const ptrdiff_t start = plane_pixel + shift1 * in[2] + shift2;
+        if (consecutive && fc_in_range(block_i0, in[0]) && start >= 0 &&
+            start + pixels <= in_plane) {
+            const FC_T *src = plane + block_i0 * in_plane + start;
+            for (ptrdiff_t c0 = 0; c0 < pixels; c0 += FC_NR) {
+                FC_T *out_row = packed + c0 * kc + p * FC_NR;
+                if (pixels - c0 >= FC_NR) {
+                    for (ptrdiff_t j = 0; j < FC_NR; j++)
+                        out_row[j] = src[c0 + j];
+                } else {
+                    for (ptrdiff_t j = 0; j < pixels - c0; j++)
+                        out_row[j] = src[c0 + j];
+                }
+            }
+            ptrdiff_t col_lo, col_hi;   /* output columns this tap reads inside the input */
+            fc_valid_span(shift2, 1, in[2], out[2], &col_lo, &col_hi);
+            for (ptrdiff_t first = 0; first < pixels;) {
+                const ptrdiff_t length = out[2] - o2 < pixels - first ? out[2] - o2
+                                                                      : pixels - first;
+                /* Run columns o2 .. o2+length-1: zero those outside [col_lo, col_hi), or all
+                 * when the input row is padding. */
+                ptrdiff_t inside_begin = 0, inside_end = 0;
+                if (fc_in_range(o1 + shift1, in[1])) {
+                    inside_begin = col_lo - o2 > 0 ? col_lo - o2 : 0;
+                    inside_end = col_hi - o2 < length ? col_hi - o2 : length;
+                    if (inside_end < inside_begin)
+                        inside_end = inside_begin;
+                }
+                for (ptrdiff_t j = 0; j < length; j++) {
+                    if (j == inside_begin)
+                        j = inside_end;
+                    if (j == length)
+                        break;
+                    const ptrdiff_t column = first + j, lane = column % FC_NR;
+                    packed[(column - lane) * kc + p * FC_NR + lane] = 0;
+                }
+                first += length;
+                o2 = 0;
+                o1++;
+            }
+        } else {
+            for (ptrdiff_t first = 0; first < pixels;) {
+                const ptrdiff_t length = out[2] - o2 < pixels - first ? out[2] - o2
+                                                                      : pixels - first;
+                const ptrdiff_t i0 = o0 * g->stride[0] + shift0;
+                const ptrdiff_t i1 = o1 * g->stride[1] + shift1;
+                /* Positions i2 + j*stride for j < length; those inside the input are [lo, hi),
+                 * the rest are padding (all of them when the row is). */
+                const ptrdiff_t i2 = o2 * g->stride[2] + shift2;
+                ptrdiff_t lo = 0, hi = length;
+                if (!fc_in_range(i0, in[0]) || !fc_in_range(i1, in[1]))
+                    hi = 0;
+                else if (!fc_in_range(i2, in[2]) ||
+                         !fc_in_range(i2 + (length - 1) * g->stride[2], in[2]))
+                    fc_valid_span(i2, g->stride[2], in[2], length, &lo, &hi);
+                const FC_T *src = plane + ((i0 * in[1] + i1) * in[2] + i2) * element;
+                for (ptrdiff_t begin = 0; begin < length;) {
+                    const ptrdiff_t column = first + begin;
+                    const ptrdiff_t lane = column % FC_NR;
+                    const ptrdiff_t end = begin + (FC_NR - lane) < length ? begin + (FC_NR - lane)
+                                                                          : length;
+                    FC_NAME(gather_piece)(packed + (column - lane) * kc + p * FC_NR + lane, src,
+                                          step, begin, end, lo, hi);
+                    begin = end;
+                }
+                first += length;
+                o2 = 0;
+                if (++o1 == out[1]) {
+                    o1 = 0;
+                    o0++;
+                }
             }
         }
         if (tail)
             for (ptrdiff_t j = tail; j < FC_NR; j++)
                 tail_panel[p * FC_NR + j] = 0;
-        if (++tap_col == g->kernel_w) {
-            tap_col = 0;
-            if (++tap_row == g->kernel_h) {
-                tap_row = 0;
-                channel++;
+        if (++t2 == kernel[2]) {
+            t2 = 0;
+            if (++t1 == kernel[1]) {
+                t1 = 0;
+                if (++t0 == kernel[0]) {
+                    t0 = 0;
+                    channel++;
+                }
             }
         }
     }
 }
 
-/* Direct depthwise convolution of one plane, output row by output row: every tap adds
- * weight * shifted input row, in the tap order of Caffe's im2col (kernel row, then column).
- * Taps in the padding add weight * 0, which is zero unless the weight is inf or NaN: then it
- * is NaN, exactly as the zero-filled column buffer of im2col + GEMM would give. */
-#define FC_DW_SPAN_CACHE 32
-
-static void FC_NAME(depthwise_plane)(const fc_conv2d_geometry *g, const FC_T *plane,
-                                     const FC_T *filter, FC_T *out)
+/* Each product is its own statement: a compiler that contracts a * b + c within one expression
+ * (clang's default) must not turn these into FMAs in one loop and not in another. */
+static void FC_NAME(madd)(ptrdiff_t n, const FC_T *restrict a, ptrdiff_t inca,
+                          const FC_T *restrict x, ptrdiff_t incx, FC_T *restrict y)
 {
-    const ptrdiff_t out_w = g->out_w, stride_w = g->stride_w;
-    /* The output columns a kernel column reaches inside the input do not depend on the row:
-     * find them once (two divisions each) for ordinary kernel widths. */
-    ptrdiff_t span_lo[FC_DW_SPAN_CACHE], span_hi[FC_DW_SPAN_CACHE];
-    const int spans_cached = g->kernel_w <= FC_DW_SPAN_CACHE;
-    if (spans_cached)
-        for (ptrdiff_t kw = 0; kw < g->kernel_w; kw++)
-            fc_valid_span(kw * g->dilation_w - g->pad_left, stride_w, g->in_w, out_w,
-                          &span_lo[kw], &span_hi[kw]);
-
-    for (ptrdiff_t oh = 0; oh < g->out_h; oh++) {
-        FC_T *restrict row = out + oh * out_w;
-        for (ptrdiff_t ow = 0; ow < out_w; ow++)
-            row[ow] = 0;
-        for (ptrdiff_t kh = 0; kh < g->kernel_h; kh++) {
-            const ptrdiff_t in_row = oh * g->stride_h + kh * g->dilation_h - g->pad_top;
-            const int row_inside = fc_in_range(in_row, g->in_h);
-            for (ptrdiff_t kw = 0; kw < g->kernel_w; kw++) {
-                const FC_T weight = filter[kh * g->kernel_w + kw];
-                const FC_T padding_term = weight * (FC_T)0;
-                const ptrdiff_t in_col0 = kw * g->dilation_w - g->pad_left;
-                ptrdiff_t lo = 0, hi = 0;
-                if (row_inside) {
-                    if (spans_cached) {
-                        lo = span_lo[kw];
-                        hi = span_hi[kw];
-                    } else {
-                        fc_valid_span(in_col0, stride_w, g->in_w, out_w, &lo, &hi);
-                    }
-                }
-                if (padding_term != padding_term) {
-                    for (ptrdiff_t ow = 0; ow < lo; ow++)
-                        row[ow] += padding_term;
-                    for (ptrdiff_t ow = hi; ow < out_w; ow++)
-                        row[ow] += padding_term;
-                }
-                if (lo == hi)
-                    continue;
-                const FC_T *restrict src = plane + in_row * g->in_w + in_col0;
-                if (stride_w == 1) {
-                    for (ptrdiff_t ow = lo; ow < hi; ow++)
-                        row[ow] += weight * src[ow];
-                } else {
-                    for (ptrdiff_t ow = lo; ow < hi; ow++)
-                        row[ow] += weight * src[ow * stride_w];
-                }
+    /* The unit-stride cases as their own loops, so the compiler vectorises them. */
+    if (inca == 0) {
+        const FC_T alpha = a[0];
+        if (incx == 1)
+            for (ptrdiff_t i = 0; i < n; i++) {
+                const FC_T product = alpha * x[i];
+                y[i] += product;
             }
+        else
+            for (ptrdiff_t i = 0; i < n; i++) {
+                const FC_T product = alpha * x[i * incx];
+                y[i] += product;
+            }
+    } else if (inca == 1 && incx == 1) {
+        for (ptrdiff_t i = 0; i < n; i++) {
+            const FC_T product = a[i] * x[i];
+            y[i] += product;
+        }
+    } else {
+        for (ptrdiff_t i = 0; i < n; i++) {
+            const FC_T product = a[i * inca] * x[i * incx];
+            y[i] += product;
         }
     }
 }
 
-#undef FC_DW_SPAN_CACHE
-
-const FC_ENGINE_TYPE FC_NAME(fc_engine) = {
+FC_ENGINE_TYPE FC_NAME(fc_engine) = {
     .name = FC_LABEL,
-    .mr = FC_MR, .nr = FC_NR, .kc = FC_KC, .mc = FC_MC, .nc = FC_NC,
+    .mr = FC_MR, .nr = FC_NR,
+    .micro_kernel = FC_NAME(micro_kernel),
     .pack_a = FC_NAME(pack_a),
     .pack_b = FC_NAME(pack_b),
     .pack_b_im2col = FC_NAME(pack_b_im2col),
-    .macro_kernel = FC_NAME(macro_kernel),
-    .depthwise_plane = FC_NAME(depthwise_plane),
+    .madd = FC_NAME(madd),
 };
 
 #undef FC_NR

@@ -1,29 +1,36 @@
-/* One engine's table for one element type; included by engine.h once per type (FC_T, FC_NAME). */
+/* One engine's table for one element type; included by engine.h once per type (FC_T, FC_NAME).
+ * What an instruction set must provide, and nothing else: the micro-kernel, and the routines
+ * whose speed depends on knowing its panel widths or vector length at compile time. */
 
 typedef struct FC_NAME(fc_engine) {
     const char *name;
     ptrdiff_t mr, nr;   /* micro-tile: MR rows of C (broadcast from A) by NR columns (vectors) */
-    ptrdiff_t kc;       /* reduction block: an MR x KC panel of A stays in L1 */
-    ptrdiff_t mc;       /* rows of A packed at a time by the general GEMM */
-    ptrdiff_t nc;       /* columns (output pixels) per packed B block: KC x NC stays in L2 */
+    /* Block sizes from this machine's caches (dispatch.c, at fc_init): */
+    ptrdiff_t kc;       /* reduction block: a kc x NR micro-panel of B fills half of L1 */
+    ptrdiff_t mc;       /* rows of packed A swept per packed B block: mc x kc fills half of L2 */
+    ptrdiff_t nc;       /* columns per packed B block: kc x nc fills a quarter of L2 */
 
-    /* Pack the m x kc block of A at a (strides rs, cs) into MR-row micro-panels. */
+    /* C (MR x NR, row stride ldc, unit column stride) = [C +] kc steps of packed A and B.
+     * Every element is accumulated from zero in the order p = 0..kc-1 and only then added to
+     * C, so its value depends on kc alone, never on where the tile lies. beta == 0 never
+     * reads C. */
+    void (*micro_kernel)(ptrdiff_t kc, const FC_T *a, const FC_T *b, FC_T *c, ptrdiff_t ldc,
+                         int beta);
+    /* Pack the m x kc block of A at a (strides rs, cs) into MR-row micro-panels. Per engine
+     * because the panel width is a compile-time constant there (fixed-length copies). */
     void (*pack_a)(ptrdiff_t m, ptrdiff_t kc, const FC_T *a, ptrdiff_t rs, ptrdiff_t cs,
                    FC_T *packed);
     /* Pack the kc x n block of B at b (strides rs, cs) into NR-column micro-panels. */
     void (*pack_b)(ptrdiff_t kc, ptrdiff_t n, const FC_T *b, ptrdiff_t rs, ptrdiff_t cs,
                    FC_T *packed);
-    /* im2col fused into packing: rows k0..k0+kc of the column matrix of `image` (one image,
-     * geom->in_channels channels, as seen by one group), columns = output pixels
-     * first_pixel..first_pixel+pixels (at most nc of them), packed like pack_b. */
-    void (*pack_b_im2col)(const fc_conv2d_geometry *geom, const FC_T *image, ptrdiff_t k0,
+    /* im2col fused into packing: rows k0..k0+kc of the column matrix of `image` (one image's
+     * in_channels/group channels starting at `image`, in the geometry's layout), columns =
+     * output pixels first_pixel..first_pixel+pixels, packed like pack_b. */
+    void (*pack_b_im2col)(const fc_conv_geometry *geom, const FC_T *image, ptrdiff_t k0,
                           ptrdiff_t kc, ptrdiff_t first_pixel, ptrdiff_t pixels, FC_T *packed);
-    /* C (m x n, strides rs_c, cs_c) = [C +] packed A (m x kc) * packed B (kc x n);
-     * beta == 0 overwrites C without reading it. */
-    void (*macro_kernel)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t kc, const FC_T *packed_a,
-                         const FC_T *packed_b, int beta, FC_T *c, ptrdiff_t rs_c,
-                         ptrdiff_t cs_c);
-    /* Depthwise: one output plane from one input plane and its kernel_h x kernel_w filter. */
-    void (*depthwise_plane)(const fc_conv2d_geometry *geom, const FC_T *plane,
-                            const FC_T *filter, FC_T *out);
+    /* y[i] += a[i*inca] * x[i*incx] for i < n, each a multiply then an add: the depthwise
+     * convolution's inner loop (inca 0: one weight along an NCHW row; inca 1: a weight per
+     * channel of a channels-last pixel), vectorised for the instruction set. */
+    void (*madd)(ptrdiff_t n, const FC_T *a, ptrdiff_t inca, const FC_T *x, ptrdiff_t incx,
+                 FC_T *y);
 } FC_NAME(fc_engine);

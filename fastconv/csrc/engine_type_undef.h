@@ -4,5 +4,4 @@
 #undef FC_SUFFIX
 #undef FC_VEC
 #undef FC_LANES
-#undef FC_NC
 #undef FC_VEVEN

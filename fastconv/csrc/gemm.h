@@ -15,6 +15,7 @@
 #define FASTCONV_GEMM_H
 
 #include <stddef.h>
+#include "conv.h"
 
 int fc_gemm_f32(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                 const float *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
@@ -24,5 +25,9 @@ int fc_gemm_f64(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                 const double *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
                 const double *b, ptrdiff_t rs_b, ptrdiff_t cs_b,
                 int beta, double *c, ptrdiff_t rs_c, ptrdiff_t cs_c);
+
+/* The batched GEMM every convolution pass is made of (the driver behind fc_gemm too). */
+#define FC_TEMPLATE "gemm.template.h"
+#include "each_type.h"
 
 #endif

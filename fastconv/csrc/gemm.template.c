@@ -1,105 +1,250 @@
 /*
- * The general-stride GEMM driver (gemm.h), instantiated once per element type by gemm.c.
+ * The one GEMM driver (gemm.h, gemm.template.h), instantiated once per element type by gemm.c:
+ * the macro-kernel, the blocking and the thread partitioning, written once for every engine
+ * and every pass (forward convolution, both gradients, Deconvolution, plain GEMM).
  *
- * GotoBLAS/BLIS loops: C is cut into blocks of columns (NC wide), the independent tasks
- * threads share; each task walks k in KC blocks, packs its B block (KC x NC) once, then runs
- * the engine's macro-kernel over A, MC rows at a time. When several column blocks sweep the
- * same rows of A, all of A is packed once up front (shared, read-only) instead of once per
- * block: the transposed weights of a backward pass would otherwise be packed again for every
- * block of pixels. The first k block applies the caller's beta, the later ones accumulate.
+ * GotoBLAS/BLIS loops: every A_g is packed once, up front, shared read-only by the threads.
+ * C is cut into tasks (problem, block of NC columns, block of rows); each task walks k in KC
+ * blocks, packs its B block (KC x NC, gathered from the image for a convolution) once per k
+ * block and runs the macro-kernel over its rows, MC at a time. The first k block applies the
+ * caller's beta, the later ones accumulate; k is blocked as a function of k and the engine
+ * alone (fc_reduction_block), so the order of the additions into C never depends on threads.
  */
+
+/* C (m x n, strides rs_c, cs_c) = [C +] packed A (m x kc) * packed B (kc x n), tile by tile.
+ * Column panels outside, row panels inside (BLIS's order): the kc x NR panel of B stays in L1
+ * while the MR x kc panels of A stream from L2. Edge tiles, and tiles of a C with non-unit
+ * column stride, go through a temporary: the same micro-kernel, the same bits. */
+#define FC_MAX_TILE (16 * 64)   /* elements; larger than any engine's MR x NR */
+
+static void FC_NAME(macro_kernel)(const FC_NAME(fc_engine) *engine, ptrdiff_t m, ptrdiff_t n,
+                                  ptrdiff_t kc, const FC_T *packed_a, const FC_T *packed_b,
+                                  int beta, FC_T *c, ptrdiff_t rs_c, ptrdiff_t cs_c)
+{
+    const ptrdiff_t mr = engine->mr, nr = engine->nr;
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += nr) {
+        const ptrdiff_t cols = n - j0 < nr ? n - j0 : nr;
+        const FC_T *b = packed_b + j0 * kc;
+        for (ptrdiff_t i0 = 0; i0 < m; i0 += mr) {
+            const ptrdiff_t rows = m - i0 < mr ? m - i0 : mr;
+            const FC_T *a = packed_a + i0 * kc;
+            FC_T *c_tile = c + i0 * rs_c + j0 * cs_c;
+            if (rows == mr && cols == nr && cs_c == 1) {
+                engine->micro_kernel(kc, a, b, c_tile, rs_c, beta);
+                continue;
+            }
+            FC_ALIGN64 FC_T tile[FC_MAX_TILE];
+            engine->micro_kernel(kc, a, b, tile, nr, 0);
+            for (ptrdiff_t i = 0; i < rows; i++)
+                for (ptrdiff_t j = 0; j < cols; j++) {
+                    FC_T *cij = c_tile + i * rs_c + j * cs_c;
+                    *cij = beta ? *cij + tile[i * nr + j] : tile[i * nr + j];
+                }
+        }
+    }
+}
+
+/* Channels-last images are packed through a small NCHW copy of the part of the image one B
+ * block reads: the rows of axis 1 its pixels reach, for the channels of its k block, copied by
+ * a transposition that reads the image front to back. Packing from it is then the NCHW packing
+ * (vector copies) instead of a gather with a stride of in_channels per element: same values,
+ * same bits, and no copy of the whole tensor. */
+static ptrdiff_t FC_NAME(channels_last_rows)(const fc_conv_geometry *g, ptrdiff_t first_pixel,
+                                             ptrdiff_t pixels, ptrdiff_t *first_row)
+{
+    const ptrdiff_t plane = g->out_size[1] * g->out_size[2], last_pixel = first_pixel + pixels - 1;
+    ptrdiff_t r0 = 0, r1 = g->in_size[1];
+    if (first_pixel / plane == last_pixel / plane) {   /* one position on axis 0 */
+        r0 = first_pixel % plane / g->out_size[2] * g->stride[1] - g->pad[1];
+        r1 = last_pixel % plane / g->out_size[2] * g->stride[1] - g->pad[1] +
+             (g->kernel[1] - 1) * g->dilation[1] + 1;
+        r0 = r0 < 0 ? 0 : r0 > g->in_size[1] ? g->in_size[1] : r0;
+        r1 = r1 < r0 ? r0 : r1 > g->in_size[1] ? g->in_size[1] : r1;
+    }
+    *first_row = r0;
+    return r1 - r0;
+}
+
+static void FC_NAME(pack_b_channels_last)(const FC_NAME(fc_engine) *engine,
+                                          const fc_conv_geometry *g, const FC_T *image,
+                                          ptrdiff_t k0, ptrdiff_t kc, ptrdiff_t first_pixel,
+                                          ptrdiff_t pixels, FC_T *restrict copy, FC_T *packed)
+{
+    const ptrdiff_t *in = g->in_size, channels = g->in_channels;
+    const ptrdiff_t taps = g->kernel[0] * g->kernel[1] * g->kernel[2];
+    const ptrdiff_t c0 = k0 / taps, c1 = (k0 + kc - 1) / taps + 1;
+    ptrdiff_t r0;
+    const ptrdiff_t rows = FC_NAME(channels_last_rows)(g, first_pixel, pixels, &r0);
+    const ptrdiff_t plane = in[0] * rows * in[2];
+    for (ptrdiff_t i0 = 0; i0 < in[0]; i0++)
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            const FC_T *src = image + ((i0 * in[1] + r0 + r) * in[2]) * channels;
+            FC_T *dst = copy + (i0 * rows + r) * in[2];
+            /* 16 positions at a time: their lines of the image stay in L1 while every
+             * channel of them is written out as one short contiguous run. */
+            for (ptrdiff_t first = 0; first < in[2]; first += 16) {
+                const ptrdiff_t count = in[2] - first < 16 ? in[2] - first : 16;
+                const FC_T *from = src + first * channels;
+                for (ptrdiff_t c = c0; c < c1; c++) {
+                    FC_T *to = dst + (c - c0) * plane + first;
+                    for (ptrdiff_t q = 0; q < count; q++)
+                        to[q] = from[q * channels + c];
+                }
+            }
+        }
+    fc_conv_geometry part = *g;   /* the copy: channels c0.., rows r0.. of axis 1, NCHW */
+    part.channels_last = 0;
+    part.in_channels = c1 - c0;
+    part.in_size[1] = rows;
+    part.pad[1] = g->pad[1] + r0;
+    engine->pack_b_im2col(&part, copy, k0 - c0 * taps, kc, first_pixel, pixels, packed);
+}
+
+int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
+{
+    const ptrdiff_t m = p->m, n = p->n, k = p->k;
+    const ptrdiff_t problems = p->images * p->groups;
+    if (m <= 0 || n <= 0 || problems <= 0)
+        return 0;
+    const FC_NAME(fc_engine) *engine = FC_NAME(fc_engine_active)();
+    const ptrdiff_t mr = engine->mr, nr = engine->nr, mc = engine->mc;
+    const ptrdiff_t kc = fc_reduction_block(k, engine->kc);
+    const ptrdiff_t k_blocks = k > 0 ? (k + kc - 1) / kc : 0;
+    const ptrdiff_t m_padded = (m + mr - 1) / mr * mr;
+
+    /* Tasks: every problem, cut into column blocks (narrower than NC while that leaves
+     * threads without two tasks each), and into row blocks only when threads would still be
+     * idle (each row block packs its own B). */
+    const int threads_wanted = fc_threads_for(2.0 * (double)problems * (double)m * (double)n *
+                                              (double)k);
+    ptrdiff_t nc = engine->nc;
+    while (threads_wanted > 1 && nc > nr && problems * ((n + nc - 1) / nc) < 2 * threads_wanted)
+        nc = (nc / 2 + nr - 1) / nr * nr;
+    const ptrdiff_t col_blocks = (n + nc - 1) / nc;
+    ptrdiff_t row_block = m_padded;
+    if (problems * col_blocks < threads_wanted) {
+        const ptrdiff_t split = (threads_wanted + problems * col_blocks - 1) /
+                                (problems * col_blocks);
+        row_block = ((m_padded + split - 1) / split + mr - 1) / mr * mr;
+    }
+    const ptrdiff_t row_blocks = (m + row_block - 1) / row_block;
+    const ptrdiff_t tasks = problems * col_blocks * row_blocks;
+    const int threads = tasks < threads_wanted ? (int)tasks : threads_wanted;
+
+    /* Packed A_g, k block p0 at g*m_padded*k + p0*m_padded: the layout pack_a gives each
+     * block on its own, rows i0 (a multiple of MR) at + i0*depth. */
+    const size_t packed_a_size = (size_t)p->groups * (size_t)m_padded * (size_t)k;
+    const size_t packed_b_size = (size_t)kc * (size_t)((nc + nr - 1) / nr * nr);
+    /* A C whose columns are not contiguous (channels-last output: a pixel's channels are) is
+     * computed block by block into a contiguous scratch and stored transposed once per task,
+     * instead of element by element after every k block. */
+    const int scratch_c = p->cs_c != 1;
+    size_t copy_size = 0;   /* the NCHW copy of pack_b_channels_last */
+    if (p->im2col && p->im2col->channels_last) {
+        const fc_conv_geometry *g = p->im2col;
+        const ptrdiff_t taps = g->kernel[0] * g->kernel[1] * g->kernel[2];
+        ptrdiff_t rows = g->in_size[1];
+        if (g->out_size[0] == 1) {   /* every block on one position of axis 0: a band of rows */
+            const ptrdiff_t band = ((nc - 1) / g->out_size[2] + 1) * g->stride[1] +
+                                   (g->kernel[1] - 1) * g->dilation[1] + 1;
+            rows = band < rows ? band : rows;
+        }
+        copy_size = (size_t)((kc - 1) / taps + 2) * (size_t)g->in_size[0] * (size_t)rows *
+                    (size_t)g->in_size[2];
+    }
+    const size_t per_thread = packed_b_size + copy_size +
+                              (scratch_c ? (size_t)row_block * (size_t)nc : 0);
+    FC_T *const workspace = fc_aligned_alloc((packed_a_size + per_thread * (size_t)threads) *
+                                             sizeof(FC_T));
+    if (!workspace)
+        return -1;
+    FC_T *const packed_a_all = workspace;
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+#pragma omp for schedule(static)
+        for (ptrdiff_t item = 0; item < p->groups * k_blocks; item++) {
+            const ptrdiff_t grp = item / k_blocks, p0 = item % k_blocks * kc;
+            const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
+            engine->pack_a(m, depth, p->a + grp * p->a_group + p0 * p->cs_a, p->rs_a, p->cs_a,
+                           packed_a_all + grp * m_padded * k + p0 * m_padded);
+        }
+
+        int thread = 0;
+#ifdef _OPENMP
+        thread = omp_get_thread_num();
+#endif
+        FC_T *packed_b = workspace + packed_a_size + (size_t)thread * per_thread;
+        FC_T *copy = packed_b + packed_b_size;
+        FC_T *scratch = copy + copy_size;
+#pragma omp for schedule(dynamic, 1)
+        for (ptrdiff_t task = 0; task < tasks; task++) {
+            const ptrdiff_t row0 = task % row_blocks * row_block;
+            const ptrdiff_t j0 = task / row_blocks % col_blocks * nc;
+            const ptrdiff_t problem = task / row_blocks / col_blocks;
+            const ptrdiff_t image = problem / p->groups, grp = problem % p->groups;
+            const ptrdiff_t rows = m - row0 < row_block ? m - row0 : row_block;
+            const ptrdiff_t cols = n - j0 < nc ? n - j0 : nc;
+            const FC_T *b = p->b + image * p->b_image + grp * p->b_group;
+            FC_T *c = p->c + image * p->c_image + grp * p->c_group + row0 * p->rs_c +
+                      j0 * p->cs_c;
+            const FC_T *packed_a = packed_a_all + grp * m_padded * k;
+            /* The task's rows x cols block of C, or the scratch standing in for it. */
+            FC_T *block = scratch_c ? scratch : c;
+            const ptrdiff_t rs = scratch_c ? cols : p->rs_c, cs = scratch_c ? 1 : p->cs_c;
+            if (scratch_c && p->beta)
+                for (ptrdiff_t i = 0; i < rows; i++)
+                    for (ptrdiff_t j = 0; j < cols; j++)
+                        block[i * rs + j] = c[i * p->rs_c + j * p->cs_c];
+            if (k_blocks == 0 && !p->beta)
+                for (ptrdiff_t i = 0; i < rows; i++)
+                    for (ptrdiff_t j = 0; j < cols; j++)
+                        block[i * rs + j * cs] = 0;
+            for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
+                const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
+                if (copy_size)
+                    FC_NAME(pack_b_channels_last)(engine, p->im2col, b, p0, depth, j0, cols,
+                                                  copy, packed_b);
+                else if (p->im2col)
+                    engine->pack_b_im2col(p->im2col, b, p0, depth, j0, cols, packed_b);
+                else
+                    engine->pack_b(depth, cols, b + p0 * p->rs_b + j0 * p->cs_b, p->rs_b,
+                                   p->cs_b, packed_b);
+                for (ptrdiff_t i0 = 0; i0 < rows; i0 += mc) {
+                    const ptrdiff_t chunk = rows - i0 < mc ? rows - i0 : mc;
+                    FC_NAME(macro_kernel)(engine, chunk, cols, depth,
+                                          packed_a + p0 * m_padded + (row0 + i0) * depth,
+                                          packed_b, p0 > 0 || p->beta, block + i0 * rs, rs, cs);
+                }
+            }
+            if (p->bias) {
+                /* As in Caffe, the bias is added after the product, not folded into it. */
+                const FC_T *bias = p->bias + grp * m + row0;
+                for (ptrdiff_t i = 0; i < rows; i++)
+                    for (ptrdiff_t j = 0; j < cols; j++)
+                        block[i * rs + j * cs] += bias[i];
+            }
+            if (scratch_c)   /* column by column: C's rows are the contiguous direction */
+                for (ptrdiff_t j = 0; j < cols; j++)
+                    for (ptrdiff_t i = 0; i < rows; i++)
+                        c[i * p->rs_c + j * p->cs_c] = block[i * rs + j];
+        }
+    }
+    fc_aligned_free(workspace);
+    return 0;
+}
 
 int FC_NAME(fc_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                      const FC_T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
                      const FC_T *b, ptrdiff_t rs_b, ptrdiff_t cs_b,
                      int beta, FC_T *c, ptrdiff_t rs_c, ptrdiff_t cs_c)
 {
-    if (m <= 0 || n <= 0)
-        return 0;
-    if (k <= 0) {
-        if (!beta)
-            for (ptrdiff_t i = 0; i < m; i++)
-                for (ptrdiff_t j = 0; j < n; j++)
-                    c[i * rs_c + j * cs_c] = 0;
-        return 0;
-    }
-    const FC_NAME(fc_engine) *engine = FC_NAME(fc_engine_active)();
-    const ptrdiff_t mr = engine->mr, nr = engine->nr, mc = engine->mc;
-    const ptrdiff_t kc = fc_reduction_block(k, engine->kc);
-    /* Tasks are blocks of columns of C (each packs its B block once per k block and sweeps
-     * all rows, MC at a time), cut narrower, and then split by rows, only as far as needed to
-     * give every thread work. */
-    const int threads_wanted = fc_threads_for(2.0 * (double)m * (double)n * (double)k);
-    ptrdiff_t nc = 4 * engine->nc;
-    while (threads_wanted > 1 && nc > nr && (n + nc - 1) / nc < 2 * threads_wanted)
-        nc = (nc / 2 + nr - 1) / nr * nr;
-    const ptrdiff_t col_blocks = (n + nc - 1) / nc;
-    ptrdiff_t row_block = (m + mr - 1) / mr * mr;
-    if (col_blocks < threads_wanted) {
-        const ptrdiff_t split = (threads_wanted + col_blocks - 1) / col_blocks;
-        row_block = ((row_block + split - 1) / split + mr - 1) / mr * mr;
-    }
-    const ptrdiff_t row_blocks = (m + row_block - 1) / row_block;
-    const ptrdiff_t tasks = row_blocks * col_blocks;
-    const int threads = tasks < threads_wanted ? (int)tasks : threads_wanted;
-
-    const ptrdiff_t mc_padded = (mc + mr - 1) / mr * mr;
-    const ptrdiff_t nc_padded = (nc + nr - 1) / nr * nr;
-    /* Shared A: k block p0 of row block i0 (a multiple of MR) lies at
-     * p0*m_padded + i0*depth, the layout pack_a gives that block on its own. */
-    const int share_a = col_blocks > 1;
-    const ptrdiff_t m_padded = (m + mr - 1) / mr * mr;
-    const size_t per_thread = (size_t)((share_a ? 0 : mc_padded) + nc_padded) * (size_t)kc;
-    const size_t shared_size = share_a ? (size_t)m_padded * (size_t)k : 0;
-    FC_T *workspace = fc_aligned_alloc((shared_size + per_thread * (size_t)threads) *
-                                       sizeof(FC_T));
-    if (!workspace)
-        return -1;
-    FC_T *const shared_a = workspace;
-    FC_T *const per_thread_space = workspace + shared_size;
-    const ptrdiff_t k_blocks = (k + kc - 1) / kc, m_blocks = (m + mc - 1) / mc;
-
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-        if (share_a) {
-#pragma omp for schedule(static)
-            for (ptrdiff_t item = 0; item < k_blocks * m_blocks; item++) {
-                const ptrdiff_t p0 = item / m_blocks * kc, i0 = item % m_blocks * mc;
-                const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
-                const ptrdiff_t rows = m - i0 < mc ? m - i0 : mc;
-                engine->pack_a(rows, depth, a + i0 * rs_a + p0 * cs_a, rs_a, cs_a,
-                               shared_a + p0 * m_padded + i0 * depth);
-            }
-        }
-        int thread = 0;
-#ifdef _OPENMP
-        thread = omp_get_thread_num();
-#endif
-        FC_T *packed_b = per_thread_space + (size_t)thread * per_thread;
-        FC_T *own_a = share_a ? NULL : packed_b + (size_t)nc_padded * (size_t)kc;
-#pragma omp for schedule(dynamic, 1)
-        for (ptrdiff_t task = 0; task < tasks; task++) {
-            const ptrdiff_t row0 = task / col_blocks * row_block;
-            const ptrdiff_t j0 = task % col_blocks * nc;
-            const ptrdiff_t row_end = m - row0 < row_block ? m : row0 + row_block;
-            const ptrdiff_t cols = n - j0 < nc ? n - j0 : nc;
-            for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
-                const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
-                engine->pack_b(depth, cols, b + p0 * rs_b + j0 * cs_b, rs_b, cs_b, packed_b);
-                for (ptrdiff_t i0 = row0; i0 < row_end; i0 += mc) {
-                    const ptrdiff_t rows = row_end - i0 < mc ? row_end - i0 : mc;
-                    const FC_T *packed_a = shared_a + p0 * m_padded + i0 * depth;
-                    if (!share_a) {
-                        engine->pack_a(rows, depth, a + i0 * rs_a + p0 * cs_a, rs_a, cs_a,
-                                       own_a);
-                        packed_a = own_a;
-                    }
-                    engine->macro_kernel(rows, cols, depth, packed_a, packed_b, p0 > 0 || beta,
-                                         c + i0 * rs_c + j0 * cs_c, rs_c, cs_c);
-                }
-            }
-        }
-    }
-    fc_aligned_free(workspace);
-    return 0;
+    const FC_NAME(fc_gemm_batch) batch = {
+        .images = 1, .groups = 1, .m = m, .n = n, .k = k,
+        .a = a, .rs_a = rs_a, .cs_a = cs_a,
+        .b = b, .rs_b = rs_b, .cs_b = cs_b,
+        .c = c, .rs_c = rs_c, .cs_c = cs_c, .beta = beta,
+    };
+    return FC_NAME(fc_gemm_batch_run)(&batch);
 }
+#undef FC_MAX_TILE

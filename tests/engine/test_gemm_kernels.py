@@ -24,7 +24,8 @@ ALL_KERNELS = ["generic", "avx2", "avx512"]
 DTYPES = [np.float32, np.float64]
 
 # m, n, k: ones, sizes below and just above every engine's MR/NR (4/8, 6/16, 8/48 and the f64
-# 8/24), and k across one and several reduction blocks (KC = 128 or 256).
+# 8/24), and k across one and several reduction blocks (KC from the L1 size: 128 to 384 for
+# the usual 32-48 KiB).
 SIZES = [
     (1, 1, 1), (1, 7, 3), (5, 1, 2), (3, 5, 1), (6, 16, 7), (8, 48, 9), (9, 49, 130),
     (13, 17, 257), (37, 101, 300), (50, 33, 513),
@@ -191,3 +192,36 @@ def test_avx512_blocking_emulated(tmp_path):
     assert build.returncode == 0, build.stderr
     result = subprocess.run([str(program)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def _sysfs_cache_bytes(level):
+    """L`level` data (or unified) cache of CPU 0 as Linux's sysfs states it, or None."""
+    root = Path("/sys/devices/system/cpu/cpu0/cache")
+    for index in sorted(root.glob("index*")) if root.is_dir() else []:
+        try:
+            if (int((index / "level").read_text()) == level
+                    and (index / "type").read_text().strip() != "Instruction"):
+                size = (index / "size").read_text().strip()
+                return int(size[:-1]) * {"K": 1024, "M": 1 << 20}[size[-1]]
+        except (OSError, ValueError, KeyError):
+            return None
+    return None
+
+
+def test_blocking_comes_from_this_machines_caches(kernel):
+    """Block sizes are derived at run time from the cache sizes found: the B micro-panel
+    (KC x NR) fits in half of L1, the A block (MC x KC) and the B block (KC x NC) in L2."""
+    blocking = _core.blocking()
+    l1, l2, _ = blocking["cache_bytes"]
+    for level, found in ((1, l1), (2, l2)):
+        stated = _sysfs_cache_bytes(level)
+        if stated is not None:
+            assert found == stated
+    for dtype, item in (("float32", 4), ("float64", 8)):
+        sizes = blocking[dtype]
+        assert sizes["kc"] % 8 == 0 and sizes["mc"] % sizes["mr"] == 0
+        assert sizes["nc"] % sizes["nr"] == 0
+        if l1 >= 2 * 64 * sizes["nr"] * item:        # not clamped to the smallest KC
+            assert sizes["kc"] * sizes["nr"] * item <= l1 // 2
+        if l2 >= 4 * sizes["kc"] * 2 * sizes["nr"] * item:
+            assert (sizes["mc"] + sizes["nc"]) * sizes["kc"] * item <= l2

@@ -1,0 +1,23 @@
+/* The batched GEMM's description for one element type; included by gemm.h once per type.
+ *
+ * images x groups problems; problem (n, g) computes
+ *     C_ng = A_g B_ng [+ C_ng if beta] [+ bias_g broadcast along the rows' columns]
+ * with A_g (m x k) shared by every image (packed once per call), B_ng (k x n) either a strided
+ * matrix or the im2col column matrix of one image's group (packed from the image directly),
+ * and the bias added after the whole product, as Caffe adds it. */
+typedef struct FC_NAME(fc_gemm_batch) {
+    ptrdiff_t images, groups;
+    ptrdiff_t m, n, k;
+    const FC_T *a;              /* A_g at a + g*a_group, element (i, p) at [i*rs_a + p*cs_a] */
+    ptrdiff_t a_group, rs_a, cs_a;
+    const FC_T *b;              /* B_ng (or its image) at b + n*b_image + g*b_group */
+    ptrdiff_t b_image, b_group, rs_b, cs_b;
+    const fc_conv_geometry *im2col;   /* set: B_ng is the column matrix of that image */
+    FC_T *c;                    /* C_ng at c + n*c_image + g*c_group, strides rs_c, cs_c */
+    ptrdiff_t c_image, c_group, rs_c, cs_c;
+    const FC_T *bias;           /* NULL, or row i of C_ng gets bias[g*m + i] */
+    int beta;
+} FC_NAME(fc_gemm_batch);
+
+/* 0, or -1 if the packing workspace could not be allocated. */
+int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *batch);

@@ -1,0 +1,136 @@
+"""One convolution, one answer: every API that computes the same convolution gives the same bits.
+
+conv2d_caffe, convnd_caffe and conv2d_keras (NHWC and NCHW) on one convolution; Caffe's identity
+"Deconvolution forward with w = Convolution backward-data with w"; the backward pass for every
+thread count. Bitwise, not approximately: one engine serves every pass. Each case is also
+checked against the float64 reference of tests/reference.py, so identical wrong answers fail.
+"""
+import numpy as np
+import pytest
+
+import fastconv
+
+from reference.conv import caffe_conv, caffe_conv2d_backward
+from reference.tolerance import assert_scaled_close
+
+# (x shape, w shape, stride, pad, dilation, group): plain, strided with kh != kw and sh != sw,
+# dilated, grouped, depthwise, 1x1, and one large enough to be split over threads.
+CASES = [
+    ((2, 5, 11, 13), (7, 5, 3, 2), (1, 1), (1, 0), (1, 1), 1),
+    ((1, 4, 23, 19), (6, 4, 5, 3), (2, 3), (2, 1), (1, 1), 1),
+    ((1, 3, 17, 21), (5, 3, 3, 3), (1, 2), (2, 2), (2, 3), 1),
+    ((2, 6, 12, 12), (9, 2, 3, 3), (1, 1), (1, 1), (1, 1), 3),
+    ((2, 8, 15, 14), (8, 1, 3, 3), (2, 1), (1, 1), (1, 2), 8),
+    ((1, 16, 9, 10), (12, 16, 1, 1), (1, 1), (0, 0), (1, 1), 1),
+    ((2, 32, 40, 37), (48, 32, 3, 3), (1, 1), (1, 1), (1, 1), 1),
+]
+DTYPES = [np.float32, np.float64]
+IDS = ["x{}w{}s{}p{}d{}g{}".format(*case) for case in CASES]
+
+
+def bits(array):
+    return np.ascontiguousarray(array).view(np.uint8)
+
+
+def inputs(case, dtype, seed=7):
+    x_shape, w_shape = case[:2]
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(x_shape).astype(dtype),
+            rng.standard_normal(w_shape).astype(dtype),
+            rng.standard_normal(w_shape[0]).astype(dtype))
+
+
+def caffe_kwargs(case):
+    _, _, stride, pad, dilation, group = case
+    return dict(stride=stride, pad=pad, dilation=dilation, group=group)
+
+
+def keras_padded(x, pad):
+    """Keras has no symmetric pad: the NCHW input padded explicitly, for padding='valid'."""
+    ph, pw = pad
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+
+
+def output_gradient(x, w, case, dtype, seed):
+    shape = fastconv.conv2d_caffe(x, w, **caffe_kwargs(case)).shape
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+@pytest.fixture
+def restore_threads():
+    previous = fastconv.get_num_threads()
+    yield
+    fastconv.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_forward_same_bits_through_every_api(case, dtype):
+    x, w, b = inputs(case, dtype)
+    _, _, stride, pad, dilation, group = case
+    kwargs = caffe_kwargs(case)
+    y = fastconv.conv2d_caffe(x, w, b, **kwargs)
+    assert_scaled_close(y, caffe_conv(x, w, b, stride, pad, dilation, group),
+                        int(np.prod(w.shape[1:])), dtype)
+
+    assert np.array_equal(bits(fastconv.convnd_caffe(x, w, b, **kwargs)), bits(y))
+
+    # The same convolution as Keras sees it: zero padding made explicit, HWIO kernel.
+    padded = keras_padded(x, pad)
+    kernel = w.transpose(2, 3, 1, 0)
+    keras_kwargs = dict(strides=stride, padding="valid", dilation_rate=dilation, groups=group)
+    y_first = fastconv.conv2d_keras(padded, kernel, b, data_format="channels_first",
+                                    **keras_kwargs)
+    assert np.array_equal(bits(y_first), bits(y))
+    y_last = fastconv.conv2d_keras(np.ascontiguousarray(padded.transpose(0, 2, 3, 1)), kernel, b,
+                                   data_format="channels_last", **keras_kwargs)
+    assert y_last.flags.c_contiguous
+    assert np.array_equal(bits(y_last.transpose(0, 3, 1, 2)), bits(y))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_backward_data_is_deconvolution_bitwise(case, dtype):
+    x, w, _ = inputs(case, dtype)
+    kwargs = caffe_kwargs(case)
+    dy = output_gradient(x, w, case, dtype, seed=11)
+    dx, _, _ = fastconv.conv2d_caffe_backward(x, w, dy, **kwargs)
+    expected_dx, _, _ = caffe_conv2d_backward(x, w, dy, *case[2:])
+    group = case[-1]
+    assert_scaled_close(dx, expected_dx, w.shape[0] // group * w.shape[2] * w.shape[3], dtype)
+    # Deconvolution's blob is (C_in, num_output/group, kh, kw): for the convolution's own w
+    # read as a Deconvolution, C_in is the convolution's num_output.
+    y = fastconv.deconv2d_caffe(dy, w, **kwargs)
+    assert y.shape == x.shape
+    assert np.array_equal(bits(y), bits(dx))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_backward_same_bits_for_any_thread_count(restore_threads, case, dtype):
+    x, w, _ = inputs(case, dtype)
+    kwargs = caffe_kwargs(case)
+    dy = output_gradient(x, w, case, dtype, seed=5)
+    results = []
+    for threads in (1, 2, 3):
+        fastconv.set_num_threads(threads)
+        results.append(fastconv.conv2d_caffe_backward(x, w, dy, **kwargs))
+        results.append(fastconv.convnd_caffe_backward(x, w, dy, **kwargs))
+    for other in results[1:]:
+        for first, second in zip(results[0], other):
+            assert np.array_equal(bits(first), bits(second))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_keras_channels_last_same_bits_for_any_thread_count(restore_threads, case, dtype):
+    x, w, b = inputs(case, dtype)
+    _, _, stride, pad, dilation, group = case
+    x_nhwc = np.ascontiguousarray(keras_padded(x, pad).transpose(0, 2, 3, 1))
+    kernel = w.transpose(2, 3, 1, 0)
+    results = []
+    for threads in (1, 2, 3):
+        fastconv.set_num_threads(threads)
+        results.append(fastconv.conv2d_keras(x_nhwc, kernel, b, strides=stride,
+                                             dilation_rate=dilation, groups=group))
+    assert all(np.array_equal(bits(results[0]), bits(y)) for y in results[1:])
