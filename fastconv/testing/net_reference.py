@@ -1,0 +1,114 @@
+"""The reference side of fastconv.testing.net: float32/float64 twins of a Net, their run one
+layer at a time, and the per-blob tolerance (the rule in fastconv.testing.net's docstring)."""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+
+import numpy as np
+
+from .compare import default_rtol, unit_roundoff
+
+MEASURED_ERROR_FACTOR = 4   # another summation order may double or quadruple float32's error
+
+
+# --- the net as a graph ----------------------------------------------------------------------
+
+def blob_writers(layers):
+    """Blob name -> the layers that write it, in order (the producer, then in-place layers)."""
+    writers = {}
+    for layer in layers:
+        for top in layer.tops:
+            writers.setdefault(top, []).append(layer)
+    return writers
+
+
+# --- running the reference -------------------------------------------------------------------
+
+def run_layer_by_layer(net, inputs):
+    """Run ``net`` on ``inputs`` (NCHW) one layer at a time; ``{(layer name, top): copy}``.
+
+    Keeping each layer's tops as it wrote them is what lets a port's value be matched with a
+    blob's value before an in-place layer overwrote it.
+    """
+    for name, value in inputs.items():
+        if tuple(net.blobs[name].shape) != value.shape:
+            net.blobs[name].reshape(*value.shape)
+    net.reshape()
+    values = {}
+    for position, layer in enumerate(net.layers):
+        net.forward(start=layer.name, end=layer.name, **(inputs if position == 0 else {}))
+        for top in layer.tops:
+            values[(layer.name, top)] = np.array(net.blobs[top].data, dtype=np.float64)
+    return values
+
+
+def float_twin(net, dtype):
+    """A new Net with ``net``'s layers (Split layers included, so blob names stay) and its
+    current parameter values, computing in ``dtype``; ``net`` itself is left as it is."""
+    from google.protobuf import text_format
+
+    from ..net import Net
+    from ..net.schema import messages
+
+    definition = messages()["NetParameter"](name=net.name)
+    for layer in net.layers:
+        copy = definition.layer.add()
+        copy.CopyFrom(layer.layer_param)
+        copy.ClearField("include")    # the layers were already chosen for net's state
+        copy.ClearField("exclude")
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "net.prototxt")
+        with open(path, "w") as file:
+            file.write(text_format.MessageToString(definition))
+        twin = Net(path, dtype=dtype)
+    for name, blobs in net.params.items():
+        for source, target in zip(blobs, twin.params[name]):
+            np.copyto(target.data, source.data, casting="unsafe")
+    return twin
+
+
+# --- tolerances ------------------------------------------------------------------------------
+
+def _terms_per_output(net, layer, values):
+    """K for one layer: weights per output channel, else bottom elements per top element."""
+    params = net.params[layer.name] if layer.name in net.params else []
+    top = values[(layer.name, layer.tops[0])] if layer.tops else None
+    if params and top is not None and top.ndim >= 2:
+        return max(1, params[0].data.size // top.shape[1])
+    bottom_size = sum(net.blobs[b].data.size for b in layer.bottoms)
+    return max(1, math.ceil(bottom_size / max(top.size, 1))) if top is not None else 1
+
+
+def rounding_bounds(net, layers, values):
+    """R per (layer name, top) for float32: the per-layer bounds summed along the net."""
+    bound_of_blob = {}
+    bounds = {}
+    for layer in layers:
+        inherited = max((bound_of_blob.get(b, 0.0) for b in layer.bottoms), default=0.0)
+        bound = inherited + default_rtol(np.float32, _terms_per_output(net, layer, values))
+        for top in layer.tops:
+            bounds[(layer.name, top)] = bound_of_blob[top] = bound
+    return bounds
+
+
+def relative_deviation(values32, values64):
+    """D32 per (layer name, top); 0 for a blob that is all zeros in float64."""
+    deviation = {}
+    for key, exact in values64.items():
+        scale = float(np.max(np.abs(exact), initial=0.0))
+        error = float(np.max(np.abs(values32[key] - exact), initial=0.0))
+        deviation[key] = error / scale if scale > 0 else 0.0
+    return deviation
+
+
+def blob_tolerance(bounds, deviation, key, dtype, rtol, atol):
+    """(rtol, atol) for one blob value: the rule of fastconv.testing.net's docstring, or the
+    caller's."""
+    atol = 0.0 if atol is None else float(atol)
+    if rtol is not None:
+        return float(rtol), atol
+    ratio = unit_roundoff(dtype) / unit_roundoff(np.float32)
+    return ratio * max(bounds[key], MEASURED_ERROR_FACTOR * deviation[key]), atol
+
