@@ -22,17 +22,19 @@
  * nothing (a sum that starts at +0 is never -0) unless the weight is inf or NaN: then it is NaN,
  * exactly as the zero-filled column matrix of im2col + GEMM gives. */
 
-/* NCHW, one channel of one image: output row by output row, each tap adding weight * a
- * shifted input row. */
+/* NCHW, one channel of one image, in bands of output rows that stay in L1: every tap adds
+ * weight * the shifted input to the band's rows it reaches, in one engine call per tap and
+ * band. */
 #define FC_DW_SPAN_CACHE 32
+#define FC_DW_BAND_ROWS 16
 
 static void FC_NAME(depthwise_channel)(const FC_NAME(fc_engine) *engine,
                                        const fc_conv_geometry *g, const FC_T *input,
                                        const FC_T *filter, FC_T *output)
 {
     const ptrdiff_t *in = g->in_size, *out = g->out_size, *kernel = g->kernel;
-    const ptrdiff_t stride2 = g->stride[2];
-    /* The output positions a kernel column reaches inside the input do not depend on the row:
+    const ptrdiff_t stride1 = g->stride[1], stride2 = g->stride[2];
+    /* The output columns a kernel column reaches inside the input do not depend on the row:
      * find them once (two divisions each) for ordinary kernel widths. */
     ptrdiff_t span_lo[FC_DW_SPAN_CACHE], span_hi[FC_DW_SPAN_CACHE];
     const int spans_cached = kernel[2] <= FC_DW_SPAN_CACHE;
@@ -42,44 +44,54 @@ static void FC_NAME(depthwise_channel)(const FC_NAME(fc_engine) *engine,
                           &span_lo[t2], &span_hi[t2]);
 
     for (ptrdiff_t o0 = 0; o0 < out[0]; o0++)
-        for (ptrdiff_t o1 = 0; o1 < out[1]; o1++) {
-            FC_T *row = output + (o0 * out[1] + o1) * out[2];
-            for (ptrdiff_t o2 = 0; o2 < out[2]; o2++)
-                row[o2] = 0;
+        for (ptrdiff_t band = 0; band < out[1]; band += FC_DW_BAND_ROWS) {
+            const ptrdiff_t band_end = out[1] - band < FC_DW_BAND_ROWS ? out[1]
+                                                                        : band + FC_DW_BAND_ROWS;
+            FC_T *rows_out = output + (o0 * out[1] + band) * out[2];
+            for (ptrdiff_t e = 0; e < (band_end - band) * out[2]; e++)
+                rows_out[e] = 0;
             for (ptrdiff_t t0 = 0; t0 < kernel[0]; t0++)
                 for (ptrdiff_t t1 = 0; t1 < kernel[1]; t1++) {
                     const ptrdiff_t i0 = o0 * g->stride[0] + t0 * g->dilation[0] - g->pad[0];
-                    const ptrdiff_t i1 = o1 * g->stride[1] + t1 * g->dilation[1] - g->pad[1];
-                    const int row_inside = fc_in_range(i0, in[0]) && fc_in_range(i1, in[1]);
+                    const ptrdiff_t shift1 = t1 * g->dilation[1] - g->pad[1];
+                    /* Output rows [row_lo, row_hi) of the band read inside the input. */
+                    ptrdiff_t row_lo = 0, row_hi = 0;
+                    if (fc_in_range(i0, in[0])) {
+                        fc_valid_span(shift1, stride1, in[1], out[1], &row_lo, &row_hi);
+                        row_lo = row_lo > band ? row_lo : band;
+                        row_hi = row_hi < band_end ? row_hi : band_end;
+                        if (row_hi < row_lo)
+                            row_hi = row_lo;
+                    }
                     for (ptrdiff_t t2 = 0; t2 < kernel[2]; t2++) {
                         const FC_T *weight = filter + (t0 * kernel[1] + t1) * kernel[2] + t2;
                         const FC_T padding_term = *weight * (FC_T)0;
-                        const ptrdiff_t i2 = t2 * g->dilation[2] - g->pad[2];
-                        ptrdiff_t lo = 0, hi = 0;
-                        if (row_inside) {
-                            if (spans_cached) {
-                                lo = span_lo[t2];
-                                hi = span_hi[t2];
-                            } else {
-                                fc_valid_span(i2, stride2, in[2], out[2], &lo, &hi);
-                            }
+                        const ptrdiff_t shift2 = t2 * g->dilation[2] - g->pad[2];
+                        ptrdiff_t lo, hi;
+                        if (spans_cached) {
+                            lo = span_lo[t2];
+                            hi = span_hi[t2];
+                        } else {
+                            fc_valid_span(shift2, stride2, in[2], out[2], &lo, &hi);
                         }
-                        if (padding_term != padding_term) {
-                            for (ptrdiff_t o2 = 0; o2 < lo; o2++)
-                                row[o2] += padding_term;
-                            for (ptrdiff_t o2 = hi; o2 < out[2]; o2++)
-                                row[o2] += padding_term;
-                        }
-                        if (lo < hi)
-                            engine->madd(hi - lo, weight, 0,
-                                         input + (i0 * in[1] + i1) * in[2] + i2 + lo * stride2,
-                                         stride2, row + lo);
+                        if (padding_term != padding_term)
+                            for (ptrdiff_t o1 = band; o1 < band_end; o1++)
+                                for (ptrdiff_t o2 = 0; o2 < out[2]; o2++)
+                                    if (o1 < row_lo || o1 >= row_hi || o2 < lo || o2 >= hi)
+                                        output[(o0 * out[1] + o1) * out[2] + o2] += padding_term;
+                        if (row_lo < row_hi && lo < hi)
+                            engine->madd(row_hi - row_lo, hi - lo, weight, 0,
+                                         input + (i0 * in[1] + row_lo * stride1 + shift1) * in[2] +
+                                             lo * stride2 + shift2,
+                                         stride2, stride1 * in[2],
+                                         output + (o0 * out[1] + row_lo) * out[2] + lo, out[2]);
                     }
                 }
         }
 }
 
 #undef FC_DW_SPAN_CACHE
+#undef FC_DW_BAND_ROWS
 
 /* Channels last, one output pixel of one image: all channels at once, tap by tap, with the
  * weights laid out tap-major (weights_by_tap[tap*C + c]) so each tap is one vector madd. */
@@ -102,9 +114,9 @@ static void FC_NAME(depthwise_pixel)(const FC_NAME(fc_engine) *engine,
                 const ptrdiff_t i2 = o2 * g->stride[2] + t2 * g->dilation[2] - g->pad[2];
                 const int inside = fc_in_range(i0, in[0]) && fc_in_range(i1, in[1]) &&
                                    fc_in_range(i2, in[2]);
-                engine->madd(channels, weights, 1,
+                engine->madd(1, channels, weights, 1,
                              inside ? image + ((i0 * in[1] + i1) * in[2] + i2) * channels : zeros,
-                             1, out);
+                             1, 0, out, 0);
             }
 }
 

@@ -339,32 +339,32 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
 
 /* Each product is its own statement: a compiler that contracts a * b + c within one expression
  * (clang's default) must not turn these into FMAs in one loop and not in another. */
-static void FC_NAME(madd)(ptrdiff_t n, const FC_T *restrict a, ptrdiff_t inca,
-                          const FC_T *restrict x, ptrdiff_t incx, FC_T *restrict y)
+/* Each product is its own statement: a compiler that contracts a * b + c within one expression
+ * (clang's default) must not turn these into FMAs in one loop and not in another. The
+ * unit-stride cases are loops of their own, so the compiler vectorises them. */
+static void FC_NAME(madd)(ptrdiff_t rows, ptrdiff_t n, const FC_T *restrict a, ptrdiff_t inca,
+                          const FC_T *restrict x, ptrdiff_t incx, ptrdiff_t ldx,
+                          FC_T *restrict y, ptrdiff_t ldy)
 {
-    /* The unit-stride cases as their own loops, so the compiler vectorises them. */
-    if (inca == 0) {
+    if (inca == 1 && incx == 1) {
+        for (ptrdiff_t r = 0; r < rows; r++, x += ldx, y += ldy)
+            for (ptrdiff_t i = 0; i < n; i++) {
+                const FC_T product = a[i] * x[i];
+                y[i] += product;
+            }
+    } else if (inca == 0 && incx == 1) {
         const FC_T alpha = a[0];
-        if (incx == 1)
+        for (ptrdiff_t r = 0; r < rows; r++, x += ldx, y += ldy)
             for (ptrdiff_t i = 0; i < n; i++) {
                 const FC_T product = alpha * x[i];
                 y[i] += product;
             }
-        else
+    } else {
+        for (ptrdiff_t r = 0; r < rows; r++, x += ldx, y += ldy)
             for (ptrdiff_t i = 0; i < n; i++) {
-                const FC_T product = alpha * x[i * incx];
+                const FC_T product = a[i * inca] * x[i * incx];
                 y[i] += product;
             }
-    } else if (inca == 1 && incx == 1) {
-        for (ptrdiff_t i = 0; i < n; i++) {
-            const FC_T product = a[i] * x[i];
-            y[i] += product;
-        }
-    } else {
-        for (ptrdiff_t i = 0; i < n; i++) {
-            const FC_T product = a[i * inca] * x[i * incx];
-            y[i] += product;
-        }
     }
 }
 

@@ -28,9 +28,10 @@ typedef struct FC_NAME(fc_engine) {
      * output pixels first_pixel..first_pixel+pixels, packed like pack_b. */
     void (*pack_b_im2col)(const fc_conv_geometry *geom, const FC_T *image, ptrdiff_t k0,
                           ptrdiff_t kc, ptrdiff_t first_pixel, ptrdiff_t pixels, FC_T *packed);
-    /* y[i] += a[i*inca] * x[i*incx] for i < n, each a multiply then an add: the depthwise
-     * convolution's inner loop (inca 0: one weight along an NCHW row; inca 1: a weight per
-     * channel of a channels-last pixel), vectorised for the instruction set. */
-    void (*madd)(ptrdiff_t n, const FC_T *a, ptrdiff_t inca, const FC_T *x, ptrdiff_t incx,
-                 FC_T *y);
+    /* y[r*ldy + i] += a[i*inca] * x[r*ldx + i*incx] for r < rows, i < n, each a multiply then
+     * an add: the depthwise convolution's inner loop (inca 0: one weight over a band of NCHW
+     * rows; inca 1: a weight per channel of a channels-last pixel), vectorised for the
+     * instruction set. */
+    void (*madd)(ptrdiff_t rows, ptrdiff_t n, const FC_T *a, ptrdiff_t inca, const FC_T *x,
+                 ptrdiff_t incx, ptrdiff_t ldx, FC_T *y, ptrdiff_t ldy);
 } FC_NAME(fc_engine);

@@ -134,3 +134,23 @@ def test_keras_channels_last_same_bits_for_any_thread_count(restore_threads, cas
         results.append(fastconv.conv2d_keras(x_nhwc, kernel, b, strides=stride,
                                              dilation_rate=dilation, groups=group))
     assert all(np.array_equal(bits(results[0]), bits(y)) for y in results[1:])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_depthwise_inf_weight_reads_padding_as_zero_times_inf(dtype):
+    """An inf weight times a padding zero is NaN in Caffe's im2col + GEMM: the direct depthwise
+    kernel must give NaN exactly there, in both layouts, and inf elsewhere."""
+    case = CASES[4]   # depthwise, stride (2, 1), pad 1, dilation (1, 2)
+    x, w, b = inputs(case, dtype)
+    w[3, 0, 0, 2] = np.inf
+    y = fastconv.conv2d_caffe(x, w, b, **caffe_kwargs(case))
+    with np.errstate(invalid="ignore"):
+        expected = caffe_conv2d(x, w, b, *case[2:])
+    assert np.array_equal(np.isnan(y), np.isnan(expected))
+    assert np.array_equal(np.isinf(y), np.isinf(expected))
+    assert np.isnan(y).any() and np.isinf(y).any()
+    _, _, stride, pad, dilation, group = case
+    x_nhwc = np.ascontiguousarray(keras_padded(x, pad).transpose(0, 2, 3, 1))
+    y_last = fastconv.conv2d_keras(x_nhwc, w.transpose(2, 3, 1, 0), b, strides=stride,
+                                   dilation_rate=dilation, groups=group)
+    assert np.array_equal(np.isnan(y_last.transpose(0, 3, 1, 2)), np.isnan(y))
