@@ -17,7 +17,7 @@ import argparse
 import json
 import math
 
-from layers import FORWARD
+from fastconv.cli.bench_layers import FORWARD
 
 ANCHOR_PEAK_GFLOPS = {"avx512": 540.0}  # 2 cores x 16-lane FMA x 2 pipes (shared/anchors.md)
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from layers import BACKWARD
+from fastconv.cli.bench_layers import BACKWARD
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 LIBRARIES = ["fastconv", "tensorflow", "torch"]

@@ -20,7 +20,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import fastconv
-from layers import FORWARD
+from fastconv.cli.bench_layers import FORWARD
 
 # numpy's OpenBLAS computes only the float64 reference here; with one thread it leaves no
 # worker threads spinning on the two cores while the libraries under test are timed.

@@ -23,11 +23,11 @@ import time
 import numpy as np
 
 from .. import __version__
-from .._params.caffe_conv import caffe_conv2d_geometry
 from ..caffe import conv2d_caffe
 from ..keras import conv2d_keras
 from ..layout import caffe_to_keras_kernel, nchw_to_nhwc, nhwc_to_nchw
 from . import net
+from .bench_layers import BY_NAME, CLI_LAYERS
 
 
 def progress(message):
@@ -209,12 +209,6 @@ def check(args):
 
 # --- bench -----------------------------------------------------------------------------------
 
-BENCH_LAYERS = [  # (name, NCHW input, OIHW weights, stride, pad, group)
-    ("alexnet conv1 11x11/4", (1, 3, 227, 227), (96, 3, 11, 11), 4, 0, 1),
-    ("vgg 3x3 64->64 @56", (1, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1),
-    ("1x1 256->64 @56", (1, 256, 56, 56), (64, 256, 1, 1), 1, 0, 1),
-    ("alexnet conv2 5x5 g2 @27", (1, 96, 27, 27), (256, 48, 5, 5), 1, 2, 2),
-]
 
 
 def bench(args):
@@ -223,34 +217,38 @@ def bench(args):
     if installed("tensorflow"):
         tf, _ = _import_tensorflow()
 
-        def tf_conv(x, w, stride, pad, group):
+        def tf_conv(x, w, layer):
+            pad = layer.pad
             x_tf = tf.constant(nchw_to_nhwc(np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))))
             k_tf = tf.constant(caffe_to_keras_kernel(w))
-            return lambda: tf.nn.conv2d(x_tf, k_tf, strides=stride, padding="VALID").numpy()
+            return lambda: tf.nn.conv2d(x_tf, k_tf, strides=layer.stride, padding="VALID",
+                                        dilations=layer.dilation).numpy()
         peers["TensorFlow"] = tf_conv
     if installed("torch"):
         progress("importing PyTorch ...")
         import torch
 
-        def torch_conv(x, w, stride, pad, group):
+        def torch_conv(x, w, layer):
             x_t, w_t = torch.from_numpy(x), torch.from_numpy(w)
 
             def run():
                 with torch.no_grad():
-                    return torch.nn.functional.conv2d(x_t, w_t, stride=stride, padding=pad, groups=group)
+                    return torch.nn.functional.conv2d(x_t, w_t, stride=layer.stride, padding=layer.pad,
+                                                      dilation=layer.dilation, groups=layer.group)
             return run
         peers["PyTorch"] = torch_conv
     header = ["layer", "fastconv GFLOP/s"] + [f"{p} GFLOP/s" for p in peers]
     rows = []
-    for name, x_shape, w_shape, stride, pad, group in BENCH_LAYERS:
-        progress(f"bench {name} ...")
-        x = rng.standard_normal(x_shape).astype(np.float32)
-        w = rng.standard_normal(w_shape).astype(np.float32)
-        flops = caffe_conv2d_geometry(x_shape, w_shape, None, stride, pad, 1, group).flops
-        row = [name, flops / best_time(lambda: conv2d_caffe(x, w, stride=stride, pad=pad, group=group),
-                                       args.repeats, budget_s=1.0) / 1e9]
+    for layer in (BY_NAME[name] for name in CLI_LAYERS):
+        progress(f"bench {layer.name} ...")
+        x = rng.standard_normal(layer.x_shape).astype(np.float32)
+        w = rng.standard_normal(layer.w_shape).astype(np.float32)
+        row = [layer.name, layer.flops / best_time(
+            lambda: conv2d_caffe(x, w, stride=layer.stride, pad=layer.pad,
+                                 dilation=layer.dilation, group=layer.group),
+            args.repeats, budget_s=1.0) / 1e9]
         for make in peers.values():
-            row.append(flops / best_time(make(x, w, stride, pad, group), args.repeats, budget_s=1.0) / 1e9)
+            row.append(layer.flops / best_time(make(x, w, layer), args.repeats, budget_s=1.0) / 1e9)
         rows.append(row)
     print(f"Throughput, float32, batch 1, best of {args.repeats} (higher is better):")
     widths = [max(len(header[0]), *(len(r[0]) for r in rows))] + [len(h) for h in header[1:]]

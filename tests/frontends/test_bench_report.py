@@ -9,7 +9,7 @@ BENCHES = Path(__file__).resolve().parents[2] / "benches"
 sys.path.insert(0, str(BENCHES))
 
 import report  # noqa: E402
-from layers import LAYERS  # noqa: E402
+from fastconv.cli.bench_layers import LAYERS  # noqa: E402
 
 
 def forward_entry(layer, dtype, library, seconds, load=0.5):

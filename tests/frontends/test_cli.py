@@ -66,8 +66,12 @@ def test_check_prints_the_table(capsys):
 
 
 def test_bench_table(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "BENCH_LAYERS", [("tiny 3x3", (1, 4, 12, 12), (4, 4, 3, 3), 1, 1, 1),
-                                              ("tiny grouped", (1, 4, 9, 9), (4, 2, 3, 3), 2, 0, 2)])
+    from fastconv.cli.bench_layers import Layer
+
+    small = {"tiny 3x3": Layer("tiny 3x3", 1, 4, 12, 12, 4, 3, pad=1),
+             "tiny grouped": Layer("tiny grouped", 1, 4, 9, 9, 4, 3, stride=2, group=2)}
+    monkeypatch.setattr(cli, "BY_NAME", small)
+    monkeypatch.setattr(cli, "CLI_LAYERS", tuple(small))
     assert cli.main(["bench", "--repeats", "1"]) == 0
     out, _ = capsys.readouterr()
     assert "fastconv GFLOP/s" in out and "tiny grouped" in out

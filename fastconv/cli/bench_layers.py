@@ -1,4 +1,5 @@
-"""The benchmark suite's one list of layers, for every bench (forward and backward) and report.py.
+"""The one list of benchmark layers: the benchmark suite's (benches/: forward, backward and
+report.py) and ``fastconv bench``'s (its ``CLI_LAYERS`` subset).
 
 Each layer is a Caffe Convolution: x (N, C, H, W), weights (O, C/group, kh, kw), symmetric pad.
 ``passes`` says which benches time it: "forward" (benches/test_bench_conv.py) and/or "backward"
@@ -80,3 +81,7 @@ BACKWARD = [layer for layer in LAYERS if "backward" in layer.passes]
 LARGE = ("seed", "alexnet_conv1_b32", "vgg_conv1_2", "vgg_conv3_2_b8")
 
 BY_NAME = {layer.name: layer for layer in LAYERS}
+
+# ``fastconv bench``: a quick table on four layers of different shapes (a strided first layer,
+# a grouped layer, a 1x1 layer, a dilated layer).
+CLI_LAYERS = ("alexnet_conv1", "alexnet_conv2_g2", "resnet_1x1_a", "dilated")
