@@ -65,11 +65,12 @@ def test_relu_bits(tmp_path, dtype, slope, in_place, left_out):
     top = "x" if in_place else "y"
     text = (f'layer {{ name: "r" type: "ReLU" bottom: "x" top: "{top}" '
             f'relu_param {{ negative_slope: {slope} }} }}')
-    # The general formula, whatever the slope (0 * -inf is NaN). numpy's maximum and minimum
-    # turn -0.0 into +0.0 where Caffe's std::max(x, 0) = (x < 0 ? 0 : x) keeps -0.0: a known
-    # difference in the sign of a zero, kept as it is.
+    # Caffe's formula, whatever the slope (0 * -inf is NaN), with its std::max(x, 0) =
+    # (x < 0 ? 0 : x) and std::min(x, 0) = (0 < x ? 0 : x), which keep -0.0 (numpy's maximum
+    # and minimum would not).
+    zero = dtype(0)
     with np.errstate(invalid="ignore"):
-        expected = np.maximum(x, 0) + dtype(slope) * np.minimum(x, 0)
+        expected = np.where(x < 0, zero, x) + dtype(slope) * np.where(x > 0, zero, x)
     for outputs in run_twice(tmp_path, text, {"x": x}, None, dtype):
         assert_same_bits(outputs[top], expected)
 

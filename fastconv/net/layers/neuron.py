@@ -30,15 +30,26 @@ class ReLULayer(NeuronLayer):
         self.config["negative_slope"] = self.layer_param.relu_param.negative_slope
 
     def apply_into(self, x, params, target):
-        # max(x, 0) + negative_slope * min(x, 0). With slope 0 that is max(x, 0) bit for bit
-        # (signed zeros, NaN, denormals) except at -inf, where 0 * -inf makes Caffe's result
-        # NaN: one read-only pass for the minimum decides whether the single-pass form holds.
+        # Caffe: std::max(x, 0) + negative_slope * std::min(x, 0), where std::max(x, 0) is
+        # (x < 0 ? 0 : x) and std::min(x, 0) is (0 < x ? 0 : x): NaN and -0.0 pass through
+        # both. numpy's maximum/minimum agree except that they turn -0.0 into +0.0, so -0.0 is
+        # written back afterwards (a masked copy: far cheaper than a where). The mask is taken
+        # first: with an in-place layer, target is x.
         slope = self.scalar(self.config["negative_slope"])
+        negative_zero = x.dtype.type(-0.0)
+        is_negative_zero = (x == 0) & np.signbit(x)
         if slope == 0 and x.size and x.min() > -np.inf:
-            return np.maximum(x, 0, out=target)
+            # Then slope * std::min(x, 0) is a zero that leaves std::max(x, 0) unchanged, bit
+            # for bit (-0.0 + -0.0 is -0.0); only 0 * -inf (NaN) would not be, hence the test.
+            top = np.maximum(x, 0, out=target)
+            np.copyto(top, negative_zero, where=is_negative_zero)
+            return top
         negative_part = np.minimum(x, 0)
-        negative_part *= slope
+        np.copyto(negative_part, negative_zero, where=is_negative_zero)
+        with np.errstate(invalid="ignore"):          # 0 * -inf is NaN in Caffe too
+            negative_part *= slope
         top = np.maximum(x, 0, out=target)
+        np.copyto(top, negative_zero, where=is_negative_zero)
         top += negative_part
         return top
 
