@@ -8,6 +8,25 @@ from ..schema import TEST
 from .base import Layer
 
 
+# Caffe's std::max(x, Dtype(0)) is (x < 0 ? 0 : x) and std::min(x, Dtype(0)) is (0 < x ? 0 : x):
+# NaN and -0.0 pass through both. numpy's maximum and minimum agree except that they turn -0.0
+# into +0.0, so -0.0 is written back afterwards (a masked copy: far cheaper than a where). The
+# mask is taken first, as ``out`` may be ``x`` itself (an in-place layer).
+
+def caffe_max0(x, out=None):
+    negative_zero = (x == 0) & np.signbit(x)
+    top = np.maximum(x, 0, out=out)
+    np.copyto(top, x.dtype.type(-0.0), where=negative_zero)
+    return top
+
+
+def caffe_min0(x):
+    negative_zero = (x == 0) & np.signbit(x)
+    bottom = np.minimum(x, 0)
+    np.copyto(bottom, x.dtype.type(-0.0), where=negative_zero)
+    return bottom
+
+
 class NeuronLayer(Layer):
     """One bottom, one top of the same shape; may run in place."""
 
@@ -30,26 +49,16 @@ class ReLULayer(NeuronLayer):
         self.config["negative_slope"] = self.layer_param.relu_param.negative_slope
 
     def apply_into(self, x, params, target):
-        # Caffe: std::max(x, 0) + negative_slope * std::min(x, 0), where std::max(x, 0) is
-        # (x < 0 ? 0 : x) and std::min(x, 0) is (0 < x ? 0 : x): NaN and -0.0 pass through
-        # both. numpy's maximum/minimum agree except that they turn -0.0 into +0.0, so -0.0 is
-        # written back afterwards (a masked copy: far cheaper than a where). The mask is taken
-        # first: with an in-place layer, target is x.
+        # Caffe: std::max(x, 0) + negative_slope * std::min(x, 0) (see caffe_max0).
         slope = self.scalar(self.config["negative_slope"])
-        negative_zero = x.dtype.type(-0.0)
-        is_negative_zero = (x == 0) & np.signbit(x)
         if slope == 0 and x.size and x.min() > -np.inf:
             # Then slope * std::min(x, 0) is a zero that leaves std::max(x, 0) unchanged, bit
             # for bit (-0.0 + -0.0 is -0.0); only 0 * -inf (NaN) would not be, hence the test.
-            top = np.maximum(x, 0, out=target)
-            np.copyto(top, negative_zero, where=is_negative_zero)
-            return top
-        negative_part = np.minimum(x, 0)
-        np.copyto(negative_part, negative_zero, where=is_negative_zero)
+            return caffe_max0(x, out=target)
+        negative_part = caffe_min0(x)
         with np.errstate(invalid="ignore"):          # 0 * -inf is NaN in Caffe too
             negative_part *= slope
-        top = np.maximum(x, 0, out=target)
-        np.copyto(top, negative_zero, where=is_negative_zero)
+        top = caffe_max0(x, out=target)
         top += negative_part
         return top
 
@@ -81,7 +90,7 @@ class PReLULayer(NeuronLayer):
     def apply(self, x, params):
         # max(x, 0) + slope[c] * min(x, 0)
         slope = params[0].reshape(params[0].shape + (1,) * (x.ndim - 1 - params[0].ndim))
-        return np.maximum(x, 0) + slope * np.minimum(x, 0)
+        return caffe_max0(x) + slope * caffe_min0(x)
 
 
 class ELULayer(NeuronLayer):
@@ -93,8 +102,8 @@ class ELULayer(NeuronLayer):
     def apply(self, x, params):
         # max(x, 0) + alpha * (exp(min(x, 0)) - 1)
         one = self.scalar(1)
-        return np.maximum(x, 0) + self.scalar(self.config["alpha"]) * (
-            self.math(np.exp, np.minimum(x, 0)) - one)
+        return caffe_max0(x) + self.scalar(self.config["alpha"]) * (
+            self.math(np.exp, caffe_min0(x)) - one)
 
 
 class SigmoidLayer(NeuronLayer):
