@@ -62,6 +62,8 @@ class Blob:
     def store(self, values, *, share=False):
         """Make ``values`` the blob's contents: shared (Caffe's ShareData, as Split, Flatten and
         Reshape do) or copied into the existing array when the shape allows."""
+        if values is self._data:
+            return
         if share or values.shape != self._data.shape or values.dtype != self._data.dtype:
             self._data = values
         else:

@@ -182,8 +182,11 @@ class Net:
         if isinstance(layer, InputLayer):
             return
         bottoms = [self.blobs[name].data for name in layer.bottoms]
-        layer.top_shapes([bottom.shape for bottom in bottoms])
-        tops = layer.compute(bottoms, [blob.data for blob in layer.blobs])
+        shapes = layer.top_shapes([bottom.shape for bottom in bottoms])
+        targets = [None if layer.shares_data else
+                   _writable_target(self.blobs[name].data, shape, layer.dtype, bottoms)
+                   for name, shape in zip(layer.tops, shapes)]
+        tops = layer.compute_into(bottoms, [blob.data for blob in layer.blobs], targets)
         for name, top in zip(layer.tops, tops):
             self.blobs[name].store(top, share=layer.shares_data)
 
@@ -351,3 +354,16 @@ def _without_blobs(layer_param):
     copy.CopyFrom(layer_param)
     del copy.blobs[:]
     return copy
+
+
+def _writable_target(array, shape, dtype, bottoms):
+    """The top blob's ``array`` when a layer may write its top straight into it (Blob.store
+    would copy into it anyway): same shape and dtype, and no overlap with a bottom other than
+    bottom 0 itself (a layer run in place); else None."""
+    if array.shape != tuple(shape) or array.dtype != dtype or not array.flags.writeable:
+        return None
+    if any(np.may_share_memory(array, bottom) for bottom in bottoms[1:]):
+        return None
+    if bottoms and bottoms[0] is not array and np.may_share_memory(array, bottoms[0]):
+        return None
+    return array

@@ -58,7 +58,16 @@ class Layer:
         return [bottom_shapes[0]] * len(self.tops)
 
     def compute(self, bottoms, params):
-        raise NotImplementedError
+        """The top arrays for ``bottoms`` (arrays of the net's dtype) and the parameter arrays.
+        A subclass overrides this or ``compute_into``."""
+        return self.compute_into(bottoms, params, [None] * len(self.tops))
+
+    def compute_into(self, bottoms, params, targets):
+        """``compute``, writing each top into its entry of ``targets`` where the layer can: an
+        array of the top's shape and dtype that overlaps no bottom except by being bottom 0
+        itself (in place), or None for a fresh array. Returns the top arrays. Writing into the
+        top blob's own array spares the fresh pages of a new one."""
+        return self.compute(bottoms, params)
 
     # -- the public interface -------------------------------------------------------------------
 

@@ -11,8 +11,13 @@ from .base import Layer
 class NeuronLayer(Layer):
     """One bottom, one top of the same shape; may run in place."""
 
-    def compute(self, bottoms, params):
-        return [self.apply(bottoms[0], params)]
+    def compute_into(self, bottoms, params, targets):
+        return [self.apply_into(bottoms[0], params, targets[0])]
+
+    def apply_into(self, x, params, target):
+        """The top for ``x``, written into ``target`` (see ``compute_into``) where the type
+        can."""
+        return self.apply(x, params)
 
     def apply(self, x, params):
         raise NotImplementedError
@@ -24,10 +29,18 @@ class ReLULayer(NeuronLayer):
     def configure(self):
         self.config["negative_slope"] = self.layer_param.relu_param.negative_slope
 
-    def apply(self, x, params):
-        # max(x, 0) + negative_slope * min(x, 0)
+    def apply_into(self, x, params, target):
+        # max(x, 0) + negative_slope * min(x, 0). With slope 0 that is max(x, 0) bit for bit
+        # (signed zeros, NaN, denormals) except at -inf, where 0 * -inf makes Caffe's result
+        # NaN: one read-only pass for the minimum decides whether the single-pass form holds.
         slope = self.scalar(self.config["negative_slope"])
-        return np.maximum(x, 0) + slope * np.minimum(x, 0)
+        if slope == 0 and x.size and x.min() > -np.inf:
+            return np.maximum(x, 0, out=target)
+        negative_part = np.minimum(x, 0)
+        negative_part *= slope
+        top = np.maximum(x, 0, out=target)
+        top += negative_part
+        return top
 
 
 class PReLULayer(NeuronLayer):

@@ -118,7 +118,7 @@ class BatchNormLayer(Layer):
                       f"hold {self.config['channels']}")
         return [shape]
 
-    def compute(self, bottoms, params):
+    def compute_into(self, bottoms, params, targets):
         x = bottoms[0]
         channels = self.config["channels"]
         per_channel = (1, channels) + (1,) * (x.ndim - 2) if x.ndim > 1 else (channels,)
@@ -126,14 +126,14 @@ class BatchNormLayer(Layer):
             stored = params[2].reshape(-1)[0]
             factor = self.scalar(0) if stored == 0 else self.scalar(1) / stored
             mean, variance = params[0] * factor, params[1] * factor
-            centred = x - mean.reshape(per_channel)
+            centred = np.subtract(x, mean.reshape(per_channel), out=targets[0])
         else:
             mean = self._batch_mean(x)
             centred = x - mean.reshape(per_channel)
             variance = self._batch_mean(centred * centred)
             self._update_moving_averages(params, mean, variance, x.size // channels)
         deviation = np.sqrt(variance + self.scalar(self.config["eps"]))
-        return [centred / deviation.reshape(per_channel)]
+        return [np.divide(centred, deviation.reshape(per_channel), out=centred)]
 
     def _batch_mean(self, x):
         # Caffe: per (n, c) sum over space times 1/(N*spatial) (a gemv), then summed over n.
@@ -239,13 +239,13 @@ class ScaleLayer(_AxisOperand):
                                self.operand_shape(shape), "the scale blob")
         return [shape]
 
-    def compute(self, bottoms, params):
+    def compute_into(self, bottoms, params, targets):
         x = bottoms[0]
         scale = bottoms[1] if len(bottoms) == 2 else params[0]
         axis = self.operand_axis(x.shape, scale.ndim)
-        top = x * self.broadcast(scale, x, axis)
+        top = np.multiply(x, self.broadcast(scale, x, axis), out=targets[0])
         if self.config["bias_term"]:
-            top = top + self.broadcast(params[-1], x, axis)
+            top += self.broadcast(params[-1], x, axis)
         return [top]
 
 
@@ -259,7 +259,8 @@ class BiasLayer(_AxisOperand):
     def param_fillers(self):
         return [] if len(self.bottoms) == 2 else super().param_fillers()
 
-    def compute(self, bottoms, params):
+    def compute_into(self, bottoms, params, targets):
         x = bottoms[0]
         bias = bottoms[1] if len(bottoms) == 2 else params[0]
-        return [x + self.broadcast(bias, x, self.operand_axis(x.shape, bias.ndim))]
+        return [np.add(x, self.broadcast(bias, x, self.operand_axis(x.shape, bias.ndim)),
+                       out=targets[0])]
