@@ -190,25 +190,28 @@ def _keras_same(p):
 
 
 def check_deconv(actual, x, w, b=None, *, stride=1, pad=0, dilation=1, group=1, rtol=None,
-                 atol=None, diagnosis=True):
+                 atol=None, diagnosis=True, after=None):
     """Compare ``actual`` with the Deconvolution reference; return a
     :class:`~fastconv.testing.Verdict` (true when it passes; unpacks to
-    ``(Comparison, [Diagnosis, ...])``)."""
+    ``(Comparison, [Diagnosis, ...])``). ``after``: a function the port applied to the
+    output (its activation), applied to the reference and to every re-run (NCHW); see
+    fastconv.testing.diagnosis."""
     problem = _problem(x, w, b, stride, pad, dilation, group)
     return check("deconvolution", "Caffe Deconvolution, NCHW", actual, problem, rtol=rtol,
-                 atol=atol, diagnosis=diagnosis)
+                 atol=atol, diagnosis=diagnosis, after=after)
 
 
 def assert_deconv_close(actual, x, w, b=None, *, stride=1, pad=0, dilation=1, group=1,
-                        rtol=None, atol=None):
+                        rtol=None, atol=None, after=None):
     """Assert ``actual`` is Caffe's Deconvolution of ``x`` by ``w`` (+ ``b``); explain it if not.
 
     On failure the AssertionError gives the errors (or the shape mismatch), the worst element,
     the mismatch count, and the porting mistake (or pair) whose re-run reproduces ``actual``,
-    with its fix; when none does, what was tried. Returns the Comparison when it passes.
+    with its fix; when none does, what was tried. ``after`` as in :func:`check_deconv`.
+    Returns the Comparison when it passes.
     """
     result = check_deconv(actual, x, w, b, stride=stride, pad=pad, dilation=dilation,
-                          group=group, rtol=rtol, atol=atol)
+                          group=group, rtol=rtol, atol=atol, after=after)
     if not result:
         raise AssertionError(str(result))
     return result.comparison

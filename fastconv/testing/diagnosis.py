@@ -14,6 +14,18 @@ same tolerance the check itself uses; never on resemblance. When nothing reprodu
 candidate whose re-run came clearly closest (at most half the error) is offered as a hint, and
 the message says it is not a diagnosis. :class:`Verdict` is what ``check_conv``,
 ``check_deconv`` and ``check_pool`` return; :func:`format_verdict` words it.
+
+``after`` (every ``check_*``): a function the port applied to the layer's output before
+handing it over, typically the in-place layers that follow it in Caffe (a Keras
+``Conv2D(activation='relu')`` output saved under Caffe's blob name, which Caffe's blob holds
+after the in-place ReLU). It is applied to the reference and to every mistaken re-run (after
+the re-run's own output changes, and only when the re-run has ``actual``'s shape), so a
+mistake made inside the layer is still named. It takes and returns a float64 array in the
+caller's layout and must not modify its argument. The tolerance's per-element magnitude S is
+carried through it by its secants, ``S' = max(|after(y + S) - after(y)|, |after(y - S) -
+after(y)|)`` with y the re-run's output: exactly ``|slope| * S`` for ReLU (leaky too), PReLU,
+Scale, Bias and inference BatchNorm, and at least ``|after'(y)| * S`` for a function convex or
+concave on each side of y (ELU, sigmoid, TanH).
 """
 from __future__ import annotations
 
@@ -174,7 +186,7 @@ def _diagnosis_lines(verdict):
     return lines
 
 
-def _evaluate(actual, problem, outputs, mistakes, rtol, atol):
+def _evaluate(actual, problem, outputs, mistakes, rtol, atol, after):
     """The Diagnosis of one re-run, or None when it has no output of ``actual``'s shape."""
     try:
         expected = problem.output()
@@ -191,14 +203,27 @@ def _evaluate(actual, problem, outputs, mistakes, rtol, atol):
                      atol=atol, kernel_dim=problem.kernel_dim, layout=problem.layout,
                      where=defined)
     bound = problem.magnitude_bound()
-    if np.isfinite(bound):
+    if after is None and np.isfinite(bound):
         # Cheap screen: the per-element magnitude never exceeds the bound, so failing with the
-        # bound means failing with the magnitude, and its convolution can be skipped.
+        # bound means failing with the magnitude, and its convolution can be skipped. (A
+        # bound on S says nothing about S carried through ``after``.)
         screen = compare(actual, expected, scale=bound, **tolerance)
         if not screen.passed:
             return Diagnosis(mistakes, screen)
-    scale = _changed(problem.magnitude(), outputs)
+    expected, scale = _through(after, expected, _changed(problem.magnitude(), outputs))
     return Diagnosis(mistakes, compare(actual, expected, scale=scale, **tolerance))
+
+
+def _through(after, output, magnitude):
+    """``(after(output), S carried through after)`` (see the module docstring); the arguments
+    unchanged when ``after`` is None."""
+    if after is None:
+        return output, magnitude
+    applied = np.asarray(after(output), dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        up = np.abs(np.asarray(after(output + magnitude), dtype=np.float64) - applied)
+        down = np.abs(np.asarray(after(output - magnitude), dtype=np.float64) - applied)
+    return applied, np.fmax(up, down)
 
 
 def _changed(array, outputs):
@@ -220,16 +245,17 @@ def _changed(array, outputs):
     return array
 
 
-def search(actual, problem, report, *, rtol=None, atol=None, pairs=True):
-    """Re-run ``problem`` under its mistakes; return ``(diagnoses, closest, tried, pairs_tried,
-    pairs_skipped)`` for :class:`Verdict` (see the module docstring)."""
+def search(actual, problem, report, *, rtol=None, atol=None, pairs=True, after=None):
+    """Re-run ``problem`` under its mistakes (each re-run's output put through ``after`` when
+    given); return ``(diagnoses, closest, tried, pairs_tried, pairs_skipped)`` for
+    :class:`Verdict` (see the module docstring)."""
     actual = np.asarray(actual)
     singles = [change for change in problem.mistakes() if _applies(change, actual)]
     results = []
     for change in singles:
         result = _evaluate(actual, change.problem or problem,
                            [change.output] if change.output else [], (change.mistake,),
-                           rtol, atol)
+                           rtol, atol, after)
         if result is not None:
             results.append(result)
     tried = tuple(dict.fromkeys(change.mistake.name for change in singles))
@@ -238,7 +264,8 @@ def search(actual, problem, report, *, rtol=None, atol=None, pairs=True):
         if problem.cost() > PAIR_BUDGET:
             pairs_skipped = True
         else:
-            pair_results, pairs_tried = _search_pairs(actual, problem, singles, rtol, atol)
+            pair_results, pairs_tried = _search_pairs(actual, problem, singles, rtol, atol,
+                                                      after)
             results += pair_results
     diagnoses = sorted((r for r in results if r.reproduces),
                        key=lambda r: (len(r.mistakes), r.evidence.max_rel_error))
@@ -251,7 +278,7 @@ def search(actual, problem, report, *, rtol=None, atol=None, pairs=True):
     return tuple(diagnoses), closest, tried, pairs_tried, pairs_skipped
 
 
-def _search_pairs(actual, problem, singles, rtol, atol):
+def _search_pairs(actual, problem, singles, rtol, atol, after):
     """Each mistake followed by each other mistake of another family, both orders."""
     found, results, count = set(), [], 0
     for first in singles:
@@ -266,7 +293,7 @@ def _search_pairs(actual, problem, singles, rtol, atol):
             mistakes = tuple(sorted((first.mistake, second.mistake),
                                     key=lambda m: _catalogue_order(singles, m)))
             result = _evaluate(actual, second.problem or after_first, outputs, mistakes,
-                               rtol, atol)
+                               rtol, atol, after)
             count += 1
             if result is None:
                 continue
@@ -288,27 +315,32 @@ def _catalogue_order(singles, mistake):
     return len(singles)
 
 
-def check(what, context, actual, problem, *, rtol=None, atol=None, diagnosis=True, note=""):
-    """Compare ``actual`` with ``problem``'s output under its tolerance; search the mistakes
-    when that fails (and ``diagnosis`` is true). What every ``check_*`` of the oracle does."""
+def check(what, context, actual, problem, *, rtol=None, atol=None, diagnosis=True, note="",
+          after=None):
+    """Compare ``actual`` with ``problem``'s output (put through ``after`` when given) under its
+    tolerance; search the mistakes when that fails (and ``diagnosis`` is true). What every
+    ``check_*`` of the oracle does."""
     actual = np.asarray(actual)
     rtol = None if rtol is None else check_tolerance(rtol, "rtol")
     atol = None if atol is None else check_tolerance(atol, "atol")
-    report = compare(actual, problem.output(),
+    if after is not None and not callable(after):
+        raise TypeError(f"after={after!r} must be a function of the layer's output (or None)")
+    expected, scale = _through(after, problem.output(), problem.magnitude())
+    report = compare(actual, expected,
                      rtol=problem.default_rtol(actual.dtype) if rtol is None else rtol,
-                     atol=atol, scale=problem.magnitude(), kernel_dim=problem.kernel_dim,
+                     atol=atol, scale=scale, kernel_dim=problem.kernel_dim,
                      layout=problem.layout)
     return verdict(what, context, report, actual, problem, rtol=rtol, atol=atol,
-                   diagnosis=diagnosis, note=note)
+                   diagnosis=diagnosis, note=note, after=after)
 
 
 def verdict(what, context, report, actual, problem, *, rtol=None, atol=None, diagnosis=True,
-            note=""):
+            note="", after=None):
     """Run the search when ``report`` failed (and ``diagnosis`` is true); wrap it all up."""
     if report.passed or not diagnosis:
         return Verdict(what, context, report, note=note)
     diagnoses, closest, tried, pairs_tried, pairs_skipped = search(
-        actual, problem, report, rtol=rtol, atol=atol)
+        actual, problem, report, rtol=rtol, atol=atol, after=after)
     return Verdict(what, context, report, diagnoses, closest, tried, pairs_tried, pairs_skipped,
                    note)
 

@@ -5,6 +5,7 @@ parameter mistakes measured in converters), and a port that skipped an in-place 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -138,12 +139,16 @@ def _mistaken(layer, mistake, bottom_shapes):
     return changed
 
 
-def _run_chain(layers, blob, bottoms):
-    """``blob`` as the producer ``layers[0]`` and then its in-place layers compute it."""
-    output = layers[0].forward(*bottoms)[layers[0].tops.index(blob)]
-    for in_place in layers[1:]:
+def _through_tail(tail, output):
+    """``output`` after the in-place layers ``tail`` (the Net's own layers), in order."""
+    for in_place in tail:
         output = in_place.forward(output)[0]
     return output
+
+
+def _run_chain(layers, blob, bottoms):
+    """``blob`` as the producer ``layers[0]`` and then its in-place layers compute it."""
+    return _through_tail(layers[1:], layers[0].forward(*bottoms)[layers[0].tops.index(blob)])
 
 
 def _rerun_diagnosis(blob, value, chain, bottoms, tol, oracle_lines):
@@ -173,12 +178,7 @@ def _rerun_diagnosis(blob, value, chain, bottoms, tol, oracle_lines):
                         "Net's layer with this mistake reproduces the port's value: max rel "
                         f"error {found.max_rel_error:.2g})\n  fix: {mistake.fix}"]
     if oracle_lines:
-        return oracle_lines + ([f"note: Caffe's {blob!r} holds the value after the in-place "
-                                f"{_names(chain[1:])}, and the oracle re-runs layer "
-                                f"{chain[0].name!r} alone: give the port's output of that "
-                                f"layer (before the in-place layers) under the name {blob!r} "
-                                "to have the mistake named"]
-                               if len(chain) > 1 and chain[0].type != "InnerProduct" else [])
+        return oracle_lines
     types = ", ".join(sorted({layer.type for layer in chain}))
     what = "; ".join(tried) if tried else f"nothing: fastconv knows no porting mistakes of {types}"
     return [f"{_NO_DIAGNOSIS} (tried {what}); re-running {_names(chain)} on these inputs "
@@ -198,10 +198,7 @@ def _in_place_skipped(blob, value, chain, net, writers, values64, port, port_bef
     bottoms, _ = _layer_inputs(producer, blob, net, writers, values64, port)
     bottoms = [port_before_in_place[b][0] if b in port_before_in_place else array
                for b, array in zip(producer.bottoms, bottoms)]
-    output = producer.forward(*bottoms)[producer.tops.index(blob)]
-    for in_place in chain[1:]:
-        output = in_place.forward(output)[0]
-    evidence = compare(value, output, rtol=tol[0], atol=tol[1])
+    evidence = compare(value, _run_chain(chain, blob, bottoms), rtol=tol[0], atol=tol[1])
     if not evidence.passed:
         return None
     skipped = [layer for b in early for layer in port_before_in_place[b][1]]
@@ -215,8 +212,10 @@ def _in_place_skipped(blob, value, chain, net, writers, values64, port, port_bef
 
 def _diagnose_layer(layer, value, bottoms, net, tail):
     """Diagnosis lines from fastconv's oracle for ``layer``, given its real inputs; ``tail``:
-    the in-place layers (Net layers) applied after it, which only InnerProduct's own check
-    re-runs (the convolution family's oracles compare with the layer's output alone)."""
+    the in-place layers (Net layers) Caffe applies after it. The port's value may be the
+    layer's output before them (a Keras Conv2D and a separate ReLU layer) or after them (the
+    value Caffe's blob holds: ``Conv2D(activation='relu')``): the oracle takes it as the
+    former first and, when that names nothing, as the latter (its ``after=``)."""
     if not bottoms:
         return [f"{layer.name!r} is an input: the port's value differs from the array given in "
                 "inputs (which the net ran on)"]
@@ -228,11 +227,11 @@ def _diagnose_layer(layer, value, bottoms, net, tail):
     bias = weights[1] if len(weights) > 1 else None
     settings = _oracle_settings(net, layer)
     if layer.type == "Convolution":
-        report, diagnoses = check_conv(value, x, weights[0], bias, **settings)
+        oracle = functools.partial(check_conv, value, x, weights[0], bias, **settings)
         tried = ("kernel/data/output layouts, flips, padding rules, groups, stride/dilation/"
                  "bias slips, TF32")
     elif layer.type == "Deconvolution":
-        report, diagnoses = check_deconv(value, x, weights[0], bias, **settings)
+        oracle = functools.partial(check_deconv, value, x, weights[0], bias, **settings)
         tried = ("uncropped/misplaced/'same' padding, dropped dilation, flipped kernel, "
                  "swapped blob axes, missing bias, swapped h/w parameters")
     elif layer.type == "InnerProduct":
@@ -240,16 +239,25 @@ def _diagnose_layer(layer, value, bottoms, net, tail):
             return []
         return _diagnose_inner_product(layer, value, x, weights, settings["transpose"], tail)
     else:
-        report, diagnoses = check_pool(value, x, **settings)
+        oracle = functools.partial(check_pool, value, x, **settings)
         tried = ("output size rounding, last-window clip, padding in MAX and the AVE divisor, "
                  "Keras 'same', default strides, layouts")
-    if report.passed:
-        return [_RIGHT_ON_THESE_INPUTS.format(layer=layer.name)]
-    if not diagnoses:
+    verdict, taken = oracle(), ""
+    if not verdict and not verdict.diagnoses and tail:
+        after_tail = oracle(after=functools.partial(_through_tail, tail))
+        if after_tail or after_tail.diagnoses:
+            verdict = after_tail
+            taken = (f" (the port's value taken as {layer.name!r}'s output after the in-place "
+                     f"{_names(tail)}, as Caffe's blob holds it)")
+    if verdict:
+        return [_RIGHT_ON_THESE_INPUTS.format(layer=layer.name) + taken]
+    if not verdict.diagnoses:
+        tried += f", each also followed by the in-place {_names(tail)}" if tail else ""
         return [f"{_NO_DIAGNOSIS} (tried {tried})"]
-    others = [d.mistake.description for d in diagnoses[1:]]
-    return ["diagnosis: " + str(diagnoses[0])] + (
-        ["  also reproduced by: " + "; ".join(others)] if others else [])
+    first, *others = verdict.diagnoses
+    return [f"diagnosis{taken}: {first}"] + (
+        ["  also reproduced by: " + "; ".join(d.mistake.description for d in others)]
+        if others else [])
 
 
 _NO_DIAGNOSIS = "diagnosis: no single known porting mistake reproduces the port's value"
@@ -287,9 +295,7 @@ def _diagnose_inner_product(layer, value, x, weights, transpose, tail):
     bias = weights[1] if len(weights) > 1 else None
 
     def reproduces(x_used, kernel_used, bias_used):
-        expected = _inner_product(x_used, kernel_used, bias_used)
-        for in_place in tail:
-            expected = in_place.forward(expected)[0]
+        expected = _through_tail(tail, _inner_product(x_used, kernel_used, bias_used))
         scale = _inner_product(np.abs(x_used), np.abs(kernel_used),
                                None if bias_used is None else np.abs(bias_used))
         return compare(value, expected, scale=scale, kernel_dim=kernel.shape[0])

@@ -20,21 +20,24 @@ def reference(x, w, b=None, *, layout="caffe", **params):
 
 
 def check_conv(actual, x, w, b=None, *, layout="caffe", rtol=None, atol=None, exact=False,
-               diagnosis=True, **params):
+               diagnosis=True, after=None, **params):
     """Compare ``actual`` with the reference; return a :class:`~fastconv.testing.Verdict`.
 
     ``bool(verdict)`` is the verdict, so ``assert check_conv(...)`` fails on a wrong output;
     ``report, diagnoses = check_conv(...)`` unpacks to the Comparison and the list of
     Diagnoses, as before. Diagnoses are searched only when the comparison fails (and
     ``diagnosis`` is true): single mistakes, then pairs of them; a mistake is named only when
-    its re-run reproduces ``actual`` within the same tolerance.
+    its re-run reproduces ``actual`` within the same tolerance. ``after``: a function the port
+    applied to the convolution's output (its activation, e.g. ``lambda y: np.maximum(y, 0)``
+    for ``Conv2D(activation='relu')``), applied to the reference and to every re-run in the
+    caller's layout; see fastconv.testing.diagnosis for how the tolerance follows it.
     """
     problem = problem_from_call(x, w, b, layout, params)
     if exact:
         check_exact_inputs(x, w, b, problem.kernel_dim)
         rtol, atol = 0.0, 0.0
     return check("convolution", f"layout={layout!r}, {problem.layout.upper()}", actual, problem,
-                 rtol=rtol, atol=atol, diagnosis=diagnosis)
+                 rtol=rtol, atol=atol, diagnosis=diagnosis, after=after)
 
 
 def diagnose(actual, problem, *, rtol=None, atol=None):
@@ -53,7 +56,7 @@ def format_failure(report, diagnoses, layout):
 
 
 def assert_conv_close(actual, x, w, b=None, *, layout="caffe", rtol=None, atol=None, exact=False,
-                      **params):
+                      after=None, **params):
     """Assert ``actual`` is the convolution of ``x`` by ``w`` (+ ``b``); explain it if not.
 
     The conv parameters are those of ``layout``: ``stride, pad, dilation, group`` for 'caffe'
@@ -65,11 +68,12 @@ def assert_conv_close(actual, x, w, b=None, *, layout="caffe", rtol=None, atol=N
     exactness bound (see fastconv.testing.exact) and allows no difference at all. On failure
     the AssertionError gives the errors, the worst element in NCHW and NHWC, the mismatch count
     and the porting mistake (or pair of mistakes) whose re-run reproduces ``actual``, with its
-    fix; when none does, what was tried and, as a hint, the closest candidate. Returns the
-    Comparison when it passes.
+    fix; when none does, what was tried and, as a hint, the closest candidate. ``after``: the
+    function the port applied to the output (its activation), as in :func:`check_conv`.
+    Returns the Comparison when it passes.
     """
     result = check_conv(actual, x, w, b, layout=layout, rtol=rtol, atol=atol, exact=exact,
-                        **params)
+                        after=after, **params)
     if not result:
         raise AssertionError(str(result))
     return result.comparison

@@ -334,18 +334,18 @@ def _parameter_mistakes(p):
 
 
 def check_pool(actual, x, kernel_size, *, stride=1, pad=0, method="max", global_pooling=False,
-               layout="caffe", rtol=None, atol=None, diagnosis=True):
+               layout="caffe", rtol=None, atol=None, diagnosis=True, after=None):
     """Compare ``actual`` with Caffe's Pooling of ``x``; return a
     :class:`~fastconv.testing.Verdict` (true when it passes; unpacks to
     ``(Comparison, [Diagnosis, ...])``). Arguments as :func:`assert_pool_close`."""
     problem = _problem(x, kernel_size, stride, pad, method, global_pooling, layout)
     what = f"{'MAX' if problem.method == 'max' else 'AVE'} pooling"
     return check(what, f"Caffe Pooling, layout={layout!r}, {problem.layout.upper()}", actual,
-                 problem, rtol=rtol, atol=atol, diagnosis=diagnosis)
+                 problem, rtol=rtol, atol=atol, diagnosis=diagnosis, after=after)
 
 
 def assert_pool_close(actual, x, kernel_size, *, stride=1, pad=0, method="max",
-                      global_pooling=False, layout="caffe", rtol=None, atol=None):
+                      global_pooling=False, layout="caffe", rtol=None, atol=None, after=None):
     """Assert ``actual`` is Caffe's Pooling of ``x``; explain it if not.
 
     ``kernel_size``, ``stride`` (Caffe's default 1, not the kernel size) and ``pad`` are an int
@@ -357,10 +357,14 @@ def assert_pool_close(actual, x, kernel_size, *, stride=1, pad=0, method="max",
     docstring for that and for the tolerance. On failure the AssertionError names the mistake
     (floor vs ceil, the missing clip, MAX over zero padding, the AVE divisor, Keras 'same',
     strides defaulted to the pool size, NHWC/NCHW mix-ups, or a pair of them) whose re-run
-    reproduces ``actual``. Returns the Comparison when it passes.
+    reproduces ``actual``. ``after``: a function the port applied to the pooled output (say,
+    the in-place layers that follow it in Caffe), applied to the reference and to every re-run
+    in the caller's layout (see fastconv.testing.diagnosis). Returns the Comparison when it
+    passes.
     """
     result = check_pool(actual, x, kernel_size, stride=stride, pad=pad, method=method,
-                        global_pooling=global_pooling, layout=layout, rtol=rtol, atol=atol)
+                        global_pooling=global_pooling, layout=layout, rtol=rtol, atol=atol,
+                        after=after)
     if not result:
         raise AssertionError(str(result))
     return result.comparison

@@ -13,6 +13,11 @@ draws them too: a convolution whose kernel extent exceeds the padded input by le
 stride (Caffe's truncating division still makes one output; PyTorch and ONNX refuse), a
 pooling whose pad exceeds half the kernel (PyTorch refuses) or whose window exceeds the padded
 input. Pass ``caffe_only_geometries=False`` to test a port to a framework that refuses them.
+Deconvolution has no such geometry for PyTorch: its ``conv_transpose2d`` accepts every
+Deconvolution Caffe accepts (measured with PyTorch 2.13 on CPU, float32 and float64: pads
+beyond the kernel's extent, strides above it, dilation, groups, a 1-cell output; it refuses only
+an ``output_padding`` Caffe has no field for, negative pads and an output below 1 cell, which
+Caffe and fastconv refuse too), so both settings draw the same Deconvolution geometries.
 
 Arrays are integer-valued and exact in float32 by default (``exact=True``: compare with
 ``exact=True``, or any tolerance); ``exact=False`` draws standard normal float32 data.
@@ -126,11 +131,13 @@ def keras_conv_cases(draw, *, exact=True, **limits):
 
 @st.composite
 def caffe_deconv_params(draw, *, max_size=8, max_kernel=4, max_stride=3, max_dilation=2,
-                        max_channels=6, max_group=3, max_batch=2):
+                        max_channels=6, max_group=3, max_batch=2, caffe_only_geometries=True):
     """A dict: ``x_shape`` (NCHW), ``w_shape`` (Caffe's Deconvolution blob ``(C_in,
     num_output/group, kh, kw)``), ``bias`` and the deconv2d_caffe keywords ``stride``, ``pad``,
     ``dilation``, ``group``. The input is large enough for ``stride*(in-1) + extent - 2*pad``
-    to be at least 1."""
+    to be at least 1. ``caffe_only_geometries`` is taken for the same signature as the other
+    families' strategies; either value draws the same geometries, every one of which PyTorch's
+    conv_transpose2d accepts (see the module docstring)."""
     group, channels, out_channels = _channels(draw, max_channels, max_group)
     kernel = draw(_pairs(1, max_kernel))
     stride = draw(_pairs(1, max_stride))
@@ -151,7 +158,8 @@ def caffe_deconv_params(draw, *, max_size=8, max_kernel=4, max_stride=3, max_dil
 
 @st.composite
 def caffe_deconv_cases(draw, *, exact=True, **limits):
-    """``(x, w, b, params)``: arrays plus the keywords of deconv2d_caffe."""
+    """``(x, w, b, params)``: arrays plus the keywords of deconv2d_caffe (``limits`` as
+    :func:`caffe_deconv_params`, ``caffe_only_geometries`` included)."""
     spec = draw(caffe_deconv_params(**limits))
     x_shape, w_shape, bias = spec.pop("x_shape"), spec.pop("w_shape"), spec.pop("bias")
     out_channels = w_shape[1] * spec["group"]

@@ -121,7 +121,7 @@ def test_keras_model_takes_other_batch_sizes(alexnet_model):
 def test_a_kernel_loaded_by_reshape_is_found_in_the_keras_model(alexnet_model):
     """The classic mistake made in the Keras model itself: conv3's kernel reshaped. The
     model's 'conv3' output is after relu3, as Caffe's blob: the first difference is there, and
-    the report says to give the convolution's own output to have the mistake named."""
+    the convolution oracle, re-running each mistake through relu3, names the reshape."""
     net, model, x = alexnet_model
     w = np.array(net.params["conv3"][0].data)
     conv = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
@@ -139,7 +139,8 @@ def test_a_kernel_loaded_by_reshape_is_found_in_the_keras_model(alexnet_model):
     message = str(failure.value)
     assert ("first difference: blob 'conv3', written by layer 'conv3' (Convolution), then in "
             "place 'relu3' (ReLU)") in message
-    assert "give the port's output of that layer (before the in-place layers)" in message
+    assert ("after the in-place 'relu3' (ReLU), as Caffe's blob holds it): kernel reshaped "
+            "instead of transposed (Caffe OIHW -> Keras HWIO)") in message
 
 
 REFUSED = {

@@ -171,6 +171,32 @@ def test_reshaped_kernel_in_conv2_is_found_and_named(alexnet):
         assert_net_close(port, net, {"data": x})
 
 
+def test_reshaped_kernel_under_an_in_place_relu_is_named(alexnet):
+    """The port's conv2 is a Keras Conv2D(activation='relu') with the kernel reshaped: its
+    value is after the ReLU, as Caffe's blob 'conv2' holds it after the in-place relu2. The
+    convolution oracle re-runs each mistake through relu2 and names the reshape."""
+    net, x = alexnet
+    port = caffe_blobs(net, x)
+    w, b = (np.array(blob.data) for blob in net.params["conv2"])
+    kernel_as_caffe = fastconv.keras_to_caffe_kernel(w.reshape(3, 3, 4, 12))
+    port["conv2"] = np.maximum(fastconv.conv2d_caffe(port["pool1"], kernel_as_caffe, b, pad=1,
+                                                     group=2), 0)
+    result = check_net({name: port[name] for name in ("data", "pool1", "conv2")}, net,
+                       {"data": x})
+    mismatch = result.first_mismatch
+    assert (mismatch.blob, mismatch.layer_type, mismatch.in_place_after) == (
+        "conv2", "Convolution", (("relu2", "ReLU"),))
+    text = str(result)
+    assert ("diagnosis (the port's value taken as 'conv2''s output after the in-place 'relu2' "
+            "(ReLU), as Caffe's blob holds it): kernel reshaped instead of transposed (Caffe "
+            "OIHW -> Keras HWIO)") in text
+    assert "fix: kernel = fastconv.caffe_to_keras_kernel(w)" in text
+    # The same value without the mistake passes: relu2 is applied, not guessed.
+    port["conv2"] = np.maximum(fastconv.conv2d_caffe(port["pool1"], w, b, pad=1, group=2), 0)
+    assert check_net({name: port[name] for name in ("data", "pool1", "conv2")}, net,
+                     {"data": x})
+
+
 def test_inner_product_on_nhwc_flattened_data_is_named(alexnet):
     """fc6 computed as a Keras Dense after Flatten on NHWC data with Caffe's weight matrix,
     then relu6 and drop6 in place: the check re-runs fc6 through them."""
