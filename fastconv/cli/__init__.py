@@ -261,8 +261,8 @@ def bench(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="fastconv", description="Caffe's convolution, checked "
-                                     "against Keras on this machine.")
+    parser = argparse.ArgumentParser(prog="fastconv", description="Caffe's exact layers and whole "
+                                     "Caffe models, and checks of ports against them.")
     parser.add_argument("--version", action="version", version=f"fastconv {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     p_demo = commands.add_parser("demo", help="AlexNet-style conv1: kernel reshape vs transpose, and timing")
