@@ -2,7 +2,7 @@
 """The Cython boundary: arrays in, one ``nogil`` call into the C core.
 
 Every argument has been checked, made C-contiguous and native-endian in Python
-(``fastconv._params``, ``fastconv.caffe``); the C core trusts it. The run-time configuration
+(``fastconv._params``, ``fastconv._engine``); the C core trusts it. The run-time configuration
 (engine, threads) is read from C here too.
 """
 
@@ -312,7 +312,7 @@ _POOL_METHOD_CODES = {"max": 0, "ave": 1}
 
 
 def pool2d_forward(object geom, str method, const floating[::1] x, floating[::1] y):
-    """y = pool(x) for a checked ``fastconv._params.Pool2DGeometry``; method 'max' or 'ave'."""
+    """y = pool(x) for a checked ``fastconv._params.pooling.Pool2DGeometry``; method 'max' or 'ave'."""
     cdef fc_pool2d_geometry g = _pool_geometry_from(geom)
     cdef int code = _POOL_METHOD_CODES[method]
     cdef floating *x_ptr = _data(x)

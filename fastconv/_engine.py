@@ -1,7 +1,8 @@
 """The one door to the C core: loads ``fastconv._core`` with its run-time settings, owns the plan
 cache, and holds every call into C on an already checked geometry.
 
-No other module imports ``_core`` (the import-linter contract in pyproject.toml says so), so the
+No other module imports ``_core`` (tests/engine/test_package_layout.py checks it; import-linter
+cannot see the extension module), so the
 settings below are in force whatever module a program imports first. The callers check
 arguments and infer geometries in ``fastconv._params``; the C core trusts what arrives here.
 """

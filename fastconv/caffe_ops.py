@@ -206,7 +206,7 @@ def pool2d_caffe(x, kernel_size, *, stride=1, pad=0, method="max", global_poolin
     input cells and divides by the window clipped to ``in + pad``: padding cells inside that
     range count. ``global_pooling=True`` pools each whole map to 1x1 (pass ``kernel_size=None``;
     pad and stride must stay at their defaults). Keras floors instead: see
-    :func:`fastconv.pool2d_keras` and ``tests/test_pooling.py`` for porting.
+    :func:`fastconv.pool2d_keras` and ``tests/semantics/test_pooling.py`` for porting.
     """
     x = as_array(x, "x")
     method = pool_method(method)

@@ -74,7 +74,8 @@ def conv_param_kwargs(params, layer_type):
     if "num_output" not in params:
         raise ValueError(f"num_output is required ({layer_type})")
     if params.get("axis", 1) != 1:
-        raise NotImplementedError("only Caffe's default axis: 1 (NCHW channels) maps to Keras")
+        raise NotImplementedError(f"axis={params['axis']!r} in {layer_type.lower()}_param: only "
+                                  "Caffe's default axis: 1 (NCHW channels) is supported")
     kernel = as_pair(caffe_pair(params, "kernel", None), "kernel_size", "kernel_size")
     check_positive(kernel, "kernel_size", "kernel_size")
     return dict(
@@ -90,13 +91,16 @@ def pooling_param_kwargs(params):
     ``global_pooling``, ``ceil_mode`` and, unless global, ``kernel_size``/``stride``/``pad``."""
     check_fields(params, POOL_FIELDS, "Pooling")
     pool = params.get("pool", "MAX")
-    method = _POOL_METHODS.get(pool.upper() if isinstance(pool, str) else pool)
+    method = None if isinstance(pool, bool) else _POOL_METHODS.get(
+        pool.upper() if isinstance(pool, str) else pool)
     if method is None:
         raise ValueError(f"pool={pool!r} must be MAX, AVE or STOCHASTIC")
     round_mode = params.get("round_mode", "CEIL")
-    if round_mode not in _ROUND_MODES:
-        raise ValueError(f"round_mode={round_mode!r} must be CEIL or FLOOR")
-    kwargs = dict(method=method, ceil_mode=_ROUND_MODES[round_mode],
+    # True == 1 would find FLOOR's number: a bool is no enum value.
+    key = round_mode.upper() if isinstance(round_mode, str) else round_mode
+    if isinstance(round_mode, bool) or key not in _ROUND_MODES:
+        raise ValueError(f"round_mode={round_mode!r} must be CEIL or FLOOR (or 0 or 1)")
+    kwargs = dict(method=method, ceil_mode=_ROUND_MODES[key],
                   global_pooling=params.get("global_pooling", False))
     if kwargs["global_pooling"]:
         given = sorted(set(params) & {"kernel_size", "kernel_h", "kernel_w", "stride",

@@ -115,6 +115,8 @@ def keras_conv2d_geometry(x_shape, k_shape, b_shape, strides, padding, dilation_
         )
     _check_bias(b_shape, filters)
 
+    if min(in_h, in_w) < 1:
+        raise ValueError(f"x has an empty spatial axis ({in_h}x{in_w}): nothing to convolve")
     out_h, (pad_top, _) = keras_out_size_and_pad(in_h, kernel_h, strides[0], dilation[0], padding)
     out_w, (pad_left, _) = keras_out_size_and_pad(in_w, kernel_w, strides[1], dilation[1], padding)
     if out_h < 1 or out_w < 1:

@@ -1,5 +1,8 @@
 """Naming the porting mistake behind a wrong output: one engine for every oracle.
 
+Over 400 lines on purpose: the search, its verdict and the verdict's wording are one engine,
+shared by the convolution, deconvolution and pooling oracles.
+
 Each oracle (convolution, deconvolution, pooling) describes a call as a *problem*: the inputs in
 float64, the parameters, and the caller's layout. A problem knows how to compute its own output
 (``output()``), the per-element magnitude its tolerance scales with (``magnitude()``), a cheap
@@ -33,8 +36,6 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
-
-from .._params.common import format_pair
 
 from .compare import Comparison, check_tolerance, compare
 

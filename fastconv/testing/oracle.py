@@ -5,8 +5,8 @@ import numpy as np
 
 from .compare import compare
 from .conv import problem_from_call
-from .diagnosis import Verdict, check, format_verdict, search
-from .exact import check_exact_inputs, exact_conv_inputs
+from .diagnosis import check, search
+from .exact import check_exact_inputs
 
 
 def reference(x, w, b=None, *, layout="caffe", **params):
@@ -46,13 +46,6 @@ def diagnose(actual, problem, *, rtol=None, atol=None):
     fastconv.testing."""
     report = compare(np.asarray(actual), problem.output(), rtol=0.0, atol=0.0)
     return list(search(actual, problem, report, rtol=rtol, atol=atol)[0])
-
-
-def format_failure(report, diagnoses, layout):
-    """The assertion message for a ``(Comparison, [Diagnosis, ...])`` pair of a convolution
-    (what ``str(check_conv(...))`` gives, without the list of mistakes tried)."""
-    return format_verdict(Verdict("convolution", f"layout={layout!r}, {report.layout.upper()}",
-                                  report, tuple(diagnoses)))
 
 
 def assert_conv_close(actual, x, w, b=None, *, layout="caffe", rtol=None, atol=None, exact=False,

@@ -3,7 +3,7 @@
 conv2d_caffe, convnd_caffe and conv2d_keras (NHWC and NCHW) on one convolution; Caffe's identity
 "Deconvolution forward with w = Convolution backward-data with w"; the backward pass for every
 thread count. Bitwise, not approximately: one engine serves every pass. Each case is also
-checked against the float64 reference of tests/reference.py, so identical wrong answers fail.
+checked against the float64 reference of tests/reference/conv.py, so identical wrong answers fail.
 """
 import numpy as np
 import pytest

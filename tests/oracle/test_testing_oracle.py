@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
 
 import fastconv
 from fastconv.testing import (
@@ -20,7 +19,6 @@ from fastconv.testing import (
     default_rtol,
     exact_conv_inputs,
     reference,
-    strategies,
 )
 
 RNG = np.random.default_rng(20261128)

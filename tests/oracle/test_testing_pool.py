@@ -1,5 +1,5 @@
-"""fastconv.testing's Pooling oracle: the reference against a plain Caffe reference written
-here (tests/pool_reference.py), correct outputs pass, and each porting mistake, made for real
+"""fastconv.testing's Pooling oracle: the reference against the plain Caffe reference in
+tests/reference/pool.py, correct outputs pass, and each porting mistake, made for real
 (by PyTorch or Keras where installed, else by numpy code written here), is named."""
 import numpy as np
 import pytest

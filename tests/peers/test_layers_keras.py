@@ -30,7 +30,7 @@ def random(shape, seed):
 
 # (kernel, strides, padding, output_padding, dilation_rate). Keras refuses strides > 1 with
 # dilation > 1, and TensorFlow's CPU kernel refuses dilation > 1 for the transpose at all, so
-# dilated transposes are covered by tests/test_deconv.py (against PyTorch) instead.
+# dilated transposes are covered by tests/semantics/test_deconv.py (against PyTorch) instead.
 TRANSPOSE_CASES = [
     ((3, 2), (2, 1), "valid", None),
     ((3, 2), (2, 3), "same", None),
@@ -139,7 +139,7 @@ def test_pool2d_matches_keras(pool_case):
 
 def test_caffe_pooling_difference_on_keras():
     """3x3/2 on 112x112: Caffe 56, Keras MaxPooling2D 'valid' 55; 'same' reproduces Caffe's
-    numbers here (see tests/test_pooling.py for the rule)."""
+    numbers here (see tests/semantics/test_pooling.py for the rule)."""
     x = random((1, 112, 112, 2), 8)
     valid = np.asarray(keras.layers.MaxPooling2D(3, strides=2, padding="valid")(x))
     same = np.asarray(keras.layers.MaxPooling2D(3, strides=2, padding="same")(x))

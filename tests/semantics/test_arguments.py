@@ -206,3 +206,21 @@ def test_outputs_too_large_to_address_name_the_parameter(call, words):
         call()
     for word in words:
         assert word in str(info.value), str(info.value)
+
+
+def test_keras_empty_spatial_axis_is_named_as_such():
+    kernel = np.zeros((3, 3, 3, 2), np.float32)
+    for padding in ("valid", "same"):
+        with pytest.raises(ValueError, match="empty spatial axis"):
+            fastconv.conv2d_keras(np.zeros((1, 0, 5, 3), np.float32), kernel, padding=padding)
+
+
+@pytest.mark.parametrize("round_mode", [True, False, "ROUND", 2])
+def test_pooling_round_mode_must_be_caffes_enum(round_mode):
+    # The parser behind fastconv.keras.pooling_from_caffe (which needs Keras to be called).
+    from fastconv._params.caffe_message import pooling_param_kwargs
+
+    # True == 1 is FLOOR's number: a bool must not slip through as the enum.
+    with pytest.raises(ValueError, match="round_mode"):
+        pooling_param_kwargs({"pool": "MAX", "kernel_size": 2, "stride": 2,
+                              "round_mode": round_mode})
