@@ -213,11 +213,16 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
                                    ptrdiff_t pixels, FC_T *restrict packed)
 {
     const ptrdiff_t *in = g->in_size, *out = g->out_size, *kernel = g->kernel;
-    const ptrdiff_t in_volume = in[0] * in[1] * in[2];
+    /* Rows stored by phase with their padding (conv.h): a run of the last axis is consecutive
+     * in its phase, the padding included. */
+    const int by_phase = g->columns_by_phase;
+    const ptrdiff_t phase_length = by_phase ? fc_phase_length(g) : 0;
+    const ptrdiff_t phase_lead = by_phase ? fc_phase_lead(g) : 0;
+    const ptrdiff_t row_length = by_phase ? g->stride[2] * phase_length : in[2];
     /* Channels last: neighbouring positions are in_channels apart, channels adjacent. */
     const ptrdiff_t element = g->channels_last ? g->in_channels : 1;
-    const ptrdiff_t channel_step = g->channels_last ? 1 : in_volume;
-    const ptrdiff_t step = g->stride[2] * element;
+    const ptrdiff_t channel_step = g->channels_last ? 1 : in[0] * in[1] * row_length;
+    const ptrdiff_t step = by_phase ? 1 : g->stride[2] * element;
     const ptrdiff_t taps = kernel[0] * kernel[1] * kernel[2];
     const ptrdiff_t tail = pixels % FC_NR;
     FC_T *tail_panel = packed + (pixels - tail) * kc;
@@ -244,6 +249,10 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
         const ptrdiff_t shift0 = t0 * g->dilation[0] - g->pad[0];
         const ptrdiff_t shift1 = t1 * g->dilation[1] - g->pad[1];
         const ptrdiff_t shift2 = t2 * g->dilation[2] - g->pad[2];
+        /* By phase: position o2*stride + shift2 is element o2 + phase_shift of phase `phase`. */
+        const ptrdiff_t phase = by_phase ? (shift2 % g->stride[2] + g->stride[2]) % g->stride[2]
+                                         : 0;
+        const ptrdiff_t phase_shift = by_phase ? (shift2 - phase) / g->stride[2] : 0;
         ptrdiff_t o0 = start0, o1 = start1, o2 = start2;
         const ptrdiff_t block_i0 = o0 * g->stride[0] + shift0;
         /* The copy reads [start, start + pixels) of this channel's plane at block_i0: only when
@@ -300,10 +309,13 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
                 ptrdiff_t lo = 0, hi = length;
                 if (!fc_in_range(i0, in[0]) || !fc_in_range(i1, in[1]))
                     hi = 0;
-                else if (!fc_in_range(i2, in[2]) ||
-                         !fc_in_range(i2 + (length - 1) * g->stride[2], in[2]))
+                else if (!by_phase && (!fc_in_range(i2, in[2]) ||
+                                       !fc_in_range(i2 + (length - 1) * g->stride[2], in[2])))
                     fc_valid_span(i2, g->stride[2], in[2], length, &lo, &hi);
-                const FC_T *src = plane + ((i0 * in[1] + i1) * in[2] + i2) * element;
+                const FC_T *src =
+                    by_phase ? plane + (i0 * in[1] + i1) * row_length + phase * phase_length +
+                                   phase_lead + o2 + phase_shift
+                             : plane + ((i0 * in[1] + i1) * in[2] + i2) * element;
                 for (ptrdiff_t begin = 0; begin < length;) {
                     const ptrdiff_t column = first + begin;
                     const ptrdiff_t lane = column % FC_NR;
