@@ -204,6 +204,24 @@ static inline void FC_NAME(gather_piece)(FC_T *restrict out, const FC_T *src, pt
         at[j] = 0;
 }
 
+/* Columns [begin, end) of row p of a packed kc-row block set to zero: one division for the
+ * span, not one per column (the padding of a "same" convolution is zeroed this way). */
+static inline void FC_NAME(zero_columns)(FC_T *restrict packed, ptrdiff_t kc, ptrdiff_t p,
+                                         ptrdiff_t begin, ptrdiff_t end)
+{
+    if (begin >= end)
+        return;
+    ptrdiff_t lane = begin % FC_NR;
+    FC_T *panel_row = packed + (begin - lane) * kc + p * FC_NR;
+    for (ptrdiff_t column = begin; column < end; column++) {
+        panel_row[lane] = 0;
+        if (++lane == FC_NR) {
+            lane = 0;
+            panel_row += FC_NR * kc;
+        }
+    }
+}
+
 /* Row by row of the column matrix (channel, then kernel taps in axis order, as Caffe's
  * im2col_nd), so the input is read front to back. Within a row, the block's output pixels are
  * cut into runs along the last axis: a run reads one input row at evenly spaced positions, so
@@ -285,14 +303,8 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
                     if (inside_end < inside_begin)
                         inside_end = inside_begin;
                 }
-                for (ptrdiff_t j = 0; j < length; j++) {
-                    if (j == inside_begin)
-                        j = inside_end;
-                    if (j == length)
-                        break;
-                    const ptrdiff_t column = first + j, lane = column % FC_NR;
-                    packed[(column - lane) * kc + p * FC_NR + lane] = 0;
-                }
+                FC_NAME(zero_columns)(packed, kc, p, first, first + inside_begin);
+                FC_NAME(zero_columns)(packed, kc, p, first + inside_end, first + length);
                 first += length;
                 o2 = 0;
                 o1++;
