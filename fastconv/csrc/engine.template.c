@@ -273,19 +273,32 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
         const ptrdiff_t phase_shift = by_phase ? (shift2 - phase) / g->stride[2] : 0;
         ptrdiff_t o0 = start0, o1 = start1, o2 = start2;
         const ptrdiff_t block_i0 = o0 * g->stride[0] + shift0;
-        /* The copy reads [start, start + pixels) of this channel's plane at block_i0: only when
-         * all of it lies inside that plane. */
+        /* The copy would read [start, start + pixels) of this channel's plane at block_i0; it
+         * reads only the part inside the plane: a pixel whose element lies outside it reads a
+         * padding row or column, which the pass after the copy zeroes anyway. */
         const ptrdiff_t start = plane_pixel + shift1 * in[2] + shift2;
-        if (consecutive && fc_in_range(block_i0, in[0]) && start >= 0 &&
-            start + pixels <= in_plane) {
+        if (consecutive && fc_in_range(block_i0, in[0])) {
             const FC_T *src = plane + block_i0 * in_plane + start;
-            for (ptrdiff_t c0 = 0; c0 < pixels; c0 += FC_NR) {
-                FC_T *out_row = packed + c0 * kc + p * FC_NR;
-                if (pixels - c0 >= FC_NR) {
-                    for (ptrdiff_t j = 0; j < FC_NR; j++)
-                        out_row[j] = src[c0 + j];
-                } else {
-                    for (ptrdiff_t j = 0; j < pixels - c0; j++)
+            if (start >= 0 && start + pixels <= in_plane) {   /* all inside: the common case */
+                for (ptrdiff_t c0 = 0; c0 < pixels; c0 += FC_NR) {
+                    FC_T *out_row = packed + c0 * kc + p * FC_NR;
+                    if (pixels - c0 >= FC_NR) {
+                        for (ptrdiff_t j = 0; j < FC_NR; j++)
+                            out_row[j] = src[c0 + j];
+                    } else {
+                        for (ptrdiff_t j = 0; j < pixels - c0; j++)
+                            out_row[j] = src[c0 + j];
+                    }
+                }
+            } else {   /* pixels [copy_lo, copy_hi) read inside the plane */
+                const ptrdiff_t copy_lo = start < 0 ? (-start < pixels ? -start : pixels) : 0;
+                ptrdiff_t copy_hi = in_plane - start < pixels ? in_plane - start : pixels;
+                copy_hi = copy_hi < copy_lo ? copy_lo : copy_hi;
+                for (ptrdiff_t c0 = copy_lo - copy_lo % FC_NR; c0 < copy_hi; c0 += FC_NR) {
+                    FC_T *out_row = packed + c0 * kc + p * FC_NR;
+                    const ptrdiff_t j_lo = copy_lo > c0 ? copy_lo - c0 : 0;
+                    const ptrdiff_t j_hi = copy_hi - c0 < FC_NR ? copy_hi - c0 : FC_NR;
+                    for (ptrdiff_t j = j_lo; j < j_hi; j++)
                         out_row[j] = src[c0 + j];
                 }
             }
