@@ -52,3 +52,4 @@ def test_strided_3d_forward_matches_reference(dtype):
     stride, pad, dilation = (2, 1, 3), (1, 1, 2), (1, 2, 1)
     y = fastconv.convnd_caffe(x, w, stride=stride, pad=pad, dilation=dilation)
     assert_scaled_close(y, caffe_conv(x, w, None, stride, pad, dilation), 2 * 2 * 3 * 5, dtype)
+
