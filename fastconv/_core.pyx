@@ -25,6 +25,7 @@ cdef extern from "csrc/conv.h" nogil:
         Py_ssize_t pad[3]
         Py_ssize_t dilation[3]
         int channels_last
+        int columns_by_phase
 
     int fc_conv_forward_f32(const fc_conv_geometry *geom, const float *x, const float *w,
                             const float *bias, float *y)
@@ -80,6 +81,7 @@ cdef fc_conv_geometry _geometry_from(object geom, bint channels_last=False):
     g.out_channels = geom.out_channels
     g.group = geom.group
     g.channels_last = channels_last
+    g.columns_by_phase = 0
     for axis in range(FC_SPATIAL_AXES):
         if axis < lead:
             g.in_size[axis] = g.out_size[axis] = g.kernel[axis] = 1

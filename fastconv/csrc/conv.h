@@ -40,7 +40,29 @@ typedef struct fc_conv_geometry {
     ptrdiff_t pad[FC_SPATIAL_AXES];
     ptrdiff_t dilation[FC_SPATIAL_AXES];
     int channels_last;          /* forward only: x and y are (batch, *size, channels) */
+    /* Set only inside the C core (the forward pass's copy of x; 0 from every caller): each row
+     * of the last axis is stored by phase of stride[2] with its padding, see fc_phase_length,
+     * so that the im2col packing of a strided convolution copies consecutive elements. */
+    int columns_by_phase;
 } fc_conv_geometry;
+
+/* A row of the last axis stored by phase: phase r (0 <= r < stride[2]) is a stretch of
+ * fc_phase_length elements holding input positions r, r + stride, r + 2*stride, ... from offset
+ * fc_phase_lead on and zeros around them, so that every position a kernel tap reads, the
+ * padding included, is stored: position i at (i % stride)*length + lead + i / stride. */
+static inline ptrdiff_t fc_phase_lead(const fc_conv_geometry *g)
+{
+    return (g->pad[2] + g->stride[2] - 1) / g->stride[2];
+}
+
+static inline ptrdiff_t fc_phase_length(const fc_conv_geometry *g)
+{
+    const ptrdiff_t stride = g->stride[2];
+    const ptrdiff_t inside = (g->in_size[2] + stride - 1) / stride;
+    const ptrdiff_t reach = g->out_size[2] + ((g->kernel[2] - 1) * g->dilation[2] + stride - 1) /
+                                                 stride;
+    return fc_phase_lead(g) + (inside > reach ? inside : reach);
+}
 
 /* Each returns 0 on success, -1 if a workspace could not be allocated. Threads and instruction
  * set: engine.h. Results are bitwise identical for any thread count. */

@@ -165,6 +165,41 @@ static int FC_NAME(depthwise_forward)(const FC_NAME(fc_engine) *engine,
     return 0;
 }
 
+/* x with every row of the last axis stored by phase of the stride, with its padding (conv.h,
+ * columns_by_phase): the packing of a strided convolution then copies runs of consecutive
+ * elements, without the gather of every stride-th one nor the padding tests, for one pass over
+ * x here. A copy: the bits of the result do not change. */
+static void FC_NAME(store_columns_by_phase)(const fc_conv_geometry *g, const FC_T *x,
+                                            FC_T *by_phase)
+{
+    const ptrdiff_t width = g->in_size[2], stride = g->stride[2];
+    const ptrdiff_t lead = fc_phase_lead(g), length = fc_phase_length(g);
+    const ptrdiff_t rows = g->batch * g->in_channels * g->in_size[0] * g->in_size[1];
+    const int threads = fc_threads_for(FC_FLOPS_PER_MOVE * (double)rows * (double)width);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const FC_T *from = x + r * width;
+        FC_T *restrict to = by_phase + r * stride * length;
+        for (ptrdiff_t phase = 0; phase < stride; phase++, to += length) {
+            const ptrdiff_t inside = (width - phase + stride - 1) / stride;
+            for (ptrdiff_t q = 0; q < lead; q++)
+                to[q] = 0;
+            /* The common strides as constants: the compiler vectorises those gathers. */
+            if (stride == 2)
+                for (ptrdiff_t q = 0; q < inside; q++)
+                    to[lead + q] = from[q * 2 + phase];
+            else if (stride == 4)
+                for (ptrdiff_t q = 0; q < inside; q++)
+                    to[lead + q] = from[q * 4 + phase];
+            else
+                for (ptrdiff_t q = 0; q < inside; q++)
+                    to[lead + q] = from[q * stride + phase];
+            for (ptrdiff_t q = lead + inside; q < length; q++)
+                to[q] = 0;
+        }
+    }
+}
+
 int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_T *w,
                              const FC_T *bias, FC_T *y)
 {
@@ -180,20 +215,36 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
     const int last = g->channels_last;
     const ptrdiff_t x_channel = last ? 1 : s.in_volume, x_position = last ? g->in_channels : 1;
     const ptrdiff_t y_channel = last ? 1 : s.out_pixels, y_pixel = last ? g->out_channels : 1;
+    /* NCHW with a stride along the last axis: the packing reads a copy of x stored by phase. */
+    fc_conv_geometry phased = *g;
+    phased.columns_by_phase = !last && !is_pointwise && g->stride[2] > 1 && g->batch > 0;
+    FC_T *by_phase = NULL;
+    ptrdiff_t b_channel = x_channel, b_image = g->in_channels * s.in_volume;
+    if (phased.columns_by_phase) {
+        b_channel = s.in_volume / g->in_size[2] * g->stride[2] * fc_phase_length(g);
+        b_image = g->in_channels * b_channel;
+        by_phase = fc_aligned_alloc((size_t)(g->batch * g->in_channels * b_channel) *
+                                    sizeof(FC_T));
+        if (!by_phase)
+            return -1;
+        FC_NAME(store_columns_by_phase)(g, x, by_phase);
+    }
     const FC_NAME(fc_gemm_batch) batch = {
         .images = g->batch, .groups = g->group,
         .m = s.group_out_channels, .n = s.out_pixels, .k = s.group_kernel_dim,
         .a = w, .a_group = s.group_out_channels * s.group_kernel_dim,
         .rs_a = s.group_kernel_dim, .cs_a = 1,
-        .b = x, .b_image = g->in_channels * s.in_volume,
-        .b_group = s.group_in_channels * x_channel,
+        .b = by_phase ? by_phase : x, .b_image = b_image,
+        .b_group = s.group_in_channels * b_channel,
         .rs_b = x_channel, .cs_b = x_position,       /* the image itself, when pointwise */
-        .im2col = is_pointwise ? NULL : g,
+        .im2col = is_pointwise ? NULL : &phased,
         .c = y, .c_image = g->out_channels * s.out_pixels,
         .c_group = s.group_out_channels * y_channel, .rs_c = y_channel, .cs_c = y_pixel,
         .bias = bias, .beta = 0,
     };
-    return FC_NAME(fc_gemm_batch_run)(&batch);
+    const int status = FC_NAME(fc_gemm_batch_run)(&batch);
+    fc_aligned_free(by_phase);
+    return status;
 }
 
 /* Move one tile of the column matrix between an image (NCHW) and col: gather (im2col, taps

@@ -204,6 +204,24 @@ static inline void FC_NAME(gather_piece)(FC_T *restrict out, const FC_T *src, pt
         at[j] = 0;
 }
 
+/* Columns [begin, end) of row p of a packed kc-row block set to zero: one division for the
+ * span, not one per column (the padding of a "same" convolution is zeroed this way). */
+static inline void FC_NAME(zero_columns)(FC_T *restrict packed, ptrdiff_t kc, ptrdiff_t p,
+                                         ptrdiff_t begin, ptrdiff_t end)
+{
+    if (begin >= end)
+        return;
+    ptrdiff_t lane = begin % FC_NR;
+    FC_T *panel_row = packed + (begin - lane) * kc + p * FC_NR;
+    for (ptrdiff_t column = begin; column < end; column++) {
+        panel_row[lane] = 0;
+        if (++lane == FC_NR) {
+            lane = 0;
+            panel_row += FC_NR * kc;
+        }
+    }
+}
+
 /* Row by row of the column matrix (channel, then kernel taps in axis order, as Caffe's
  * im2col_nd), so the input is read front to back. Within a row, the block's output pixels are
  * cut into runs along the last axis: a run reads one input row at evenly spaced positions, so
@@ -213,11 +231,16 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
                                    ptrdiff_t pixels, FC_T *restrict packed)
 {
     const ptrdiff_t *in = g->in_size, *out = g->out_size, *kernel = g->kernel;
-    const ptrdiff_t in_volume = in[0] * in[1] * in[2];
+    /* Rows stored by phase with their padding (conv.h): a run of the last axis is consecutive
+     * in its phase, the padding included. */
+    const int by_phase = g->columns_by_phase;
+    const ptrdiff_t phase_length = by_phase ? fc_phase_length(g) : 0;
+    const ptrdiff_t phase_lead = by_phase ? fc_phase_lead(g) : 0;
+    const ptrdiff_t row_length = by_phase ? g->stride[2] * phase_length : in[2];
     /* Channels last: neighbouring positions are in_channels apart, channels adjacent. */
     const ptrdiff_t element = g->channels_last ? g->in_channels : 1;
-    const ptrdiff_t channel_step = g->channels_last ? 1 : in_volume;
-    const ptrdiff_t step = g->stride[2] * element;
+    const ptrdiff_t channel_step = g->channels_last ? 1 : in[0] * in[1] * row_length;
+    const ptrdiff_t step = by_phase ? 1 : g->stride[2] * element;
     const ptrdiff_t taps = kernel[0] * kernel[1] * kernel[2];
     const ptrdiff_t tail = pixels % FC_NR;
     FC_T *tail_panel = packed + (pixels - tail) * kc;
@@ -244,21 +267,38 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
         const ptrdiff_t shift0 = t0 * g->dilation[0] - g->pad[0];
         const ptrdiff_t shift1 = t1 * g->dilation[1] - g->pad[1];
         const ptrdiff_t shift2 = t2 * g->dilation[2] - g->pad[2];
+        /* By phase: position o2*stride + shift2 is element o2 + phase_shift of phase `phase`. */
+        const ptrdiff_t phase = by_phase ? (shift2 % g->stride[2] + g->stride[2]) % g->stride[2]
+                                         : 0;
+        const ptrdiff_t phase_shift = by_phase ? (shift2 - phase) / g->stride[2] : 0;
         ptrdiff_t o0 = start0, o1 = start1, o2 = start2;
         const ptrdiff_t block_i0 = o0 * g->stride[0] + shift0;
-        /* The copy reads [start, start + pixels) of this channel's plane at block_i0: only when
-         * all of it lies inside that plane. */
+        /* The copy would read [start, start + pixels) of this channel's plane at block_i0; it
+         * reads only the part inside the plane: a pixel whose element lies outside it reads a
+         * padding row or column, which the pass after the copy zeroes anyway. */
         const ptrdiff_t start = plane_pixel + shift1 * in[2] + shift2;
-        if (consecutive && fc_in_range(block_i0, in[0]) && start >= 0 &&
-            start + pixels <= in_plane) {
+        if (consecutive && fc_in_range(block_i0, in[0])) {
             const FC_T *src = plane + block_i0 * in_plane + start;
-            for (ptrdiff_t c0 = 0; c0 < pixels; c0 += FC_NR) {
-                FC_T *out_row = packed + c0 * kc + p * FC_NR;
-                if (pixels - c0 >= FC_NR) {
-                    for (ptrdiff_t j = 0; j < FC_NR; j++)
-                        out_row[j] = src[c0 + j];
-                } else {
-                    for (ptrdiff_t j = 0; j < pixels - c0; j++)
+            if (start >= 0 && start + pixels <= in_plane) {   /* all inside: the common case */
+                for (ptrdiff_t c0 = 0; c0 < pixels; c0 += FC_NR) {
+                    FC_T *out_row = packed + c0 * kc + p * FC_NR;
+                    if (pixels - c0 >= FC_NR) {
+                        for (ptrdiff_t j = 0; j < FC_NR; j++)
+                            out_row[j] = src[c0 + j];
+                    } else {
+                        for (ptrdiff_t j = 0; j < pixels - c0; j++)
+                            out_row[j] = src[c0 + j];
+                    }
+                }
+            } else {   /* pixels [copy_lo, copy_hi) read inside the plane */
+                const ptrdiff_t copy_lo = start < 0 ? (-start < pixels ? -start : pixels) : 0;
+                ptrdiff_t copy_hi = in_plane - start < pixels ? in_plane - start : pixels;
+                copy_hi = copy_hi < copy_lo ? copy_lo : copy_hi;
+                for (ptrdiff_t c0 = copy_lo - copy_lo % FC_NR; c0 < copy_hi; c0 += FC_NR) {
+                    FC_T *out_row = packed + c0 * kc + p * FC_NR;
+                    const ptrdiff_t j_lo = copy_lo > c0 ? copy_lo - c0 : 0;
+                    const ptrdiff_t j_hi = copy_hi - c0 < FC_NR ? copy_hi - c0 : FC_NR;
+                    for (ptrdiff_t j = j_lo; j < j_hi; j++)
                         out_row[j] = src[c0 + j];
                 }
             }
@@ -276,14 +316,8 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
                     if (inside_end < inside_begin)
                         inside_end = inside_begin;
                 }
-                for (ptrdiff_t j = 0; j < length; j++) {
-                    if (j == inside_begin)
-                        j = inside_end;
-                    if (j == length)
-                        break;
-                    const ptrdiff_t column = first + j, lane = column % FC_NR;
-                    packed[(column - lane) * kc + p * FC_NR + lane] = 0;
-                }
+                FC_NAME(zero_columns)(packed, kc, p, first, first + inside_begin);
+                FC_NAME(zero_columns)(packed, kc, p, first + inside_end, first + length);
                 first += length;
                 o2 = 0;
                 o1++;
@@ -300,10 +334,13 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
                 ptrdiff_t lo = 0, hi = length;
                 if (!fc_in_range(i0, in[0]) || !fc_in_range(i1, in[1]))
                     hi = 0;
-                else if (!fc_in_range(i2, in[2]) ||
-                         !fc_in_range(i2 + (length - 1) * g->stride[2], in[2]))
+                else if (!by_phase && (!fc_in_range(i2, in[2]) ||
+                                       !fc_in_range(i2 + (length - 1) * g->stride[2], in[2])))
                     fc_valid_span(i2, g->stride[2], in[2], length, &lo, &hi);
-                const FC_T *src = plane + ((i0 * in[1] + i1) * in[2] + i2) * element;
+                const FC_T *src =
+                    by_phase ? plane + (i0 * in[1] + i1) * row_length + phase * phase_length +
+                                   phase_lead + o2 + phase_shift
+                             : plane + ((i0 * in[1] + i1) * in[2] + i2) * element;
                 for (ptrdiff_t begin = 0; begin < length;) {
                     const ptrdiff_t column = first + begin;
                     const ptrdiff_t lane = column % FC_NR;

@@ -220,9 +220,16 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
             if (p->bias) {
                 /* As in Caffe, the bias is added after the product, not folded into it. */
                 const FC_T *bias = p->bias + grp * m + row0;
-                for (ptrdiff_t i = 0; i < rows; i++)
-                    for (ptrdiff_t j = 0; j < cols; j++)
-                        block[i * rs + j * cs] += bias[i];
+                for (ptrdiff_t i = 0; i < rows; i++) {
+                    const FC_T bias_i = bias[i];
+                    FC_T *row = block + i * rs;
+                    if (cs == 1)   /* its own loop, so the compiler vectorises it */
+                        for (ptrdiff_t j = 0; j < cols; j++)
+                            row[j] += bias_i;
+                    else
+                        for (ptrdiff_t j = 0; j < cols; j++)
+                            row[j * cs] += bias_i;
+                }
             }
             if (scratch_c)   /* column by column: C's rows are the contiguous direction */
                 for (ptrdiff_t j = 0; j < cols; j++)
