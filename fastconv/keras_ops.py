@@ -107,7 +107,7 @@ def pool2d_keras(x, pool_size, strides=None, padding="valid", method="max",
     Caffe 56, Keras "valid" 55); port a Caffe pooling faithfully with :func:`pool2d_caffe`.
     """
     x = as_array(x, "x")
-    method = pool_method(method)
+    method = pool_method(method, "Keras MaxPooling2D | AveragePooling2D")
     geometry = keras_pool2d_geometry(x.shape, pool_size, strides, padding, data_format)
     dtype = compute_dtype(("x", x))
     channels_last = data_format == "channels_last"

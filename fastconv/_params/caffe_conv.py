@@ -8,6 +8,7 @@ from .common import (
     check_addressable,
     as_pair,
     as_tuple,
+    check_bias_shape,
     check_non_negative,
     check_positive,
     extent,
@@ -129,7 +130,8 @@ def caffe_convnd_geometry(x_shape, w_shape, b_shape, stride, pad, dilation, grou
             f"{in_channels // group} (x has C={in_channels} channels)"
             + (_layout_hint(x_shape, w_shape, group) if rank == 2 else "")
         )
-    check_bias(b_shape, out_channels)
+    check_bias_shape(b_shape, out_channels, "b", "num_output",
+                     " (Caffe's bias blob; pass b=None for bias_term: false)")
     out_size = tuple(
         caffe_conv_out_size(*axis) for axis in zip(in_size, kernel, stride, pad, dilation)
     )
@@ -178,7 +180,8 @@ def caffe_deconvnd_geometry(x_shape, w_shape, b_shape, stride, pad, dilation, gr
             "the transpose of Convolution's (num_output, C/group, ...)"
         )
     out_channels = group_out_channels * group
-    check_bias(b_shape, out_channels)
+    check_bias_shape(b_shape, out_channels, "b", "num_output",
+                     " (Caffe's bias blob; pass b=None for bias_term: false)")
     out_size = tuple(
         s * (i - 1) + extent(k, d) - 2 * p
         for i, k, s, p, d in zip(in_size, kernel, stride, pad, dilation)
@@ -199,14 +202,6 @@ def caffe_deconvnd_geometry(x_shape, w_shape, b_shape, stride, pad, dilation, gr
         in_size=out_size, out_size=tuple(in_size), kernel=tuple(kernel), stride=stride,
         pad=pad, dilation=dilation,
     )
-
-
-def check_bias(b_shape, out_channels):
-    if b_shape is not None and tuple(b_shape) != (out_channels,):
-        raise ValueError(
-            f"b must have shape (num_output,) = ({out_channels},); got {tuple(b_shape)} "
-            "(Caffe's bias blob; pass b=None for bias_term: false)"
-        )
 
 
 def _layout_hint(x_shape, w_shape, group):

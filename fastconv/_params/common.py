@@ -138,13 +138,24 @@ def as_tuple(value, rank, name, param):
     return (as_int(value, name, param),) * rank
 
 
-def check_positive(pair, name, param):
+def check_positive(pair, name, param, framework="Caffe"):
+    """Every value of ``pair`` >= 1; the message names ``framework``'s parameter ``param``
+    (and, for Caffe, what Caffe itself does with the bad value)."""
     for value in pair:
         if value < 1:
-            raise ValueError(
-                f"{name}={format_pair(pair)} must be >= 1 (Caffe {param}; Caffe itself "
-                f"{'aborts' if param == 'stride' else 'silently misbehaves'} on {value})"
-            )
+            consequence = ""
+            if framework == "Caffe":
+                consequence = (f"; Caffe itself {'aborts' if param == 'stride' else 'silently misbehaves'}"
+                               f" on {value}")
+            raise ValueError(f"{name}={format_pair(pair)} must be >= 1 ({framework} {param}"
+                             f"{consequence})")
+
+
+def check_bias_shape(b_shape, out_channels, name, count_name, note=""):
+    """A bias of shape ``(out_channels,)`` or none; the message uses the caller's names."""
+    if b_shape is not None and tuple(b_shape) != (out_channels,):
+        raise ValueError(f"{name} must have shape ({count_name},) = ({out_channels},); got "
+                         f"{tuple(b_shape)}{note}")
 
 
 def check_non_negative(pair, name, param):

@@ -8,6 +8,8 @@ from .common import (
     as_int,
     as_pair,
     check_addressable,
+    check_bias_shape,
+    check_positive,
     extent,
     format_dims,
     format_pair,
@@ -56,11 +58,6 @@ def keras_spatial(x_shape, data_format, what="x"):
     return batch, channels, (in_h, in_w)
 
 
-def _check_bias(b_shape, filters):
-    if b_shape is not None and tuple(b_shape) != (filters,):
-        raise ValueError(f"bias must have shape (filters,) = ({filters},); got {tuple(b_shape)}")
-
-
 def keras_conv2d_geometry(x_shape, k_shape, b_shape, strides, padding, dilation_rate, groups,
                           data_format):
     """Check a Keras ``Conv2D`` call and infer its geometry in NCHW/OIHW terms.
@@ -80,15 +77,9 @@ def keras_conv2d_geometry(x_shape, k_shape, b_shape, strides, padding, dilation_
     strides = as_pair(strides, "strides", "strides")
     dilation = as_pair(dilation_rate, "dilation_rate", "dilation_rate")
     groups = as_int(groups, "groups", "groups")
-    for value in strides:
-        if value < 1:
-            raise ValueError(f"strides={format_pair(strides)} must be >= 1 (Keras Conv2D strides)")
-    for value in dilation:
-        if value < 1:
-            raise ValueError(f"dilation_rate={format_pair(dilation)} must be >= 1 "
-                             "(Keras Conv2D dilation_rate)")
-    if groups < 1:
-        raise ValueError(f"groups={groups} must be >= 1 (Keras Conv2D groups)")
+    check_positive(strides, "strides", "Conv2D strides", framework="Keras")
+    check_positive(dilation, "dilation_rate", "Conv2D dilation_rate", framework="Keras")
+    check_positive((groups,), "groups", "Conv2D groups", framework="Keras")
 
     kernel_h, kernel_w, group_in_channels, filters = (int(s) for s in k_shape)
     if min(kernel_h, kernel_w, group_in_channels, filters) < 1:
@@ -113,7 +104,7 @@ def keras_conv2d_geometry(x_shape, k_shape, b_shape, strides, padding, dilation_
             f"{in_channels // groups} (x has C={in_channels} channels, data_format="
             f"{data_format!r}){hint}"
         )
-    _check_bias(b_shape, filters)
+    check_bias_shape(b_shape, filters, "bias", "filters")
 
     if min(in_h, in_w) < 1:
         raise ValueError(f"x has an empty spatial axis ({in_h}x{in_w}): nothing to convolve")
@@ -170,12 +161,8 @@ def keras_conv2d_transpose_geometry(x_shape, k_shape, b_shape, strides, padding,
         )
     strides = as_pair(strides, "strides", "strides")
     dilation = as_pair(dilation_rate, "dilation_rate", "dilation_rate")
-    if min(strides) < 1:
-        raise ValueError(f"strides={format_pair(strides)} must be >= 1 "
-                         "(Keras Conv2DTranspose strides)")
-    if min(dilation) < 1:
-        raise ValueError(f"dilation_rate={format_pair(dilation)} must be >= 1 "
-                         "(Keras dilation_rate)")
+    check_positive(strides, "strides", "Conv2DTranspose strides", framework="Keras")
+    check_positive(dilation, "dilation_rate", "Conv2DTranspose dilation_rate", framework="Keras")
     if output_padding is not None:
         output_padding = as_pair(output_padding, "output_padding", "output_padding")
         for op, s in zip(output_padding, strides):
@@ -193,7 +180,7 @@ def keras_conv2d_transpose_geometry(x_shape, k_shape, b_shape, strides, padding,
             f" (Conv2DTranspose's kernel is (kernel_h, kernel_w, filters, C_in); "
             f"data_format={data_format!r})"
         )
-    _check_bias(b_shape, filters)
+    check_bias_shape(b_shape, filters, "bias", "filters")
     if min(in_size) < 1:
         raise ValueError(f"x has an empty spatial axis {format_dims(in_size)}; "
                          "nothing to transpose")

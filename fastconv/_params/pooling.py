@@ -43,15 +43,13 @@ class Pool2DGeometry:
 POOL_METHODS = ("max", "ave")
 
 
-def pool_method(method):
-    """'max' or 'ave' (Caffe's MAX/AVE; 'avg'/'average' accepted) -> 'max' or 'ave'."""
+def pool_method(method, meaning="Caffe pool: MAX | AVE; STOCHASTIC is not supported"):
+    """'max' or 'ave' (Caffe's MAX/AVE; 'avg'/'average' accepted) -> 'max' or 'ave';
+    ``meaning`` says what the argument stands for in the caller's framework."""
     name = method.lower() if isinstance(method, str) else method
     name = {"avg": "ave", "average": "ave"}.get(name, name)
     if name not in POOL_METHODS:
-        raise ValueError(
-            f"method={method!r} must be 'max' or 'ave' (Caffe pool: MAX | AVE; STOCHASTIC is "
-            "not supported)"
-        )
+        raise ValueError(f"method={method!r} must be 'max' or 'ave' ({meaning})")
     return name
 
 
@@ -151,10 +149,8 @@ def keras_pool2d_geometry(x_shape, pool_size, strides, padding, data_format):
     batch, channels, in_size = keras_spatial(x_shape, data_format)
     kernel = as_pair(pool_size, "pool_size", "pool_size")
     strides = kernel if strides is None else as_pair(strides, "strides", "strides")
-    if min(kernel) < 1:
-        raise ValueError(f"pool_size={format_pair(kernel)} must be >= 1 (Keras pool_size)")
-    if min(strides) < 1:
-        raise ValueError(f"strides={format_pair(strides)} must be >= 1 (Keras pooling strides)")
+    check_positive(kernel, "pool_size", "pool_size", framework="Keras")
+    check_positive(strides, "strides", "pooling strides", framework="Keras")
     out, pad = [], []
     for axis in range(2):
         size, (before, _) = keras_out_size_and_pad(in_size[axis], kernel[axis], strides[axis], 1,

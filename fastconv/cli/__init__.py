@@ -85,8 +85,13 @@ def native_stderr_to_log():
     The log is kept, and named, only when something was written to it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     handle, log_path = tempfile.mkstemp(prefix="fastconv-native-", suffix=".log")
-    sys.stderr.flush()
-    saved_fd2 = os.dup(2)
+    try:
+        sys.stderr.flush()
+        saved_fd2 = os.dup(2)
+    except BaseException:                            # no descriptor 2 to save: leave no log
+        os.close(handle)
+        os.remove(log_path)
+        raise
     python_stderr = sys.stderr
     try:
         python_stderr_is_fd2 = python_stderr.fileno() == 2
