@@ -11,6 +11,7 @@
  * faster: the transposed weights are packed once per tile). */
 #define FC_WORKSPACE_BYTES ((ptrdiff_t)8 << 20)
 #define FC_MIN_TILE_PIXELS 16
+#define FC_BATCH_WORKSPACE_BYTES ((ptrdiff_t)8 << 20)
 /* A column entry moved by im2col/col2im (a strided, unvectorised load and store, plus its
  * share of the per-run set-up) costs about as long as this many flops of the vectorised GEMM:
  * the exchange rate for deciding how many threads a tile's lowering is worth. */
@@ -54,6 +55,19 @@ static ptrdiff_t fc_tile_pixels(const fc_conv_sizes *sizes, size_t item)
     if (tile < FC_MIN_TILE_PIXELS)
         tile = FC_MIN_TILE_PIXELS;
     return tile > sizes->out_pixels ? sizes->out_pixels : tile;
+}
+
+/* Images per backward-data GEMM: when one tile holds a whole image, as many whole images as
+ * FC_BATCH_WORKSPACE_BYTES of column matrix hold (at least one). */
+static ptrdiff_t fc_tile_images(const fc_conv_sizes *sizes, ptrdiff_t tile, ptrdiff_t batch,
+                                size_t item)
+{
+    if (tile < sizes->out_pixels)
+        return 1;
+    ptrdiff_t images = FC_BATCH_WORKSPACE_BYTES / (ptrdiff_t)item / (sizes->kernel_dim * tile);
+    if (images < 1)
+        images = 1;
+    return images > batch ? batch : images;
 }
 
 #define FC_TEMPLATE "conv.template.c"
