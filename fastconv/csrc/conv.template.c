@@ -11,7 +11,8 @@
  *                                        stride 1 and no padding packs the image itself.
  *   backward  dW_g += dy_g col_g^T       tile by tile of pixels, image by image (the tile is
  *                                        lowered transposed for it)
- *             col_g = W_g^T dy_g, then col2im adds the columns back onto dx
+ *             col_g = W_g^T dy_g, then col2im adds the columns back onto dx; images whose
+ *                                        tile is the whole image share one such GEMM
  * One input channel per group and one output per input channel (depthwise) runs a direct
  * convolution instead of a GEMM with a taps-long reduction, for every pass that is a forward.
  */

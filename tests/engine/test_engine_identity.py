@@ -122,6 +122,23 @@ def test_backward_same_bits_for_any_thread_count(restore_threads, case, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [case for case in CASES if case[0][0] > 1],
+                         ids=[i for i, case in zip(IDS, CASES) if case[0][0] > 1])
+def test_backward_data_of_a_batch_is_each_image_alone(restore_threads, case, dtype):
+    """Backward-data runs the images of a batch through one GEMM: each image's dx must still
+    be the bits of that image's own call, for 1 and 2 threads."""
+    x, w, _ = inputs(case, dtype)
+    kwargs = caffe_kwargs(case)
+    dy = output_gradient(x, w, case, dtype, seed=5)
+    for threads in (1, 2):
+        fastconv.set_num_threads(threads)
+        dx = fastconv.conv2d_caffe_backward(x, w, dy, **kwargs)[0]
+        for i in range(x.shape[0]):
+            alone = fastconv.conv2d_caffe_backward(x[i:i + 1], w, dy[i:i + 1], **kwargs)[0]
+            assert np.array_equal(bits(dx[i:i + 1]), bits(alone)), (threads, i)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_keras_channels_last_same_bits_for_any_thread_count(restore_threads, case, dtype):
     x, w, b = inputs(case, dtype)
