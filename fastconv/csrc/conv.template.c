@@ -248,6 +248,55 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
     return status;
 }
 
+/* One row (channel, tap) of a whole 2-D image's column matrix when stride is 1 and output rows
+ * are as long as input rows: entry j reads plane[j + shift]. Entries whose column leaves the
+ * row are zeroed first; those whose row leaves the plane lie outside [lo, hi). The gather then
+ * copies [lo, hi) in one go. The scatter-add adds [lo, hi) in one go: the zeroed entries add +0
+ * to the neighbouring row's elements, which changes no bits (dx starts at +0, so a running sum
+ * is never -0, and x + +0 is x for every other x, inf and NaN included). */
+static void FC_NAME(lower_shifted_plane)(const fc_conv_geometry *g, ptrdiff_t tap,
+                                         FC_T *plane, FC_T *row, int scatter)
+{
+    const ptrdiff_t height = g->out_size[1], width = g->in_size[2];
+    const ptrdiff_t pixels = height * width, in_pixels = g->in_size[1] * width;
+    const ptrdiff_t offset1 = tap / g->kernel[2] * g->dilation[1] - g->pad[1];
+    const ptrdiff_t offset2 = tap % g->kernel[2] * g->dilation[2] - g->pad[2];
+    const ptrdiff_t shift = offset1 * width + offset2;
+    /* Columns c with c + offset2 outside [0, width): [0, left) and [right, width). */
+    const ptrdiff_t left = offset2 < 0 ? (-offset2 < width ? -offset2 : width) : 0;
+    const ptrdiff_t right = offset2 > 0 ? (offset2 < width ? width - offset2 : 0) : width;
+    ptrdiff_t lo = -shift > 0 ? -shift : 0, hi = in_pixels - shift < pixels ? in_pixels - shift
+                                                                                 : pixels;
+    if (!scatter)
+        for (ptrdiff_t j = 0; j < lo && j < pixels; j++)
+            row[j] = 0;
+    if (hi > lo) {
+        if (scatter) {
+            for (ptrdiff_t r = 0; r < height; r++) {
+                for (ptrdiff_t c = 0; c < left; c++)
+                    row[r * width + c] = 0;
+                for (ptrdiff_t c = right > left ? right : left; c < width; c++)
+                    row[r * width + c] = 0;
+            }
+            FC_T *target = plane + shift;
+            for (ptrdiff_t j = lo; j < hi; j++)
+                target[j] += row[j];
+        } else {
+            memcpy(row + lo, plane + shift + lo, (size_t)(hi - lo) * sizeof(FC_T));
+        }
+    }
+    if (!scatter) {
+        for (ptrdiff_t j = hi > lo ? hi : lo; j < pixels; j++)
+            row[j] = 0;
+        for (ptrdiff_t r = 0; r < height; r++) {
+            for (ptrdiff_t c = 0; c < left; c++)
+                row[r * width + c] = 0;
+            for (ptrdiff_t c = right > left ? right : left; c < width; c++)
+                row[r * width + c] = 0;
+        }
+    }
+}
+
 /* Move one tile of the column matrix between an image (NCHW) and col: gather (im2col, taps
  * outside the input read zero) or scatter-add (col2im, taps outside the input are dropped).
  * One walk serves both so the two can never disagree about which input pixel a column entry
@@ -267,11 +316,21 @@ static void FC_NAME(lower_tile)(const fc_conv_geometry *g, ptrdiff_t first_pixel
      * split over threads with nothing shared and the additions in the same order. */
     const int threads = fc_threads_for(FC_FLOPS_PER_MOVE * (double)g->in_channels *
                                        (double)taps * (double)tile_pixels);
+    /* A whole 2-D image with stride 1 and rows as long as the output's: a row of the column
+     * matrix is the plane shifted by the tap's offset, so it moves as one span (see
+     * lower_shifted_plane) instead of one run per output row. */
+    const int shifted_plane = first_pixel == 0 && tile_pixels == fc_volume(out) &&
+                              in[0] == 1 && out[0] == 1 && kernel[0] == 1 && g->stride[1] == 1 &&
+                              g->stride[2] == 1 && out[2] == in[2];
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (ptrdiff_t c = 0; c < g->in_channels; c++) {
         FC_T *channel = image + c * in_volume;
         for (ptrdiff_t tap = 0; tap < taps; tap++) {
             FC_T *row = col + (c * taps + tap) * tile_pixels;
+            if (shifted_plane) {
+                FC_NAME(lower_shifted_plane)(g, tap, channel, row, scatter);
+                continue;
+            }
             /* Offset of this tap from a window's origin, per axis, padding included. */
             ptrdiff_t offset[FC_SPATIAL_AXES], position[FC_SPATIAL_AXES];
             for (ptrdiff_t index = tap, axis = FC_SPATIAL_AXES - 1; axis >= 0; axis--) {
