@@ -8,9 +8,12 @@
 /* The column workspace of the backward pass holds at most this many bytes (one tile of output
  * pixels), so memory use does not grow with the batch or the image. Large enough that a tile
  * is usually a whole image (AlexNet conv2: 8 MB instead of 2 MB made the backward pass 10%
- * faster: the transposed weights are packed once per tile). */
+ * faster: the transposed weights are packed once per tile). Backward-data batches whole-image
+ * tiles into one GEMM up to FC_BATCH_WORKSPACE_BYTES of columns (AlexNet conv3 b4: all 4
+ * images, W^T packed once per call). */
 #define FC_WORKSPACE_BYTES ((ptrdiff_t)8 << 20)
 #define FC_MIN_TILE_PIXELS 16
+#define FC_BATCH_WORKSPACE_BYTES ((ptrdiff_t)8 << 20)
 /* A column entry moved by im2col/col2im (a strided, unvectorised load and store, plus its
  * share of the per-run set-up) costs about as long as this many flops of the vectorised GEMM:
  * the exchange rate for deciding how many threads a tile's lowering is worth. */
@@ -54,6 +57,19 @@ static ptrdiff_t fc_tile_pixels(const fc_conv_sizes *sizes, size_t item)
     if (tile < FC_MIN_TILE_PIXELS)
         tile = FC_MIN_TILE_PIXELS;
     return tile > sizes->out_pixels ? sizes->out_pixels : tile;
+}
+
+/* Images per backward-data GEMM: when one tile holds a whole image, as many whole images as
+ * FC_BATCH_WORKSPACE_BYTES of column matrix hold (at least one). */
+static ptrdiff_t fc_tile_images(const fc_conv_sizes *sizes, ptrdiff_t tile, ptrdiff_t batch,
+                                size_t item)
+{
+    if (tile < sizes->out_pixels)
+        return 1;
+    ptrdiff_t images = FC_BATCH_WORKSPACE_BYTES / (ptrdiff_t)item / (sizes->kernel_dim * tile);
+    if (images < 1)
+        images = 1;
+    return images > batch ? batch : images;
 }
 
 #define FC_TEMPLATE "conv.template.c"

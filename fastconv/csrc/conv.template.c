@@ -11,7 +11,8 @@
  *                                        stride 1 and no padding packs the image itself.
  *   backward  dW_g += dy_g col_g^T       tile by tile of pixels, image by image (the tile is
  *                                        lowered transposed for it)
- *             col_g = W_g^T dy_g, then col2im adds the columns back onto dx
+ *             col_g = W_g^T dy_g, then col2im adds the columns back onto dx; images whose
+ *                                        tile is the whole image share one such GEMM
  * One input channel per group and one output per input channel (depthwise) runs a direct
  * convolution instead of a GEMM with a taps-long reduction, for every pass that is a forward.
  */
@@ -247,6 +248,55 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
     return status;
 }
 
+/* One row (channel, tap) of a whole 2-D image's column matrix when stride is 1 and output rows
+ * are as long as input rows: entry j reads plane[j + shift]. Entries whose column leaves the
+ * row are zeroed first; those whose row leaves the plane lie outside [lo, hi). The gather then
+ * copies [lo, hi) in one go. The scatter-add adds [lo, hi) in one go: the zeroed entries add +0
+ * to the neighbouring row's elements, which changes no bits (dx starts at +0, so a running sum
+ * is never -0, and x + +0 is x for every other x, inf and NaN included). */
+static void FC_NAME(lower_shifted_plane)(const fc_conv_geometry *g, ptrdiff_t tap,
+                                         FC_T *plane, FC_T *row, int scatter)
+{
+    const ptrdiff_t height = g->out_size[1], width = g->in_size[2];
+    const ptrdiff_t pixels = height * width, in_pixels = g->in_size[1] * width;
+    const ptrdiff_t offset1 = tap / g->kernel[2] * g->dilation[1] - g->pad[1];
+    const ptrdiff_t offset2 = tap % g->kernel[2] * g->dilation[2] - g->pad[2];
+    const ptrdiff_t shift = offset1 * width + offset2;
+    /* Columns c with c + offset2 outside [0, width): [0, left) and [right, width). */
+    const ptrdiff_t left = offset2 < 0 ? (-offset2 < width ? -offset2 : width) : 0;
+    const ptrdiff_t right = offset2 > 0 ? (offset2 < width ? width - offset2 : 0) : width;
+    ptrdiff_t lo = -shift > 0 ? -shift : 0, hi = in_pixels - shift < pixels ? in_pixels - shift
+                                                                                 : pixels;
+    if (!scatter)
+        for (ptrdiff_t j = 0; j < lo && j < pixels; j++)
+            row[j] = 0;
+    if (hi > lo) {
+        if (scatter) {
+            for (ptrdiff_t r = 0; r < height; r++) {
+                for (ptrdiff_t c = 0; c < left; c++)
+                    row[r * width + c] = 0;
+                for (ptrdiff_t c = right > left ? right : left; c < width; c++)
+                    row[r * width + c] = 0;
+            }
+            FC_T *target = plane + shift;
+            for (ptrdiff_t j = lo; j < hi; j++)
+                target[j] += row[j];
+        } else {
+            memcpy(row + lo, plane + shift + lo, (size_t)(hi - lo) * sizeof(FC_T));
+        }
+    }
+    if (!scatter) {
+        for (ptrdiff_t j = hi > lo ? hi : lo; j < pixels; j++)
+            row[j] = 0;
+        for (ptrdiff_t r = 0; r < height; r++) {
+            for (ptrdiff_t c = 0; c < left; c++)
+                row[r * width + c] = 0;
+            for (ptrdiff_t c = right > left ? right : left; c < width; c++)
+                row[r * width + c] = 0;
+        }
+    }
+}
+
 /* Move one tile of the column matrix between an image (NCHW) and col: gather (im2col, taps
  * outside the input read zero) or scatter-add (col2im, taps outside the input are dropped).
  * One walk serves both so the two can never disagree about which input pixel a column entry
@@ -266,11 +316,21 @@ static void FC_NAME(lower_tile)(const fc_conv_geometry *g, ptrdiff_t first_pixel
      * split over threads with nothing shared and the additions in the same order. */
     const int threads = fc_threads_for(FC_FLOPS_PER_MOVE * (double)g->in_channels *
                                        (double)taps * (double)tile_pixels);
+    /* A whole 2-D image with stride 1 and rows as long as the output's: a row of the column
+     * matrix is the plane shifted by the tap's offset, so it moves as one span (see
+     * lower_shifted_plane) instead of one run per output row. */
+    const int shifted_plane = first_pixel == 0 && tile_pixels == fc_volume(out) &&
+                              in[0] == 1 && out[0] == 1 && kernel[0] == 1 && g->stride[1] == 1 &&
+                              g->stride[2] == 1 && out[2] == in[2];
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (ptrdiff_t c = 0; c < g->in_channels; c++) {
         FC_T *channel = image + c * in_volume;
         for (ptrdiff_t tap = 0; tap < taps; tap++) {
             FC_T *row = col + (c * taps + tap) * tile_pixels;
+            if (shifted_plane) {
+                FC_NAME(lower_shifted_plane)(g, tap, channel, row, scatter);
+                continue;
+            }
             /* Offset of this tap from a window's origin, per axis, padding included. */
             ptrdiff_t offset[FC_SPATIAL_AXES], position[FC_SPATIAL_AXES];
             for (ptrdiff_t index = tap, axis = FC_SPATIAL_AXES - 1; axis >= 0; axis--) {
@@ -294,14 +354,23 @@ static void FC_NAME(lower_tile)(const fc_conv_geometry *g, ptrdiff_t first_pixel
                 const ptrdiff_t base = (i0 * in[1] + i1) * in[2] + first_i2;
                 const ptrdiff_t step = g->stride[2];
                 FC_T *entries = row + j;
-                if (scatter) {
+                /* Stride 1 has loops of its own: with a constant step the compiler vectorises
+                 * them (each input element still gets its taps' additions in the same order). */
+                if (scatter && step == 1) {
+                    FC_T *target = channel + base;
+                    for (ptrdiff_t k = lo; k < hi; k++)
+                        target[k] += entries[k];
+                } else if (scatter) {
                     for (ptrdiff_t k = lo; k < hi; k++)
                         channel[base + k * step] += entries[k];
                 } else {
                     for (ptrdiff_t k = 0; k < lo; k++)
                         entries[k] = 0;
-                    for (ptrdiff_t k = lo; k < hi; k++)
-                        entries[k] = channel[base + k * step];
+                    if (step == 1 && hi > lo)
+                        memcpy(entries + lo, channel + base + lo, (size_t)(hi - lo) * sizeof(FC_T));
+                    else
+                        for (ptrdiff_t k = lo; k < hi; k++)
+                            entries[k] = channel[base + k * step];
                     for (ptrdiff_t k = hi; k < run; k++)
                         entries[k] = 0;
                 }
@@ -326,10 +395,15 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
     const ptrdiff_t kernel_dim = s.kernel_dim, group_kernel_dim = s.group_kernel_dim;
     const ptrdiff_t group_out_channels = s.group_out_channels;
     const ptrdiff_t tile = fc_tile_pixels(&s, sizeof(FC_T));
+    /* Images whose tile is the whole image go through backward-data together, one GEMM over
+     * the block of images, so W^T is packed once per block rather than once per image (each
+     * image's product is computed exactly as alone: k is never split). */
+    const ptrdiff_t block_images = fc_tile_images(&s, tile, g->batch, sizeof(FC_T));
+    const ptrdiff_t col_image = kernel_dim * tile;
 
     FC_T *col = NULL;
     if (dx || dw) {
-        col = malloc((size_t)kernel_dim * (size_t)tile * sizeof(FC_T));
+        col = malloc((size_t)col_image * (size_t)block_images * sizeof(FC_T));
         if (!col)
             return -1;
     }
@@ -342,20 +416,22 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
         memset(db, 0, (size_t)g->out_channels * sizeof(FC_T));
 
     int status = 0;   /* the GEMMs' packing workspace can fail to allocate */
-    for (ptrdiff_t n = 0; n < g->batch && status == 0; n++) {
-        const FC_T *grad = dy + n * g->out_channels * out_pixels;
+    for (ptrdiff_t n0 = 0; n0 < g->batch && status == 0; n0 += block_images) {
+        const ptrdiff_t images = n0 + block_images < g->batch ? block_images : g->batch - n0;
+        const FC_T *grad = dy + n0 * g->out_channels * out_pixels;
         for (ptrdiff_t p0 = 0; (dx || dw) && status == 0 && p0 < out_pixels; p0 += tile) {
             const ptrdiff_t tile_pixels = p0 + tile < out_pixels ? tile : out_pixels - p0;
-            if (dw) {
-                /* dW_g += dy_g col_g^T: the tile is lowered in Caffe's layout and read
-                 * transposed through strides (the packing transposes it in cache). im2col only
-                 * reads the image; the cast serves the shared walk. */
+            for (ptrdiff_t i = 0; dw && i < images && status == 0; i++) {
+                /* dW_g += dy_g col_g^T, image after image: the tile is lowered in Caffe's
+                 * layout and read transposed through strides (the packing transposes it in
+                 * cache). im2col only reads the image; the cast serves the shared walk. */
                 FC_NAME(lower_tile)(g, p0, tile_pixels,
-                                    (FC_T *)(x + n * g->in_channels * in_volume), col, 0);
+                                    (FC_T *)(x + (n0 + i) * g->in_channels * in_volume), col, 0);
                 const FC_NAME(fc_gemm_batch) weights = {
                     .images = 1, .groups = g->group,
                     .m = group_out_channels, .n = group_kernel_dim, .k = tile_pixels,
-                    .a = grad + p0, .a_group = group_out_channels * out_pixels,
+                    .a = grad + i * g->out_channels * out_pixels + p0,
+                    .a_group = group_out_channels * out_pixels,
                     .rs_a = out_pixels, .cs_a = 1,
                     .b = col, .b_group = group_kernel_dim * tile_pixels, .rs_b = 1,
                     .cs_b = tile_pixels,
@@ -366,24 +442,28 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
             }
             if (dx && status == 0) {
                 const FC_NAME(fc_gemm_batch) data = {
-                    .images = 1, .groups = g->group,
+                    .images = images, .groups = g->group,
                     .m = group_kernel_dim, .n = tile_pixels, .k = group_out_channels,
                     .a = w, .a_group = group_out_channels * group_kernel_dim,
                     .rs_a = 1, .cs_a = group_kernel_dim,
-                    .b = grad + p0, .b_group = group_out_channels * out_pixels,
+                    .b = grad + p0, .b_image = g->out_channels * out_pixels,
+                    .b_group = group_out_channels * out_pixels,
                     .rs_b = out_pixels, .cs_b = 1,
-                    .c = col, .c_group = group_kernel_dim * tile_pixels,
+                    .c = col, .c_image = col_image, .c_group = group_kernel_dim * tile_pixels,
                     .rs_c = tile_pixels, .cs_c = 1, .beta = 0,
                 };
                 status = FC_NAME(fc_gemm_batch_run)(&data);
-                FC_NAME(lower_tile)(g, p0, tile_pixels, dx + n * g->in_channels * in_volume,
-                                    col, 1);
+                for (ptrdiff_t i = 0; i < images; i++)
+                    FC_NAME(lower_tile)(g, p0, tile_pixels,
+                                        dx + (n0 + i) * g->in_channels * in_volume,
+                                        col + i * col_image, 1);
             }
         }
         if (db)
-            for (ptrdiff_t o = 0; o < g->out_channels; o++)
-                for (ptrdiff_t p = 0; p < out_pixels; p++)
-                    db[o] += grad[o * out_pixels + p];
+            for (ptrdiff_t i = 0; i < images; i++)
+                for (ptrdiff_t o = 0; o < g->out_channels; o++)
+                    for (ptrdiff_t p = 0; p < out_pixels; p++)
+                        db[o] += grad[(i * g->out_channels + o) * out_pixels + p];
     }
     free(col);
     return status;

@@ -122,6 +122,23 @@ def test_backward_same_bits_for_any_thread_count(restore_threads, case, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [case for case in CASES if case[0][0] > 1],
+                         ids=[i for i, case in zip(IDS, CASES) if case[0][0] > 1])
+def test_backward_data_of_a_batch_is_each_image_alone(restore_threads, case, dtype):
+    """Backward-data runs the images of a batch through one GEMM: each image's dx must still
+    be the bits of that image's own call, for 1 and 2 threads."""
+    x, w, _ = inputs(case, dtype)
+    kwargs = caffe_kwargs(case)
+    dy = output_gradient(x, w, case, dtype, seed=5)
+    for threads in (1, 2):
+        fastconv.set_num_threads(threads)
+        dx = fastconv.conv2d_caffe_backward(x, w, dy, **kwargs)[0]
+        for i in range(x.shape[0]):
+            alone = fastconv.conv2d_caffe_backward(x[i:i + 1], w, dy[i:i + 1], **kwargs)[0]
+            assert np.array_equal(bits(dx[i:i + 1]), bits(alone)), (threads, i)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_keras_channels_last_same_bits_for_any_thread_count(restore_threads, case, dtype):
     x, w, b = inputs(case, dtype)
@@ -154,3 +171,30 @@ def test_depthwise_inf_weight_reads_padding_as_zero_times_inf(dtype):
     y_last = fastconv.conv2d_keras(x_nhwc, w.transpose(2, 3, 1, 0), b, strides=stride,
                                    dilation_rate=dilation, groups=group)
     assert np.array_equal(np.isnan(y_last.transpose(0, 3, 1, 2)), np.isnan(y))
+
+
+# Stride 1 with output rows as long as the input's: the backward pass moves each row of a whole
+# image's column matrix as one shifted span of the plane. Padding on one side only, dilation, a
+# kernel wider than the image, output taller or shorter than the input, a one-row image.
+SHIFTED_PLANE_CASES = [
+    ((2, 3, 6, 5), (4, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1),
+    ((1, 2, 7, 9), (3, 2, 3, 3), (1, 1), (2, 2), (2, 2), 1),
+    ((2, 2, 4, 3), (3, 2, 1, 7), (1, 1), (0, 3), (1, 1), 1),
+    ((1, 3, 5, 6), (2, 3, 3, 1), (1, 1), (3, 0), (1, 1), 1),
+    ((1, 2, 8, 5), (4, 2, 5, 3), (1, 1), (0, 1), (1, 1), 1),
+    ((2, 4, 1, 7), (6, 2, 1, 5), (1, 1), (0, 2), (1, 1), 2),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", SHIFTED_PLANE_CASES,
+                         ids=["x{}w{}s{}p{}d{}g{}".format(*case) for case in SHIFTED_PLANE_CASES])
+def test_backward_with_rows_as_long_as_the_input(case, dtype):
+    x, w, _ = inputs(case, dtype)
+    dy = output_gradient(x, w, case, dtype, seed=13)
+    assert dy.shape[3] == x.shape[3]
+    dx, dw, _ = fastconv.conv2d_caffe_backward(x, w, dy, **caffe_kwargs(case))
+    expected_dx, expected_dw, _ = caffe_conv2d_backward(x, w, dy, *case[2:])
+    group = case[-1]
+    assert_scaled_close(dx, expected_dx, w.shape[0] // group * w.shape[2] * w.shape[3], dtype)
+    assert_scaled_close(dw, expected_dw, dy.shape[0] * dy.shape[2] * dy.shape[3], dtype)
