@@ -133,6 +133,20 @@ def backward_table(medians):
                     f"{means['best']} |", ""]
 
 
+def nhwc_table(medians):
+    """conv2d_keras on NHWC data against conv2d_caffe on the same layer, float32, same run."""
+    lines = ["### float32, NHWC (`conv2d_keras`) time / NCHW (`conv2d_caffe`) time", "",
+             "| layer | NCHW | NHWC | NHWC / NCHW |", "|---|---:|---:|---:|"]
+    for layer in FORWARD:
+        nchw = medians.get((layer.name, "float32", "fastconv"))
+        nhwc = medians.get((layer.name, "float32", "fastconv_nhwc"))
+        if nchw is None or nhwc is None:
+            continue
+        lines.append(f"| {layer.name} | {nchw * 1e3:.3g} ms | {nhwc * 1e3:.3g} ms | "
+                     f"{nhwc / nchw:.2f} |")
+    return lines + [""] if len(lines) > 4 else []
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", help="pytest-benchmark JSON files")
@@ -160,6 +174,7 @@ def main(argv=None):
     ]
     for dtype in ("float32", "float64"):
         out += table(medians, dtype, peak) + [""]
+    out += nhwc_table(medians)
     out += backward_table(medians)
     print("\n".join(out))
 

@@ -33,7 +33,7 @@ FLOAT64_LAYERS = {
 }
 CASES = [(layer, dtype) for layer in FORWARD for dtype in ("float32", "float64")
          if dtype == "float32" or layer.name in FLOAT64_LAYERS]
-LIBRARIES = ["fastconv", "tensorflow", "torch"]
+LIBRARIES = ["fastconv", "fastconv_nhwc", "tensorflow", "torch"]
 
 # Time spent per benchmark: enough rounds for a stable median, at least 3.
 SECONDS_PER_BENCHMARK = 1.0
@@ -84,6 +84,18 @@ def fastconv_call(layer, x, w, b):
     return (lambda: fastconv.conv2d_caffe(x, w, b, **kwargs)), (lambda y: y)
 
 
+def fastconv_nhwc_call(layer, x, w, b):
+    """conv2d_keras on NHWC data, Caffe's pad made explicit outside the timed call ('valid'):
+    the same convolution as fastconv_call, read and written channels last."""
+    p = layer.pad
+    x_nhwc = np.ascontiguousarray(np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))).transpose(0, 2, 3, 1))
+    kernel = np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+    kwargs = dict(strides=layer.stride, padding="valid", dilation_rate=layer.dilation,
+                  groups=layer.group)
+    return ((lambda: fastconv.conv2d_keras(x_nhwc, kernel, b, **kwargs)),
+            (lambda y: y.transpose(0, 3, 1, 2)))
+
+
 def tensorflow_call(layer, x, w, b):
     tf = pytest.importorskip("tensorflow")
     x_nhwc = tf.constant(x.transpose(0, 2, 3, 1))
@@ -129,7 +141,8 @@ def torch_call(layer, x, w, b):
     return run, (lambda y: y.numpy())
 
 
-CALLS = {"fastconv": fastconv_call, "tensorflow": tensorflow_call, "torch": torch_call}
+CALLS = {"fastconv": fastconv_call, "fastconv_nhwc": fastconv_nhwc_call,
+         "tensorflow": tensorflow_call, "torch": torch_call}
 
 
 def versions():

@@ -63,3 +63,15 @@ def test_peak_share_only_when_known(tmp_path, capsys):
         forward_entry(seed, "float32", "fastconv", seed.flops / 100e9)], "datetime": "now"}))
     report.main([str(path)])       # an avx2 run and no --peak-gflops: no made-up share
     assert "% of" not in capsys.readouterr().out
+
+
+def test_nhwc_over_nchw_time(tmp_path, capsys):
+    seed = next(layer for layer in LAYERS if layer.name == "seed")
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"benchmarks": [
+        forward_entry(seed, "float32", "fastconv", 0.004),
+        forward_entry(seed, "float32", "fastconv_nhwc", 0.005)], "datetime": "now"}))
+    report.main([str(path)])
+    out = capsys.readouterr().out
+    assert "| seed | 4 ms | 5 ms | 1.25 |" in out
+    assert "| seed | 1.05 | " in out                  # fastconv_nhwc is no peer in the main table
