@@ -184,16 +184,20 @@ static ptrdiff_t clamp_to_multiple(ptrdiff_t value, ptrdiff_t unit, ptrdiff_t lo
 }
 
 /* BLIS's analytical model, simplified (Low et al., "Analytical modeling is enough for
- * high-performance BLIS", 2016): the kc x NR micro-panel of B that the micro-kernel re-reads
- * for every MR rows fills half of L1 (the rest holds the streaming A micro-panels and C);
- * the mc x kc block of A swept for each B micro-panel fills half of L2; the kc x nc block of B
- * a task packs fills a quarter of L2, so it is still there when the next row chunk sweeps it. */
+ * high-performance BLIS", 2016), for a macro-kernel that keeps the MR x kc micro-panel of A
+ * (the broadcast side) in L1 and streams the kc x NR micro-panels of B from L2:
+ *   kc: the A micro-panel fills half of L1 (the rest holds the streaming B micro-panel and the
+ *       C tile), at most 512: past that the B micro-panel streamed per call outgrows what the
+ *       L2 prefetcher keeps ahead of (measured on the Xeon: 384-768 alike, 128 15-30 % slower);
+ *   nc: the kc x nc block of B a task packs fills three quarters of L2, so every A micro-panel
+ *       of the sweep finds it there (the full L2 measured 10 % slower);
+ *   mc: rows of A per macro-kernel call, the mc x kc block half of L2. */
 static void set_blocking(ptrdiff_t mr, ptrdiff_t nr, ptrdiff_t item, ptrdiff_t *kc,
                          ptrdiff_t *mc, ptrdiff_t *nc)
 {
-    *kc = clamp_to_multiple(cache_bytes[0] / 2 / (nr * item), 8, 64, 1024);
+    *kc = clamp_to_multiple(cache_bytes[0] / 2 / (mr * item), 8, 64, 512);
     *mc = clamp_to_multiple(cache_bytes[1] / 2 / (*kc * item), mr, mr, 4096);
-    *nc = clamp_to_multiple(cache_bytes[1] / 4 / (*kc * item), nr, 2 * nr, 8192);
+    *nc = clamp_to_multiple(cache_bytes[1] / 4 * 3 / (*kc * item), nr, 2 * nr, 8192);
 }
 
 int fc_engine_blocking(int id, int element_bytes, ptrdiff_t sizes[5])

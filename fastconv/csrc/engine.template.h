@@ -6,9 +6,9 @@ typedef struct FC_NAME(fc_engine) {
     const char *name;
     ptrdiff_t mr, nr;   /* micro-tile: MR rows of C (broadcast from A) by NR columns (vectors) */
     /* Block sizes from this machine's caches (dispatch.c, at fc_init): */
-    ptrdiff_t kc;       /* reduction block: a kc x NR micro-panel of B fills half of L1 */
-    ptrdiff_t mc;       /* rows of packed A swept per packed B block: mc x kc fills half of L2 */
-    ptrdiff_t nc;       /* columns per packed B block: kc x nc fills a quarter of L2 */
+    ptrdiff_t kc;       /* reduction block: the MR x kc micro-panel of A fills half of L1 */
+    ptrdiff_t mc;       /* rows of packed A per macro-kernel call: mc x kc fills half of L2 */
+    ptrdiff_t nc;       /* columns per packed B block: kc x nc fills three quarters of L2 */
 
     /* C (MR x NR, row stride ldc, unit column stride) = [C +] kc steps of packed A and B.
      * Every element is accumulated from zero in the order p = 0..kc-1 and only then added to

@@ -21,13 +21,17 @@ static void FC_NAME(macro_kernel)(const FC_NAME(fc_engine) *engine, ptrdiff_t m,
                                   ptrdiff_t kc, const FC_T *packed_a, const FC_T *packed_b,
                                   int beta, FC_T *c, ptrdiff_t rs_c, ptrdiff_t cs_c)
 {
+    /* BLIS's loop order: the micro-panel of A (MR broadcast rows, the small one) stays in L1
+     * while the micro-panels of B (the vector side) stream through from the packed block in
+     * L2. Keeping the small panel resident is what lets kc be long (dispatch.c), and a long kc
+     * is fewer passes over C. */
     const ptrdiff_t mr = engine->mr, nr = engine->nr;
-    for (ptrdiff_t j0 = 0; j0 < n; j0 += nr) {
-        const ptrdiff_t cols = n - j0 < nr ? n - j0 : nr;
-        const FC_T *b = packed_b + j0 * kc;
-        for (ptrdiff_t i0 = 0; i0 < m; i0 += mr) {
-            const ptrdiff_t rows = m - i0 < mr ? m - i0 : mr;
-            const FC_T *a = packed_a + i0 * kc;
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += mr) {
+        const ptrdiff_t rows = m - i0 < mr ? m - i0 : mr;
+        const FC_T *a = packed_a + i0 * kc;
+        for (ptrdiff_t j0 = 0; j0 < n; j0 += nr) {
+            const ptrdiff_t cols = n - j0 < nr ? n - j0 : nr;
+            const FC_T *b = packed_b + j0 * kc;
             FC_T *c_tile = c + i0 * rs_c + j0 * cs_c;
             if (rows == mr && cols == nr && cs_c == 1) {
                 engine->micro_kernel(kc, a, b, c_tile, rs_c, beta);

@@ -209,8 +209,9 @@ def _sysfs_cache_bytes(level):
 
 
 def test_blocking_comes_from_this_machines_caches(kernel):
-    """Block sizes are derived at run time from the cache sizes found: the B micro-panel
-    (KC x NR) fits in half of L1, the A block (MC x KC) and the B block (KC x NC) in L2."""
+    """Block sizes are derived at run time from the cache sizes found: the A micro-panel
+    (MR x KC, the one the macro-kernel keeps in L1) fits in half of L1, the B block (KC x NC)
+    in three quarters of L2 and the A block (MC x KC) in half of it."""
     blocking = _core.blocking()
     l1, l2, _ = blocking["cache_bytes"]
     for level, found in ((1, l1), (2, l2)):
@@ -221,7 +222,9 @@ def test_blocking_comes_from_this_machines_caches(kernel):
         sizes = blocking[dtype]
         assert sizes["kc"] % 8 == 0 and sizes["mc"] % sizes["mr"] == 0
         assert sizes["nc"] % sizes["nr"] == 0
-        if l1 >= 2 * 64 * sizes["nr"] * item:        # not clamped to the smallest KC
-            assert sizes["kc"] * sizes["nr"] * item <= l1 // 2
-        if l2 >= 4 * sizes["kc"] * 2 * sizes["nr"] * item:
-            assert (sizes["mc"] + sizes["nc"]) * sizes["kc"] * item <= l2
+        assert 64 <= sizes["kc"] <= 512
+        if l1 >= 2 * 64 * sizes["mr"] * item:        # not clamped to the smallest KC
+            assert sizes["kc"] * sizes["mr"] * item <= l1 // 2
+        if l2 >= 4 * sizes["kc"] * 2 * sizes["nr"] * item:   # not clamped to the smallest NC
+            assert sizes["nc"] * sizes["kc"] * item <= l2 * 3 // 4
+            assert sizes["mc"] * sizes["kc"] * item <= l2 // 2
