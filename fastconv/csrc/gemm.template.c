@@ -116,17 +116,28 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
     const ptrdiff_t k_blocks = k > 0 ? (k + kc - 1) / kc : 0;
     const ptrdiff_t m_padded = (m + mr - 1) / mr * mr;
 
-    /* Tasks: every problem, cut into column blocks (narrower than NC while that leaves
-     * threads without two tasks each), and into row blocks only when threads would still be
-     * idle (each row block packs its own B). */
+    /* Tasks: every problem, cut into column blocks of at most NC. Threads short of two tasks
+     * each get more by cutting further, along the cheaper axis: every column block streams
+     * all of A again (m x k), every row block packs B again (k x n, an im2col gather costing
+     * about twice a copy). So a problem with few columns next to its rows (AlexNet conv3:
+     * 384 rows, 169 pixels) is cut into row blocks, the rest into narrower column blocks. */
     const int threads_wanted = fc_threads_for(2.0 * (double)problems * (double)m * (double)n *
                                               (double)k);
     ptrdiff_t nc = engine->nc;
-    while (threads_wanted > 1 && nc > nr && problems * ((n + nc - 1) / nc) < 2 * threads_wanted)
+    ptrdiff_t row_block = m_padded;
+    const ptrdiff_t pack_weight = p->im2col ? 2 : 1;
+    if (threads_wanted > 1 && problems * ((n + nc - 1) / nc) < 2 * threads_wanted &&
+        m_padded > pack_weight * n) {
+        const ptrdiff_t col_blocks = (n + nc - 1) / nc;
+        const ptrdiff_t split = (threads_wanted + problems * col_blocks - 1) /
+                                (problems * col_blocks);
+        row_block = ((m_padded + split - 1) / split + mr - 1) / mr * mr;
+    }
+    while (threads_wanted > 1 && nc > nr && row_block == m_padded &&
+           problems * ((n + nc - 1) / nc) < 2 * threads_wanted)
         nc = (nc / 2 + nr - 1) / nr * nr;
     const ptrdiff_t col_blocks = (n + nc - 1) / nc;
-    ptrdiff_t row_block = m_padded;
-    if (problems * col_blocks < threads_wanted) {
+    if (row_block == m_padded && problems * col_blocks < threads_wanted) {
         const ptrdiff_t split = (threads_wanted + problems * col_blocks - 1) /
                                 (problems * col_blocks);
         row_block = ((m_padded + split - 1) / split + mr - 1) / mr * mr;
