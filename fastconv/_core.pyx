@@ -103,8 +103,9 @@ cdef class ConvPlan:
     ``run`` computes y = conv(x, w) + b and trusts its arrays completely (C-contiguous,
     aligned, native byte order, the plan's dtype and shapes; b may be None): the caller has
     made sure of all of that. With ``channels_last`` x and y are (N, *spatial, C) (Keras's
-    layout), read and written in place; ``output_shape`` is then in that layout too. Immutable,
-    so one plan serves concurrent Python threads.
+    layout), read and written in place, and w is Keras's (*kernel, C/group, O);
+    ``output_shape`` is then in that layout too. Immutable, so one plan serves concurrent
+    Python threads.
     """
     cdef fc_conv_geometry g
     cdef bint is_double

@@ -164,7 +164,8 @@ def forward(geometry, x, w_oihw, b, dtype, *, channels_last=False):
     """Run the C core's convolution forward on a checked geometry (``Conv2DGeometry`` or
     ``ConvNDGeometry``); inputs are converted, never modified. ``x`` and the result are NCHW,
     or NHWC with ``channels_last`` (read and written in place by the engine, which packs from
-    either layout: no whole-tensor copies, the same bits); the weights are OIHW either way."""
+    either layout: no whole-tensor copies, the same bits); the weights are OIHW, or Keras's HWIO
+    with ``channels_last``."""
     plan = _core.ConvPlan(geometry, dtype, channels_last)
     y = np.empty(plan.output_shape, dtype=dtype)
     plan.run(

@@ -51,10 +51,11 @@ def conv2d_keras(x, kernel, bias=None, *, strides=1, padding="valid", dilation_r
         strides, padding, dilation_rate, groups, data_format,
     )
     dtype = compute_dtype(("x", x), ("kernel", kernel), ("bias", bias))
-    # NHWC data goes to the engine as it is (it packs from it and writes NHWC): same bits as
-    # the NCHW path, no whole-tensor copies. Only the small kernel is reordered to OIHW.
-    return _engine.forward(geometry, x, kernel.transpose(3, 2, 0, 1), bias, dtype,
-                           channels_last=data_format == "channels_last")
+    # NHWC data and the HWIO kernel go to the engine as they are (it packs from them and writes
+    # NHWC): same bits as the NCHW path, no whole-tensor copies.
+    if data_format == "channels_last":
+        return _engine.forward(geometry, x, kernel, bias, dtype, channels_last=True)
+    return _engine.forward(geometry, x, kernel.transpose(3, 2, 0, 1), bias, dtype)
 
 
 def conv2d_transpose_keras(x, kernel, bias=None, *, strides=1, padding="valid",

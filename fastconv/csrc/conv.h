@@ -39,7 +39,8 @@ typedef struct fc_conv_geometry {
      * end, and neither needs more than "taps outside the input read as zero". */
     ptrdiff_t pad[FC_SPATIAL_AXES];
     ptrdiff_t dilation[FC_SPATIAL_AXES];
-    int channels_last;          /* forward only: x and y are (batch, *size, channels) */
+    int channels_last;          /* forward only: x and y are (batch, *size, channels), and the
+                                   weights Keras's (*kernel, in_channels/group, out_channels) */
     /* Set only inside the C core (the forward pass's copy of x; 0 from every caller): each row
      * of the last axis is stored by phase of stride[2] with its padding, see fc_phase_length,
      * so that the im2col packing of a strided convolution copies consecutive elements. */

@@ -201,19 +201,76 @@ static void FC_NAME(store_columns_by_phase)(const fc_conv_geometry *g, const FC_
     }
 }
 
+/* Whether n columns pad to whole NR-wide micro-panels with at most an eighth more. */
+static int FC_NAME(pads_little)(ptrdiff_t n, ptrdiff_t nr)
+{
+    return 8 * ((n + nr - 1) / nr * nr - n) <= n;
+}
+
+/* Keras's kernel (*kernel, C/group, O) reordered to Caffe's (O, C/group, *kernel), in blocks
+ * of 16 output channels: each read takes 16 consecutive values of a (tap, channel) row of the
+ * kernel (whole cache lines), and the 16 rows written advance together tap by tap (one output
+ * channel at a time read each kernel row's values 1.5 KB apart for O = 384, and was a quarter
+ * of a channels-last AlexNet conv3). */
+static void FC_NAME(kernel_to_oihw)(const fc_conv_geometry *g, const fc_conv_sizes *s,
+                                    const FC_T *hwio, FC_T *oihw)
+{
+    const ptrdiff_t taps = fc_volume(g->kernel), channels = s->group_in_channels;
+    const ptrdiff_t outs = g->out_channels, row = channels * taps;
+    for (ptrdiff_t o0 = 0; o0 < outs; o0 += 16) {
+        const ptrdiff_t o1 = outs - o0 < 16 ? outs : o0 + 16;
+        for (ptrdiff_t c = 0; c < channels; c++)
+            for (ptrdiff_t tap = 0; tap < taps; tap++) {
+                const FC_T *from = hwio + (tap * channels + c) * outs;
+                FC_T *to = oihw + c * taps + tap;
+                for (ptrdiff_t o = o0; o < o1; o++)
+                    to[o * row] = from[o];
+            }
+    }
+}
+
 int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_T *w,
                              const FC_T *bias, FC_T *y)
 {
     const FC_NAME(fc_engine) *engine = FC_NAME(fc_engine_active)();
     const fc_conv_sizes s = fc_conv_sizes_of(g);
-    if (g->group == g->in_channels && g->group == g->out_channels)
-        return FC_NAME(depthwise_forward)(engine, g, &s, x, w, bias, y);
     int is_pointwise = 1;
     for (int axis = 0; axis < FC_SPATIAL_AXES; axis++)
         is_pointwise &= g->kernel[axis] == 1 && g->stride[axis] == 1 && g->pad[axis] == 0 &&
                         g->out_size[axis] == g->in_size[axis];
     /* Strides of one image's data: NCHW (channel, position) or channels last. */
     const int last = g->channels_last;
+    if (last && is_pointwise && g->group < g->in_channels &&
+        FC_NAME(pads_little)(s.group_out_channels, engine->nr)) {
+        /* A 1x1 convolution of channels-last data is the transposed product, y (pixels of all
+         * images x O) = x (pixels x C) W^T, every operand read and written in place: Keras's
+         * (C/group x O) kernel is W^T itself. Each output element still gets its kc blocks'
+         * sums in the same order, each from +0 in the same k order (the micro-kernel's FMAs
+         * only swap operands), so the bits are those of the NCHW product. Only taken when
+         * the output channels fill the micro-tile's NR columns well (O = 64 would compute 96). */
+        const FC_NAME(fc_gemm_batch) transposed = {
+            .images = 1, .groups = g->group,
+            .m = g->batch * s.out_pixels, .n = s.group_out_channels, .k = s.group_kernel_dim,
+            .a = x, .a_group = s.group_in_channels, .rs_a = g->in_channels, .cs_a = 1,
+            .b = w, .b_group = s.group_out_channels, .rs_b = g->out_channels, .cs_b = 1,
+            .c = y, .c_group = s.group_out_channels, .rs_c = g->out_channels, .cs_c = 1,
+            .column_bias = bias, .beta = 0,
+        };
+        return FC_NAME(fc_gemm_batch_run)(&transposed);
+    }
+    FC_T *oihw = NULL;
+    if (last) {   /* the rest reads OIHW weights: reorder Keras's kernel once */
+        oihw = fc_aligned_alloc((size_t)(g->out_channels * s.group_kernel_dim) * sizeof(FC_T));
+        if (!oihw)
+            return -1;
+        FC_NAME(kernel_to_oihw)(g, &s, w, oihw);
+        w = oihw;
+    }
+    if (g->group == g->in_channels && g->group == g->out_channels) {
+        const int status = FC_NAME(depthwise_forward)(engine, g, &s, x, w, bias, y);
+        fc_aligned_free(oihw);
+        return status;
+    }
     const ptrdiff_t x_channel = last ? 1 : s.in_volume, x_position = last ? g->in_channels : 1;
     const ptrdiff_t y_channel = last ? 1 : s.out_pixels, y_pixel = last ? g->out_channels : 1;
     /* NCHW with a stride along the last axis: the packing reads a copy of x stored by phase. */
@@ -226,8 +283,10 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
         b_image = g->in_channels * b_channel;
         by_phase = fc_aligned_alloc((size_t)(g->batch * g->in_channels * b_channel) *
                                     sizeof(FC_T));
-        if (!by_phase)
+        if (!by_phase) {
+            fc_aligned_free(oihw);
             return -1;
+        }
         FC_NAME(store_columns_by_phase)(g, x, by_phase);
     }
     const FC_NAME(fc_gemm_batch) batch = {
@@ -245,6 +304,7 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
     };
     const int status = FC_NAME(fc_gemm_batch_run)(&batch);
     fc_aligned_free(by_phase);
+    fc_aligned_free(oihw);
     return status;
 }
 

@@ -246,6 +246,14 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
                             row[j * cs] += bias_i;
                 }
             }
+            if (p->column_bias) {
+                const FC_T *bias = p->column_bias + grp * n + j0;
+                for (ptrdiff_t i = 0; i < rows; i++) {
+                    FC_T *row = block + i * rs;
+                    for (ptrdiff_t j = 0; j < cols; j++)
+                        row[j * cs] += bias[j];
+                }
+            }
             if (scratch_c)   /* column by column: C's rows are the contiguous direction */
                 for (ptrdiff_t j = 0; j < cols; j++)
                     for (ptrdiff_t i = 0; i < rows; i++)

@@ -16,6 +16,7 @@ typedef struct FC_NAME(fc_gemm_batch) {
     FC_T *c;                    /* C_ng at c + n*c_image + g*c_group, strides rs_c, cs_c */
     ptrdiff_t c_image, c_group, rs_c, cs_c;
     const FC_T *bias;           /* NULL, or row i of C_ng gets bias[g*m + i] */
+    const FC_T *column_bias;    /* NULL, or column j of C_ng gets column_bias[g*n + j] */
     int beta;
 } FC_NAME(fc_gemm_batch);
 

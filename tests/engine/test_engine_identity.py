@@ -22,6 +22,10 @@ CASES = [
     ((2, 6, 12, 12), (9, 2, 3, 3), (1, 1), (1, 1), (1, 1), 3),
     ((2, 8, 15, 14), (8, 1, 3, 3), (2, 1), (1, 1), (1, 2), 8),
     ((1, 16, 9, 10), (12, 16, 1, 1), (1, 1), (0, 0), (1, 1), 1),
+    # 1x1 whose output channels fill every engine's micro-panels (channels last runs them as
+    # the transposed product): k over two reduction blocks, and grouped.
+    ((2, 600, 5, 6), (96, 600, 1, 1), (1, 1), (0, 0), (1, 1), 1),
+    ((1, 64, 7, 9), (96, 32, 1, 1), (1, 1), (0, 0), (1, 1), 2),
     ((2, 32, 40, 37), (48, 32, 3, 3), (1, 1), (1, 1), (1, 1), 1),
 ]
 DTYPES = [np.float32, np.float64]

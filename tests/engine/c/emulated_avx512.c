@@ -157,8 +157,18 @@ static void check_conv(fc_conv_geometry *g)
         for (ptrdiff_t c = 0; c < g->in_channels; c++)
             for (ptrdiff_t i = 0; i < volume; i++)
                 x_last[(n * volume + i) * g->in_channels + c] = x[(n * g->in_channels + c) * volume + i];
+    /* Channels last takes Keras's kernel, (*kernel, C/group, O). */
+    const ptrdiff_t taps = g->kernel[0] * g->kernel[1] * g->kernel[2];
+    const ptrdiff_t group_channels = g->in_channels / g->group;
+    double *w_last = malloc(sizeof(double) * w_size);
+    for (ptrdiff_t o = 0; o < g->out_channels; o++)
+        for (ptrdiff_t c = 0; c < group_channels; c++)
+            for (ptrdiff_t t = 0; t < taps; t++)
+                w_last[(t * group_channels + c) * g->out_channels + o] =
+                    w[(o * group_channels + c) * taps + t];
     g->channels_last = 1;
-    fc_conv_forward_f64(g, x_last, w, bias, y_last);
+    fc_conv_forward_f64(g, x_last, w_last, bias, y_last);
+    free(w_last);
     g->channels_last = 0;
     for (ptrdiff_t n = 0; n < g->batch; n++)
         for (ptrdiff_t o = 0; o < g->out_channels; o++)
