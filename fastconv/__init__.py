@@ -17,7 +17,7 @@ from .layout import (
     nchw_to_nhwc,
     nhwc_to_nchw,
 )
-from .runtime import cpu_info, get_num_threads, set_num_threads
+from .runtime import cpu_info, get_num_threads, set_num_threads, set_output_cache_limit
 
 __version__ = "0.1.0"
 
@@ -41,4 +41,5 @@ __all__ = [
     "cpu_info",
     "get_num_threads",
     "set_num_threads",
+    "set_output_cache_limit",
 ]

@@ -7,6 +7,7 @@ Every argument has been checked, made C-contiguous and native-endian in Python
 """
 
 cimport numpy as cnp
+from cpython.buffer cimport PyBuffer_FillInfo
 import numpy as np
 
 cnp.import_array()
@@ -57,6 +58,8 @@ cdef extern from "csrc/engine.h" nogil:
     void fc_set_num_threads(int threads)
     int fc_engine_blocking(int id, int element_bytes, Py_ssize_t sizes[5])
     void fc_cache_sizes(Py_ssize_t bytes[3])
+    void *fc_aligned_alloc(size_t bytes)
+    void fc_aligned_free(void *memory)
 
 ctypedef fused floating:
     float
@@ -341,3 +344,128 @@ def pool2d_backward(object geom, str method, const floating[::1] x,
             fc_pool2d_backward_f32(&g, code, x_ptr, dy_ptr, dx_ptr)
         else:
             fc_pool2d_backward_f64(&g, code, x_ptr, dy_ptr, dx_ptr)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output memory. A large output allocated afresh on every call is fresh pages every call (glibc
+# maps anything over 32 MiB directly, and unmaps it when freed): the kernel zeroes each page at
+# the engine's first write to it, inside the timed convolution. On the Xeon with AVX-512 that
+# was 40 % of a batch-32 AlexNet conv1 (37 MB of output). So the memory of large outputs comes
+# back here when the last array using it dies, and the next output of a similar size reuses it,
+# as TensorFlow's and oneDNN's allocators do. Bounded: a few blocks, at most the limit in bytes
+# (set_output_cache_limit; 0 turns the cache off), and a block serves requests of at least half
+# its size only.
+
+OUTPUT_CACHE_MIN_BYTES = 4 << 20   # smaller outputs are numpy's (malloc reuses its heap there)
+cdef enum:
+    _CACHE_SLOTS = 4
+cdef void *_cached_block[_CACHE_SLOTS]
+cdef size_t _cached_capacity[_CACHE_SLOTS]
+cdef size_t _cache_limit = 0
+
+
+cdef size_t _cached_total():
+    cdef size_t total = 0
+    cdef int slot
+    for slot in range(_CACHE_SLOTS):
+        total += _cached_capacity[slot]
+    return total
+
+
+cdef void _drop_slot(int slot):
+    fc_aligned_free(_cached_block[slot])
+    _cached_block[slot] = NULL
+    _cached_capacity[slot] = 0
+
+
+def set_output_cache_limit(size_t limit_bytes):
+    """Most bytes of freed output memory kept for reuse (0 frees what is kept and stops keeping);
+    returns the previous limit."""
+    global _cache_limit
+    cdef int slot
+    previous = _cache_limit
+    _cache_limit = limit_bytes
+    for slot in range(_CACHE_SLOTS):   # the oldest first
+        if _cached_block[slot] != NULL and _cached_total() > _cache_limit:
+            _drop_slot(slot)
+    _compact()
+    return previous
+
+
+def output_cache_bytes():
+    """Bytes of freed output memory kept for reuse now."""
+    return _cached_total()
+
+
+cdef void _compact():
+    """Kept blocks to the front, oldest first."""
+    cdef int slot, kept = 0
+    for slot in range(_CACHE_SLOTS):
+        if _cached_block[slot] != NULL:
+            _cached_block[kept], _cached_capacity[kept] = _cached_block[slot], _cached_capacity[slot]
+            if kept != slot:
+                _cached_block[slot], _cached_capacity[slot] = NULL, 0
+            kept += 1
+
+
+cdef void _give_back(void *block, size_t capacity):
+    """Keep a freed block for reuse, the oldest kept ones making room, or free it."""
+    cdef int slot
+    if capacity < OUTPUT_CACHE_MIN_BYTES or capacity > _cache_limit:
+        fc_aligned_free(block)
+        return
+    # Make room: drop kept blocks, slot 0 first (the oldest: kept blocks shift down), until this
+    # one fits in the limit and a slot is free.
+    while _cached_block[0] != NULL and (_cached_total() + capacity > _cache_limit or
+                                        _cached_block[_CACHE_SLOTS - 1] != NULL):
+        _drop_slot(0)
+        for slot in range(_CACHE_SLOTS - 1):
+            _cached_block[slot] = _cached_block[slot + 1]
+            _cached_capacity[slot] = _cached_capacity[slot + 1]
+        _cached_block[_CACHE_SLOTS - 1] = NULL
+        _cached_capacity[_CACHE_SLOTS - 1] = 0
+    for slot in range(_CACHE_SLOTS):
+        if _cached_block[slot] == NULL:
+            _cached_block[slot] = block
+            _cached_capacity[slot] = capacity
+            return
+    fc_aligned_free(block)
+
+
+cdef class OutputBuffer:
+    """Writable memory for one output array (np.frombuffer of it): a kept block of at least
+    ``nbytes`` and at most twice that, or a new 64-byte aligned one; the block goes back to the
+    cache when the buffer, and so every array viewing it, is gone."""
+    cdef void *data
+    cdef Py_ssize_t nbytes
+    cdef size_t capacity
+
+    def __cinit__(self, Py_ssize_t nbytes):
+        cdef int slot, best = -1, last
+        for slot in range(_CACHE_SLOTS):
+            if (_cached_block[slot] != NULL and _cached_capacity[slot] >= <size_t>nbytes and
+                    _cached_capacity[slot] <= 2 * <size_t>nbytes and
+                    (best < 0 or _cached_capacity[slot] < _cached_capacity[best])):
+                best = slot
+        if best >= 0:
+            self.data, self.capacity = _cached_block[best], _cached_capacity[best]
+            for slot in range(best, _CACHE_SLOTS - 1):
+                _cached_block[slot] = _cached_block[slot + 1]
+                _cached_capacity[slot] = _cached_capacity[slot + 1]
+            _cached_block[_CACHE_SLOTS - 1] = NULL
+            _cached_capacity[_CACHE_SLOTS - 1] = 0
+        else:
+            self.data, self.capacity = fc_aligned_alloc(nbytes), nbytes
+            if self.data == NULL:
+                raise MemoryError(f"fastconv: could not allocate {nbytes} bytes for an output")
+        self.nbytes = nbytes
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        PyBuffer_FillInfo(view, self, self.data, self.nbytes, 0, flags)
+
+    def __releasebuffer__(self, Py_buffer *view):
+        pass
+
+    def __dealloc__(self):
+        if self.data != NULL:
+            _give_back(self.data, self.capacity)

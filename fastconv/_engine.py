@@ -8,6 +8,7 @@ arguments and infer geometries in ``fastconv._params``; the C core trusts what a
 """
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -76,6 +77,27 @@ if _core.init_status() != 0:
 # Run-time configuration (fastconv.runtime checks the arguments)
 
 
+def _output_cache_limit_from_environment():
+    """FASTCONV_OUTPUT_CACHE_MB in bytes; 256 MiB when unset or not a number >= 0."""
+    try:
+        megabytes = float(os.environ.get("FASTCONV_OUTPUT_CACHE_MB", "256"))
+    except ValueError:
+        megabytes = 256.0
+    return int(megabytes * 2**20) if 0 <= megabytes < 2**40 else 256 * 2**20
+
+
+_core.set_output_cache_limit(_output_cache_limit_from_environment())
+
+
+def output_cache_bytes():
+    return _core.output_cache_bytes()
+
+
+def set_output_cache_limit(limit_bytes):
+    """Set the output cache's limit; returns the previous one, in bytes."""
+    return _core.set_output_cache_limit(limit_bytes)
+
+
 def active_kernel():
     return _core.active_kernel()
 
@@ -100,6 +122,18 @@ def set_num_threads(threads):
 
 # ---------------------------------------------------------------------------------------------
 # Arrays as the core reads them
+
+
+def empty_output(shape, dtype):
+    """An uninitialised array for the C core to fill: ``np.empty``, or for large outputs memory
+    from the core's output cache (reused blocks of earlier outputs: no fresh pages to fault in
+    and zero inside the convolution). Either way an ordinary, writable, C-contiguous array."""
+    dtype = np.dtype(dtype)
+    count = math.prod(shape)
+    if count * dtype.itemsize < _core.OUTPUT_CACHE_MIN_BYTES:
+        return np.empty(shape, dtype=dtype)
+    memory = _core.OutputBuffer(count * dtype.itemsize)
+    return np.frombuffer(memory, dtype=dtype, count=count).reshape(shape)
 
 
 def to_kernel_input(array, dtype):
@@ -149,7 +183,7 @@ def run_cached_plan(key, x, w, b):
     plan = _PLANS.get(key)
     if plan is None:
         return None
-    y = np.empty(plan.output_shape, dtype=x.dtype)
+    y = empty_output(plan.output_shape, x.dtype)
     plan.run(x, w, b, y)
     return y
 
@@ -167,7 +201,7 @@ def forward(geometry, x, w_oihw, b, dtype, *, channels_last=False):
     either layout: no whole-tensor copies, the same bits); the weights are OIHW, or Keras's HWIO
     with ``channels_last``."""
     plan = _core.ConvPlan(geometry, dtype, channels_last)
-    y = np.empty(plan.output_shape, dtype=dtype)
+    y = empty_output(plan.output_shape, dtype)
     plan.run(
         to_kernel_input(x, dtype),
         to_kernel_input(w_oihw, dtype),
@@ -182,7 +216,7 @@ def forward(geometry, x, w_oihw, b, dtype, *, channels_last=False):
 
 
 def conv_forward(geometry, x, w, b, dtype):
-    y = np.empty(geometry.output_shape, dtype=dtype)
+    y = empty_output(geometry.output_shape, dtype)
     _core.convnd_forward(geometry, _flat(x, dtype), _flat(w, dtype), _flat(b, dtype),
                          y.reshape(-1))
     return y
@@ -190,8 +224,8 @@ def conv_forward(geometry, x, w, b, dtype):
 
 def conv_backward(geometry, x, w, dy, dtype, *, want_dx=True, want_dw=True, want_db=True):
     """(dx, dw, db) of the convolution ``geometry`` describes; unwanted ones are None."""
-    dx = np.empty(geometry.input_shape, dtype=dtype) if want_dx else None
-    dw = np.empty(geometry.weight_shape, dtype=dtype) if want_dw else None
+    dx = empty_output(geometry.input_shape, dtype) if want_dx else None
+    dw = empty_output(geometry.weight_shape, dtype) if want_dw else None
     db = np.empty(geometry.out_channels, dtype=dtype) if want_db else None
     # An empty buffer tells the core "not wanted" (its pointer is NULL); None would not do, as
     # Cython picks the float/double specialisation from the buffers' dtypes.
@@ -226,12 +260,12 @@ def deconv_backward(geometry, x, w, dy, dtype, bias):
 
 
 def pool(geometry, method, x, dtype):
-    y = np.empty(geometry.output_shape, dtype=dtype)
+    y = empty_output(geometry.output_shape, dtype)
     _core.pool2d_forward(geometry, method, _flat(x, dtype), y.reshape(-1))
     return y
 
 
 def pool_backward(geometry, method, x, dy, dtype):
-    dx = np.empty(x.shape, dtype=dtype)
+    dx = empty_output(x.shape, dtype)
     _core.pool2d_backward(geometry, method, _flat(x, dtype), _flat(dy, dtype), dx.reshape(-1))
     return dx
