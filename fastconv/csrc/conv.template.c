@@ -207,11 +207,9 @@ static int FC_NAME(pads_little)(ptrdiff_t n, ptrdiff_t nr)
     return 8 * ((n + nr - 1) / nr * nr - n) <= n;
 }
 
-/* Keras's kernel (*kernel, C/group, O) reordered to Caffe's (O, C/group, *kernel), in blocks
- * of 16 output channels: each read takes 16 consecutive values of a (tap, channel) row of the
- * kernel (whole cache lines), and the 16 rows written advance together tap by tap (one output
- * channel at a time read each kernel row's values 1.5 KB apart for O = 384, and was a quarter
- * of a channels-last AlexNet conv3). */
+/* Keras's kernel (*kernel, C/group, O) reordered to Caffe's (O, C/group, *kernel), for the
+ * depthwise loops, in blocks of 16 output channels: each read takes 16 consecutive values of a
+ * (tap, channel) row of the kernel, and the 16 rows written advance together tap by tap. */
 static void FC_NAME(kernel_to_oihw)(const fc_conv_geometry *g, const fc_conv_sizes *s,
                                     const FC_T *hwio, FC_T *oihw)
 {
@@ -258,16 +256,17 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
         };
         return FC_NAME(fc_gemm_batch_run)(&transposed);
     }
-    FC_T *oihw = NULL;
-    if (last) {   /* the rest reads OIHW weights: reorder Keras's kernel once */
-        oihw = fc_aligned_alloc((size_t)(g->out_channels * s.group_kernel_dim) * sizeof(FC_T));
-        if (!oihw)
-            return -1;
-        FC_NAME(kernel_to_oihw)(g, &s, w, oihw);
-        w = oihw;
-    }
     if (g->group == g->in_channels && g->group == g->out_channels) {
-        const int status = FC_NAME(depthwise_forward)(engine, g, &s, x, w, bias, y);
+        FC_T *oihw = NULL;
+        if (last) {   /* the depthwise loops read Caffe's layout: reorder Keras's kernel */
+            oihw = fc_aligned_alloc((size_t)(g->out_channels * s.group_kernel_dim) *
+                                    sizeof(FC_T));
+            if (!oihw)
+                return -1;
+            FC_NAME(kernel_to_oihw)(g, &s, w, oihw);
+        }
+        const int status = FC_NAME(depthwise_forward)(engine, g, &s, x, oihw ? oihw : w, bias,
+                                                      y);
         fc_aligned_free(oihw);
         return status;
     }
@@ -283,17 +282,20 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
         b_image = g->in_channels * b_channel;
         by_phase = fc_aligned_alloc((size_t)(g->batch * g->in_channels * b_channel) *
                                     sizeof(FC_T));
-        if (!by_phase) {
-            fc_aligned_free(oihw);
+        if (!by_phase)
             return -1;
-        }
         FC_NAME(store_columns_by_phase)(g, x, by_phase);
     }
+    /* The weights: Caffe's (O, C/group, *kernel), rows contiguous; or Keras's
+     * (*kernel, C/group, O), read in place (output channels contiguous, tap-major). */
+    const ptrdiff_t taps = fc_volume(g->kernel);
     const FC_NAME(fc_gemm_batch) batch = {
         .images = g->batch, .groups = g->group,
         .m = s.group_out_channels, .n = s.out_pixels, .k = s.group_kernel_dim,
-        .a = w, .a_group = s.group_out_channels * s.group_kernel_dim,
-        .rs_a = s.group_kernel_dim, .cs_a = 1,
+        .a = w,
+        .a_group = last ? s.group_out_channels : s.group_out_channels * s.group_kernel_dim,
+        .rs_a = last ? 1 : s.group_kernel_dim, .cs_a = last ? g->out_channels : 1,
+        .a_taps = last ? taps : 0, .a_tap_stride = s.group_in_channels * g->out_channels,
         .b = by_phase ? by_phase : x, .b_image = b_image,
         .b_group = s.group_in_channels * b_channel,
         .rs_b = x_channel, .cs_b = x_position,       /* the image itself, when pointwise */
@@ -304,7 +306,6 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
     };
     const int status = FC_NAME(fc_gemm_batch_run)(&batch);
     fc_aligned_free(by_phase);
-    fc_aligned_free(oihw);
     return status;
 }
 

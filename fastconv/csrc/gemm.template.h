@@ -10,6 +10,9 @@ typedef struct FC_NAME(fc_gemm_batch) {
     ptrdiff_t m, n, k;
     const FC_T *a;              /* A_g at a + g*a_group, element (i, p) at [i*rs_a + p*cs_a] */
     ptrdiff_t a_group, rs_a, cs_a;
+    /* Or, with a_taps > 0 (Keras's kernel, tap-major), column p = channel * a_taps + tap at
+     * [i*rs_a + channel*cs_a + tap*a_tap_stride]. */
+    ptrdiff_t a_taps, a_tap_stride;
     const FC_T *b;              /* B_ng (or its image) at b + n*b_image + g*b_group */
     ptrdiff_t b_image, b_group, rs_b, cs_b;
     const fc_conv_geometry *im2col;   /* set: B_ng is the column matrix of that image */
