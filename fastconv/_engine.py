@@ -161,20 +161,27 @@ _PLANS = {}
 _MAX_PLANS = 256
 
 
-def plan_key(x, w, b, stride, pad, dilation, group):
-    """The plan cache's key for a call, or None when the call cannot take the fast path."""
+def _plain_parameter(value):
+    """An int, a str, or a tuple of ints: parameters a key can hold as they are."""
+    kind = type(value)
+    return kind is int or kind is str or (
+        kind is tuple and all(type(item) is int for item in value))
+
+
+def plan_key(frontend, x, w, b, *parameters):
+    """The plan cache's key for a call of ``frontend`` ("caffe": NCHW, OIHW; "keras": NHWC,
+    HWIO) with these parameters, or None when the call cannot take the fast path."""
     if not (type(x) is np.ndarray and type(w) is np.ndarray
-            and type(stride) is int and type(pad) is int and type(dilation) is int
-            and type(group) is int):
+            and all(_plain_parameter(value) for value in parameters)):
         return None
     dtype = x.dtype
     if not ((dtype is NATIVE_DTYPES[0] or dtype is NATIVE_DTYPES[1]) and w.dtype is dtype
             and x.flags.carray and w.flags.carray):
         return None
     if b is None:
-        return (x.shape, w.shape, None, stride, pad, dilation, group, dtype.char)
+        return (frontend, x.shape, w.shape, None, parameters, dtype.char)
     if type(b) is np.ndarray and b.dtype is dtype and b.flags.carray:
-        return (x.shape, w.shape, b.shape, stride, pad, dilation, group, dtype.char)
+        return (frontend, x.shape, w.shape, b.shape, parameters, dtype.char)
     return None
 
 
@@ -191,7 +198,7 @@ def run_cached_plan(key, x, w, b):
 def cache_plan(key, geometry, dtype):
     """Remember a checked call's plan (until the cache is full)."""
     if len(_PLANS) < _MAX_PLANS:
-        _PLANS[key] = _core.ConvPlan(geometry, dtype)
+        _PLANS[key] = _core.ConvPlan(geometry, dtype, key[0] == "keras")
 
 
 def forward(geometry, x, w_oihw, b, dtype, *, channels_last=False):

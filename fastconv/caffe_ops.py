@@ -73,7 +73,7 @@ def conv2d_caffe(x, w, b=None, *, stride=1, pad=0, dilation=1, group=1):
         SIGFPE; an output size below 1 fails a CHECK; ``dilation: 0`` is silently accepted)
         raise here instead.
     """
-    key = _engine.plan_key(x, w, b, stride, pad, dilation, group)
+    key = _engine.plan_key("caffe", x, w, b, stride, pad, dilation, group)
     if key is not None:
         y = _engine.run_cached_plan(key, x, w, b)
         if y is not None:

@@ -43,6 +43,15 @@ def conv2d_keras(x, kernel, bias=None, *, strides=1, padding="valid", dilation_r
     -------
     y : array in the layout of ``x``, with ``filters`` channels.
     """
+    # Repeated NHWC calls take the plan cache (as conv2d_caffe's do): channels last is the
+    # layout that reaches the engine as it is.
+    key = None
+    if data_format == "channels_last":
+        key = _engine.plan_key("keras", x, kernel, bias, strides, padding, dilation_rate, groups)
+        if key is not None:
+            y = _engine.run_cached_plan(key, x, kernel, bias)
+            if y is not None:
+                return y
     x = as_array(x, "x")
     kernel = as_array(kernel, "kernel")
     bias = None if bias is None else as_array(bias, "bias")
@@ -54,6 +63,8 @@ def conv2d_keras(x, kernel, bias=None, *, strides=1, padding="valid", dilation_r
     # NHWC data and the HWIO kernel go to the engine as they are (it packs from them and writes
     # NHWC): same bits as the NCHW path, no whole-tensor copies.
     if data_format == "channels_last":
+        if key is not None:
+            _engine.cache_plan(key, geometry, dtype)
         return _engine.forward(geometry, x, kernel, bias, dtype, channels_last=True)
     return _engine.forward(geometry, x, kernel.transpose(3, 2, 0, 1), bias, dtype)
 
