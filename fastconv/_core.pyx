@@ -356,9 +356,12 @@ def pool2d_backward(object geom, str method, const floating[::1] x,
 # (set_output_cache_limit; 0 turns the cache off), and a block serves requests of at least half
 # its size only.
 
-OUTPUT_CACHE_MIN_BYTES = 4 << 20   # smaller outputs are numpy's (malloc reuses its heap there)
 cdef enum:
     _CACHE_SLOTS = 4
+    _CACHE_MIN_BYTES = 4 << 20   # smaller outputs are numpy's (malloc reuses its heap there)
+# For the Python side; the C constant serves __dealloc__, which may run at interpreter exit,
+# when module globals are gone.
+OUTPUT_CACHE_MIN_BYTES = _CACHE_MIN_BYTES
 cdef void *_cached_block[_CACHE_SLOTS]
 cdef size_t _cached_capacity[_CACHE_SLOTS]
 cdef size_t _cache_limit = 0
@@ -411,7 +414,7 @@ cdef void _compact():
 cdef void _give_back(void *block, size_t capacity):
     """Keep a freed block for reuse, the oldest kept ones making room, or free it."""
     cdef int slot
-    if capacity < OUTPUT_CACHE_MIN_BYTES or capacity > _cache_limit:
+    if capacity < _CACHE_MIN_BYTES or capacity > _cache_limit:
         fc_aligned_free(block)
         return
     # Make room: drop kept blocks, slot 0 first (the oldest: kept blocks shift down), until this
