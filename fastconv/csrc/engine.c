@@ -137,6 +137,38 @@ FC_TARGET_BEGIN("avx512f,avx2,fma")
 #define FC_SUFFIX ps
 #define FC_VEC __m512
 #define FC_LANES 16
+/* A 16 x 16 block in registers, dst[j*ldd + i] = src[i*lds + j]: unpacks pair rows, shuffles
+ * give each 128-bit lane four rows of one column, and two rounds of 128-bit lane shuffles put
+ * the four lanes of a column together. */
+static inline void fc_transpose_16x16_f32(const float *src, ptrdiff_t lds, float *dst,
+                                          ptrdiff_t ldd)
+{
+    __m512 r[16], t[16], u[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = _mm512_loadu_ps(src + i * lds);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int g = 0; g < 16; g += 4) {   /* u[g+s], lane l: column 4l+s of rows g..g+3 */
+        u[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
+        u[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xEE);
+        u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+        u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+    }
+    for (int s = 0; s < 4; s++) {
+        const __m512 v0 = _mm512_shuffle_f32x4(u[s], u[4 + s], 0x44);
+        const __m512 v1 = _mm512_shuffle_f32x4(u[s], u[4 + s], 0xEE);
+        const __m512 v2 = _mm512_shuffle_f32x4(u[8 + s], u[12 + s], 0x44);
+        const __m512 v3 = _mm512_shuffle_f32x4(u[8 + s], u[12 + s], 0xEE);
+        _mm512_storeu_ps(dst + (0 + s) * ldd, _mm512_shuffle_f32x4(v0, v2, 0x88));
+        _mm512_storeu_ps(dst + (4 + s) * ldd, _mm512_shuffle_f32x4(v0, v2, 0xDD));
+        _mm512_storeu_ps(dst + (8 + s) * ldd, _mm512_shuffle_f32x4(v1, v3, 0x88));
+        _mm512_storeu_ps(dst + (12 + s) * ldd, _mm512_shuffle_f32x4(v1, v3, 0xDD));
+    }
+}
+#define FC_TRANSPOSE_SIDE 16
+#define FC_TRANSPOSE_BLOCK(src, lds, dst, ldd) fc_transpose_16x16_f32(src, lds, dst, ldd)
 #include "engine.template.c"
 #include "engine_type_undef.h"
 

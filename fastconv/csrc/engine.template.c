@@ -405,6 +405,32 @@ static void FC_NAME(madd)(ptrdiff_t rows, ptrdiff_t n, const FC_T *restrict a, p
     }
 }
 
+/* Blocks of FC_TRANSPOSE_SIDE x FC_TRANSPOSE_SIDE through the instruction set's in-register
+ * transposition where it has one (FC_TRANSPOSE_BLOCK), the edges and other engines element by
+ * element in 8 x 8 tiles (both sides' lines stay in L1). */
+static void FC_NAME(transpose)(ptrdiff_t rows, ptrdiff_t cols, const FC_T *src, ptrdiff_t lds,
+                               FC_T *dst, ptrdiff_t ldd)
+{
+    ptrdiff_t full_rows = 0, full_cols = 0;
+#ifdef FC_TRANSPOSE_BLOCK
+    full_rows = rows / FC_TRANSPOSE_SIDE * FC_TRANSPOSE_SIDE;
+    full_cols = cols / FC_TRANSPOSE_SIDE * FC_TRANSPOSE_SIDE;
+    for (ptrdiff_t i = 0; i < full_rows; i += FC_TRANSPOSE_SIDE)
+        for (ptrdiff_t j = 0; j < full_cols; j += FC_TRANSPOSE_SIDE)
+            FC_TRANSPOSE_BLOCK(src + i * lds + j, lds, dst + j * ldd + i, ldd);
+#endif
+    for (ptrdiff_t i0 = 0; i0 < rows; i0 += 8)
+        for (ptrdiff_t j0 = 0; j0 < cols; j0 += 8) {
+            if (i0 < full_rows && j0 < full_cols)
+                continue;
+            const ptrdiff_t i1 = rows - i0 < 8 ? rows : i0 + 8;
+            const ptrdiff_t j1 = cols - j0 < 8 ? cols : j0 + 8;
+            for (ptrdiff_t j = j0; j < j1; j++)
+                for (ptrdiff_t i = i0; i < i1; i++)
+                    dst[j * ldd + i] = src[i * lds + j];
+        }
+}
+
 FC_ENGINE_TYPE FC_NAME(fc_engine) = {
     .name = FC_LABEL,
     .mr = FC_MR, .nr = FC_NR,
@@ -412,6 +438,7 @@ FC_ENGINE_TYPE FC_NAME(fc_engine) = {
     .pack_a = FC_NAME(pack_a),
     .pack_b = FC_NAME(pack_b),
     .pack_b_im2col = FC_NAME(pack_b_im2col),
+    .transpose = FC_NAME(transpose),
     .madd = FC_NAME(madd),
 };
 

@@ -28,6 +28,11 @@ typedef struct FC_NAME(fc_engine) {
      * output pixels first_pixel..first_pixel+pixels, packed like pack_b. */
     void (*pack_b_im2col)(const fc_conv_geometry *geom, const FC_T *image, ptrdiff_t k0,
                           ptrdiff_t kc, ptrdiff_t first_pixel, ptrdiff_t pixels, FC_T *packed);
+    /* dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols: the transpositions between a
+     * channels-last image or output and the engine's channel-major blocks, in register blocks
+     * where the instruction set has them. */
+    void (*transpose)(ptrdiff_t rows, ptrdiff_t cols, const FC_T *src, ptrdiff_t lds,
+                      FC_T *dst, ptrdiff_t ldd);
     /* y[r*ldy + i] += a[i*inca] * x[r*ldx + i*incx] for r < rows, i < n, each a multiply then
      * an add: the depthwise convolution's inner loop (inca 0: one weight over a band of NCHW
      * rows; inca 1: a weight per channel of a channels-last pixel), vectorised for the

@@ -5,3 +5,5 @@
 #undef FC_VEC
 #undef FC_LANES
 #undef FC_VEVEN
+#undef FC_TRANSPOSE_BLOCK
+#undef FC_TRANSPOSE_SIDE

@@ -69,34 +69,35 @@ static ptrdiff_t FC_NAME(channels_last_rows)(const fc_conv_geometry *g, ptrdiff_
     return r1 - r0;
 }
 
-static void FC_NAME(pack_b_channels_last)(const FC_NAME(fc_engine) *engine,
-                                          const fc_conv_geometry *g, const FC_T *image,
-                                          ptrdiff_t k0, ptrdiff_t kc, ptrdiff_t first_pixel,
-                                          ptrdiff_t pixels, FC_T *restrict copy, FC_T *packed)
+/* Channels c0..c1 of the rows a block of pixels reads, from the channels-last image into the
+ * NCHW copy (one transposition per row: positions x channels into channel rows). */
+static void FC_NAME(copy_channels_last)(const FC_NAME(fc_engine) *engine,
+                                        const fc_conv_geometry *g, const FC_T *image,
+                                        ptrdiff_t c0, ptrdiff_t c1, ptrdiff_t first_pixel,
+                                        ptrdiff_t pixels, FC_T *restrict copy)
 {
     const ptrdiff_t *in = g->in_size, channels = g->in_channels;
-    const ptrdiff_t taps = g->kernel[0] * g->kernel[1] * g->kernel[2];
-    const ptrdiff_t c0 = k0 / taps, c1 = (k0 + kc - 1) / taps + 1;
     ptrdiff_t r0;
     const ptrdiff_t rows = FC_NAME(channels_last_rows)(g, first_pixel, pixels, &r0);
     const ptrdiff_t plane = in[0] * rows * in[2];
     for (ptrdiff_t i0 = 0; i0 < in[0]; i0++)
-        for (ptrdiff_t r = 0; r < rows; r++) {
-            const FC_T *src = image + ((i0 * in[1] + r0 + r) * in[2]) * channels;
-            FC_T *dst = copy + (i0 * rows + r) * in[2];
-            /* 16 positions at a time: their lines of the image stay in L1 while every
-             * channel of them is written out as one short contiguous run. */
-            for (ptrdiff_t first = 0; first < in[2]; first += 16) {
-                const ptrdiff_t count = in[2] - first < 16 ? in[2] - first : 16;
-                const FC_T *from = src + first * channels;
-                for (ptrdiff_t c = c0; c < c1; c++) {
-                    FC_T *to = dst + (c - c0) * plane + first;
-                    for (ptrdiff_t q = 0; q < count; q++)
-                        to[q] = from[q * channels + c];
-                }
-            }
-        }
-    fc_conv_geometry part = *g;   /* the copy: channels c0.., rows r0.. of axis 1, NCHW */
+        for (ptrdiff_t r = 0; r < rows; r++)
+            engine->transpose(in[2], c1 - c0,
+                              image + ((i0 * in[1] + r0 + r) * in[2]) * channels + c0, channels,
+                              copy + (i0 * rows + r) * in[2], plane);
+}
+
+/* Rows k0..k0+kc of the column matrix packed from a copy that holds channels c0.. (the NCHW
+ * packing, same values, same bits). */
+static void FC_NAME(pack_b_from_copy)(const FC_NAME(fc_engine) *engine,
+                                      const fc_conv_geometry *g, const FC_T *copy, ptrdiff_t c0,
+                                      ptrdiff_t c1, ptrdiff_t k0, ptrdiff_t kc,
+                                      ptrdiff_t first_pixel, ptrdiff_t pixels, FC_T *packed)
+{
+    const ptrdiff_t taps = g->kernel[0] * g->kernel[1] * g->kernel[2];
+    ptrdiff_t r0;
+    const ptrdiff_t rows = FC_NAME(channels_last_rows)(g, first_pixel, pixels, &r0);
+    fc_conv_geometry part = *g;   /* the copy: channels c0..c1, rows r0.. of axis 1, NCHW */
     part.channels_last = 0;
     part.in_channels = c1 - c0;
     part.in_size[1] = rows;
@@ -178,7 +179,11 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
      * computed block by block into a contiguous scratch and stored transposed once per task,
      * instead of element by element after every k block. */
     const int scratch_c = p->cs_c != 1;
-    size_t copy_size = 0;   /* the NCHW copy of pack_b_channels_last */
+    /* Channels-last images: the NCHW copy of the rows a task's pixels read. Of every channel
+     * of the group, once per task, when that is no more than a packed B block (the image is
+     * then read once, not once per k block); else of each k block's channels. */
+    size_t copy_size = 0;
+    int copy_once = 0;
     if (p->im2col && p->im2col->channels_last) {
         const fc_conv_geometry *g = p->im2col;
         const ptrdiff_t taps = g->kernel[0] * g->kernel[1] * g->kernel[2];
@@ -188,8 +193,9 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
                                    (g->kernel[1] - 1) * g->dilation[1] + 1;
             rows = band < rows ? band : rows;
         }
-        copy_size = (size_t)((kc - 1) / taps + 2) * (size_t)g->in_size[0] * (size_t)rows *
-                    (size_t)g->in_size[2];
+        const size_t channel_copy = (size_t)g->in_size[0] * (size_t)rows * (size_t)g->in_size[2];
+        copy_once = k_blocks > 1 && (size_t)(k / taps) * channel_copy <= packed_b_size;
+        copy_size = (size_t)(copy_once ? k / taps : (kc - 1) / taps + 2) * channel_copy;
     }
     const size_t per_thread = packed_b_size + copy_size +
                               (scratch_c ? (size_t)row_block * (size_t)nc : 0);
@@ -243,11 +249,19 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
                 for (ptrdiff_t i = 0; i < rows; i++)
                     for (ptrdiff_t j = 0; j < cols; j++)
                         block[i * rs + j * cs] = 0;
+            const ptrdiff_t taps = p->im2col ? p->im2col->kernel[0] * p->im2col->kernel[1] *
+                                                   p->im2col->kernel[2] : 1;
+            if (copy_once)
+                FC_NAME(copy_channels_last)(engine, p->im2col, b, 0, k / taps, j0, cols, copy);
             for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
                 const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
+                const ptrdiff_t c0 = copy_once ? 0 : p0 / taps;
+                const ptrdiff_t c1 = copy_once ? k / taps : (p0 + depth - 1) / taps + 1;
+                if (copy_size && !copy_once)
+                    FC_NAME(copy_channels_last)(engine, p->im2col, b, c0, c1, j0, cols, copy);
                 if (copy_size)
-                    FC_NAME(pack_b_channels_last)(engine, p->im2col, b, p0, depth, j0, cols,
-                                                  copy, packed_b);
+                    FC_NAME(pack_b_from_copy)(engine, p->im2col, copy, c0, c1, p0, depth, j0,
+                                              cols, packed_b);
                 else if (p->im2col)
                     engine->pack_b_im2col(p->im2col, b, p0, depth, j0, cols, packed_b);
                 else
@@ -282,7 +296,9 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
                         row[j * cs] += bias[j];
                 }
             }
-            if (scratch_c)   /* column by column: C's rows are the contiguous direction */
+            if (scratch_c && p->rs_c == 1)   /* channels last: C's rows are contiguous */
+                engine->transpose(rows, cols, block, rs, c, p->cs_c);
+            else if (scratch_c)
                 for (ptrdiff_t j = 0; j < cols; j++)
                     for (ptrdiff_t i = 0; i < rows; i++)
                         c[i * p->rs_c + j * p->cs_c] = block[i * rs + j];

@@ -26,6 +26,10 @@ CASES = [
     # the transposed product): k over two reduction blocks, and grouped.
     ((2, 600, 5, 6), (96, 600, 1, 1), (1, 1), (0, 0), (1, 1), 1),
     ((1, 64, 7, 9), (96, 32, 1, 1), (1, 1), (0, 0), (1, 1), 2),
+    # Several reduction blocks of a channels-last image: copied to NCHW once per task, and (the
+    # copy larger than a packed B block) once per k block.
+    ((1, 80, 9, 10), (16, 80, 3, 3), (1, 1), (1, 1), (1, 1), 1),
+    ((1, 520, 4, 200), (8, 520, 3, 3), (1, 1), (1, 1), (1, 1), 1),
     ((2, 32, 40, 37), (48, 32, 3, 3), (1, 1), (1, 1), (1, 1), 1),
 ]
 DTYPES = [np.float32, np.float64]
