@@ -106,6 +106,32 @@ static void FC_NAME(pack_a)(ptrdiff_t m, ptrdiff_t kc, const FC_T *a, ptrdiff_t 
     }
 }
 
+/* Blocks of FC_TRANSPOSE_SIDE x FC_TRANSPOSE_SIDE through the instruction set's in-register
+ * transposition where it has one (FC_TRANSPOSE_BLOCK), the edges and other engines element by
+ * element in 8 x 8 tiles (both sides' lines stay in L1). */
+static void FC_NAME(transpose)(ptrdiff_t rows, ptrdiff_t cols, const FC_T *src, ptrdiff_t lds,
+                               FC_T *dst, ptrdiff_t ldd)
+{
+    ptrdiff_t full_rows = 0, full_cols = 0;
+#ifdef FC_TRANSPOSE_BLOCK
+    full_rows = rows / FC_TRANSPOSE_SIDE * FC_TRANSPOSE_SIDE;
+    full_cols = cols / FC_TRANSPOSE_SIDE * FC_TRANSPOSE_SIDE;
+    for (ptrdiff_t i = 0; i < full_rows; i += FC_TRANSPOSE_SIDE)
+        for (ptrdiff_t j = 0; j < full_cols; j += FC_TRANSPOSE_SIDE)
+            FC_TRANSPOSE_BLOCK(src + i * lds + j, lds, dst + j * ldd + i, ldd);
+#endif
+    for (ptrdiff_t i0 = 0; i0 < rows; i0 += 8)
+        for (ptrdiff_t j0 = 0; j0 < cols; j0 += 8) {
+            if (i0 < full_rows && j0 < full_cols)
+                continue;
+            const ptrdiff_t i1 = rows - i0 < 8 ? rows : i0 + 8;
+            const ptrdiff_t j1 = cols - j0 < 8 ? cols : j0 + 8;
+            for (ptrdiff_t j = j0; j < j1; j++)
+                for (ptrdiff_t i = i0; i < i1; i++)
+                    dst[j * ldd + i] = src[i * lds + j];
+        }
+}
+
 static void FC_NAME(pack_b)(ptrdiff_t kc, ptrdiff_t n, const FC_T *b, ptrdiff_t rs,
                             ptrdiff_t cs, FC_T *restrict packed)
 {
@@ -130,11 +156,18 @@ static void FC_NAME(pack_b)(ptrdiff_t kc, ptrdiff_t n, const FC_T *b, ptrdiff_t 
         }
         return;
     }
-    /* Columns of B are the contiguous direction (a transposed operand): read them in order
-     * and scatter into the panel, which is small enough to stay in cache. */
+    /* Columns of B are the contiguous direction (a transposed operand: the weight gradient's
+     * column matrix): each panel is a transposition of its NR columns. */
     for (ptrdiff_t j0 = 0; j0 < n; j0 += FC_NR) {
         const ptrdiff_t cols = n - j0 < FC_NR ? n - j0 : FC_NR;
         FC_T *panel = packed + j0 * kc;
+        if (rs == 1) {
+            FC_NAME(transpose)(cols, kc, b + j0 * cs, cs, panel, FC_NR);
+            for (ptrdiff_t p = 0; p < kc; p++)
+                for (ptrdiff_t j = cols; j < FC_NR; j++)
+                    panel[p * FC_NR + j] = 0;
+            continue;
+        }
         for (ptrdiff_t j = 0; j < FC_NR; j++) {
             if (j < cols) {
                 const FC_T *src = b + (j0 + j) * cs;
@@ -403,32 +436,6 @@ static void FC_NAME(madd)(ptrdiff_t rows, ptrdiff_t n, const FC_T *restrict a, p
                 y[i] += product;
             }
     }
-}
-
-/* Blocks of FC_TRANSPOSE_SIDE x FC_TRANSPOSE_SIDE through the instruction set's in-register
- * transposition where it has one (FC_TRANSPOSE_BLOCK), the edges and other engines element by
- * element in 8 x 8 tiles (both sides' lines stay in L1). */
-static void FC_NAME(transpose)(ptrdiff_t rows, ptrdiff_t cols, const FC_T *src, ptrdiff_t lds,
-                               FC_T *dst, ptrdiff_t ldd)
-{
-    ptrdiff_t full_rows = 0, full_cols = 0;
-#ifdef FC_TRANSPOSE_BLOCK
-    full_rows = rows / FC_TRANSPOSE_SIDE * FC_TRANSPOSE_SIDE;
-    full_cols = cols / FC_TRANSPOSE_SIDE * FC_TRANSPOSE_SIDE;
-    for (ptrdiff_t i = 0; i < full_rows; i += FC_TRANSPOSE_SIDE)
-        for (ptrdiff_t j = 0; j < full_cols; j += FC_TRANSPOSE_SIDE)
-            FC_TRANSPOSE_BLOCK(src + i * lds + j, lds, dst + j * ldd + i, ldd);
-#endif
-    for (ptrdiff_t i0 = 0; i0 < rows; i0 += 8)
-        for (ptrdiff_t j0 = 0; j0 < cols; j0 += 8) {
-            if (i0 < full_rows && j0 < full_cols)
-                continue;
-            const ptrdiff_t i1 = rows - i0 < 8 ? rows : i0 + 8;
-            const ptrdiff_t j1 = cols - j0 < 8 ? cols : j0 + 8;
-            for (ptrdiff_t j = j0; j < j1; j++)
-                for (ptrdiff_t i = i0; i < i1; i++)
-                    dst[j * ldd + i] = src[i * lds + j];
-        }
 }
 
 FC_ENGINE_TYPE FC_NAME(fc_engine) = {
