@@ -96,6 +96,31 @@ FC_TARGET_BEGIN("avx2,fma")
 #define FC_SUFFIX ps
 #define FC_VEC __m256
 #define FC_LANES 8
+/* An 8 x 8 block in registers, dst[j*ldd + i] = src[i*lds + j]: unpacks and shuffles give each
+ * 128-bit lane four rows of one column, a lane permute joins rows 0-3 and 4-7. */
+static inline void fc_transpose_8x8_f32(const float *src, ptrdiff_t lds, float *dst,
+                                        ptrdiff_t ldd)
+{
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(src + i * lds);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int g = 0; g < 8; g += 4) {   /* u[g+s], lane l: column 4l+s of rows g..g+3 */
+        u[g] = _mm256_shuffle_ps(t[g], t[g + 2], 0x44);
+        u[g + 1] = _mm256_shuffle_ps(t[g], t[g + 2], 0xEE);
+        u[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+        u[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+    }
+    for (int s = 0; s < 4; s++) {
+        _mm256_storeu_ps(dst + s * ldd, _mm256_permute2f128_ps(u[s], u[4 + s], 0x20));
+        _mm256_storeu_ps(dst + (4 + s) * ldd, _mm256_permute2f128_ps(u[s], u[4 + s], 0x31));
+    }
+}
+#define FC_TRANSPOSE_SIDE 8
+#define FC_TRANSPOSE_BLOCK(src, lds, dst, ldd) fc_transpose_8x8_f32(src, lds, dst, ldd)
 /* shuffle_ps gives (p0 p2 p8 p10 | p4 p6 p12 p14) per 128-bit lane; the 64-bit permute puts the
  * pairs in order. */
 #define FC_VEVEN(p)                                                                          \
