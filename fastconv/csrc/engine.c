@@ -81,6 +81,26 @@
 #define FC_VFMA(a, b, acc) FC_INTRINSIC(fmadd_)(a, b, acc)
 #define FC_VADD(a, b) FC_INTRINSIC(add_)(a, b)
 
+/* The first stages of an in-register float32 transposition of n rows (n a multiple of 4) of
+ * src (row stride lds) in vectors of 128-bit lanes (ISA: _mm256_ or _mm512_): loads, unpacks
+ * that pair the rows, and shuffles that leave in u[g+s], lane l, column 4l+s of rows g..g+3.
+ * The instruction set's last stage joins the lanes of each column. */
+#define FC_TRANSPOSE_QUADS(ISA, src, lds, r, t, u, n)                                          \
+    do {                                                                                       \
+        for (int i = 0; i < (n); i++)                                                          \
+            r[i] = ISA##loadu_ps((src) + i * (lds));                                           \
+        for (int i = 0; i < (n); i += 2) {                                                     \
+            t[i] = ISA##unpacklo_ps(r[i], r[i + 1]);                                           \
+            t[i + 1] = ISA##unpackhi_ps(r[i], r[i + 1]);                                       \
+        }                                                                                      \
+        for (int g = 0; g < (n); g += 4) {                                                     \
+            u[g] = ISA##shuffle_ps(t[g], t[g + 2], 0x44);                                      \
+            u[g + 1] = ISA##shuffle_ps(t[g], t[g + 2], 0xEE);                                  \
+            u[g + 2] = ISA##shuffle_ps(t[g + 1], t[g + 3], 0x44);                              \
+            u[g + 3] = ISA##shuffle_ps(t[g + 1], t[g + 3], 0xEE);                              \
+        }                                                                                      \
+    } while (0)
+
 /* ---- AVX2 + FMA: 16 ymm registers; a 6 x 2-vector tile uses 12 accumulators --------------- */
 FC_TARGET_BEGIN("avx2,fma")
 #define FC_ENGINE_TAG avx2
@@ -96,24 +116,13 @@ FC_TARGET_BEGIN("avx2,fma")
 #define FC_SUFFIX ps
 #define FC_VEC __m256
 #define FC_LANES 8
-/* An 8 x 8 block in registers, dst[j*ldd + i] = src[i*lds + j]: unpacks and shuffles give each
- * 128-bit lane four rows of one column, a lane permute joins rows 0-3 and 4-7. */
+/* An 8 x 8 block in registers, dst[j*ldd + i] = src[i*lds + j]: after the shared stages, a
+ * lane permute joins rows 0-3 and 4-7 of each column. */
 static inline void fc_transpose_8x8_f32(const float *src, ptrdiff_t lds, float *dst,
                                         ptrdiff_t ldd)
 {
     __m256 r[8], t[8], u[8];
-    for (int i = 0; i < 8; i++)
-        r[i] = _mm256_loadu_ps(src + i * lds);
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int g = 0; g < 8; g += 4) {   /* u[g+s], lane l: column 4l+s of rows g..g+3 */
-        u[g] = _mm256_shuffle_ps(t[g], t[g + 2], 0x44);
-        u[g + 1] = _mm256_shuffle_ps(t[g], t[g + 2], 0xEE);
-        u[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);
-        u[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
-    }
+    FC_TRANSPOSE_QUADS(_mm256_, src, lds, r, t, u, 8);
     for (int s = 0; s < 4; s++) {
         _mm256_storeu_ps(dst + s * ldd, _mm256_permute2f128_ps(u[s], u[4 + s], 0x20));
         _mm256_storeu_ps(dst + (4 + s) * ldd, _mm256_permute2f128_ps(u[s], u[4 + s], 0x31));
@@ -162,25 +171,13 @@ FC_TARGET_BEGIN("avx512f,avx2,fma")
 #define FC_SUFFIX ps
 #define FC_VEC __m512
 #define FC_LANES 16
-/* A 16 x 16 block in registers, dst[j*ldd + i] = src[i*lds + j]: unpacks pair rows, shuffles
- * give each 128-bit lane four rows of one column, and two rounds of 128-bit lane shuffles put
- * the four lanes of a column together. */
+/* A 16 x 16 block in registers, dst[j*ldd + i] = src[i*lds + j]: after the shared stages, two
+ * rounds of 128-bit lane shuffles put the four lanes of each column together. */
 static inline void fc_transpose_16x16_f32(const float *src, ptrdiff_t lds, float *dst,
                                           ptrdiff_t ldd)
 {
     __m512 r[16], t[16], u[16];
-    for (int i = 0; i < 16; i++)
-        r[i] = _mm512_loadu_ps(src + i * lds);
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int g = 0; g < 16; g += 4) {   /* u[g+s], lane l: column 4l+s of rows g..g+3 */
-        u[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
-        u[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xEE);
-        u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
-        u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
-    }
+    FC_TRANSPOSE_QUADS(_mm512_, src, lds, r, t, u, 16);
     for (int s = 0; s < 4; s++) {
         const __m512 v0 = _mm512_shuffle_f32x4(u[s], u[4 + s], 0x44);
         const __m512 v1 = _mm512_shuffle_f32x4(u[s], u[4 + s], 0xEE);
