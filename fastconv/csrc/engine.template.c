@@ -106,9 +106,25 @@ static void FC_NAME(pack_a)(ptrdiff_t m, ptrdiff_t kc, const FC_T *a, ptrdiff_t 
     }
 }
 
+/* dst[j*ldd + i] = src[i*lds + j] for rows [i0, i1) and columns [j0, j1), element by element
+ * in tiles of 32 rows x 8 columns: both sides' lines stay in L1, and a 3-channel image row is
+ * three runs of 32. */
+static void FC_NAME(transpose_elements)(ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t j0, ptrdiff_t j1,
+                                        const FC_T *src, ptrdiff_t lds, FC_T *dst, ptrdiff_t ldd)
+{
+    for (ptrdiff_t ib = i0; ib < i1; ib += 32)
+        for (ptrdiff_t jb = j0; jb < j1; jb += 8) {
+            const ptrdiff_t ie = i1 - ib < 32 ? i1 : ib + 32;
+            const ptrdiff_t je = j1 - jb < 8 ? j1 : jb + 8;
+            for (ptrdiff_t j = jb; j < je; j++)
+                for (ptrdiff_t i = ib; i < ie; i++)
+                    dst[j * ldd + i] = src[i * lds + j];
+        }
+}
+
 /* Blocks of FC_TRANSPOSE_SIDE x FC_TRANSPOSE_SIDE through the instruction set's in-register
- * transposition where it has one (FC_TRANSPOSE_BLOCK), the edges and other engines element by
- * element in 8 x 8 tiles (both sides' lines stay in L1). */
+ * transposition where it has one (FC_TRANSPOSE_BLOCK); the edges, and other engines, element
+ * by element. */
 static void FC_NAME(transpose)(ptrdiff_t rows, ptrdiff_t cols, const FC_T *src, ptrdiff_t lds,
                                FC_T *dst, ptrdiff_t ldd)
 {
@@ -120,16 +136,8 @@ static void FC_NAME(transpose)(ptrdiff_t rows, ptrdiff_t cols, const FC_T *src, 
         for (ptrdiff_t j = 0; j < full_cols; j += FC_TRANSPOSE_SIDE)
             FC_TRANSPOSE_BLOCK(src + i * lds + j, lds, dst + j * ldd + i, ldd);
 #endif
-    for (ptrdiff_t i0 = 0; i0 < rows; i0 += 8)
-        for (ptrdiff_t j0 = 0; j0 < cols; j0 += 8) {
-            if (i0 < full_rows && j0 < full_cols)
-                continue;
-            const ptrdiff_t i1 = rows - i0 < 8 ? rows : i0 + 8;
-            const ptrdiff_t j1 = cols - j0 < 8 ? cols : j0 + 8;
-            for (ptrdiff_t j = j0; j < j1; j++)
-                for (ptrdiff_t i = i0; i < i1; i++)
-                    dst[j * ldd + i] = src[i * lds + j];
-        }
+    FC_NAME(transpose_elements)(0, full_rows, full_cols, cols, src, lds, dst, ldd);
+    FC_NAME(transpose_elements)(full_rows, rows, 0, cols, src, lds, dst, ldd);
 }
 
 static void FC_NAME(pack_b)(ptrdiff_t kc, ptrdiff_t n, const FC_T *b, ptrdiff_t rs,
