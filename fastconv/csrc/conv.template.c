@@ -94,30 +94,38 @@ static void FC_NAME(depthwise_channel)(const FC_NAME(fc_engine) *engine,
 #undef FC_DW_SPAN_CACHE
 #undef FC_DW_BAND_ROWS
 
-/* Channels last, one output pixel of one image: all channels at once, tap by tap, with the
- * weights laid out tap-major (weights_by_tap[tap*C + c]) so each tap is one vector madd. */
-static void FC_NAME(depthwise_pixel)(const FC_NAME(fc_engine) *engine,
-                                     const fc_conv_geometry *g, const FC_T *image,
-                                     const FC_T *weights_by_tap, const FC_T *zeros,
-                                     ptrdiff_t pixel, FC_T *out)
+/* Channels last, one row of output pixels of one image (position o0 on axis 0, o1 on axis 1):
+ * all channels at once, tap by tap, each tap one madd over the row's pixels (a pixel's channels
+ * are one vector; the pixels step by stride * C through the input row), with the weights laid
+ * out tap-major (weights_by_tap[tap*C + c]). Pixels whose tap falls in the padding take their
+ * madd from `zeros`, as the one-pixel walk did: every output element gets the same additions in
+ * the same order, so the bits are NCHW's. */
+static void FC_NAME(depthwise_row)(const FC_NAME(fc_engine) *engine, const fc_conv_geometry *g,
+                                   const FC_T *image, const FC_T *weights_by_tap,
+                                   const FC_T *zeros, ptrdiff_t o0, ptrdiff_t o1, FC_T *out)
 {
     const ptrdiff_t *in = g->in_size, *kernel = g->kernel, channels = g->in_channels;
-    const ptrdiff_t o2 = pixel % g->out_size[2], o1 = pixel / g->out_size[2] % g->out_size[1];
-    const ptrdiff_t o0 = pixel / g->out_size[2] / g->out_size[1];
-    for (ptrdiff_t c = 0; c < channels; c++)
-        out[c] = 0;
+    const ptrdiff_t width = g->out_size[2];
+    for (ptrdiff_t e = 0; e < width * channels; e++)
+        out[e] = 0;
     const FC_T *weights = weights_by_tap;
     for (ptrdiff_t t0 = 0; t0 < kernel[0]; t0++)
         for (ptrdiff_t t1 = 0; t1 < kernel[1]; t1++)
             for (ptrdiff_t t2 = 0; t2 < kernel[2]; t2++, weights += channels) {
                 const ptrdiff_t i0 = o0 * g->stride[0] + t0 * g->dilation[0] - g->pad[0];
                 const ptrdiff_t i1 = o1 * g->stride[1] + t1 * g->dilation[1] - g->pad[1];
-                const ptrdiff_t i2 = o2 * g->stride[2] + t2 * g->dilation[2] - g->pad[2];
-                const int inside = fc_in_range(i0, in[0]) && fc_in_range(i1, in[1]) &&
-                                   fc_in_range(i2, in[2]);
-                engine->madd(1, channels, weights, 1,
-                             inside ? image + ((i0 * in[1] + i1) * in[2] + i2) * channels : zeros,
-                             1, 0, out, 0);
+                const ptrdiff_t first = t2 * g->dilation[2] - g->pad[2];   /* pixel 0's i2 */
+                ptrdiff_t lo = 0, hi = 0;   /* pixels [lo, hi) read inside the input */
+                if (fc_in_range(i0, in[0]) && fc_in_range(i1, in[1]))
+                    fc_valid_span(first, g->stride[2], in[2], width, &lo, &hi);
+                engine->madd(lo, channels, weights, 1, zeros, 1, 0, out, channels);
+                if (hi > lo)
+                    engine->madd(hi - lo, channels, weights, 1,
+                                 image + ((i0 * in[1] + i1) * in[2] + first +
+                                          lo * g->stride[2]) * channels,
+                                 1, g->stride[2] * channels, out + lo * channels, channels);
+                engine->madd(width - hi, channels, weights, 1, zeros, 1, 0,
+                             out + hi * channels, channels);
             }
 }
 
@@ -127,8 +135,10 @@ static int FC_NAME(depthwise_forward)(const FC_NAME(fc_engine) *engine,
 {
     const ptrdiff_t channels = g->in_channels, taps = sizes->taps;
     const ptrdiff_t in_volume = sizes->in_volume, out_pixels = sizes->out_pixels;
-    /* Work items: planes (NCHW) or output pixels (channels last), never split further. */
-    const ptrdiff_t items = g->batch * (g->channels_last ? out_pixels : channels);
+    /* Work items: planes (NCHW) or rows of output pixels (channels last), never split
+     * further. */
+    const ptrdiff_t out_rows = out_pixels / g->out_size[2];
+    const ptrdiff_t items = g->batch * (g->channels_last ? out_rows : channels);
     const int threads_wanted = fc_threads_for(2.0 * (double)g->batch * (double)channels *
                                               (double)out_pixels * (double)taps);
     const int threads = items < threads_wanted ? (int)items : threads_wanted;
@@ -146,13 +156,16 @@ static int FC_NAME(depthwise_forward)(const FC_NAME(fc_engine) *engine,
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (ptrdiff_t index = 0; index < items; index++) {
         if (g->channels_last) {
-            const ptrdiff_t n = index / out_pixels;
-            FC_T *out = y + index * channels;
-            FC_NAME(depthwise_pixel)(engine, g, x + n * in_volume * channels, weights_by_tap,
-                                     weights_by_tap + taps * channels, index % out_pixels, out);
+            const ptrdiff_t n = index / out_rows, row = index % out_rows;
+            const ptrdiff_t width = g->out_size[2];
+            FC_T *out = y + index * width * channels;
+            FC_NAME(depthwise_row)(engine, g, x + n * in_volume * channels, weights_by_tap,
+                                   weights_by_tap + taps * channels, row / g->out_size[1],
+                                   row % g->out_size[1], out);
             if (bias)
-                for (ptrdiff_t c = 0; c < channels; c++)
-                    out[c] += bias[c];
+                for (ptrdiff_t q = 0; q < width; q++)
+                    for (ptrdiff_t c = 0; c < channels; c++)
+                        out[q * channels + c] += bias[c];
         } else {
             const ptrdiff_t c = index % channels;
             FC_T *out = y + index * out_pixels;

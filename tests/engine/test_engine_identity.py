@@ -181,6 +181,24 @@ def test_depthwise_inf_weight_reads_padding_as_zero_times_inf(dtype):
     assert np.array_equal(np.isnan(y_last.transpose(0, 3, 1, 2)), np.isnan(y))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_depthwise_inf_weight_on_channels_last_padding(dtype):
+    """The same on NHWC data padded by the engine (Keras 'same', symmetric here: stride 1, odd
+    extents), so that the channels-last kernel's own padding taps are what meet the inf."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 6, 7, 9)).astype(dtype)
+    w = rng.standard_normal((6, 1, 3, 3)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+    w[2, 0, 0, 0] = np.inf
+    w[4, 0, 2, 1] = -np.inf
+    y = fastconv.conv2d_caffe(x, w, b, pad=(1, 2), dilation=(1, 2), group=6)
+    y_last = fastconv.conv2d_keras(np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
+                                   w.transpose(2, 3, 1, 0), b, padding="same",
+                                   dilation_rate=(1, 2), groups=6)
+    assert np.isnan(y).any()
+    assert np.array_equal(bits(y_last.transpose(0, 3, 1, 2)), bits(y))
+
+
 # Stride 1 with output rows as long as the input's: the backward pass moves each row of a whole
 # image's column matrix as one shifted span of the plane. Padding on one side only, dilation, a
 # kernel wider than the image, output taller or shorter than the input, a one-row image.
