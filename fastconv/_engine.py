@@ -201,7 +201,7 @@ def cache_plan(key, geometry, dtype):
         _PLANS[key] = _core.ConvPlan(geometry, dtype, key[0] == "keras")
 
 
-def forward(geometry, x, w_oihw, b, dtype, *, channels_last=False):
+def forward(geometry, x, w, b, dtype, *, channels_last=False):
     """Run the C core's convolution forward on a checked geometry (``Conv2DGeometry`` or
     ``ConvNDGeometry``); inputs are converted, never modified. ``x`` and the result are NCHW,
     or NHWC with ``channels_last`` (read and written in place by the engine, which packs from
@@ -211,7 +211,7 @@ def forward(geometry, x, w_oihw, b, dtype, *, channels_last=False):
     y = empty_output(plan.output_shape, dtype)
     plan.run(
         to_kernel_input(x, dtype),
-        to_kernel_input(w_oihw, dtype),
+        to_kernel_input(w, dtype),
         None if b is None else to_kernel_input(b, dtype),
         y,
     )

@@ -142,16 +142,16 @@ static int FC_NAME(depthwise_forward)(const FC_NAME(fc_engine) *engine,
     const int threads_wanted = fc_threads_for(2.0 * (double)g->batch * (double)channels *
                                               (double)out_pixels * (double)taps);
     const int threads = items < threads_wanted ? (int)items : threads_wanted;
+    /* Channels last: Keras's depthwise kernel (*kernel, 1, C) is already tap-major; one row
+     * of zeros after it is what padding taps read. */
     FC_T *weights_by_tap = NULL;
     if (g->channels_last) {
         weights_by_tap = malloc((size_t)(taps + 1) * (size_t)channels * sizeof(FC_T));
         if (!weights_by_tap)
             return -1;
-        for (ptrdiff_t c = 0; c < channels; c++) {
-            for (ptrdiff_t tap = 0; tap < taps; tap++)
-                weights_by_tap[tap * channels + c] = w[c * taps + tap];
-            weights_by_tap[taps * channels + c] = 0;   /* what padding taps read */
-        }
+        memcpy(weights_by_tap, w, (size_t)taps * (size_t)channels * sizeof(FC_T));
+        for (ptrdiff_t c = 0; c < channels; c++)
+            weights_by_tap[taps * channels + c] = 0;
     }
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (ptrdiff_t index = 0; index < items; index++) {
@@ -220,26 +220,6 @@ static int FC_NAME(pads_little)(ptrdiff_t n, ptrdiff_t nr)
     return 8 * ((n + nr - 1) / nr * nr - n) <= n;
 }
 
-/* Keras's kernel (*kernel, C/group, O) reordered to Caffe's (O, C/group, *kernel), for the
- * depthwise loops, in blocks of 16 output channels: each read takes 16 consecutive values of a
- * (tap, channel) row of the kernel, and the 16 rows written advance together tap by tap. */
-static void FC_NAME(kernel_to_oihw)(const fc_conv_geometry *g, const fc_conv_sizes *s,
-                                    const FC_T *hwio, FC_T *oihw)
-{
-    const ptrdiff_t taps = fc_volume(g->kernel), channels = s->group_in_channels;
-    const ptrdiff_t outs = g->out_channels, row = channels * taps;
-    for (ptrdiff_t o0 = 0; o0 < outs; o0 += 16) {
-        const ptrdiff_t o1 = outs - o0 < 16 ? outs : o0 + 16;
-        for (ptrdiff_t c = 0; c < channels; c++)
-            for (ptrdiff_t tap = 0; tap < taps; tap++) {
-                const FC_T *from = hwio + (tap * channels + c) * outs;
-                FC_T *to = oihw + c * taps + tap;
-                for (ptrdiff_t o = o0; o < o1; o++)
-                    to[o * row] = from[o];
-            }
-    }
-}
-
 int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_T *w,
                              const FC_T *bias, FC_T *y)
 {
@@ -269,20 +249,8 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
         };
         return FC_NAME(fc_gemm_batch_run)(&transposed);
     }
-    if (g->group == g->in_channels && g->group == g->out_channels) {
-        FC_T *oihw = NULL;
-        if (last) {   /* the depthwise loops read Caffe's layout: reorder Keras's kernel */
-            oihw = fc_aligned_alloc((size_t)(g->out_channels * s.group_kernel_dim) *
-                                    sizeof(FC_T));
-            if (!oihw)
-                return -1;
-            FC_NAME(kernel_to_oihw)(g, &s, w, oihw);
-        }
-        const int status = FC_NAME(depthwise_forward)(engine, g, &s, x, oihw ? oihw : w, bias,
-                                                      y);
-        fc_aligned_free(oihw);
-        return status;
-    }
+    if (g->group == g->in_channels && g->group == g->out_channels)
+        return FC_NAME(depthwise_forward)(engine, g, &s, x, w, bias, y);
     const ptrdiff_t x_channel = last ? 1 : s.in_volume, x_position = last ? g->in_channels : 1;
     const ptrdiff_t y_channel = last ? 1 : s.out_pixels, y_pixel = last ? g->out_channels : 1;
     /* NCHW with a stride along the last axis: the packing reads a copy of x stored by phase. */

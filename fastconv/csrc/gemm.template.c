@@ -182,11 +182,12 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
     /* Channels-last images: the NCHW copy of the rows a task's pixels read. Of every channel
      * of the group, once per task, when that is no more than a packed B block (the image is
      * then read once, not once per k block); else of each k block's channels. */
+    const ptrdiff_t taps = p->im2col ? p->im2col->kernel[0] * p->im2col->kernel[1] *
+                                           p->im2col->kernel[2] : 1;
     size_t copy_size = 0;
     int copy_once = 0;
     if (p->im2col && p->im2col->channels_last) {
         const fc_conv_geometry *g = p->im2col;
-        const ptrdiff_t taps = g->kernel[0] * g->kernel[1] * g->kernel[2];
         ptrdiff_t rows = g->in_size[1];
         if (g->out_size[0] == 1) {   /* every block on one position of axis 0: a band of rows */
             const ptrdiff_t band = ((nc - 1) / g->out_size[2] + 1) * g->stride[1] +
@@ -249,8 +250,6 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
                 for (ptrdiff_t i = 0; i < rows; i++)
                     for (ptrdiff_t j = 0; j < cols; j++)
                         block[i * rs + j * cs] = 0;
-            const ptrdiff_t taps = p->im2col ? p->im2col->kernel[0] * p->im2col->kernel[1] *
-                                                   p->im2col->kernel[2] : 1;
             if (copy_once)
                 FC_NAME(copy_channels_last)(engine, p->im2col, b, 0, k / taps, j0, cols, copy);
             for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
