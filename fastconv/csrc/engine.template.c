@@ -18,7 +18,8 @@
  * temporary with this same function, so full and edge tiles give identical bits. */
 static void FC_NAME(micro_kernel)(ptrdiff_t kc, const FC_T *restrict a,
                                   const FC_T *restrict b, FC_T *restrict c, ptrdiff_t ldc,
-                                  int beta)
+                                  int beta, const FC_T *restrict row_bias,
+                                  const FC_T *restrict column_bias)
 {
     FC_VEC acc[FC_MR][FC_NV];
 #pragma GCC unroll 16
@@ -44,21 +45,23 @@ static void FC_NAME(micro_kernel)(ptrdiff_t kc, const FC_T *restrict a,
         b += FC_NR;
     }
 
-    if (beta) {
+    /* C [+ C] [+ row bias] [+ column bias], in that order: the bias follows the whole sum,
+     * as Caffe adds it after the product. Added here, in registers, rather than by a pass
+     * over the stored tile, whose narrow reloads of these wide stores stall on forwarding. */
 #pragma GCC unroll 16
-        for (int i = 0; i < FC_MR; i++)
+    for (int i = 0; i < FC_MR; i++)
 #pragma GCC unroll 8
-            for (int v = 0; v < FC_NV; v++) {
-                FC_T *cv = c + i * ldc + v * FC_LANES;
-                FC_VSTOREU(cv, FC_VADD(FC_VLOADU(cv), acc[i][v]));
-            }
-    } else {
-#pragma GCC unroll 16
-        for (int i = 0; i < FC_MR; i++)
-#pragma GCC unroll 8
-            for (int v = 0; v < FC_NV; v++)
-                FC_VSTOREU(c + i * ldc + v * FC_LANES, acc[i][v]);
-    }
+        for (int v = 0; v < FC_NV; v++) {
+            FC_T *cv = c + i * ldc + v * FC_LANES;
+            FC_VEC sum = acc[i][v];
+            if (beta)
+                sum = FC_VADD(FC_VLOADU(cv), sum);
+            if (row_bias)
+                sum = FC_VADD(sum, FC_VBCAST(row_bias[i]));
+            if (column_bias)
+                sum = FC_VADD(sum, FC_VLOADU(column_bias + v * FC_LANES));
+            FC_VSTOREU(cv, sum);
+        }
 }
 
 static void FC_NAME(pack_a)(ptrdiff_t m, ptrdiff_t kc, const FC_T *a, ptrdiff_t rs,
@@ -415,8 +418,6 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
     }
 }
 
-/* Each product is its own statement: a compiler that contracts a * b + c within one expression
- * (clang's default) must not turn these into FMAs in one loop and not in another. */
 /* Each product is its own statement: a compiler that contracts a * b + c within one expression
  * (clang's default) must not turn these into FMAs in one loop and not in another. The
  * unit-stride cases are loops of their own, so the compiler vectorises them. */

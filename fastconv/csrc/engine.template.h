@@ -10,12 +10,13 @@ typedef struct FC_NAME(fc_engine) {
     ptrdiff_t mc;       /* rows of packed A per macro-kernel call: mc x kc fills half of L2 */
     ptrdiff_t nc;       /* columns per packed B block: kc x nc fills three quarters of L2 */
 
-    /* C (MR x NR, row stride ldc, unit column stride) = [C +] kc steps of packed A and B.
-     * Every element is accumulated from zero in the order p = 0..kc-1 and only then added to
-     * C, so its value depends on kc alone, never on where the tile lies. beta == 0 never
-     * reads C. */
+    /* C (MR x NR, row stride ldc, unit column stride) = [C +] kc steps of packed A and B
+     * [+ row_bias[i]] [+ column_bias[j]] (NULL: none; MR and NR values). Every element is
+     * accumulated from zero in the order p = 0..kc-1 and only then added to C, then the
+     * biases, so its value depends on kc alone, never on where the tile lies. beta == 0
+     * never reads C. */
     void (*micro_kernel)(ptrdiff_t kc, const FC_T *a, const FC_T *b, FC_T *c, ptrdiff_t ldc,
-                         int beta);
+                         int beta, const FC_T *row_bias, const FC_T *column_bias);
     /* Pack the m x kc block of A at a (strides rs, cs) into MR-row micro-panels. Per engine
      * because the panel width is a compile-time constant there (fixed-length copies). */
     void (*pack_a)(ptrdiff_t m, ptrdiff_t kc, const FC_T *a, ptrdiff_t rs, ptrdiff_t cs,
