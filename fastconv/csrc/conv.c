@@ -1,6 +1,9 @@
 /* Two element types from one source: conv.template.c is included once per type. */
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include "conv.h"
 #include "engine.h"
 #include "gemm.h"

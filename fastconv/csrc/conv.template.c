@@ -214,6 +214,204 @@ static void FC_NAME(store_columns_by_phase)(const fc_conv_geometry *g, const FC_
     }
 }
 
+/* The direct convolution of few-channel layers (an image's first layer: gray, RGB, RGBA). With
+ * C/group * taps rows of the column matrix per output pixel and few of them shared, packing
+ * the column matrix costs a pass over a matrix C*taps times the image for only 2*O flops per
+ * element packed (15 % of AlexNet's conv1, 20 % of ResNet's stem with the copy by phase). Here
+ * the tile's A side is read straight from a padded copy of the image instead: MR output pixels
+ * broadcast against NR output channels of the packed weights (engine.template.h, direct),
+ * the product transposed with respect to the GEMM (pixels x channels, so a channels-last output
+ * is written as it is and an NCHW one through one transposition per block). Every element gets
+ * the GEMM's k blocks (fc_reduction_block), each summed from +0 in the same order, then the
+ * bias: the bits of the GEMM path, which a test checks against a grouped convolution (always a
+ * GEMM). */
+#define FC_DIRECT_MAX_CHANNELS 4
+#define FC_DIRECT_TILES_PER_BLOCK 24   /* MR-pixel tiles per task: a block of some 150-200 pixels */
+#define FC_DIRECT_MIN_FLOPS 1.0e6     /* smaller convolutions: the GEMM's set-up is cheaper */
+
+/* The direct tile shape (0 or 1) for this convolution, or -1 to take the GEMM: one group of at
+ * most FC_DIRECT_MAX_CHANNELS channels and output channels that fill the shape's NR-wide
+ * panels to within a quarter (the better shape of the two). */
+static int FC_NAME(direct_shape)(const FC_NAME(fc_engine) *engine, const fc_conv_geometry *g,
+                                 const fc_conv_sizes *s)
+{
+    if (g->group != 1 || g->in_channels > FC_DIRECT_MAX_CHANNELS ||
+        2.0 * (double)g->batch * (double)s->out_pixels * (double)g->out_channels *
+                (double)s->kernel_dim < FC_DIRECT_MIN_FLOPS)
+        return -1;
+    int best = -1;
+    ptrdiff_t best_padded = 0;
+    for (int shape = 0; shape < 2; shape++) {
+        const ptrdiff_t nr = engine->direct[shape].nr;
+        const ptrdiff_t padded = (g->out_channels + nr - 1) / nr * nr;
+        if (4 * (padded - g->out_channels) <= g->out_channels &&
+            (best < 0 || padded < best_padded)) {
+            best = shape;
+            best_padded = padded;
+        }
+    }
+    return best;
+}
+
+/* The padded copy: per image and channel, the box of input positions the windows read (from
+ * -pad on each axis), zeros where it lies outside the input; NCHW whatever x's layout. */
+static void FC_NAME(direct_pad_image)(const fc_conv_geometry *g, const ptrdiff_t *padded,
+                                      const FC_T *x, FC_T *xp)
+{
+    const ptrdiff_t *in = g->in_size, channels = g->in_channels;
+    const ptrdiff_t rows = g->batch * channels * padded[0] * padded[1];
+    const ptrdiff_t lo = g->pad[2] < padded[2] ? g->pad[2] : padded[2];
+    const ptrdiff_t hi = g->pad[2] + in[2] < padded[2] ? g->pad[2] + in[2] : padded[2];
+    const int threads = fc_threads_for(FC_FLOPS_PER_MOVE * (double)rows * (double)padded[2]);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const ptrdiff_t q1 = r % padded[1], q0 = r / padded[1] % padded[0];
+        const ptrdiff_t c = r / padded[1] / padded[0] % channels;
+        const ptrdiff_t n = r / padded[1] / padded[0] / channels;
+        const ptrdiff_t i0 = q0 - g->pad[0], i1 = q1 - g->pad[1];
+        FC_T *restrict row = xp + r * padded[2];
+        ptrdiff_t q2 = 0;
+        if (fc_in_range(i0, in[0]) && fc_in_range(i1, in[1])) {
+            for (; q2 < lo; q2++)
+                row[q2] = 0;
+            if (g->channels_last) {
+                const FC_T *from = x + (((n * in[0] + i0) * in[1] + i1) * in[2] - g->pad[2]) *
+                                           channels + c;
+                for (; q2 < hi; q2++)
+                    row[q2] = from[q2 * channels];
+            } else {
+                const FC_T *from = x + (((n * channels + c) * in[0] + i0) * in[1] + i1) * in[2] -
+                                   g->pad[2];
+                for (; q2 < hi; q2++)
+                    row[q2] = from[q2];
+            }
+        }
+        for (; q2 < padded[2]; q2++)
+            row[q2] = 0;
+    }
+}
+
+static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
+                                   const fc_conv_geometry *g, const fc_conv_sizes *s,
+                                   const FC_T *x, const FC_T *w, const FC_T *bias, FC_T *y)
+{
+    const ptrdiff_t mr = engine->direct[shape].mr, nr = engine->direct[shape].nr;
+    const ptrdiff_t out_channels = g->out_channels, out_pixels = s->out_pixels;
+    const ptrdiff_t taps = s->taps, k = s->kernel_dim;
+    const ptrdiff_t padded_channels = (out_channels + nr - 1) / nr * nr;
+    const ptrdiff_t kc = fc_reduction_block(k, engine->kc);
+    ptrdiff_t padded[FC_SPATIAL_AXES];
+    for (int axis = 0; axis < FC_SPATIAL_AXES; axis++)
+        padded[axis] = (g->out_size[axis] - 1) * g->stride[axis] +
+                       (g->kernel[axis] - 1) * g->dilation[axis] + 1;
+    const ptrdiff_t padded_volume = padded[0] * padded[1] * padded[2];
+    const ptrdiff_t image_size = g->in_channels * padded_volume;
+    const ptrdiff_t block = mr * FC_DIRECT_TILES_PER_BLOCK;
+    const ptrdiff_t blocks = (out_pixels + block - 1) / block;
+    const ptrdiff_t tasks = g->batch * blocks;
+    const int threads_wanted = fc_threads_for(2.0 * (double)g->batch * (double)out_pixels *
+                                              (double)out_channels * (double)k);
+    const int threads = tasks < threads_wanted ? (int)tasks : threads_wanted;
+
+    /* Workspace: the padded image, the weights packed in NR-column panels (all k rows of a
+     * panel together), the bias padded to whole panels, then per thread the task's output
+     * block (pixels x padded channels); tap offsets and per-thread window origins apart. */
+    const size_t image_elements = (size_t)(g->batch * image_size);
+    const size_t weight_elements = (size_t)(k * padded_channels);
+    const size_t scratch_elements = (size_t)(block * padded_channels);
+    FC_T *const work = fc_aligned_alloc((image_elements + weight_elements +
+                                         (size_t)padded_channels +
+                                         scratch_elements * (size_t)threads) * sizeof(FC_T));
+    ptrdiff_t *const offsets = malloc((size_t)k * sizeof(ptrdiff_t));
+    const FC_T **const origins = malloc((size_t)(block * threads) * sizeof(FC_T *));
+    if (!work || !offsets || !origins) {
+        fc_aligned_free(work);
+        free(offsets);
+        free(origins);
+        return -1;
+    }
+    FC_T *const xp = work, *const packed_w = xp + image_elements;
+    FC_T *const padded_bias = packed_w + weight_elements;
+    FC_T *const scratch_all = padded_bias + padded_channels;
+
+    FC_NAME(direct_pad_image)(g, padded, x, xp);
+    /* Weight (output channel o, column p = channel * taps + tap): Caffe's w[o][p], or Keras's
+     * (*kernel, C, O) read at [tap][channel][o]. */
+    for (ptrdiff_t panel = 0; panel < padded_channels / nr; panel++)
+        for (ptrdiff_t p = 0; p < k; p++) {
+            FC_T *dst = packed_w + (panel * k + p) * nr;
+            for (ptrdiff_t j = 0; j < nr; j++) {
+                const ptrdiff_t o = panel * nr + j;
+                dst[j] = o >= out_channels ? 0
+                         : g->channels_last ? w[(p % taps * g->in_channels + p / taps) *
+                                                    out_channels + o]
+                                            : w[o * k + p];
+            }
+        }
+    for (ptrdiff_t o = 0; o < padded_channels; o++)
+        padded_bias[o] = bias && o < out_channels ? bias[o] : 0;
+    for (ptrdiff_t p = 0; p < k; p++) {
+        const ptrdiff_t c = p / taps, tap = p % taps;
+        const ptrdiff_t t2 = tap % g->kernel[2], t1 = tap / g->kernel[2] % g->kernel[1];
+        const ptrdiff_t t0 = tap / g->kernel[2] / g->kernel[1];
+        offsets[p] = c * padded_volume +
+                     (t0 * g->dilation[0] * padded[1] + t1 * g->dilation[1]) * padded[2] +
+                     t2 * g->dilation[2];
+    }
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int thread = 0;
+#ifdef _OPENMP
+        thread = omp_get_thread_num();
+#endif
+        FC_T *const scratch = scratch_all + (size_t)thread * scratch_elements;
+        const FC_T **const origin = origins + thread * block;
+#pragma omp for schedule(dynamic, 1)
+        for (ptrdiff_t task = 0; task < tasks; task++) {
+            const ptrdiff_t n = task / blocks, first = task % blocks * block;
+            const ptrdiff_t count = out_pixels - first < block ? out_pixels - first : block;
+            const ptrdiff_t tiles = (count + mr - 1) / mr;
+            /* Pixels past the block's end (up to a whole tile) repeat its last one; their rows
+             * of the scratch are never stored. */
+            for (ptrdiff_t i = 0; i < tiles * mr; i++) {
+                const ptrdiff_t pixel = first + (i < count ? i : count - 1);
+                const ptrdiff_t o2 = pixel % g->out_size[2];
+                const ptrdiff_t o1 = pixel / g->out_size[2] % g->out_size[1];
+                const ptrdiff_t o0 = pixel / g->out_size[2] / g->out_size[1];
+                origin[i] = xp + n * image_size +
+                            (o0 * g->stride[0] * padded[1] + o1 * g->stride[1]) * padded[2] +
+                            o2 * g->stride[2];
+            }
+            for (ptrdiff_t tile = 0; tile < tiles; tile++)
+                for (ptrdiff_t panel = 0; panel < padded_channels / nr; panel++)
+                    for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
+                        const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
+                        engine->direct[shape].kernel(
+                            depth, origin + tile * mr, offsets + p0,
+                            packed_w + (panel * k + p0) * nr,
+                            scratch + tile * mr * padded_channels + panel * nr, padded_channels,
+                            p0 > 0, bias && p0 + depth == k ? padded_bias + panel * nr : NULL);
+                    }
+            if (g->channels_last)
+                for (ptrdiff_t i = 0; i < count; i++)
+                    memcpy(y + (n * out_pixels + first + i) * out_channels,
+                           scratch + i * padded_channels, (size_t)out_channels * sizeof(FC_T));
+            else
+                engine->transpose(count, out_channels, scratch, padded_channels,
+                                  y + n * out_channels * out_pixels + first, out_pixels);
+        }
+    }
+    fc_aligned_free(work);
+    free(offsets);
+    free(origins);
+    return 0;
+}
+
+#undef FC_DIRECT_MAX_CHANNELS
+#undef FC_DIRECT_TILES_PER_BLOCK
+#undef FC_DIRECT_MIN_FLOPS
+
 /* Whether n columns pad to whole NR-wide micro-panels with at most an eighth more. */
 static int FC_NAME(pads_little)(ptrdiff_t n, ptrdiff_t nr)
 {
@@ -251,6 +449,9 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
     }
     if (g->group == g->in_channels && g->group == g->out_channels)
         return FC_NAME(depthwise_forward)(engine, g, &s, x, w, bias, y);
+    const int direct = FC_NAME(direct_shape)(engine, g, &s);
+    if (direct >= 0)
+        return FC_NAME(direct_forward)(engine, direct, g, &s, x, w, bias, y);
     const ptrdiff_t x_channel = last ? 1 : s.in_volume, x_position = last ? g->in_channels : 1;
     const ptrdiff_t y_channel = last ? 1 : s.out_pixels, y_pixel = last ? g->out_channels : 1;
     /* NCHW with a stride along the last axis: the packing reads a copy of x stored by phase. */

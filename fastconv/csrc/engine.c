@@ -165,6 +165,10 @@ FC_TARGET_BEGIN("avx512f,avx2,fma")
 #define FC_ISA _mm512_
 #define FC_MR 8
 #define FC_NV 3
+/* The direct convolution's second tile: 6 pixels x 4 vectors (24 accumulators), for output
+ * channels in multiples of 64 (float32) or 32 (float64), which 3-vector panels would pad. */
+#define FC_WIDE_MR 6
+#define FC_WIDE_NV 4
 
 #define FC_T float
 #define FC_TYPE_TAG f32
@@ -206,6 +210,8 @@ static inline void fc_transpose_16x16_f32(const float *src, ptrdiff_t lds, float
 #undef FC_ISA
 #undef FC_MR
 #undef FC_NV
+#undef FC_WIDE_MR
+#undef FC_WIDE_NV
 FC_TARGET_END
 
 #endif /* x86-64 */

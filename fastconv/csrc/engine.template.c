@@ -64,6 +64,76 @@ static void FC_NAME(micro_kernel)(ptrdiff_t kc, const FC_T *restrict a,
         }
 }
 
+/* The direct tile (engine.template.h), for any MR x NV within the register file: inlined with
+ * constant sizes into one function per shape, so the accumulators stay in registers. */
+#ifndef FC_DIRECT_MAX_MR
+#define FC_DIRECT_MAX_MR 16
+#define FC_DIRECT_MAX_NV 8
+#endif
+static FC_INLINE void FC_NAME(direct_tile)(const int mr, const int nv, ptrdiff_t kc,
+                                           const FC_T *const *origins,
+                                           const ptrdiff_t *restrict offsets,
+                                           const FC_T *restrict b, FC_T *restrict c,
+                                           ptrdiff_t ldc, int beta,
+                                           const FC_T *restrict column_bias)
+{
+    FC_VEC acc[FC_DIRECT_MAX_MR][FC_DIRECT_MAX_NV];
+    const FC_T *at[FC_DIRECT_MAX_MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < mr; i++) {
+        at[i] = origins[i];
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v++)
+            acc[i][v] = FC_VZERO();
+    }
+#pragma GCC unroll 2
+    for (ptrdiff_t p = 0; p < kc; p++) {
+        const ptrdiff_t offset = offsets[p];
+        FC_VEC bv[FC_DIRECT_MAX_NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v++)
+            bv[v] = FC_VLOADU(b + v * FC_LANES);
+#pragma GCC unroll 16
+        for (int i = 0; i < mr; i++) {
+            const FC_VEC av = FC_VBCAST(at[i][offset]);
+#pragma GCC unroll 8
+            for (int v = 0; v < nv; v++)
+                acc[i][v] = FC_VFMA(av, bv[v], acc[i][v]);
+        }
+        b += nv * FC_LANES;
+    }
+    /* C [+ C] [+ bias], micro_kernel's order. */
+#pragma GCC unroll 16
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v++) {
+            FC_T *cv = c + i * ldc + v * FC_LANES;
+            FC_VEC sum = acc[i][v];
+            if (beta)
+                sum = FC_VADD(FC_VLOADU(cv), sum);
+            if (column_bias)
+                sum = FC_VADD(sum, FC_VLOADU(column_bias + v * FC_LANES));
+            FC_VSTOREU(cv, sum);
+        }
+}
+
+static void FC_NAME(direct_kernel)(ptrdiff_t kc, const FC_T *const *origins,
+                                   const ptrdiff_t *offsets, const FC_T *b, FC_T *c,
+                                   ptrdiff_t ldc, int beta, const FC_T *column_bias)
+{
+    FC_NAME(direct_tile)(FC_MR, FC_NV, kc, origins, offsets, b, c, ldc, beta, column_bias);
+}
+
+#ifdef FC_WIDE_MR
+static void FC_NAME(direct_kernel_wide)(ptrdiff_t kc, const FC_T *const *origins,
+                                        const ptrdiff_t *offsets, const FC_T *b, FC_T *c,
+                                        ptrdiff_t ldc, int beta, const FC_T *column_bias)
+{
+    FC_NAME(direct_tile)(FC_WIDE_MR, FC_WIDE_NV, kc, origins, offsets, b, c, ldc, beta,
+                         column_bias);
+}
+#endif
+
 static void FC_NAME(pack_a)(ptrdiff_t m, ptrdiff_t kc, const FC_T *a, ptrdiff_t rs,
                             ptrdiff_t cs, FC_T *restrict packed)
 {
@@ -451,6 +521,12 @@ FC_ENGINE_TYPE FC_NAME(fc_engine) = {
     .name = FC_LABEL,
     .mr = FC_MR, .nr = FC_NR,
     .micro_kernel = FC_NAME(micro_kernel),
+#ifdef FC_WIDE_MR
+    .direct = {{FC_MR, FC_NR, FC_NAME(direct_kernel)},
+               {FC_WIDE_MR, FC_WIDE_NV * FC_LANES, FC_NAME(direct_kernel_wide)}},
+#else
+    .direct = {{FC_MR, FC_NR, FC_NAME(direct_kernel)}, {FC_MR, FC_NR, FC_NAME(direct_kernel)}},
+#endif
     .pack_a = FC_NAME(pack_a),
     .pack_b = FC_NAME(pack_b),
     .pack_b_im2col = FC_NAME(pack_b_im2col),

@@ -17,6 +17,21 @@ typedef struct FC_NAME(fc_engine) {
      * never reads C. */
     void (*micro_kernel)(ptrdiff_t kc, const FC_T *a, const FC_T *b, FC_T *c, ptrdiff_t ldc,
                          int beta, const FC_T *row_bias, const FC_T *column_bias);
+    /* The direct convolution of few-channel layers (conv.template.c): a tile of MR output
+     * pixels x NR output channels, C (row stride ldc) = [C +] sum over p < kc of
+     * origins[i][offsets[p]] * B[p][j] [+ column_bias[j]], the A side broadcast straight from
+     * a padded copy of the image (pixel i's window starts at origins[i], tap p lies offsets[p]
+     * further on) instead of packed, B packed in NR-column panels. The same accumulation
+     * order as micro_kernel, so the same bits as the GEMM of the same convolution. Two tile
+     * shapes: [0] the micro-kernel's MR x NR, [1] fewer pixels by more channels where the
+     * registers allow (else the same as [0]); the caller takes the one that pads its output
+     * channels least. */
+    struct {
+        ptrdiff_t mr, nr;
+        void (*kernel)(ptrdiff_t kc, const FC_T *const *origins, const ptrdiff_t *offsets,
+                       const FC_T *b, FC_T *c, ptrdiff_t ldc, int beta,
+                       const FC_T *column_bias);
+    } direct[2];
     /* Pack the m x kc block of A at a (strides rs, cs) into MR-row micro-panels. Per engine
      * because the panel width is a compile-time constant there (fixed-length copies). */
     void (*pack_a)(ptrdiff_t m, ptrdiff_t kc, const FC_T *a, ptrdiff_t rs, ptrdiff_t cs,

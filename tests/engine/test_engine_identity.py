@@ -31,6 +31,8 @@ CASES = [
     ((1, 80, 9, 10), (16, 80, 3, 3), (1, 1), (1, 1), (1, 1), 1),
     ((1, 520, 4, 200), (8, 520, 3, 3), (1, 1), (1, 1), (1, 1), 1),
     ((2, 32, 40, 37), (48, 32, 3, 3), (1, 1), (1, 1), (1, 1), 1),
+    # A first layer (three channels, 64 outputs): the direct convolution, not the GEMM.
+    ((1, 3, 29, 27), (64, 3, 7, 7), (2, 2), (3, 3), (1, 1), 1),
 ]
 DTYPES = [np.float32, np.float64]
 IDS = ["x{}w{}s{}p{}d{}g{}".format(*case) for case in CASES]

@@ -20,7 +20,7 @@ from fastconv import _core
 from reference.conv import caffe_conv, gemm
 from reference.tolerance import assert_scaled_close, gemm_error_bound
 
-ALL_KERNELS = ["generic", "avx2", "avx512"]
+ALL_KERNELS = ["generic", "avx2", "avx512"]   # the ``kernel`` fixture's (engine/conftest.py)
 DTYPES = [np.float32, np.float64]
 
 # m, n, k: ones, sizes below and just above every engine's MR/NR (4/8, 6/16, 8/48 and the f64
@@ -30,17 +30,6 @@ SIZES = [
     (1, 1, 1), (1, 7, 3), (5, 1, 2), (3, 5, 1), (6, 16, 7), (8, 48, 9), (9, 49, 130),
     (13, 17, 257), (37, 101, 300), (50, 33, 513),
 ]
-
-
-@pytest.fixture(params=ALL_KERNELS)
-def kernel(request):
-    name = request.param
-    if name not in _core.available_kernels():
-        pytest.skip(f"{name} kernel not supported by this CPU")
-    previous = _core.active_kernel()
-    _core.set_kernel(name)
-    yield name
-    _core.set_kernel(previous)
 
 
 def operand(rng, rows, cols, dtype, layout):

@@ -1,0 +1,102 @@
+"""The direct convolution of few-channel layers (conv.template.c: one group of at most four
+channels reads its tiles' A side straight from a padded copy of the image, no column matrix).
+
+It must give the GEMM's bits. A grouped convolution always runs the GEMM, so the reference is
+the same two convolutions stacked as the two groups of one: each half of its output must equal
+the direct result bit for bit, NaN from an infinite weight meeting the padding included. The
+cases reach both tile shapes (96 and 40 output channels: AVX-512's 8 x 48 tile; 64: its 6 x 64
+one), several reduction blocks (4 x 13 x 13 = 676 rows > KC), padded panels, strides,
+dilations and padding that differ per axis, 1 to 4 channels; every engine, both dtypes, and
+each case against the float64 reference as well.
+"""
+import numpy as np
+import pytest
+
+import fastconv
+
+from reference.conv import caffe_conv
+from reference.tolerance import assert_scaled_close
+
+# (batch, channels, height, width), out_channels, (kh, kw), stride, pad, dilation
+CASES = [
+    ((2, 3, 37, 41), 96, (11, 11), (4, 4), (0, 0), (1, 1)),
+    ((1, 3, 30, 28), 64, (7, 7), (2, 2), (3, 3), (1, 1)),
+    ((1, 4, 21, 19), 40, (13, 13), (1, 1), (2, 2), (1, 1)),
+    ((3, 1, 25, 23), 16, (3, 5), (1, 2), (2, 1), (2, 1)),
+    ((1, 2, 9, 200), 48, (3, 3), (1, 1), (1, 1), (1, 1)),
+]
+IDS = ["x{}o{}k{}s{}p{}d{}".format(*case) for case in CASES]
+DTYPES = [np.float32, np.float64]
+
+
+def bits(array):
+    return np.ascontiguousarray(array).view(np.uint8)
+
+
+def two_layers(case, dtype, seed):
+    """Two independent layers of the case's shape: (x, w, b) each."""
+    x_shape, out_channels, kernel = case[:3]
+    rng = np.random.default_rng(seed)
+    w_shape = (out_channels, x_shape[1]) + kernel
+    return [(rng.standard_normal(x_shape).astype(dtype),
+             rng.standard_normal(w_shape).astype(dtype),
+             rng.standard_normal(out_channels).astype(dtype)) for _ in range(2)]
+
+
+def caffe_kwargs(case):
+    return dict(stride=case[3], pad=case[4], dilation=case[5])
+
+
+def as_two_groups(layers, **kwargs):
+    """Both layers as the two groups of one convolution (the GEMM path), split back."""
+    (xa, wa, ba), (xb, wb, bb) = layers
+    y = fastconv.conv2d_caffe(np.concatenate([xa, xb], axis=1), np.concatenate([wa, wb]),
+                              np.concatenate([ba, bb]), group=2, **kwargs)
+    return np.split(y, 2, axis=1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_direct_gives_the_gemm_bits(kernel, case, dtype):
+    layers = two_layers(case, dtype, seed=3)
+    kwargs = caffe_kwargs(case)
+    for (x, w, b), grouped in zip(layers, as_two_groups(layers, **kwargs)):
+        y = fastconv.conv2d_caffe(x, w, b, **kwargs)
+        assert np.array_equal(bits(y), bits(grouped))
+        assert_scaled_close(y, caffe_conv(x, w, b, *case[3:], 1), int(np.prod(w.shape[1:])),
+                            dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_direct_channels_last_and_threads_same_bits(kernel, case, dtype):
+    (x, w, b), _ = two_layers(case, dtype, seed=5)
+    kwargs = caffe_kwargs(case)
+    y = fastconv.conv2d_caffe(x, w, b, **kwargs)
+    (ph, pw) = case[4]
+    x_last = np.ascontiguousarray(np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+                                  .transpose(0, 2, 3, 1))
+    y_last = fastconv.conv2d_keras(x_last, w.transpose(2, 3, 1, 0), b, strides=case[3],
+                                   padding="valid", dilation_rate=case[5])
+    assert np.array_equal(bits(y_last.transpose(0, 3, 1, 2)), bits(y))
+    previous = fastconv.get_num_threads()
+    try:
+        fastconv.set_num_threads(1)
+        alone = fastconv.conv2d_caffe(x, w, b, **kwargs)
+    finally:
+        fastconv.set_num_threads(previous)
+    assert np.array_equal(bits(alone), bits(y))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_direct_inf_weight_meets_the_padding_as_the_gemm_does(kernel, dtype):
+    """0 * inf is NaN: a tap that reads the padding with an infinite weight makes the output
+    NaN exactly where the zero-filled column matrix of the GEMM does."""
+    case = CASES[1]
+    layers = two_layers(case, dtype, seed=9)
+    for _, w, _ in layers:
+        w[5, 1, 0, 0] = np.inf
+    kwargs = caffe_kwargs(case)
+    y = fastconv.conv2d_caffe(*layers[0], **kwargs)
+    assert np.isnan(y[0, 5, 0, 0]) and np.isinf(y[0, 5, -1, -1])
+    assert np.array_equal(bits(y), bits(as_two_groups(layers, **kwargs)[0]))
