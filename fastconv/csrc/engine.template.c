@@ -14,31 +14,36 @@
  */
 #define FC_NR (FC_NV * FC_LANES)
 
-/* The micro-kernel (contract: engine.template.h). The macro-kernel computes edge tiles into a
- * temporary with this same function, so full and edge tiles give identical bits. */
-static void FC_NAME(micro_kernel)(ptrdiff_t kc, const FC_T *restrict a,
-                                  const FC_T *restrict b, FC_T *restrict c, ptrdiff_t ldc,
-                                  int beta, const FC_T *restrict row_bias,
-                                  const FC_T *restrict column_bias)
+/* The micro-kernel (contract: engine.template.h) for the first nv of the tile's FC_NV vectors of
+ * columns (B's panels keep their full NR stride): inlined with a constant nv into the
+ * micro-kernel itself and into narrower kernels for the last panel of a block whose columns
+ * fill only part of it (AlexNet conv3's 169 pixels: 25 in the last 48-wide panel, 2 vectors
+ * of 3). Each element's sum does not depend on nv: full, narrow and edge tiles give the same
+ * bits. */
+static FC_INLINE void FC_NAME(gemm_tile)(const int nv, ptrdiff_t kc, const FC_T *restrict a,
+                                         const FC_T *restrict b, FC_T *restrict c,
+                                         ptrdiff_t ldc, int beta,
+                                         const FC_T *restrict row_bias,
+                                         const FC_T *restrict column_bias)
 {
     FC_VEC acc[FC_MR][FC_NV];
 #pragma GCC unroll 16
     for (int i = 0; i < FC_MR; i++)
 #pragma GCC unroll 8
-        for (int v = 0; v < FC_NV; v++)
+        for (int v = 0; v < nv; v++)
             acc[i][v] = FC_VZERO();
 
 #pragma GCC unroll 4
     for (ptrdiff_t p = 0; p < kc; p++) {
         FC_VEC bv[FC_NV];
 #pragma GCC unroll 8
-        for (int v = 0; v < FC_NV; v++)
+        for (int v = 0; v < nv; v++)
             bv[v] = FC_VLOADU(b + v * FC_LANES);
 #pragma GCC unroll 16
         for (int i = 0; i < FC_MR; i++) {
             const FC_VEC av = FC_VBCAST(a[i]);
 #pragma GCC unroll 8
-            for (int v = 0; v < FC_NV; v++)
+            for (int v = 0; v < nv; v++)
                 acc[i][v] = FC_VFMA(av, bv[v], acc[i][v]);
         }
         a += FC_MR;
@@ -51,7 +56,7 @@ static void FC_NAME(micro_kernel)(ptrdiff_t kc, const FC_T *restrict a,
 #pragma GCC unroll 16
     for (int i = 0; i < FC_MR; i++)
 #pragma GCC unroll 8
-        for (int v = 0; v < FC_NV; v++) {
+        for (int v = 0; v < nv; v++) {
             FC_T *cv = c + i * ldc + v * FC_LANES;
             FC_VEC sum = acc[i][v];
             if (beta)
@@ -63,6 +68,48 @@ static void FC_NAME(micro_kernel)(ptrdiff_t kc, const FC_T *restrict a,
             FC_VSTOREU(cv, sum);
         }
 }
+
+static void FC_NAME(micro_kernel)(ptrdiff_t kc, const FC_T *a, const FC_T *b, FC_T *c,
+                                  ptrdiff_t ldc, int beta, const FC_T *row_bias,
+                                  const FC_T *column_bias)
+{
+    FC_NAME(gemm_tile)(FC_NV, kc, a, b, c, ldc, beta, row_bias, column_bias);
+}
+
+/* The narrow kernels: FC_NARROW(n) computes the first n vectors of the tile (n < FC_NV). */
+#define FC_NARROW(n) FC_PASTE3(FC_NAME(narrow_kernel), _, n)
+#define FC_DEFINE_NARROW(n)                                                                  \
+    static void FC_NARROW(n)(ptrdiff_t kc, const FC_T *a, const FC_T *b, FC_T *c,            \
+                             ptrdiff_t ldc, int beta, const FC_T *row_bias,                  \
+                             const FC_T *column_bias)                                        \
+    {                                                                                        \
+        FC_NAME(gemm_tile)(n, kc, a, b, c, ldc, beta, row_bias, column_bias);                \
+    }
+#if FC_NV > 1
+FC_DEFINE_NARROW(1)
+#endif
+#if FC_NV > 2
+FC_DEFINE_NARROW(2)
+#endif
+#if FC_NV > 3
+FC_DEFINE_NARROW(3)
+#endif
+#if FC_NV > 4
+FC_DEFINE_NARROW(4)
+#endif
+#if FC_NV > 5
+FC_DEFINE_NARROW(5)
+#endif
+#if FC_NV > 6
+FC_DEFINE_NARROW(6)
+#endif
+#if FC_NV > 7
+FC_DEFINE_NARROW(7)
+#endif
+#if FC_NV > 8
+#error "an engine with more than 8 vectors per tile needs more narrow kernels"
+#endif
+#undef FC_DEFINE_NARROW
 
 /* The direct tile (engine.template.h), for any MR x NV within the register file: inlined with
  * constant sizes into one function per shape, so the accumulators stay in registers. */
@@ -520,7 +567,32 @@ static void FC_NAME(madd)(ptrdiff_t rows, ptrdiff_t n, const FC_T *restrict a, p
 FC_ENGINE_TYPE FC_NAME(fc_engine) = {
     .name = FC_LABEL,
     .mr = FC_MR, .nr = FC_NR,
+    .lanes = FC_LANES,
     .micro_kernel = FC_NAME(micro_kernel),
+    .narrow_kernel = {
+        NULL,
+#if FC_NV > 1
+        FC_NARROW(1),
+#endif
+#if FC_NV > 2
+        FC_NARROW(2),
+#endif
+#if FC_NV > 3
+        FC_NARROW(3),
+#endif
+#if FC_NV > 4
+        FC_NARROW(4),
+#endif
+#if FC_NV > 5
+        FC_NARROW(5),
+#endif
+#if FC_NV > 6
+        FC_NARROW(6),
+#endif
+#if FC_NV > 7
+        FC_NARROW(7),
+#endif
+    },
 #ifdef FC_WIDE_MR
     .direct = {{FC_MR, FC_NR, FC_NAME(direct_kernel)},
                {FC_WIDE_MR, FC_WIDE_NV * FC_LANES, FC_NAME(direct_kernel_wide)}},
@@ -534,4 +606,5 @@ FC_ENGINE_TYPE FC_NAME(fc_engine) = {
     .madd = FC_NAME(madd),
 };
 
+#undef FC_NARROW
 #undef FC_NR

@@ -5,6 +5,7 @@
 typedef struct FC_NAME(fc_engine) {
     const char *name;
     ptrdiff_t mr, nr;   /* micro-tile: MR rows of C (broadcast from A) by NR columns (vectors) */
+    ptrdiff_t lanes;    /* elements per vector: NR / lanes vectors per tile */
     /* Block sizes from this machine's caches (dispatch.c, at fc_init): */
     ptrdiff_t kc;       /* reduction block: the MR x kc micro-panel of A fills half of L1 */
     ptrdiff_t mc;       /* rows of packed A per macro-kernel call: mc x kc fills half of L2 */
@@ -17,6 +18,11 @@ typedef struct FC_NAME(fc_engine) {
      * never reads C. */
     void (*micro_kernel)(ptrdiff_t kc, const FC_T *a, const FC_T *b, FC_T *c, ptrdiff_t ldc,
                          int beta, const FC_T *row_bias, const FC_T *column_bias);
+    /* narrow_kernel[v] (0 < v < NR / lanes; NULL otherwise): the micro-kernel for the first v
+     * vectors of the tile only, for a last panel that few columns reach; the same bits. */
+    void (*narrow_kernel[8])(ptrdiff_t kc, const FC_T *a, const FC_T *b, FC_T *c,
+                             ptrdiff_t ldc, int beta, const FC_T *row_bias,
+                             const FC_T *column_bias);
     /* The direct convolution of few-channel layers (conv.template.c): a tile of MR output
      * pixels x NR output channels, C (row stride ldc) = [C +] sum over p < kc of
      * origins[i][offsets[p]] * B[p][j] [+ column_bias[j]], the A side broadcast straight from

@@ -42,8 +42,14 @@ static void FC_NAME(macro_kernel)(const FC_NAME(fc_engine) *engine, ptrdiff_t m,
                                      column_bias ? column_bias + j0 : NULL);
                 continue;
             }
+            /* A panel its columns fill only in part: the narrow kernel for the vectors they
+             * reach. */
+            const ptrdiff_t vectors = (cols + engine->lanes - 1) / engine->lanes;
             FC_ALIGN64 FC_T tile[FC_MAX_TILE];
-            engine->micro_kernel(kc, a, b, tile, nr, 0, NULL, NULL);
+            if (vectors < nr / engine->lanes && engine->narrow_kernel[vectors])
+                engine->narrow_kernel[vectors](kc, a, b, tile, nr, 0, NULL, NULL);
+            else
+                engine->micro_kernel(kc, a, b, tile, nr, 0, NULL, NULL);
             for (ptrdiff_t i = 0; i < rows; i++)
                 for (ptrdiff_t j = 0; j < cols; j++) {
                     FC_T *cij = c_tile + i * rs_c + j * cs_c;
