@@ -42,6 +42,13 @@ typedef struct FC_NAME(fc_engine) {
      * because the panel width is a compile-time constant there (fixed-length copies). */
     void (*pack_a)(ptrdiff_t m, ptrdiff_t kc, const FC_T *a, ptrdiff_t rs, ptrdiff_t cs,
                    FC_T *packed);
+    /* pack_a for an A whose columns are (channel, tap) pairs stored tap-major: column
+     * p0 + q (channel = (p0 + q) / taps, tap = (p0 + q) % taps) starts at a + channel * cs +
+     * tap * tap_stride, its rows rs apart (Keras's kernel as a forward pass's weights, read in
+     * place). */
+    void (*pack_a_tap_major)(ptrdiff_t m, ptrdiff_t kc, ptrdiff_t p0, const FC_T *a,
+                             ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t taps, ptrdiff_t tap_stride,
+                             FC_T *packed);
     /* Pack the kc x n block of B at b (strides rs, cs) into NR-column micro-panels. */
     void (*pack_b)(ptrdiff_t kc, ptrdiff_t n, const FC_T *b, ptrdiff_t rs, ptrdiff_t cs,
                    FC_T *packed);

@@ -121,30 +121,6 @@ static void FC_NAME(pack_b_from_copy)(const FC_NAME(fc_engine) *engine,
     engine->pack_b_im2col(&part, copy, k0 - c0 * taps, kc, first_pixel, pixels, packed);
 }
 
-/* Columns p0 .. p0+kc of an A whose columns are (channel, tap) pairs stored tap-major (Keras's
- * kernel as the weights of a forward pass: rows are output channels, contiguous), packed like
- * pack_a: per column, MR consecutive rows, copied straight from the kernel, without
- * reordering it to Caffe's layout first. */
-static void FC_NAME(pack_a_tap_major)(ptrdiff_t mr, ptrdiff_t m, ptrdiff_t kc, ptrdiff_t p0,
-                                      const FC_NAME(fc_gemm_batch) *p, const FC_T *a,
-                                      FC_T *restrict packed)
-{
-    for (ptrdiff_t i0 = 0; i0 < m; i0 += mr) {
-        const ptrdiff_t rows = m - i0 < mr ? m - i0 : mr;
-        FC_T *panel = packed + i0 * kc;
-        for (ptrdiff_t q = 0; q < kc; q++) {
-            const ptrdiff_t column = p0 + q;
-            const FC_T *src = a + i0 * p->rs_a + column / p->a_taps * p->cs_a +
-                              column % p->a_taps * p->a_tap_stride;
-            FC_T *dst = panel + q * mr;
-            for (ptrdiff_t i = 0; i < rows; i++)
-                dst[i] = src[i * p->rs_a];
-            for (ptrdiff_t i = rows; i < mr; i++)
-                dst[i] = 0;
-        }
-    }
-}
-
 int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
 {
     const ptrdiff_t m = p->m, n = p->n, k = p->k;
@@ -230,7 +206,8 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
             const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
             FC_T *packed = packed_a_all + grp * m_padded * k + p0 * m_padded;
             if (p->a_taps)
-                FC_NAME(pack_a_tap_major)(mr, m, depth, p0, p, p->a + grp * p->a_group, packed);
+                engine->pack_a_tap_major(m, depth, p0, p->a + grp * p->a_group, p->rs_a, p->cs_a,
+                                         p->a_taps, p->a_tap_stride, packed);
             else
                 engine->pack_a(m, depth, p->a + grp * p->a_group + p0 * p->cs_a, p->rs_a,
                                p->cs_a, packed);
