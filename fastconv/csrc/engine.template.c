@@ -14,6 +14,31 @@
  */
 #define FC_NR (FC_NV * FC_LANES)
 
+/* A tile's accumulators acc[i][v] (i < mr, v < nv) stored to C as C [+ C] [+ row_bias[i]]
+ * [+ column_bias[j]], in that order: the bias follows the whole sum, as Caffe adds it after the
+ * product. Added here, in registers, rather than by a pass over the stored tile, whose narrow
+ * reloads of these wide stores stall on forwarding. A macro so that the accumulators stay
+ * registers in every kernel that uses it. */
+#ifndef FC_STORE_TILE
+#define FC_STORE_TILE(acc, mr, nv, c, ldc, beta, row_bias, column_bias)                        \
+    do {                                                                                       \
+        const FC_T *const tile_row_bias = (row_bias), *const tile_column_bias = (column_bias); \
+        _Pragma("GCC unroll 16") for (int tile_i = 0; tile_i < (mr); tile_i++)                 \
+        _Pragma("GCC unroll 8") for (int tile_v = 0; tile_v < (nv); tile_v++)                  \
+        {                                                                                      \
+            FC_T *tile_c = (c) + tile_i * (ldc) + tile_v * FC_LANES;                           \
+            FC_VEC tile_sum = (acc)[tile_i][tile_v];                                           \
+            if (beta)                                                                          \
+                tile_sum = FC_VADD(FC_VLOADU(tile_c), tile_sum);                               \
+            if (tile_row_bias)                                                                 \
+                tile_sum = FC_VADD(tile_sum, FC_VBCAST(tile_row_bias[tile_i]));                \
+            if (tile_column_bias)                                                              \
+                tile_sum = FC_VADD(tile_sum, FC_VLOADU(tile_column_bias + tile_v * FC_LANES)); \
+            FC_VSTOREU(tile_c, tile_sum);                                                      \
+        }                                                                                      \
+    } while (0)
+#endif
+
 /* The micro-kernel (contract: engine.template.h) for the first nv of the tile's FC_NV vectors of
  * columns (B's panels keep their full NR stride): inlined with a constant nv into the
  * micro-kernel itself and into narrower kernels for the last panel of a block whose columns
@@ -50,23 +75,7 @@ static FC_INLINE void FC_NAME(gemm_tile)(const int nv, ptrdiff_t kc, const FC_T 
         b += FC_NR;
     }
 
-    /* C [+ C] [+ row bias] [+ column bias], in that order: the bias follows the whole sum,
-     * as Caffe adds it after the product. Added here, in registers, rather than by a pass
-     * over the stored tile, whose narrow reloads of these wide stores stall on forwarding. */
-#pragma GCC unroll 16
-    for (int i = 0; i < FC_MR; i++)
-#pragma GCC unroll 8
-        for (int v = 0; v < nv; v++) {
-            FC_T *cv = c + i * ldc + v * FC_LANES;
-            FC_VEC sum = acc[i][v];
-            if (beta)
-                sum = FC_VADD(FC_VLOADU(cv), sum);
-            if (row_bias)
-                sum = FC_VADD(sum, FC_VBCAST(row_bias[i]));
-            if (column_bias)
-                sum = FC_VADD(sum, FC_VLOADU(column_bias + v * FC_LANES));
-            FC_VSTOREU(cv, sum);
-        }
+    FC_STORE_TILE(acc, FC_MR, nv, c, ldc, beta, row_bias, column_bias);
 }
 
 static void FC_NAME(micro_kernel)(ptrdiff_t kc, const FC_T *a, const FC_T *b, FC_T *c,
@@ -149,19 +158,7 @@ static FC_INLINE void FC_NAME(direct_tile)(const int mr, const int nv, ptrdiff_t
         }
         b += nv * FC_LANES;
     }
-    /* C [+ C] [+ bias], micro_kernel's order. */
-#pragma GCC unroll 16
-    for (int i = 0; i < mr; i++)
-#pragma GCC unroll 8
-        for (int v = 0; v < nv; v++) {
-            FC_T *cv = c + i * ldc + v * FC_LANES;
-            FC_VEC sum = acc[i][v];
-            if (beta)
-                sum = FC_VADD(FC_VLOADU(cv), sum);
-            if (column_bias)
-                sum = FC_VADD(sum, FC_VLOADU(column_bias + v * FC_LANES));
-            FC_VSTOREU(cv, sum);
-        }
+    FC_STORE_TILE(acc, mr, nv, c, ldc, beta, NULL, column_bias);
 }
 
 static void FC_NAME(direct_kernel)(ptrdiff_t kc, const FC_T *const *origins,
