@@ -233,6 +233,7 @@ static void FC_NAME(store_columns_by_phase)(const fc_conv_geometry *g, const FC_
 #define FC_DIRECT_MAX_TILES_PER_BLOCK 64
 #define FC_DIRECT_MIN_TILES_PER_BLOCK 8
 #define FC_DIRECT_TASKS_PER_THREAD 4
+#define FC_DIRECT_PAD_BYTES ((ptrdiff_t)32 << 20)
 #define FC_DIRECT_MIN_FLOPS 1.0e6     /* smaller convolutions: the GEMM's set-up is cheaper */
 
 /* The direct tile shape (0 or 1) for this convolution, or -1 to take the GEMM: one group of at
@@ -259,13 +260,14 @@ static int FC_NAME(direct_shape)(const FC_NAME(fc_engine) *engine, const fc_conv
     return best;
 }
 
-/* The padded copy: per image and channel, the box of input positions the windows read (from
- * -pad on each axis), zeros where it lies outside the input; NCHW whatever x's layout. */
+/* The padded copy of `images` images from x on: per image and channel, the box of input
+ * positions the windows read (from -pad on each axis), zeros where it lies outside the input;
+ * NCHW whatever x's layout. */
 static void FC_NAME(direct_pad_image)(const fc_conv_geometry *g, const ptrdiff_t *padded,
-                                      const FC_T *x, FC_T *xp)
+                                      ptrdiff_t images, const FC_T *x, FC_T *xp)
 {
     const ptrdiff_t *in = g->in_size, channels = g->in_channels;
-    const ptrdiff_t rows = g->batch * channels * padded[0] * padded[1];
+    const ptrdiff_t rows = images * channels * padded[0] * padded[1];
     const ptrdiff_t lo = g->pad[2] < padded[2] ? g->pad[2] : padded[2];
     const ptrdiff_t hi = g->pad[2] + in[2] < padded[2] ? g->pad[2] + in[2] : padded[2];
     const int threads = fc_threads_for(FC_FLOPS_PER_MOVE * (double)rows * (double)padded[2]);
@@ -314,20 +316,24 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
     const ptrdiff_t image_size = g->in_channels * padded_volume;
     const int threads_wanted = fc_threads_for(2.0 * (double)g->batch * (double)out_pixels *
                                               (double)out_channels * (double)k);
-    ptrdiff_t block_tiles = g->batch * ((out_pixels + mr - 1) / mr) /
+    /* Images padded and convolved together: their padded copies stay within
+     * FC_DIRECT_PAD_BYTES (at least one image), so a large batch costs no second copy of x. */
+    ptrdiff_t chunk_images = FC_DIRECT_PAD_BYTES / (ptrdiff_t)sizeof(FC_T) / image_size;
+    chunk_images = chunk_images < 1 ? 1 : chunk_images > g->batch ? g->batch : chunk_images;
+    ptrdiff_t block_tiles = chunk_images * ((out_pixels + mr - 1) / mr) /
                             (FC_DIRECT_TASKS_PER_THREAD * threads_wanted);
     block_tiles = block_tiles > FC_DIRECT_MAX_TILES_PER_BLOCK ? FC_DIRECT_MAX_TILES_PER_BLOCK
                   : block_tiles < FC_DIRECT_MIN_TILES_PER_BLOCK ? FC_DIRECT_MIN_TILES_PER_BLOCK
                                                                 : block_tiles;
     const ptrdiff_t block = mr * block_tiles;
     const ptrdiff_t blocks = (out_pixels + block - 1) / block;
-    const ptrdiff_t tasks = g->batch * blocks;
-    const int threads = tasks < threads_wanted ? (int)tasks : threads_wanted;
+    const ptrdiff_t chunk_tasks = chunk_images * blocks;
+    const int threads = chunk_tasks < threads_wanted ? (int)chunk_tasks : threads_wanted;
 
-    /* Workspace: the padded image, the weights packed in NR-column panels (all k rows of a
+    /* Workspace: the padded images, the weights packed in NR-column panels (all k rows of a
      * panel together), the bias padded to whole panels, then per thread the task's output
      * block (pixels x padded channels); tap offsets and per-thread window origins apart. */
-    const size_t image_elements = (size_t)(g->batch * image_size);
+    const size_t image_elements = (size_t)(chunk_images * image_size);
     const size_t weight_elements = (size_t)(k * padded_channels);
     const size_t scratch_elements = (size_t)(block * padded_channels);
     FC_T *const work = fc_aligned_alloc((image_elements + weight_elements +
@@ -345,7 +351,6 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
     FC_T *const padded_bias = packed_w + weight_elements;
     FC_T *const scratch_all = padded_bias + padded_channels;
 
-    FC_NAME(direct_pad_image)(g, padded, x, xp);
     /* Weight (output channel o, column p = channel * taps + tap): Caffe's w[o][p], or Keras's
      * (*kernel, C, O) read at [tap][channel][o]. */
     for (ptrdiff_t panel = 0; panel < padded_channels / nr; panel++)
@@ -370,47 +375,56 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
                      t2 * g->dilation[2];
     }
 
+    for (ptrdiff_t n0 = 0; n0 < g->batch; n0 += chunk_images) {
+        const ptrdiff_t images = g->batch - n0 < chunk_images ? g->batch - n0 : chunk_images;
+        const ptrdiff_t tasks = images * blocks;
+        FC_NAME(direct_pad_image)(g, padded, images, x + n0 * g->in_channels * s->in_volume,
+                                  xp);
 #pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-        int thread = 0;
+        {
+            int thread = 0;
 #ifdef _OPENMP
-        thread = omp_get_thread_num();
+            thread = omp_get_thread_num();
 #endif
-        FC_T *const scratch = scratch_all + (size_t)thread * scratch_elements;
-        const FC_T **const origin = origins + thread * block;
+            FC_T *const scratch = scratch_all + (size_t)thread * scratch_elements;
+            const FC_T **const origin = origins + thread * block;
 #pragma omp for schedule(dynamic, 1)
-        for (ptrdiff_t task = 0; task < tasks; task++) {
-            const ptrdiff_t n = task / blocks, first = task % blocks * block;
-            const ptrdiff_t count = out_pixels - first < block ? out_pixels - first : block;
-            const ptrdiff_t tiles = (count + mr - 1) / mr;
-            /* Pixels past the block's end (up to a whole tile) repeat its last one; their rows
-             * of the scratch are never stored. */
-            for (ptrdiff_t i = 0; i < tiles * mr; i++) {
-                const ptrdiff_t pixel = first + (i < count ? i : count - 1);
-                const ptrdiff_t o2 = pixel % g->out_size[2];
-                const ptrdiff_t o1 = pixel / g->out_size[2] % g->out_size[1];
-                const ptrdiff_t o0 = pixel / g->out_size[2] / g->out_size[1];
-                origin[i] = xp + n * image_size +
-                            (o0 * g->stride[0] * padded[1] + o1 * g->stride[1]) * padded[2] +
-                            o2 * g->stride[2];
+            for (ptrdiff_t task = 0; task < tasks; task++) {
+                const ptrdiff_t image = task / blocks, n = n0 + image;
+                const ptrdiff_t first = task % blocks * block;
+                const ptrdiff_t count = out_pixels - first < block ? out_pixels - first : block;
+                const ptrdiff_t tiles = (count + mr - 1) / mr;
+                /* Pixels past the block's end (up to a whole tile) repeat its last one; their
+                 * rows of the scratch are never stored. */
+                for (ptrdiff_t i = 0; i < tiles * mr; i++) {
+                    const ptrdiff_t pixel = first + (i < count ? i : count - 1);
+                    const ptrdiff_t o2 = pixel % g->out_size[2];
+                    const ptrdiff_t o1 = pixel / g->out_size[2] % g->out_size[1];
+                    const ptrdiff_t o0 = pixel / g->out_size[2] / g->out_size[1];
+                    origin[i] = xp + image * image_size +
+                                (o0 * g->stride[0] * padded[1] + o1 * g->stride[1]) * padded[2] +
+                                o2 * g->stride[2];
+                }
+                for (ptrdiff_t tile = 0; tile < tiles; tile++)
+                    for (ptrdiff_t panel = 0; panel < padded_channels / nr; panel++)
+                        for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
+                            const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
+                            engine->direct[shape].kernel(
+                                depth, origin + tile * mr, offsets + p0,
+                                packed_w + (panel * k + p0) * nr,
+                                scratch + tile * mr * padded_channels + panel * nr,
+                                padded_channels, p0 > 0,
+                                bias && p0 + depth == k ? padded_bias + panel * nr : NULL);
+                        }
+                if (g->channels_last)
+                    for (ptrdiff_t i = 0; i < count; i++)
+                        memcpy(y + (n * out_pixels + first + i) * out_channels,
+                               scratch + i * padded_channels,
+                               (size_t)out_channels * sizeof(FC_T));
+                else
+                    engine->transpose(count, out_channels, scratch, padded_channels,
+                                      y + n * out_channels * out_pixels + first, out_pixels);
             }
-            for (ptrdiff_t tile = 0; tile < tiles; tile++)
-                for (ptrdiff_t panel = 0; panel < padded_channels / nr; panel++)
-                    for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
-                        const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
-                        engine->direct[shape].kernel(
-                            depth, origin + tile * mr, offsets + p0,
-                            packed_w + (panel * k + p0) * nr,
-                            scratch + tile * mr * padded_channels + panel * nr, padded_channels,
-                            p0 > 0, bias && p0 + depth == k ? padded_bias + panel * nr : NULL);
-                    }
-            if (g->channels_last)
-                for (ptrdiff_t i = 0; i < count; i++)
-                    memcpy(y + (n * out_pixels + first + i) * out_channels,
-                           scratch + i * padded_channels, (size_t)out_channels * sizeof(FC_T));
-            else
-                engine->transpose(count, out_channels, scratch, padded_channels,
-                                  y + n * out_channels * out_pixels + first, out_pixels);
         }
     }
     fc_aligned_free(work);
@@ -423,6 +437,7 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
 #undef FC_DIRECT_MAX_TILES_PER_BLOCK
 #undef FC_DIRECT_MIN_TILES_PER_BLOCK
 #undef FC_DIRECT_TASKS_PER_THREAD
+#undef FC_DIRECT_PAD_BYTES
 #undef FC_DIRECT_MIN_FLOPS
 
 /* Whether n columns pad to whole NR-wide micro-panels with at most an eighth more. */

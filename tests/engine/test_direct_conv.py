@@ -100,3 +100,18 @@ def test_direct_inf_weight_meets_the_padding_as_the_gemm_does(kernel, dtype):
     y = fastconv.conv2d_caffe(*layers[0], **kwargs)
     assert np.isnan(y[0, 5, 0, 0]) and np.isinf(y[0, 5, -1, -1])
     assert np.array_equal(bits(y), bits(as_two_groups(layers, **kwargs)[0]))
+
+
+def test_direct_large_batch_in_chunks_same_bits_as_alone(kernel):
+    """Images whose padded copies pass the direct path's bound (32 MiB) are padded and
+    convolved in chunks (here one image each): every image must come out as it does alone."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 4, 1100, 1100)).astype(np.float32)
+    w = rng.standard_normal((48, 4, 3, 3)).astype(np.float32)   # whole panels on every engine
+    b = rng.standard_normal(48).astype(np.float32)
+    y = fastconv.conv2d_caffe(x, w, b, stride=5, pad=1)
+    for n in range(x.shape[0]):
+        alone = fastconv.conv2d_caffe(x[n:n + 1], w, b, stride=5, pad=1)
+        assert np.array_equal(bits(y[n:n + 1]), bits(alone))
+    corner = caffe_conv(x[2:, :, :12, :12], w, b, (5, 5), (1, 1), (1, 1), 1)
+    assert_scaled_close(y[2:, :, :2, :2], corner[:, :, :2, :2], 36, np.float32)
