@@ -17,6 +17,10 @@
 #define FC_WORKSPACE_BYTES ((ptrdiff_t)8 << 20)
 #define FC_MIN_TILE_PIXELS 16
 #define FC_BATCH_WORKSPACE_BYTES ((ptrdiff_t)8 << 20)
+/* The forward pass's rearranged copies of x (the padded images of the direct convolution, the
+ * copy by phase of a strided one) hold at most this many bytes, at least one image: a batch
+ * past it runs in chunks of images, so that a large batch costs no second copy of x. */
+#define FC_INPUT_COPY_BYTES ((ptrdiff_t)32 << 20)
 /* A column entry moved by im2col/col2im (a strided, unvectorised load and store, plus its
  * share of the per-run set-up) costs about as long as this many flops of the vectorised GEMM:
  * the exchange rate for deciding how many threads a tile's lowering is worth. */

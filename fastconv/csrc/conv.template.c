@@ -179,16 +179,16 @@ static int FC_NAME(depthwise_forward)(const FC_NAME(fc_engine) *engine,
     return 0;
 }
 
-/* x with every row of the last axis stored by phase of the stride, with its padding (conv.h,
- * columns_by_phase): the packing of a strided convolution then copies runs of consecutive
- * elements, without the gather of every stride-th one nor the padding tests, for one pass over
- * x here. A copy: the bits of the result do not change. */
-static void FC_NAME(store_columns_by_phase)(const fc_conv_geometry *g, const FC_T *x,
-                                            FC_T *by_phase)
+/* `images` images from x on with every row of the last axis stored by phase of the stride,
+ * with its padding (conv.h, columns_by_phase): the packing of a strided convolution then copies
+ * runs of consecutive elements, without the gather of every stride-th one nor the padding
+ * tests, for one pass over x here. A copy: the bits of the result do not change. */
+static void FC_NAME(store_columns_by_phase)(const fc_conv_geometry *g, ptrdiff_t images,
+                                            const FC_T *x, FC_T *by_phase)
 {
     const ptrdiff_t width = g->in_size[2], stride = g->stride[2];
     const ptrdiff_t lead = fc_phase_lead(g), length = fc_phase_length(g);
-    const ptrdiff_t rows = g->batch * g->in_channels * g->in_size[0] * g->in_size[1];
+    const ptrdiff_t rows = images * g->in_channels * g->in_size[0] * g->in_size[1];
     const int threads = fc_threads_for(FC_FLOPS_PER_MOVE * (double)rows * (double)width);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (ptrdiff_t r = 0; r < rows; r++) {
@@ -233,7 +233,6 @@ static void FC_NAME(store_columns_by_phase)(const fc_conv_geometry *g, const FC_
 #define FC_DIRECT_MAX_TILES_PER_BLOCK 64
 #define FC_DIRECT_MIN_TILES_PER_BLOCK 8
 #define FC_DIRECT_TASKS_PER_THREAD 4
-#define FC_DIRECT_PAD_BYTES ((ptrdiff_t)32 << 20)
 #define FC_DIRECT_MIN_FLOPS 1.0e6     /* smaller convolutions: the GEMM's set-up is cheaper */
 
 /* The direct tile shape (0 or 1) for this convolution, or -1 to take the GEMM: one group of at
@@ -316,9 +315,8 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
     const ptrdiff_t image_size = g->in_channels * padded_volume;
     const int threads_wanted = fc_threads_for(2.0 * (double)g->batch * (double)out_pixels *
                                               (double)out_channels * (double)k);
-    /* Images padded and convolved together: their padded copies stay within
-     * FC_DIRECT_PAD_BYTES (at least one image), so a large batch costs no second copy of x. */
-    ptrdiff_t chunk_images = FC_DIRECT_PAD_BYTES / (ptrdiff_t)sizeof(FC_T) / image_size;
+    /* Images padded and convolved together (FC_INPUT_COPY_BYTES). */
+    ptrdiff_t chunk_images = FC_INPUT_COPY_BYTES / (ptrdiff_t)sizeof(FC_T) / image_size;
     chunk_images = chunk_images < 1 ? 1 : chunk_images > g->batch ? g->batch : chunk_images;
     ptrdiff_t block_tiles = chunk_images * ((out_pixels + mr - 1) / mr) /
                             (FC_DIRECT_TASKS_PER_THREAD * threads_wanted);
@@ -437,7 +435,6 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
 #undef FC_DIRECT_MAX_TILES_PER_BLOCK
 #undef FC_DIRECT_MIN_TILES_PER_BLOCK
 #undef FC_DIRECT_TASKS_PER_THREAD
-#undef FC_DIRECT_PAD_BYTES
 #undef FC_DIRECT_MIN_FLOPS
 
 /* Whether n columns pad to whole NR-wide micro-panels with at most an eighth more. */
@@ -487,19 +484,21 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
     phased.columns_by_phase = !last && !is_pointwise && g->stride[2] > 1 && g->batch > 0;
     FC_T *by_phase = NULL;
     ptrdiff_t b_channel = x_channel, b_image = g->in_channels * s.in_volume;
+    /* Images per batched GEMM: all, or as many as FC_INPUT_COPY_BYTES of copy by phase hold. */
+    ptrdiff_t chunk_images = g->batch;
     if (phased.columns_by_phase) {
         b_channel = s.in_volume / g->in_size[2] * g->stride[2] * fc_phase_length(g);
         b_image = g->in_channels * b_channel;
-        by_phase = fc_aligned_alloc((size_t)(g->batch * g->in_channels * b_channel) *
-                                    sizeof(FC_T));
+        chunk_images = FC_INPUT_COPY_BYTES / (ptrdiff_t)sizeof(FC_T) / b_image;
+        chunk_images = chunk_images < 1 ? 1 : chunk_images > g->batch ? g->batch : chunk_images;
+        by_phase = fc_aligned_alloc((size_t)(chunk_images * b_image) * sizeof(FC_T));
         if (!by_phase)
             return -1;
-        FC_NAME(store_columns_by_phase)(g, x, by_phase);
     }
     /* The weights: Caffe's (O, C/group, *kernel), rows contiguous; or Keras's
      * (*kernel, C/group, O), read in place (output channels contiguous, tap-major). */
     const ptrdiff_t taps = fc_volume(g->kernel);
-    const FC_NAME(fc_gemm_batch) batch = {
+    FC_NAME(fc_gemm_batch) batch = {
         .images = g->batch, .groups = g->group,
         .m = s.group_out_channels, .n = s.out_pixels, .k = s.group_kernel_dim,
         .a = w,
@@ -514,7 +513,17 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
         .c_group = s.group_out_channels * y_channel, .rs_c = y_channel, .cs_c = y_pixel,
         .bias = bias, .beta = 0,
     };
-    const int status = FC_NAME(fc_gemm_batch_run)(&batch);
+    int status = 0;
+    for (ptrdiff_t n0 = 0; n0 < g->batch && status == 0; n0 += chunk_images) {
+        batch.images = g->batch - n0 < chunk_images ? g->batch - n0 : chunk_images;
+        batch.c = y + n0 * batch.c_image;
+        if (by_phase)
+            FC_NAME(store_columns_by_phase)(g, batch.images,
+                                            x + n0 * g->in_channels * s.in_volume, by_phase);
+        else
+            batch.b = x + n0 * b_image;
+        status = FC_NAME(fc_gemm_batch_run)(&batch);
+    }
     fc_aligned_free(by_phase);
     return status;
 }

@@ -20,7 +20,9 @@ X_SHAPE, W_SHAPE = (1, 2, 1024, 1024), (4, 2, 1, 1)
 
 @pytest.fixture
 def cache_limit():
-    previous = fastconv.set_output_cache_limit(256)
+    """An empty cache with the default limit: what earlier tests' outputs left is freed."""
+    previous = fastconv.set_output_cache_limit(0)
+    fastconv.set_output_cache_limit(256)
     yield
     fastconv.set_output_cache_limit(previous)
 

@@ -53,3 +53,18 @@ def test_strided_3d_forward_matches_reference(dtype):
     y = fastconv.convnd_caffe(x, w, stride=stride, pad=pad, dilation=dilation)
     assert_scaled_close(y, caffe_conv(x, w, None, stride, pad, dilation), 2 * 2 * 3 * 5, dtype)
 
+
+
+def test_strided_large_batch_in_chunks_same_bits_as_alone():
+    """A batch whose copy by phase passes the bound (32 MiB) is copied and multiplied in
+    chunks of images (here two, then one): every image must come out as it does alone."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 8, 700, 700)).astype(np.float32)
+    w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    y = fastconv.conv2d_caffe(x, w, b, stride=2, pad=1)
+    for n in range(x.shape[0]):
+        alone = fastconv.conv2d_caffe(x[n:n + 1], w, b, stride=2, pad=1)
+        assert np.array_equal(y[n:n + 1].view(np.uint8), alone.view(np.uint8))
+    corner = caffe_conv(x[2:, :, :9, :9], w, b, (2, 2), (1, 1), (1, 1), 1)
+    assert_scaled_close(y[2:, :, :4, :4], corner[:, :, :4, :4], 72, np.float32)
