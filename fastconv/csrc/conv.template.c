@@ -580,9 +580,11 @@ static void FC_NAME(lower_shifted_plane)(const fc_conv_geometry *g, ptrdiff_t ta
 /* Move one tile of the column matrix between an image (NCHW) and col: gather (im2col, taps
  * outside the input read zero) or scatter-add (col2im, taps outside the input are dropped).
  * One walk serves both so the two can never disagree about which input pixel a column entry
- * is. The tile is Caffe's layout: entry (row r, pixel j) at col[r*tile_pixels + j]. */
+ * is. The tile is Caffe's layout with rows row_stride apart: entry (row r, pixel j) at
+ * col[r*row_stride + j]. */
 static void FC_NAME(lower_tile)(const fc_conv_geometry *g, ptrdiff_t first_pixel,
-                                ptrdiff_t tile_pixels, FC_T *image, FC_T *col, int scatter)
+                                ptrdiff_t tile_pixels, FC_T *image, FC_T *col,
+                                ptrdiff_t row_stride, int scatter)
 {
     const ptrdiff_t *in = g->in_size, *out = g->out_size, *kernel = g->kernel;
     const ptrdiff_t in_volume = fc_volume(in);
@@ -606,7 +608,7 @@ static void FC_NAME(lower_tile)(const fc_conv_geometry *g, ptrdiff_t first_pixel
     for (ptrdiff_t c = 0; c < g->in_channels; c++) {
         FC_T *channel = image + c * in_volume;
         for (ptrdiff_t tap = 0; tap < taps; tap++) {
-            FC_T *row = col + (c * taps + tap) * tile_pixels;
+            FC_T *row = col + (c * taps + tap) * row_stride;
             if (shifted_plane) {
                 FC_NAME(lower_shifted_plane)(g, tap, channel, row, scatter);
                 continue;
@@ -681,11 +683,17 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
     const ptrdiff_t block_images = fc_tile_images(&s, tile, g->batch, sizeof(FC_T));
     const ptrdiff_t col_image = kernel_dim * tile;
 
-    FC_T *col = NULL;
+    FC_T *col = NULL, *dy_by_channel = NULL;
     if (dx || dw) {
         col = malloc((size_t)col_image * (size_t)block_images * sizeof(FC_T));
-        if (!col)
+        if (dx && block_images > 1)
+            dy_by_channel = malloc((size_t)g->out_channels * (size_t)block_images *
+                                   (size_t)tile * sizeof(FC_T));
+        if (!col || (dx && block_images > 1 && !dy_by_channel)) {
+            free(col);
+            free(dy_by_channel);
             return -1;
+        }
     }
     /* One call's gradients: start from zero, unlike Caffe's accumulating parameter diffs. */
     if (dw)
@@ -706,7 +714,8 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
                  * layout and read transposed through strides (the packing transposes it in
                  * cache). im2col only reads the image; the cast serves the shared walk. */
                 FC_NAME(lower_tile)(g, p0, tile_pixels,
-                                    (FC_T *)(x + (n0 + i) * g->in_channels * in_volume), col, 0);
+                                    (FC_T *)(x + (n0 + i) * g->in_channels * in_volume), col,
+                                    tile_pixels, 0);
                 const FC_NAME(fc_gemm_batch) weights = {
                     .images = 1, .groups = g->group,
                     .m = group_out_channels, .n = group_kernel_dim, .k = tile_pixels,
@@ -721,22 +730,34 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
                 status = FC_NAME(fc_gemm_batch_run)(&weights);
             }
             if (dx && status == 0) {
+                /* col = W^T dy for the block's images side by side (columns span = images x
+                 * pixels): one product whose micro-panels run across images, where one per
+                 * image would leave a narrow last panel in each (AlexNet conv3: 169 pixels,
+                 * 25 in the last 48-wide panel). dy's block is regrouped by channel for it;
+                 * each column's sum over the output channels is unchanged: same bits. */
+                const ptrdiff_t span = images * tile_pixels;
+                if (images > 1)
+                    for (ptrdiff_t i = 0; i < images; i++)
+                        for (ptrdiff_t o = 0; o < g->out_channels; o++)
+                            memcpy(dy_by_channel + o * span + i * tile_pixels,
+                                   grad + (i * g->out_channels + o) * out_pixels + p0,
+                                   (size_t)tile_pixels * sizeof(FC_T));
                 const FC_NAME(fc_gemm_batch) data = {
-                    .images = images, .groups = g->group,
-                    .m = group_kernel_dim, .n = tile_pixels, .k = group_out_channels,
+                    .images = 1, .groups = g->group,
+                    .m = group_kernel_dim, .n = span, .k = group_out_channels,
                     .a = w, .a_group = group_out_channels * group_kernel_dim,
                     .rs_a = 1, .cs_a = group_kernel_dim,
-                    .b = grad + p0, .b_image = g->out_channels * out_pixels,
-                    .b_group = group_out_channels * out_pixels,
-                    .rs_b = out_pixels, .cs_b = 1,
-                    .c = col, .c_image = col_image, .c_group = group_kernel_dim * tile_pixels,
-                    .rs_c = tile_pixels, .cs_c = 1, .beta = 0,
+                    .b = images > 1 ? dy_by_channel : grad + p0,
+                    .b_group = group_out_channels * (images > 1 ? span : out_pixels),
+                    .rs_b = images > 1 ? span : out_pixels, .cs_b = 1,
+                    .c = col, .c_group = group_kernel_dim * span,
+                    .rs_c = span, .cs_c = 1, .beta = 0,
                 };
                 status = FC_NAME(fc_gemm_batch_run)(&data);
                 for (ptrdiff_t i = 0; i < images; i++)
                     FC_NAME(lower_tile)(g, p0, tile_pixels,
                                         dx + (n0 + i) * g->in_channels * in_volume,
-                                        col + i * col_image, 1);
+                                        col + i * tile_pixels, span, 1);
             }
         }
         if (db)
@@ -746,5 +767,6 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
                         db[o] += grad[(i * g->out_channels + o) * out_pixels + p];
     }
     free(col);
+    free(dy_by_channel);
     return status;
 }

@@ -148,8 +148,11 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
     if (threads_wanted > 1 && problems * ((n + nc - 1) / nc) < 2 * threads_wanted &&
         m_padded > pack_weight * n) {
         const ptrdiff_t col_blocks = (n + nc - 1) / nc;
-        const ptrdiff_t split = (threads_wanted + problems * col_blocks - 1) /
-                                (problems * col_blocks);
+        /* At least two row blocks: tasks between one and two per thread, of columns that
+         * need not divide evenly, would leave threads idle (backward-data of four 14 x 14
+         * images side by side: 784 columns in blocks of 768 and 16). */
+        ptrdiff_t split = (threads_wanted + problems * col_blocks - 1) / (problems * col_blocks);
+        split = split < 2 ? 2 : split;
         row_block = ((m_padded + split - 1) / split + mr - 1) / mr * mr;
     }
     while (threads_wanted > 1 && nc > nr && row_block == m_padded &&
