@@ -79,5 +79,19 @@ static ptrdiff_t fc_tile_images(const fc_conv_sizes *sizes, ptrdiff_t tile, ptrd
     return images > batch ? batch : images;
 }
 
+/* Images per chunk of a forward pass's copy of x taking per_image elements an image: as many
+ * as FC_INPUT_COPY_BYTES hold, at least one, at most the batch. */
+static ptrdiff_t fc_copy_chunk_images(ptrdiff_t per_image, ptrdiff_t batch, size_t item)
+{
+    const ptrdiff_t images = FC_INPUT_COPY_BYTES / (ptrdiff_t)item / per_image;
+    return images < 1 ? 1 : images > batch ? batch : images;
+}
+
+/* Columns that n columns leave empty in their last NR-wide micro-panel. */
+static ptrdiff_t fc_panel_padding(ptrdiff_t n, ptrdiff_t nr)
+{
+    return (n + nr - 1) / nr * nr - n;
+}
+
 #define FC_TEMPLATE "conv.template.c"
 #include "each_type.h"

@@ -179,6 +179,18 @@ static int FC_NAME(depthwise_forward)(const FC_NAME(fc_engine) *engine,
     return 0;
 }
 
+/* dst[j][i] = src[i][j] for i < outer, j < inner, each entry a run of `run` elements: a block
+ * of images regrouped by channel (image, channel, pixel) <-> (channel, image, pixel), so that
+ * the images of a block can stand side by side in one product. */
+static void FC_NAME(swap_leading_axes)(ptrdiff_t outer, ptrdiff_t inner, ptrdiff_t run,
+                                       const FC_T *src, FC_T *dst)
+{
+    for (ptrdiff_t i = 0; i < outer; i++)
+        for (ptrdiff_t j = 0; j < inner; j++)
+            memcpy(dst + (j * outer + i) * run, src + (i * inner + j) * run,
+                   (size_t)run * sizeof(FC_T));
+}
+
 /* `images` images from x on with every row of the last axis stored by phase of the stride,
  * with its padding (conv.h, columns_by_phase): the packing of a strided convolution then copies
  * runs of consecutive elements, without the gather of every stride-th one nor the padding
@@ -246,14 +258,12 @@ static int FC_NAME(direct_shape)(const FC_NAME(fc_engine) *engine, const fc_conv
                 (double)s->kernel_dim < FC_DIRECT_MIN_FLOPS)
         return -1;
     int best = -1;
-    ptrdiff_t best_padded = 0;
+    ptrdiff_t best_padding = 0;
     for (int shape = 0; shape < 2; shape++) {
-        const ptrdiff_t nr = engine->direct[shape].nr;
-        const ptrdiff_t padded = (g->out_channels + nr - 1) / nr * nr;
-        if (4 * (padded - g->out_channels) <= g->out_channels &&
-            (best < 0 || padded < best_padded)) {
+        const ptrdiff_t padding = fc_panel_padding(g->out_channels, engine->direct[shape].nr);
+        if (4 * padding <= g->out_channels && (best < 0 || padding < best_padding)) {
             best = shape;
-            best_padded = padded;
+            best_padding = padding;
         }
     }
     return best;
@@ -316,8 +326,7 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
     const int threads_wanted = fc_threads_for(2.0 * (double)g->batch * (double)out_pixels *
                                               (double)out_channels * (double)k);
     /* Images padded and convolved together (FC_INPUT_COPY_BYTES). */
-    ptrdiff_t chunk_images = FC_INPUT_COPY_BYTES / (ptrdiff_t)sizeof(FC_T) / image_size;
-    chunk_images = chunk_images < 1 ? 1 : chunk_images > g->batch ? g->batch : chunk_images;
+    const ptrdiff_t chunk_images = fc_copy_chunk_images(image_size, g->batch, sizeof(FC_T));
     ptrdiff_t block_tiles = chunk_images * ((out_pixels + mr - 1) / mr) /
                             (FC_DIRECT_TASKS_PER_THREAD * threads_wanted);
     block_tiles = block_tiles > FC_DIRECT_MAX_TILES_PER_BLOCK ? FC_DIRECT_MAX_TILES_PER_BLOCK
@@ -437,12 +446,6 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
 #undef FC_DIRECT_TASKS_PER_THREAD
 #undef FC_DIRECT_MIN_FLOPS
 
-/* Whether n columns pad to whole NR-wide micro-panels with at most an eighth more. */
-static int FC_NAME(pads_little)(ptrdiff_t n, ptrdiff_t nr)
-{
-    return 8 * ((n + nr - 1) / nr * nr - n) <= n;
-}
-
 /* A batch of small images (NCHW, a 2-D convolution, unit stride along rows, whole panels would
  * add more than a quarter to the pixels): the images side by side in one product per group,
  * columns = images x pixels, instead of one product per image whose last micro-panel few pixels
@@ -460,8 +463,8 @@ static int FC_NAME(forward_side_by_side)(const fc_conv_geometry *g, const fc_con
     const ptrdiff_t in_pixels = s->in_volume, out_pixels = s->out_pixels;
     const ptrdiff_t channels = g->in_channels, out_channels = g->out_channels;
     const ptrdiff_t image_elements = channels * in_pixels + out_channels * out_pixels;
-    ptrdiff_t chunk_images = FC_INPUT_COPY_BYTES / (ptrdiff_t)sizeof(FC_T) / image_elements;
-    chunk_images = chunk_images < 1 ? 1 : chunk_images > g->batch ? g->batch : chunk_images;
+    const ptrdiff_t chunk_images = fc_copy_chunk_images(image_elements, g->batch,
+                                                        sizeof(FC_T));
     FC_T *const x_by_channel = fc_aligned_alloc((size_t)(chunk_images * image_elements) *
                                                 sizeof(FC_T));
     if (!x_by_channel)
@@ -474,11 +477,8 @@ static int FC_NAME(forward_side_by_side)(const fc_conv_geometry *g, const fc_con
         const ptrdiff_t images = g->batch - n0 < chunk_images ? g->batch - n0 : chunk_images;
         const ptrdiff_t in_span = images * in_pixels, out_span = images * out_pixels;
         side.in_size[0] = side.out_size[0] = images;
-        for (ptrdiff_t i = 0; i < images; i++)
-            for (ptrdiff_t c = 0; c < channels; c++)
-                memcpy(x_by_channel + c * in_span + i * in_pixels,
-                       x + ((n0 + i) * channels + c) * in_pixels,
-                       (size_t)in_pixels * sizeof(FC_T));
+        FC_NAME(swap_leading_axes)(images, channels, in_pixels, x + n0 * channels * in_pixels,
+                                   x_by_channel);
         const FC_NAME(fc_gemm_batch) batch = {
             .images = 1, .groups = g->group,
             .m = s->group_out_channels, .n = out_span, .k = s->group_kernel_dim,
@@ -492,11 +492,8 @@ static int FC_NAME(forward_side_by_side)(const fc_conv_geometry *g, const fc_con
             .bias = bias, .beta = 0,
         };
         status = FC_NAME(fc_gemm_batch_run)(&batch);
-        for (ptrdiff_t i = 0; i < images; i++)
-            for (ptrdiff_t o = 0; o < out_channels; o++)
-                memcpy(y + ((n0 + i) * out_channels + o) * out_pixels,
-                       y_by_channel + o * out_span + i * out_pixels,
-                       (size_t)out_pixels * sizeof(FC_T));
+        FC_NAME(swap_leading_axes)(out_channels, images, out_pixels, y_by_channel,
+                                   y + n0 * out_channels * out_pixels);
     }
     fc_aligned_free(x_by_channel);
     return status;
@@ -514,7 +511,7 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
     /* Strides of one image's data: NCHW (channel, position) or channels last. */
     const int last = g->channels_last;
     if (last && is_pointwise && g->group < g->in_channels &&
-        FC_NAME(pads_little)(s.group_out_channels, engine->nr)) {
+        8 * fc_panel_padding(s.group_out_channels, engine->nr) <= s.group_out_channels) {
         /* A 1x1 convolution of channels-last data is the transposed product, y (pixels of all
          * images x O) = x (pixels x C) W^T, every operand read and written in place: Keras's
          * (C/group x O) kernel is W^T itself. Each output element still gets its kc blocks'
@@ -543,8 +540,7 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
     phased.columns_by_phase = !last && !is_pointwise && g->stride[2] > 1 && g->batch > 0;
     if (!last && !phased.columns_by_phase && g->batch > 1 && g->in_size[0] == 1 &&
         g->kernel[0] == 1 && g->pad[0] == 0 &&
-        4 * ((s.out_pixels + engine->nr - 1) / engine->nr * engine->nr - s.out_pixels) >
-            s.out_pixels)
+        4 * fc_panel_padding(s.out_pixels, engine->nr) > s.out_pixels)
         return FC_NAME(forward_side_by_side)(g, &s, is_pointwise, x, w, bias, y);
     FC_T *by_phase = NULL;
     ptrdiff_t b_channel = x_channel, b_image = g->in_channels * s.in_volume;
@@ -553,8 +549,7 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
     if (phased.columns_by_phase) {
         b_channel = s.in_volume / g->in_size[2] * g->stride[2] * fc_phase_length(g);
         b_image = g->in_channels * b_channel;
-        chunk_images = FC_INPUT_COPY_BYTES / (ptrdiff_t)sizeof(FC_T) / b_image;
-        chunk_images = chunk_images < 1 ? 1 : chunk_images > g->batch ? g->batch : chunk_images;
+        chunk_images = fc_copy_chunk_images(b_image, g->batch, sizeof(FC_T));
         by_phase = fc_aligned_alloc((size_t)(chunk_images * b_image) * sizeof(FC_T));
         if (!by_phase)
             return -1;
@@ -797,15 +792,13 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
                 /* col = W^T dy for the block's images side by side (columns span = images x
                  * pixels): one product whose micro-panels run across images, where one per
                  * image would leave a narrow last panel in each (AlexNet conv3: 169 pixels,
-                 * 25 in the last 48-wide panel). dy's block is regrouped by channel for it;
-                 * each column's sum over the output channels is unchanged: same bits. */
+                 * 25 in the last 48-wide panel). dy's block is regrouped by channel for it
+                 * (several images: each tile is a whole image, p0 = 0); each column's sum over
+                 * the output channels is unchanged: same bits. */
                 const ptrdiff_t span = images * tile_pixels;
                 if (images > 1)
-                    for (ptrdiff_t i = 0; i < images; i++)
-                        for (ptrdiff_t o = 0; o < g->out_channels; o++)
-                            memcpy(dy_by_channel + o * span + i * tile_pixels,
-                                   grad + (i * g->out_channels + o) * out_pixels + p0,
-                                   (size_t)tile_pixels * sizeof(FC_T));
+                    FC_NAME(swap_leading_axes)(images, g->out_channels, out_pixels, grad,
+                                               dy_by_channel);
                 const FC_NAME(fc_gemm_batch) data = {
                     .images = 1, .groups = g->group,
                     .m = group_kernel_dim, .n = span, .k = group_out_channels,
