@@ -449,9 +449,9 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
 /* A batch of small images (NCHW, a 2-D convolution, unit stride along rows, whole panels would
  * add more than a quarter to the pixels): the images side by side in one product per group,
  * columns = images x pixels, instead of one product per image whose last micro-panel few pixels
- * reach (ResNet's 7 x 7 layers: 49 = 48 + 1 columns; Xeon, batch 8, 1x1 2048 -> 512 +18 %,
- * 3x3 512 -> 512 +6 %). Not for 13 x 13 or 14 x 14 (AlexNet conv3 at batch 8 -18 %): blocks
- * that span images lose the packing's one-copy-per-plane path. The
+ * reach (ResNet's 7 x 7 layers: 49 = 48 + 1 columns; Xeon, batch 8, tools/ab_builds.py: 1x1
+ * 2048 -> 512 +12-18 %, 3x3 512 -> 512 +6-10 %). Not for 13 x 13 or 14 x 14 (AlexNet conv3 at
+ * batch 8: -18 %): blocks that span images lose the packing's one-copy-per-plane path. The
  * images are the depth axis of one 3-D image: x is copied to (channel, image, pixel) order, the
  * product written to (output channel, image, pixel) and copied back. Each output element gets
  * the same k blocks in the same order as alone: the same bits. Chunks of images keep both
