@@ -17,116 +17,93 @@
  * convolution instead of a GEMM with a taps-long reduction, for every pass that is a forward.
  */
 
-/* Depthwise forward. Every output element is built tap by tap in Caffe's im2col order (kernel
- * axes in turn), each tap a multiply then an add (the engine's madd), whatever the layout: so
- * NCHW and channels last give the same bits. Taps in the padding add weight * 0, which changes
- * nothing (a sum that starts at +0 is never -0) unless the weight is inf or NaN: then it is NaN,
- * exactly as the zero-filled column matrix of im2col + GEMM gives. */
+/* Depthwise forward. Every output element is the engine's depthwise_pixels sum: taps in
+ * Caffe's im2col order (kernel axes in turn), each a multiply then an add, the bias after the
+ * whole sum; whatever the layout, so NCHW and channels last give the same bits. A tap in the
+ * padding reads `zeros`: it adds weight * 0, which changes nothing (a sum that starts at +0 is
+ * never -0) unless the weight is inf or NaN, and then gives NaN exactly as im2col's zero-filled
+ * column matrix does. */
 
-/* NCHW, one channel of one image, in bands of output rows that stay in L1: every tap adds
- * weight * the shifted input to the band's rows it reaches, in one engine call per tap and
- * band. */
-#define FC_DW_SPAN_CACHE 32
-#define FC_DW_BAND_ROWS 16
-
-static void FC_NAME(depthwise_channel)(const FC_NAME(fc_engine) *engine,
-                                       const fc_conv_geometry *g, const FC_T *input,
-                                       const FC_T *filter, FC_T *output)
+/* Where each tap of output pixel (o0, o1, o2) reads: rows[t] in `image` (one plane, NCHW, or one
+ * image's pixels with their channels, channels last: element (i0, i1, i2, c) at
+ * ((i0 * in1 + i1) * in2 + i2) * channels + c), or `zeros` for a tap in the padding. */
+static void FC_NAME(depthwise_taps)(const fc_conv_geometry *g, const FC_T *image,
+                                    ptrdiff_t channels, const FC_T *zeros, ptrdiff_t o0,
+                                    ptrdiff_t o1, ptrdiff_t o2, const FC_T **rows)
 {
-    const ptrdiff_t *in = g->in_size, *out = g->out_size, *kernel = g->kernel;
-    const ptrdiff_t stride1 = g->stride[1], stride2 = g->stride[2];
-    /* The output columns a kernel column reaches inside the input do not depend on the row:
-     * find them once (two divisions each) for ordinary kernel widths. */
-    ptrdiff_t span_lo[FC_DW_SPAN_CACHE], span_hi[FC_DW_SPAN_CACHE];
-    const int spans_cached = kernel[2] <= FC_DW_SPAN_CACHE;
-    if (spans_cached)
-        for (ptrdiff_t t2 = 0; t2 < kernel[2]; t2++)
-            fc_valid_span(t2 * g->dilation[2] - g->pad[2], stride2, in[2], out[2],
-                          &span_lo[t2], &span_hi[t2]);
-
-    for (ptrdiff_t o0 = 0; o0 < out[0]; o0++)
-        for (ptrdiff_t band = 0; band < out[1]; band += FC_DW_BAND_ROWS) {
-            const ptrdiff_t band_end = out[1] - band < FC_DW_BAND_ROWS ? out[1]
-                                                                        : band + FC_DW_BAND_ROWS;
-            FC_T *rows_out = output + (o0 * out[1] + band) * out[2];
-            for (ptrdiff_t e = 0; e < (band_end - band) * out[2]; e++)
-                rows_out[e] = 0;
-            for (ptrdiff_t t0 = 0; t0 < kernel[0]; t0++)
-                for (ptrdiff_t t1 = 0; t1 < kernel[1]; t1++) {
-                    const ptrdiff_t i0 = o0 * g->stride[0] + t0 * g->dilation[0] - g->pad[0];
-                    const ptrdiff_t shift1 = t1 * g->dilation[1] - g->pad[1];
-                    /* Output rows [row_lo, row_hi) of the band read inside the input. */
-                    ptrdiff_t row_lo = 0, row_hi = 0;
-                    if (fc_in_range(i0, in[0])) {
-                        fc_valid_span(shift1, stride1, in[1], out[1], &row_lo, &row_hi);
-                        row_lo = row_lo > band ? row_lo : band;
-                        row_hi = row_hi < band_end ? row_hi : band_end;
-                        if (row_hi < row_lo)
-                            row_hi = row_lo;
-                    }
-                    for (ptrdiff_t t2 = 0; t2 < kernel[2]; t2++) {
-                        const FC_T *weight = filter + (t0 * kernel[1] + t1) * kernel[2] + t2;
-                        const FC_T padding_term = *weight * (FC_T)0;
-                        const ptrdiff_t shift2 = t2 * g->dilation[2] - g->pad[2];
-                        ptrdiff_t lo, hi;
-                        if (spans_cached) {
-                            lo = span_lo[t2];
-                            hi = span_hi[t2];
-                        } else {
-                            fc_valid_span(shift2, stride2, in[2], out[2], &lo, &hi);
-                        }
-                        if (padding_term != padding_term)
-                            for (ptrdiff_t o1 = band; o1 < band_end; o1++)
-                                for (ptrdiff_t o2 = 0; o2 < out[2]; o2++)
-                                    if (o1 < row_lo || o1 >= row_hi || o2 < lo || o2 >= hi)
-                                        output[(o0 * out[1] + o1) * out[2] + o2] += padding_term;
-                        if (row_lo < row_hi && lo < hi)
-                            engine->madd(row_hi - row_lo, hi - lo, weight, 0,
-                                         input + (i0 * in[1] + row_lo * stride1 + shift1) * in[2] +
-                                             lo * stride2 + shift2,
-                                         stride2, stride1 * in[2],
-                                         output + (o0 * out[1] + row_lo) * out[2] + lo, out[2]);
-                    }
-                }
+    const ptrdiff_t *in = g->in_size, *kernel = g->kernel;
+    ptrdiff_t t = 0;
+    for (ptrdiff_t t0 = 0; t0 < kernel[0]; t0++)
+        for (ptrdiff_t t1 = 0; t1 < kernel[1]; t1++) {
+            const ptrdiff_t i0 = o0 * g->stride[0] + t0 * g->dilation[0] - g->pad[0];
+            const ptrdiff_t i1 = o1 * g->stride[1] + t1 * g->dilation[1] - g->pad[1];
+            const int row_inside = fc_in_range(i0, in[0]) && fc_in_range(i1, in[1]);
+            for (ptrdiff_t t2 = 0; t2 < kernel[2]; t2++, t++) {
+                const ptrdiff_t i2 = o2 * g->stride[2] + t2 * g->dilation[2] - g->pad[2];
+                rows[t] = row_inside && fc_in_range(i2, in[2])
+                              ? image + ((i0 * in[1] + i1) * in[2] + i2) * channels
+                              : zeros;
+            }
         }
 }
 
-#undef FC_DW_SPAN_CACHE
-#undef FC_DW_BAND_ROWS
-
-/* Channels last, one row of output pixels of one image (position o0 on axis 0, o1 on axis 1):
- * all channels at once, tap by tap, each tap one madd over the row's pixels (a pixel's channels
- * are one vector; the pixels step by stride * C through the input row), with the weights laid
- * out tap-major (weights_by_tap[tap*C + c]). Pixels whose tap falls in the padding take their
- * madd from `zeros`, as the one-pixel walk did: every output element gets the same additions in
- * the same order, so the bits are NCHW's. */
-static void FC_NAME(depthwise_row)(const FC_NAME(fc_engine) *engine, const fc_conv_geometry *g,
-                                   const FC_T *image, const FC_T *weights_by_tap,
-                                   const FC_T *zeros, ptrdiff_t o0, ptrdiff_t o1, FC_T *out)
+/* Output rows o1 .. o1 + out_rows - 1 at position o0 on axis 0 (`image` as for depthwise_taps;
+ * `zeros` holds in2 * channels zeros; rows and kept_weights have room for `taps` each). More
+ * than one row only where every tap of every one of them reads inside the input along axes 0
+ * and 1: then each tap's input advances by stride[1] rows from one output row to the next. */
+static void FC_NAME(depthwise_rows)(const FC_NAME(fc_engine) *engine, const fc_conv_geometry *g,
+                                    const FC_T *image, ptrdiff_t channels, const FC_T *weights,
+                                    const FC_T *bias, const FC_T *zeros, ptrdiff_t o0,
+                                    ptrdiff_t o1, ptrdiff_t out_rows, const FC_T **rows,
+                                    FC_T *kept_weights, FC_T *out)
 {
-    const ptrdiff_t *in = g->in_size, *kernel = g->kernel, channels = g->in_channels;
-    const ptrdiff_t width = g->out_size[2];
-    for (ptrdiff_t e = 0; e < width * channels; e++)
-        out[e] = 0;
-    const FC_T *weights = weights_by_tap;
-    for (ptrdiff_t t0 = 0; t0 < kernel[0]; t0++)
-        for (ptrdiff_t t1 = 0; t1 < kernel[1]; t1++)
-            for (ptrdiff_t t2 = 0; t2 < kernel[2]; t2++, weights += channels) {
-                const ptrdiff_t i0 = o0 * g->stride[0] + t0 * g->dilation[0] - g->pad[0];
-                const ptrdiff_t i1 = o1 * g->stride[1] + t1 * g->dilation[1] - g->pad[1];
-                const ptrdiff_t first = t2 * g->dilation[2] - g->pad[2];   /* pixel 0's i2 */
-                ptrdiff_t lo = 0, hi = 0;   /* pixels [lo, hi) read inside the input */
-                if (fc_in_range(i0, in[0]) && fc_in_range(i1, in[1]))
-                    fc_valid_span(first, g->stride[2], in[2], width, &lo, &hi);
-                engine->madd(lo, channels, weights, 1, zeros, 1, 0, out, channels);
-                if (hi > lo)
-                    engine->madd(hi - lo, channels, weights, 1,
-                                 image + ((i0 * in[1] + i1) * in[2] + first +
-                                          lo * g->stride[2]) * channels,
-                                 1, g->stride[2] * channels, out + lo * channels, channels);
-                engine->madd(width - hi, channels, weights, 1, zeros, 1, 0,
-                             out + hi * channels, channels);
-            }
+    const ptrdiff_t *in = g->in_size, *kernel = g->kernel, width = g->out_size[2];
+    const ptrdiff_t taps = kernel[0] * kernel[1] * kernel[2];
+    const ptrdiff_t step = g->stride[2] * channels, row_pitch = g->stride[1] * in[2] * channels;
+    ptrdiff_t inside_lo = 0, inside_hi = width;
+    for (ptrdiff_t t2 = 0; t2 < kernel[2]; t2++) {
+        ptrdiff_t lo, hi;
+        fc_valid_span(t2 * g->dilation[2] - g->pad[2], g->stride[2], in[2], width, &lo, &hi);
+        inside_lo = lo > inside_lo ? lo : inside_lo;
+        inside_hi = hi < inside_hi ? hi : inside_hi;
+    }
+    if (inside_hi > inside_lo) {
+        FC_NAME(depthwise_taps)(g, image, channels, zeros, o0, o1, inside_lo, rows);
+        engine->depthwise_pixels(out_rows, inside_hi - inside_lo, channels, taps, weights, rows,
+                                 step, row_pitch, bias, out + inside_lo * channels,
+                                 width * channels);
+    }
+    /* The pixels at the edges read `zeros` in some taps, and `zeros` does not advance with the
+     * rows: row by row, unless (NCHW) those taps' weights are finite; then they add +-0 to a
+     * sum that is never -0, so leaving them out changes no bit, and the rest run all rows. */
+    for (ptrdiff_t o2 = 0; o2 < width; o2++) {
+        if (o2 == inside_lo && inside_hi > inside_lo) {
+            o2 = inside_hi - 1;   /* done above */
+            continue;
+        }
+        int all_rows = channels == 1 && out_rows > 1;
+        ptrdiff_t kept = 0;
+        if (all_rows) {
+            FC_NAME(depthwise_taps)(g, image, channels, zeros, o0, o1, o2, rows);
+            for (ptrdiff_t t = 0; t < taps && all_rows; t++)
+                if (rows[t] != zeros) {
+                    rows[kept] = rows[t];
+                    kept_weights[kept++] = weights[t];
+                } else if (weights[t] * (FC_T)0 != 0) {
+                    all_rows = 0;   /* inf or NaN: w * 0 is NaN, not +-0 */
+                }
+        }
+        if (all_rows) {
+            engine->depthwise_pixels(out_rows, 1, 1, kept, kept_weights, rows, step, row_pitch,
+                                     bias, out + o2, width);
+            continue;
+        }
+        for (ptrdiff_t r = 0; r < out_rows; r++) {
+            FC_NAME(depthwise_taps)(g, image, channels, zeros, o0, o1 + r, o2, rows);
+            engine->depthwise_pixels(1, 1, channels, taps, weights, rows, step, row_pitch, bias,
+                                     out + (r * width + o2) * channels, width * channels);
+        }
+    }
 }
 
 static int FC_NAME(depthwise_forward)(const FC_NAME(fc_engine) *engine,
@@ -135,47 +112,80 @@ static int FC_NAME(depthwise_forward)(const FC_NAME(fc_engine) *engine,
 {
     const ptrdiff_t channels = g->in_channels, taps = sizes->taps;
     const ptrdiff_t in_volume = sizes->in_volume, out_pixels = sizes->out_pixels;
-    /* Work items: planes (NCHW) or rows of output pixels (channels last), never split
-     * further. */
-    const ptrdiff_t out_rows = out_pixels / g->out_size[2];
-    const ptrdiff_t items = g->batch * (g->channels_last ? out_rows : channels);
+    const ptrdiff_t *in = g->in_size, *out = g->out_size, *kernel = g->kernel;
+    const int last = g->channels_last;
+    if (g->batch == 0 || channels == 0 || out_pixels == 0)
+        return 0;
+    /* Slices: the output rows at one position o0 of one plane (NCHW: one channel of one image)
+     * or of one image (channels last: all its channels at once); Keras's depthwise kernel
+     * (*kernel, 1, C) is tap-major as depthwise_pixels wants it, Caffe's (C, 1, *kernel) one
+     * channel at a time. Work items: slices, cut into chunks of rows where there are too few
+     * of them to share among the threads. */
+    const ptrdiff_t row_channels = last ? channels : 1;
+    const ptrdiff_t slices = g->batch * (last ? 1 : channels) * out[0];
     const int threads_wanted = fc_threads_for(2.0 * (double)g->batch * (double)channels *
                                               (double)out_pixels * (double)taps);
+    const ptrdiff_t chunks_wanted = (8 * (ptrdiff_t)threads_wanted + slices - 1) / slices;
+    const ptrdiff_t chunk_rows =
+        chunks_wanted <= 1 ? out[1] : (out[1] + chunks_wanted - 1) / chunks_wanted;
+    const ptrdiff_t chunks = (out[1] + chunk_rows - 1) / chunk_rows;
+    const ptrdiff_t items = slices * chunks;
     const int threads = items < threads_wanted ? (int)items : threads_wanted;
-    /* Channels last: Keras's depthwise kernel (*kernel, 1, C) is already tap-major; one row
-     * of zeros after it is what padding taps read. */
-    FC_T *weights_by_tap = NULL;
-    if (g->channels_last) {
-        weights_by_tap = malloc((size_t)(taps + 1) * (size_t)channels * sizeof(FC_T));
-        if (!weights_by_tap)
-            return -1;
-        memcpy(weights_by_tap, w, (size_t)taps * (size_t)channels * sizeof(FC_T));
-        for (ptrdiff_t c = 0; c < channels; c++)
-            weights_by_tap[taps * channels + c] = 0;
+    /* Output rows [inside_lo, inside_hi) read inside the input along axis 1 for every tap. */
+    ptrdiff_t inside_lo = 0, inside_hi = out[1];
+    for (ptrdiff_t t1 = 0; t1 < kernel[1]; t1++) {
+        ptrdiff_t lo, hi;
+        fc_valid_span(t1 * g->dilation[1] - g->pad[1], g->stride[1], in[1], out[1], &lo, &hi);
+        inside_lo = lo > inside_lo ? lo : inside_lo;
+        inside_hi = hi < inside_hi ? hi : inside_hi;
     }
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (ptrdiff_t index = 0; index < items; index++) {
-        if (g->channels_last) {
-            const ptrdiff_t n = index / out_rows, row = index % out_rows;
-            const ptrdiff_t width = g->out_size[2];
-            FC_T *out = y + index * width * channels;
-            FC_NAME(depthwise_row)(engine, g, x + n * in_volume * channels, weights_by_tap,
-                                   weights_by_tap + taps * channels, row / g->out_size[1],
-                                   row % g->out_size[1], out);
-            if (bias)
-                for (ptrdiff_t q = 0; q < width; q++)
-                    for (ptrdiff_t c = 0; c < channels; c++)
-                        out[q * channels + c] += bias[c];
-        } else {
-            const ptrdiff_t c = index % channels;
-            FC_T *out = y + index * out_pixels;
-            FC_NAME(depthwise_channel)(engine, g, x + index * in_volume, w + c * taps, out);
-            if (bias)
-                for (ptrdiff_t p = 0; p < out_pixels; p++)
-                    out[p] += bias[c];
+    FC_T *zeros = calloc((size_t)(in[2] * row_channels), sizeof(FC_T));
+    const FC_T **rows_all = malloc((size_t)threads * (size_t)taps * sizeof(*rows_all));
+    FC_T *kept_all = malloc((size_t)threads * (size_t)taps * sizeof(FC_T));
+    if (!zeros || !rows_all || !kept_all) {
+        free(zeros);
+        free(rows_all);
+        free(kept_all);
+        return -1;
+    }
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int thread = 0;
+#ifdef _OPENMP
+        thread = omp_get_thread_num();
+#endif
+        const FC_T **const rows = rows_all + (size_t)thread * (size_t)taps;
+        FC_T *const kept_weights = kept_all + (size_t)thread * (size_t)taps;
+#pragma omp for schedule(static)
+        for (ptrdiff_t item = 0; item < items; item++) {
+            const ptrdiff_t slice = item / chunks, o0 = slice % out[0], plane = slice / out[0];
+            const ptrdiff_t begin = item % chunks * chunk_rows;
+            const ptrdiff_t end = begin + chunk_rows < out[1] ? begin + chunk_rows : out[1];
+            const ptrdiff_t c = last ? 0 : plane % channels;
+            const FC_T *const image = x + plane * in_volume * row_channels;
+            const FC_T *const weights = w + c * taps, *const plane_bias = bias ? bias + c : NULL;
+            FC_T *const plane_out = y + plane * out_pixels * row_channels;
+            /* The chunk's rows that may run as one call: all taps inside along axes 0 and 1. */
+            int depth_inside = 1;
+            for (ptrdiff_t t0 = 0; t0 < kernel[0]; t0++)
+                depth_inside &= fc_in_range(o0 * g->stride[0] + t0 * g->dilation[0] - g->pad[0],
+                                            in[0]);
+            ptrdiff_t run_lo = depth_inside && inside_lo > begin ? inside_lo : begin;
+            ptrdiff_t run_hi = depth_inside && inside_hi < end ? inside_hi : end;
+            if (!depth_inside || run_hi <= run_lo)
+                run_lo = run_hi = end;
+            for (ptrdiff_t o1 = begin; o1 < end;) {
+                const ptrdiff_t count = o1 == run_lo ? run_hi - run_lo : 1;
+                FC_NAME(depthwise_rows)(engine, g, image, row_channels, weights, plane_bias, zeros,
+                                        o0, o1, count, rows, kept_weights,
+                                        plane_out + (o0 * out[1] + o1) * out[2] * row_channels);
+                o1 += count;
+            }
         }
     }
-    free(weights_by_tap);
+    free(zeros);
+    free(rows_all);
+    free(kept_all);
     return 0;
 }
 

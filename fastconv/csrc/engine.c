@@ -34,6 +34,7 @@
 #define FC_VBCAST(x) (x)
 #define FC_VFMA(a, b, acc) ((acc) + (a) * (b))
 #define FC_VADD(a, b) ((a) + (b))
+#define FC_VMUL(a, b) ((a) * (b))
 
 #define FC_T float
 #define FC_TYPE_TAG f32
@@ -58,6 +59,7 @@
 #undef FC_VBCAST
 #undef FC_VFMA
 #undef FC_VADD
+#undef FC_VMUL
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -80,6 +82,7 @@
 #define FC_VBCAST(x) FC_INTRINSIC(set1_)(x)
 #define FC_VFMA(a, b, acc) FC_INTRINSIC(fmadd_)(a, b, acc)
 #define FC_VADD(a, b) FC_INTRINSIC(add_)(a, b)
+#define FC_VMUL(a, b) FC_INTRINSIC(mul_)(a, b)
 
 /* The first stages of an in-register float32 transposition of n rows (n a multiple of 4) of
  * src (row stride lds) in vectors of 128-bit lanes (ISA: _mm256_ or _mm512_): loads, unpacks

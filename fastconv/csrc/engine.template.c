@@ -10,7 +10,7 @@
  *   FC_ENGINE_TYPE, FC_LABEL  the table's type (engine.h) and the engine's name
  *   FC_MR, FC_NV, FC_LANES    micro-tile: MR rows x NV vectors of LANES elements (NR = NV*LANES)
  *   FC_VEC and FC_VZERO(), FC_VLOADU(p), FC_VSTOREU(p, v), FC_VBCAST(x), FC_VFMA(a, b, acc),
- *   FC_VADD(a, b)             vector operations (the generic engine uses scalars: LANES == 1)
+ *   FC_VADD(a, b), FC_VMUL(a, b)   vector operations (the generic engine uses scalars: LANES == 1)
  */
 #define FC_NR (FC_NV * FC_LANES)
 
@@ -561,34 +561,117 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
     }
 }
 
-/* Each product is its own statement: a compiler that contracts a * b + c within one expression
- * (clang's default) must not turn these into FMAs in one loop and not in another. The
- * unit-stride cases are loops of their own, so the compiler vectorises them. */
-static void FC_NAME(madd)(ptrdiff_t rows, ptrdiff_t n, const FC_T *restrict a, ptrdiff_t inca,
-                          const FC_T *restrict x, ptrdiff_t incx, ptrdiff_t ldx,
-                          FC_T *restrict y, ptrdiff_t ldy)
+/* The depthwise convolution's arithmetic, for p < pixels and c < channels:
+ *   y[p*channels + c] = +0 + w[c] * rows[0][p*step + c] + w[channels + c] * rows[1][p*step + c]
+ *                       + ... + w[(taps-1)*channels + c] * rows[taps-1][...]   [+ bias[c]]
+ * tap by tap in order, each a multiply then an add, never fused (separate statements: clang
+ * contracts a * b + c within one expression): the sum im2col + GEMM forms for one output
+ * element, so NCHW rows (channels 1) and channels-last rows give the same bits. rows[t] is
+ * where tap t reads for pixel 0 (a row of zeros where the tap falls in the padding, which adds
+ * w * 0 as the zero-filled column matrix does). The sums stay in registers over all taps and are
+ * stored once, so a last partial vector is recomputed overlapping the one before it: same
+ * inputs, same bits. Vectorised along the row for NCHW (channels 1, unit step), else across the
+ * channels. Row r < out_rows of the output (at y + r * ldy) reads row_pitch elements further
+ * than row 0 in every tap. */
+#define FC_DW_UNROLL 4
+#define FC_DW_SUM(acc, count, weight_at, input_at)                                             \
+    do {                                                                                       \
+        for (int dw_u = 0; dw_u < (count); dw_u++)                                             \
+            acc[dw_u] = FC_VZERO();                                                            \
+        for (ptrdiff_t t = 0; t < taps; t++) {                                                 \
+            const FC_VEC dw_weight = (weight_at);                                              \
+            for (int dw_u = 0; dw_u < (count); dw_u++) {                                       \
+                const FC_VEC dw_product = FC_VMUL(dw_weight, FC_VLOADU(input_at));             \
+                acc[dw_u] = FC_VADD(acc[dw_u], dw_product);                                    \
+            }                                                                                  \
+        }                                                                                      \
+    } while (0)
+/* Vectors first .. first + count - 1 of an NCHW row at once (independent sums hide the adds'
+ * latency over the taps); the last vector of the row ends at its last pixel. */
+#define FC_DW_ROW_VECTORS 8
+#define FC_DW_ROW_BLOCK(count)                                                                 \
+    do {                                                                                       \
+        FC_VEC row_acc[count];                                                                 \
+        ptrdiff_t row_at[count];                                                               \
+        for (int u = 0; u < (count); u++) {                                                    \
+            row_at[u] = (first + u) * FC_LANES;                                                \
+            row_at[u] = row_at[u] < pixels - FC_LANES ? row_at[u] : pixels - FC_LANES;         \
+        }                                                                                      \
+        FC_DW_SUM(row_acc, count, FC_VBCAST(weights[t]), rows[t] + shift + row_at[dw_u]);      \
+        for (int u = 0; u < (count); u++)                                                      \
+            FC_VSTOREU(y + row_at[u], bias ? FC_VADD(row_acc[u], bias_vector) : row_acc[u]);   \
+    } while (0)
+
+static void FC_NAME(depthwise_pixels)(ptrdiff_t out_rows, ptrdiff_t pixels, ptrdiff_t channels,
+                                      ptrdiff_t taps, const FC_T *restrict weights,
+                                      const FC_T *const *restrict rows, ptrdiff_t step,
+                                      ptrdiff_t row_pitch, const FC_T *restrict bias,
+                                      FC_T *restrict y, ptrdiff_t ldy)
 {
-    if (inca == 1 && incx == 1) {
-        for (ptrdiff_t r = 0; r < rows; r++, x += ldx, y += ldy)
-            for (ptrdiff_t i = 0; i < n; i++) {
-                const FC_T product = a[i] * x[i];
-                y[i] += product;
+    FC_VEC acc[FC_DW_UNROLL];
+    for (ptrdiff_t r = 0; r < out_rows; r++, y += ldy) {
+        const ptrdiff_t shift = r * row_pitch;   /* where row r reads, from where row 0 does */
+        if (channels == 1 && step == 1 && pixels >= FC_LANES) {
+            const FC_VEC bias_vector = bias ? FC_VBCAST(bias[0]) : FC_VZERO();
+            const ptrdiff_t vectors = (pixels + FC_LANES - 1) / FC_LANES;
+            for (ptrdiff_t first = 0; first < vectors; first += FC_DW_ROW_VECTORS) {
+                switch (vectors - first < FC_DW_ROW_VECTORS ? vectors - first
+                                                            : FC_DW_ROW_VECTORS) {
+                case 1: FC_DW_ROW_BLOCK(1); break;
+                case 2: FC_DW_ROW_BLOCK(2); break;
+                case 3: FC_DW_ROW_BLOCK(3); break;
+                case 4: FC_DW_ROW_BLOCK(4); break;
+                case 5: FC_DW_ROW_BLOCK(5); break;
+                case 6: FC_DW_ROW_BLOCK(6); break;
+                case 7: FC_DW_ROW_BLOCK(7); break;
+                default: FC_DW_ROW_BLOCK(8); break;
+                }
             }
-    } else if (inca == 0 && incx == 1) {
-        const FC_T alpha = a[0];
-        for (ptrdiff_t r = 0; r < rows; r++, x += ldx, y += ldy)
-            for (ptrdiff_t i = 0; i < n; i++) {
-                const FC_T product = alpha * x[i];
-                y[i] += product;
+        } else if (channels >= FC_LANES) {
+            for (ptrdiff_t c0 = 0; c0 < channels; c0 += FC_LANES) {
+                const ptrdiff_t c = c0 + FC_LANES <= channels ? c0 : channels - FC_LANES;
+                const FC_VEC bias_vector = bias ? FC_VLOADU(bias + c) : FC_VZERO();
+                ptrdiff_t p = 0;
+                for (; p + FC_DW_UNROLL <= pixels; p += FC_DW_UNROLL) {
+                    FC_DW_SUM(acc, FC_DW_UNROLL, FC_VLOADU(weights + t * channels + c),
+                              rows[t] + shift + (p + dw_u) * step + c);
+                    for (int u = 0; u < FC_DW_UNROLL; u++)
+                        FC_VSTOREU(y + (p + u) * channels + c,
+                                   bias ? FC_VADD(acc[u], bias_vector) : acc[u]);
+                }
+                for (; p < pixels; p++) {
+                    FC_DW_SUM(acc, 1, FC_VLOADU(weights + t * channels + c),
+                              rows[t] + shift + p * step + c);
+                    FC_VSTOREU(y + p * channels + c,
+                               bias ? FC_VADD(acc[0], bias_vector) : acc[0]);
+                }
             }
-    } else {
-        for (ptrdiff_t r = 0; r < rows; r++, x += ldx, y += ldy)
-            for (ptrdiff_t i = 0; i < n; i++) {
-                const FC_T product = a[i * inca] * x[i * incx];
-                y[i] += product;
-            }
+        } else {
+            /* Scalars (an NCHW edge column, few channels): FC_DW_UNROLL rows at once, whose
+             * sums are independent. */
+            const ptrdiff_t block = out_rows - r < FC_DW_UNROLL ? 1 : FC_DW_UNROLL;
+            for (ptrdiff_t p = 0; p < pixels; p++)
+                for (ptrdiff_t c = 0; c < channels; c++) {
+                    FC_T sum[FC_DW_UNROLL] = {0};
+                    for (ptrdiff_t t = 0; t < taps; t++)
+                        for (ptrdiff_t u = 0; u < block; u++) {
+                            const FC_T product = weights[t * channels + c] *
+                                                 rows[t][shift + u * row_pitch + p * step + c];
+                            sum[u] += product;
+                        }
+                    for (ptrdiff_t u = 0; u < block; u++)
+                        y[u * ldy + p * channels + c] = bias ? sum[u] + bias[c] : sum[u];
+                }
+            r += block - 1;
+            y += (block - 1) * ldy;
+        }
     }
 }
+
+#undef FC_DW_ROW_BLOCK
+#undef FC_DW_ROW_VECTORS
+#undef FC_DW_SUM
+#undef FC_DW_UNROLL
 
 FC_ENGINE_TYPE FC_NAME(fc_engine) = {
     .name = FC_LABEL,
@@ -630,7 +713,7 @@ FC_ENGINE_TYPE FC_NAME(fc_engine) = {
     .pack_b = FC_NAME(pack_b),
     .pack_b_im2col = FC_NAME(pack_b_im2col),
     .transpose = FC_NAME(transpose),
-    .madd = FC_NAME(madd),
+    .depthwise_pixels = FC_NAME(depthwise_pixels),
 };
 
 #undef FC_NARROW

@@ -62,10 +62,12 @@ typedef struct FC_NAME(fc_engine) {
      * where the instruction set has them. */
     void (*transpose)(ptrdiff_t rows, ptrdiff_t cols, const FC_T *src, ptrdiff_t lds,
                       FC_T *dst, ptrdiff_t ldd);
-    /* y[r*ldy + i] += a[i*inca] * x[r*ldx + i*incx] for r < rows, i < n, each a multiply then
-     * an add: the depthwise convolution's inner loop (inca 0: one weight over a band of NCHW
-     * rows; inca 1: a weight per channel of a channels-last pixel), vectorised for the
-     * instruction set. */
-    void (*madd)(ptrdiff_t rows, ptrdiff_t n, const FC_T *a, ptrdiff_t inca, const FC_T *x,
-                 ptrdiff_t incx, ptrdiff_t ldx, FC_T *y, ptrdiff_t ldy);
+    /* The depthwise convolution's sums for out_rows rows of `pixels` output pixels, each of
+     * `channels` channels (1 for NCHW): y[r*ldy + p*channels + c] = sum over taps t, in order,
+     * of weights[t*channels + c] * rows[t][r*row_pitch + p*step + c], each a multiply then an
+     * add, plus bias[c] when bias is not NULL; vectorised for the instruction set. */
+    void (*depthwise_pixels)(ptrdiff_t out_rows, ptrdiff_t pixels, ptrdiff_t channels,
+                             ptrdiff_t taps, const FC_T *weights, const FC_T *const *rows,
+                             ptrdiff_t step, ptrdiff_t row_pitch, const FC_T *bias, FC_T *y,
+                             ptrdiff_t ldy);
 } FC_NAME(fc_engine);

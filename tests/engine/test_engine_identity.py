@@ -33,6 +33,11 @@ CASES = [
     ((2, 32, 40, 37), (48, 32, 3, 3), (1, 1), (1, 1), (1, 1), 1),
     # A first layer (three channels, 64 outputs): the direct convolution, not the GEMM.
     ((1, 3, 29, 27), (64, 3, 7, 7), (2, 2), (3, 3), (1, 1), 1),
+    # Depthwise over rows and channels wider than every engine's vectors (NCHW sums along the
+    # row, channels last across the channels, each with a partial last vector), and strided
+    # along the row.
+    ((1, 37, 11, 41), (37, 1, 3, 3), (1, 1), (1, 1), (1, 1), 37),
+    ((2, 20, 9, 35), (20, 1, 5, 3), (2, 2), (2, 1), (1, 2), 20),
 ]
 DTYPES = [np.float32, np.float64]
 IDS = ["x{}w{}s{}p{}d{}g{}".format(*case) for case in CASES]
@@ -184,19 +189,27 @@ def test_depthwise_inf_weight_reads_padding_as_zero_times_inf(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_depthwise_inf_weight_on_channels_last_padding(dtype):
+@pytest.mark.parametrize("channels, width", [(6, 9), (37, 40)])
+def test_depthwise_inf_weight_on_channels_last_padding(dtype, channels, width):
     """The same on NHWC data padded by the engine (Keras 'same', symmetric here: stride 1, odd
-    extents), so that the channels-last kernel's own padding taps are what meet the inf."""
+    extents), so that the channels-last kernel's own padding taps are what meet the inf; with
+    few channels and short rows, and with both wider than the vectors."""
     rng = np.random.default_rng(11)
-    x = rng.standard_normal((2, 6, 7, 9)).astype(dtype)
-    w = rng.standard_normal((6, 1, 3, 3)).astype(dtype)
-    b = rng.standard_normal(6).astype(dtype)
+    x = rng.standard_normal((2, channels, 7, width)).astype(dtype)
+    w = rng.standard_normal((channels, 1, 3, 3)).astype(dtype)
+    b = rng.standard_normal(channels).astype(dtype)
     w[2, 0, 0, 0] = np.inf
     w[4, 0, 2, 1] = -np.inf
-    y = fastconv.conv2d_caffe(x, w, b, pad=(1, 2), dilation=(1, 2), group=6)
+    y = fastconv.conv2d_caffe(x, w, b, pad=(1, 2), dilation=(1, 2), group=channels)
+    with np.errstate(invalid="ignore"):
+        expected = caffe_conv(x, w, b, (1, 1), (1, 2), (1, 2), channels)
+    assert np.array_equal(np.isnan(y), np.isnan(expected))
+    assert np.array_equal(np.isinf(y), np.isinf(expected))
+    finite = np.isfinite(expected)
+    assert_scaled_close(y[finite], expected[finite], 9, dtype)
     y_last = fastconv.conv2d_keras(np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
                                    w.transpose(2, 3, 1, 0), b, padding="same",
-                                   dilation_rate=(1, 2), groups=6)
+                                   dilation_rate=(1, 2), groups=channels)
     assert np.isnan(y).any()
     assert np.array_equal(bits(y_last.transpose(0, 3, 1, 2)), bits(y))
 

@@ -35,6 +35,7 @@ typedef double fc_v8df __attribute__((vector_size(64)));
 #define FC_VBCAST(x) (((FC_VEC){0}) + (x))
 #define FC_VFMA(a, b, acc) ((acc) + (a) * (b))
 #define FC_VADD(a, b) ((a) + (b))
+#define FC_VMUL(a, b) ((a) * (b))
 
 #define FC_T float
 #define FC_TYPE_TAG f32
