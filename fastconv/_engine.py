@@ -171,9 +171,11 @@ def _plain_parameter(value):
 def plan_key(frontend, x, w, b, *parameters):
     """The plan cache's key for a call of ``frontend`` ("caffe": NCHW, OIHW; "keras": NHWC,
     HWIO) with these parameters, or None when the call cannot take the fast path."""
-    if not (type(x) is np.ndarray and type(w) is np.ndarray
-            and all(_plain_parameter(value) for value in parameters)):
+    if type(x) is not np.ndarray or type(w) is not np.ndarray:
         return None
+    for value in parameters:   # a loop, not all(...): a generator costs a tiny call 10 %
+        if type(value) is not int and not _plain_parameter(value):
+            return None
     dtype = x.dtype
     if not ((dtype is NATIVE_DTYPES[0] or dtype is NATIVE_DTYPES[1]) and w.dtype is dtype
             and x.flags.carray and w.flags.carray):
@@ -187,18 +189,23 @@ def plan_key(frontend, x, w, b, *parameters):
 
 def run_cached_plan(key, x, w, b):
     """The output of a call whose key passed the checks before, or None if it never did."""
-    plan = _PLANS.get(key)
-    if plan is None:
+    entry = _PLANS.get(key)
+    if entry is None:
         return None
-    y = empty_output(plan.output_shape, x.dtype)
+    plan, small_output = entry
+    y = (np.empty(plan.output_shape, x.dtype) if small_output
+         else empty_output(plan.output_shape, x.dtype))
     plan.run(x, w, b, y)
     return y
 
 
 def cache_plan(key, geometry, dtype):
-    """Remember a checked call's plan (until the cache is full)."""
+    """Remember a checked call's plan (until the cache is full), and whether its output is
+    below the output cache's size (then np.empty, without asking again)."""
     if len(_PLANS) < _MAX_PLANS:
-        _PLANS[key] = _core.ConvPlan(geometry, dtype, key[0] == "keras")
+        plan = _core.ConvPlan(geometry, dtype, key[0] == "keras")
+        output_bytes = math.prod(plan.output_shape) * np.dtype(dtype).itemsize
+        _PLANS[key] = (plan, output_bytes < _core.OUTPUT_CACHE_MIN_BYTES)
 
 
 def forward(geometry, x, w, b, dtype, *, channels_last=False):

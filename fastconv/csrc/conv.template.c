@@ -106,6 +106,63 @@ static void FC_NAME(depthwise_rows)(const FC_NAME(fc_engine) *engine, const fc_c
     }
 }
 
+/* A depthwise forward's work items (see depthwise_forward) and what every thread needs. */
+typedef struct {
+    const FC_NAME(fc_engine) *engine;
+    const fc_conv_geometry *g;
+    const FC_T *x, *w, *bias;
+    FC_T *y;
+    ptrdiff_t taps, in_volume, out_pixels, row_channels;
+    ptrdiff_t items, chunks, chunk_rows;
+    ptrdiff_t inside_lo, inside_hi;   /* rows reading inside the input along axis 1 */
+    const FC_T *zeros;
+    const FC_T **rows_all;            /* taps pointers per thread */
+    FC_T *kept_all;                   /* taps weights per thread */
+} FC_NAME(depthwise_work);
+
+/* One thread's share of the depthwise work items; run by fc_parallel. */
+static void FC_NAME(depthwise_run_items)(void *context)
+{
+    const FC_NAME(depthwise_work) *const work = context;
+    const fc_conv_geometry *const g = work->g;
+    const ptrdiff_t *in = g->in_size, *out = g->out_size, *kernel = g->kernel;
+    const ptrdiff_t taps = work->taps, row_channels = work->row_channels;
+    const ptrdiff_t chunks = work->chunks, chunk_rows = work->chunk_rows;
+    int thread = 0;
+#ifdef _OPENMP
+    thread = omp_get_thread_num();
+#endif
+    const FC_T **const rows = work->rows_all + (size_t)thread * (size_t)taps;
+    FC_T *const kept_weights = work->kept_all + (size_t)thread * (size_t)taps;
+#pragma omp for schedule(static)
+    for (ptrdiff_t item = 0; item < work->items; item++) {
+        const ptrdiff_t slice = item / chunks, o0 = slice % out[0], plane = slice / out[0];
+        const ptrdiff_t begin = item % chunks * chunk_rows;
+        const ptrdiff_t end = begin + chunk_rows < out[1] ? begin + chunk_rows : out[1];
+        const ptrdiff_t c = g->channels_last ? 0 : plane % g->in_channels;
+        const FC_T *const image = work->x + plane * work->in_volume * row_channels;
+        const FC_T *const weights = work->w + c * taps;
+        const FC_T *const plane_bias = work->bias ? work->bias + c : NULL;
+        FC_T *const plane_out = work->y + plane * work->out_pixels * row_channels;
+        /* The chunk's rows that may run as one call: all taps inside along axes 0 and 1. */
+        int depth_inside = 1;
+        for (ptrdiff_t t0 = 0; t0 < kernel[0]; t0++)
+            depth_inside &= fc_in_range(o0 * g->stride[0] + t0 * g->dilation[0] - g->pad[0],
+                                        in[0]);
+        ptrdiff_t run_lo = depth_inside && work->inside_lo > begin ? work->inside_lo : begin;
+        ptrdiff_t run_hi = depth_inside && work->inside_hi < end ? work->inside_hi : end;
+        if (!depth_inside || run_hi <= run_lo)
+            run_lo = run_hi = end;
+        for (ptrdiff_t o1 = begin; o1 < end;) {
+            const ptrdiff_t count = o1 == run_lo ? run_hi - run_lo : 1;
+            FC_NAME(depthwise_rows)(work->engine, g, image, row_channels, weights, plane_bias,
+                                    work->zeros, o0, o1, count, rows, kept_weights,
+                                    plane_out + (o0 * out[1] + o1) * out[2] * row_channels);
+            o1 += count;
+        }
+    }
+}
+
 static int FC_NAME(depthwise_forward)(const FC_NAME(fc_engine) *engine,
                                       const fc_conv_geometry *g, const fc_conv_sizes *sizes,
                                       const FC_T *x, const FC_T *w, const FC_T *bias, FC_T *y)
@@ -148,41 +205,14 @@ static int FC_NAME(depthwise_forward)(const FC_NAME(fc_engine) *engine,
         free(kept_all);
         return -1;
     }
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-        int thread = 0;
-#ifdef _OPENMP
-        thread = omp_get_thread_num();
-#endif
-        const FC_T **const rows = rows_all + (size_t)thread * (size_t)taps;
-        FC_T *const kept_weights = kept_all + (size_t)thread * (size_t)taps;
-#pragma omp for schedule(static)
-        for (ptrdiff_t item = 0; item < items; item++) {
-            const ptrdiff_t slice = item / chunks, o0 = slice % out[0], plane = slice / out[0];
-            const ptrdiff_t begin = item % chunks * chunk_rows;
-            const ptrdiff_t end = begin + chunk_rows < out[1] ? begin + chunk_rows : out[1];
-            const ptrdiff_t c = last ? 0 : plane % channels;
-            const FC_T *const image = x + plane * in_volume * row_channels;
-            const FC_T *const weights = w + c * taps, *const plane_bias = bias ? bias + c : NULL;
-            FC_T *const plane_out = y + plane * out_pixels * row_channels;
-            /* The chunk's rows that may run as one call: all taps inside along axes 0 and 1. */
-            int depth_inside = 1;
-            for (ptrdiff_t t0 = 0; t0 < kernel[0]; t0++)
-                depth_inside &= fc_in_range(o0 * g->stride[0] + t0 * g->dilation[0] - g->pad[0],
-                                            in[0]);
-            ptrdiff_t run_lo = depth_inside && inside_lo > begin ? inside_lo : begin;
-            ptrdiff_t run_hi = depth_inside && inside_hi < end ? inside_hi : end;
-            if (!depth_inside || run_hi <= run_lo)
-                run_lo = run_hi = end;
-            for (ptrdiff_t o1 = begin; o1 < end;) {
-                const ptrdiff_t count = o1 == run_lo ? run_hi - run_lo : 1;
-                FC_NAME(depthwise_rows)(engine, g, image, row_channels, weights, plane_bias, zeros,
-                                        o0, o1, count, rows, kept_weights,
-                                        plane_out + (o0 * out[1] + o1) * out[2] * row_channels);
-                o1 += count;
-            }
-        }
-    }
+    const FC_NAME(depthwise_work) work = {
+        .engine = engine, .g = g, .x = x, .w = w, .bias = bias, .y = y,
+        .taps = taps, .in_volume = in_volume, .out_pixels = out_pixels,
+        .row_channels = row_channels, .items = items, .chunks = chunks,
+        .chunk_rows = chunk_rows, .inside_lo = inside_lo, .inside_hi = inside_hi,
+        .zeros = zeros, .rows_all = rows_all, .kept_all = kept_all,
+    };
+    fc_parallel(threads, FC_NAME(depthwise_run_items), (void *)&work);
     free(zeros);
     free(rows_all);
     free(kept_all);

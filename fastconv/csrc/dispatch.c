@@ -118,6 +118,16 @@ int fc_threads_for(double flops)
     return threads;
 }
 
+void fc_parallel(int threads, void (*body)(void *), void *context)
+{
+    if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+        body(context);
+    } else {
+        body(context);
+    }
+}
+
 /* ---- Block sizes from the caches ------------------------------------------------------- */
 
 /* Where the system does not say: a common x86-64 core of recent years (L1d 32 KiB, L2 1 MiB). */

@@ -123,6 +123,127 @@ static void FC_NAME(pack_b_from_copy)(const FC_NAME(fc_engine) *engine,
     engine->pack_b_im2col(&part, copy, k0 - c0 * taps, kc, first_pixel, pixels, packed);
 }
 
+/* What every thread of one fc_gemm_batch_run needs: the problem, its blocking and the
+ * workspace (packed A of all groups, then per thread a packed B block, the channels-last copy
+ * and the scratch C block). */
+typedef struct {
+    const FC_NAME(fc_gemm_batch) *p;
+    const FC_NAME(fc_engine) *engine;
+    ptrdiff_t kc, mc, nc, m_padded, k_blocks, taps;
+    ptrdiff_t row_block, row_blocks, col_blocks, tasks;
+    FC_T *workspace;
+    size_t packed_a_size, packed_b_size, copy_size, per_thread;
+    int copy_once, scratch_c;
+} FC_NAME(gemm_tasks);
+
+/* One thread's share of a batched GEMM: the packing of A, then the (problem, column block, row
+ * block) tasks. Run by fc_parallel, on one thread without an OpenMP region. */
+static void FC_NAME(gemm_run_tasks)(void *context)
+{
+    const FC_NAME(gemm_tasks) *const ctx = context;
+    const FC_NAME(fc_gemm_batch) *const p = ctx->p;
+    const FC_NAME(fc_engine) *const engine = ctx->engine;
+    const ptrdiff_t m = p->m, n = p->n, k = p->k;
+    const ptrdiff_t kc = ctx->kc, mc = ctx->mc, nc = ctx->nc, m_padded = ctx->m_padded;
+    const ptrdiff_t k_blocks = ctx->k_blocks, taps = ctx->taps, row_block = ctx->row_block;
+    const ptrdiff_t row_blocks = ctx->row_blocks, col_blocks = ctx->col_blocks;
+    const ptrdiff_t tasks = ctx->tasks;
+    const size_t packed_a_size = ctx->packed_a_size, packed_b_size = ctx->packed_b_size;
+    const size_t copy_size = ctx->copy_size, per_thread = ctx->per_thread;
+    const int copy_once = ctx->copy_once, scratch_c = ctx->scratch_c;
+    FC_T *const workspace = ctx->workspace;
+    FC_T *const packed_a_all = workspace;
+
+#pragma omp for schedule(static)
+    for (ptrdiff_t item = 0; item < p->groups * k_blocks; item++) {
+        const ptrdiff_t grp = item / k_blocks, p0 = item % k_blocks * kc;
+        const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
+        FC_T *packed = packed_a_all + grp * m_padded * k + p0 * m_padded;
+        if (p->a_taps)
+            engine->pack_a_tap_major(m, depth, p0, p->a + grp * p->a_group, p->rs_a, p->cs_a,
+                                     p->a_taps, p->a_tap_stride, packed);
+        else
+            engine->pack_a(m, depth, p->a + grp * p->a_group + p0 * p->cs_a, p->rs_a,
+                           p->cs_a, packed);
+    }
+
+    int thread = 0;
+#ifdef _OPENMP
+    thread = omp_get_thread_num();
+#endif
+    FC_T *packed_b = workspace + packed_a_size + (size_t)thread * per_thread;
+    FC_T *copy = packed_b + packed_b_size;
+    FC_T *scratch = copy + copy_size;
+#pragma omp for schedule(dynamic, 1)
+    for (ptrdiff_t task = 0; task < tasks; task++) {
+        const ptrdiff_t row0 = task % row_blocks * row_block;
+        const ptrdiff_t j0 = task / row_blocks % col_blocks * nc;
+        const ptrdiff_t problem = task / row_blocks / col_blocks;
+        const ptrdiff_t image = problem / p->groups, grp = problem % p->groups;
+        const ptrdiff_t rows = m - row0 < row_block ? m - row0 : row_block;
+        const ptrdiff_t cols = n - j0 < nc ? n - j0 : nc;
+        const FC_T *b = p->b + image * p->b_image + grp * p->b_group;
+        FC_T *c = p->c + image * p->c_image + grp * p->c_group + row0 * p->rs_c +
+                  j0 * p->cs_c;
+        const FC_T *packed_a = packed_a_all + grp * m_padded * k;
+        /* The task's rows x cols block of C, or the scratch standing in for it. */
+        FC_T *block = scratch_c ? scratch : c;
+        const ptrdiff_t rs = scratch_c ? cols : p->rs_c, cs = scratch_c ? 1 : p->cs_c;
+        if (scratch_c && p->beta)
+            for (ptrdiff_t i = 0; i < rows; i++)
+                for (ptrdiff_t j = 0; j < cols; j++)
+                    block[i * rs + j] = c[i * p->rs_c + j * p->cs_c];
+        if (k_blocks == 0 && !p->beta)
+            for (ptrdiff_t i = 0; i < rows; i++)
+                for (ptrdiff_t j = 0; j < cols; j++)
+                    block[i * rs + j * cs] = 0;
+        if (copy_once)
+            FC_NAME(copy_channels_last)(engine, p->im2col, b, 0, k / taps, j0, cols, copy);
+        for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
+            const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
+            const ptrdiff_t c0 = copy_once ? 0 : p0 / taps;
+            const ptrdiff_t c1 = copy_once ? k / taps : (p0 + depth - 1) / taps + 1;
+            if (copy_size && !copy_once)
+                FC_NAME(copy_channels_last)(engine, p->im2col, b, c0, c1, j0, cols, copy);
+            if (copy_size)
+                FC_NAME(pack_b_from_copy)(engine, p->im2col, copy, c0, c1, p0, depth, j0,
+                                          cols, packed_b);
+            else if (p->im2col)
+                engine->pack_b_im2col(p->im2col, b, p0, depth, j0, cols, packed_b);
+            else
+                engine->pack_b(depth, cols, b + p0 * p->rs_b + j0 * p->cs_b, p->rs_b,
+                               p->cs_b, packed_b);
+            /* As in Caffe, the bias is added after the whole product, not folded into
+             * it: by the macro-kernel, on the last k block. */
+            const int last_block = p0 + depth == k;
+            const FC_T *row_bias = last_block && p->bias ? p->bias + grp * m + row0 : NULL;
+            const FC_T *column_bias =
+                last_block && p->column_bias ? p->column_bias + grp * n + j0 : NULL;
+            for (ptrdiff_t i0 = 0; i0 < rows; i0 += mc) {
+                const ptrdiff_t chunk = rows - i0 < mc ? rows - i0 : mc;
+                FC_NAME(macro_kernel)(engine, chunk, cols, depth,
+                                      packed_a + p0 * m_padded + (row0 + i0) * depth,
+                                      packed_b, p0 > 0 || p->beta, block + i0 * rs, rs, cs,
+                                      row_bias ? row_bias + i0 : NULL, column_bias);
+            }
+        }
+        if (k_blocks == 0) {   /* no product (k == 0): the bias alone */
+            for (ptrdiff_t i = 0; p->bias && i < rows; i++)
+                for (ptrdiff_t j = 0; j < cols; j++)
+                    block[i * rs + j * cs] += p->bias[grp * m + row0 + i];
+            for (ptrdiff_t i = 0; p->column_bias && i < rows; i++)
+                for (ptrdiff_t j = 0; j < cols; j++)
+                    block[i * rs + j * cs] += p->column_bias[grp * n + j0 + j];
+        }
+        if (scratch_c && p->rs_c == 1)   /* channels last: C's rows are contiguous */
+            engine->transpose(rows, cols, block, rs, c, p->cs_c);
+        else if (scratch_c)
+            for (ptrdiff_t j = 0; j < cols; j++)
+                for (ptrdiff_t i = 0; i < rows; i++)
+                    c[i * p->rs_c + j * p->cs_c] = block[i * rs + j];
+    }
+}
+
 int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
 {
     const ptrdiff_t m = p->m, n = p->n, k = p->k;
@@ -210,99 +331,15 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
                                              sizeof(FC_T));
     if (!workspace)
         return -1;
-    FC_T *const packed_a_all = workspace;
-
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-#pragma omp for schedule(static)
-        for (ptrdiff_t item = 0; item < p->groups * k_blocks; item++) {
-            const ptrdiff_t grp = item / k_blocks, p0 = item % k_blocks * kc;
-            const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
-            FC_T *packed = packed_a_all + grp * m_padded * k + p0 * m_padded;
-            if (p->a_taps)
-                engine->pack_a_tap_major(m, depth, p0, p->a + grp * p->a_group, p->rs_a, p->cs_a,
-                                         p->a_taps, p->a_tap_stride, packed);
-            else
-                engine->pack_a(m, depth, p->a + grp * p->a_group + p0 * p->cs_a, p->rs_a,
-                               p->cs_a, packed);
-        }
-
-        int thread = 0;
-#ifdef _OPENMP
-        thread = omp_get_thread_num();
-#endif
-        FC_T *packed_b = workspace + packed_a_size + (size_t)thread * per_thread;
-        FC_T *copy = packed_b + packed_b_size;
-        FC_T *scratch = copy + copy_size;
-#pragma omp for schedule(dynamic, 1)
-        for (ptrdiff_t task = 0; task < tasks; task++) {
-            const ptrdiff_t row0 = task % row_blocks * row_block;
-            const ptrdiff_t j0 = task / row_blocks % col_blocks * nc;
-            const ptrdiff_t problem = task / row_blocks / col_blocks;
-            const ptrdiff_t image = problem / p->groups, grp = problem % p->groups;
-            const ptrdiff_t rows = m - row0 < row_block ? m - row0 : row_block;
-            const ptrdiff_t cols = n - j0 < nc ? n - j0 : nc;
-            const FC_T *b = p->b + image * p->b_image + grp * p->b_group;
-            FC_T *c = p->c + image * p->c_image + grp * p->c_group + row0 * p->rs_c +
-                      j0 * p->cs_c;
-            const FC_T *packed_a = packed_a_all + grp * m_padded * k;
-            /* The task's rows x cols block of C, or the scratch standing in for it. */
-            FC_T *block = scratch_c ? scratch : c;
-            const ptrdiff_t rs = scratch_c ? cols : p->rs_c, cs = scratch_c ? 1 : p->cs_c;
-            if (scratch_c && p->beta)
-                for (ptrdiff_t i = 0; i < rows; i++)
-                    for (ptrdiff_t j = 0; j < cols; j++)
-                        block[i * rs + j] = c[i * p->rs_c + j * p->cs_c];
-            if (k_blocks == 0 && !p->beta)
-                for (ptrdiff_t i = 0; i < rows; i++)
-                    for (ptrdiff_t j = 0; j < cols; j++)
-                        block[i * rs + j * cs] = 0;
-            if (copy_once)
-                FC_NAME(copy_channels_last)(engine, p->im2col, b, 0, k / taps, j0, cols, copy);
-            for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
-                const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
-                const ptrdiff_t c0 = copy_once ? 0 : p0 / taps;
-                const ptrdiff_t c1 = copy_once ? k / taps : (p0 + depth - 1) / taps + 1;
-                if (copy_size && !copy_once)
-                    FC_NAME(copy_channels_last)(engine, p->im2col, b, c0, c1, j0, cols, copy);
-                if (copy_size)
-                    FC_NAME(pack_b_from_copy)(engine, p->im2col, copy, c0, c1, p0, depth, j0,
-                                              cols, packed_b);
-                else if (p->im2col)
-                    engine->pack_b_im2col(p->im2col, b, p0, depth, j0, cols, packed_b);
-                else
-                    engine->pack_b(depth, cols, b + p0 * p->rs_b + j0 * p->cs_b, p->rs_b,
-                                   p->cs_b, packed_b);
-                /* As in Caffe, the bias is added after the whole product, not folded into
-                 * it: by the macro-kernel, on the last k block. */
-                const int last_block = p0 + depth == k;
-                const FC_T *row_bias = last_block && p->bias ? p->bias + grp * m + row0 : NULL;
-                const FC_T *column_bias =
-                    last_block && p->column_bias ? p->column_bias + grp * n + j0 : NULL;
-                for (ptrdiff_t i0 = 0; i0 < rows; i0 += mc) {
-                    const ptrdiff_t chunk = rows - i0 < mc ? rows - i0 : mc;
-                    FC_NAME(macro_kernel)(engine, chunk, cols, depth,
-                                          packed_a + p0 * m_padded + (row0 + i0) * depth,
-                                          packed_b, p0 > 0 || p->beta, block + i0 * rs, rs, cs,
-                                          row_bias ? row_bias + i0 : NULL, column_bias);
-                }
-            }
-            if (k_blocks == 0) {   /* no product (k == 0): the bias alone */
-                for (ptrdiff_t i = 0; p->bias && i < rows; i++)
-                    for (ptrdiff_t j = 0; j < cols; j++)
-                        block[i * rs + j * cs] += p->bias[grp * m + row0 + i];
-                for (ptrdiff_t i = 0; p->column_bias && i < rows; i++)
-                    for (ptrdiff_t j = 0; j < cols; j++)
-                        block[i * rs + j * cs] += p->column_bias[grp * n + j0 + j];
-            }
-            if (scratch_c && p->rs_c == 1)   /* channels last: C's rows are contiguous */
-                engine->transpose(rows, cols, block, rs, c, p->cs_c);
-            else if (scratch_c)
-                for (ptrdiff_t j = 0; j < cols; j++)
-                    for (ptrdiff_t i = 0; i < rows; i++)
-                        c[i * p->rs_c + j * p->cs_c] = block[i * rs + j];
-        }
-    }
+    const FC_NAME(gemm_tasks) context = {
+        .p = p, .engine = engine, .kc = kc, .mc = mc, .nc = nc, .m_padded = m_padded,
+        .k_blocks = k_blocks, .taps = taps, .row_block = row_block, .row_blocks = row_blocks,
+        .col_blocks = col_blocks, .tasks = tasks, .workspace = workspace,
+        .packed_a_size = packed_a_size, .packed_b_size = packed_b_size,
+        .copy_size = copy_size, .per_thread = per_thread, .copy_once = copy_once,
+        .scratch_c = scratch_c,
+    };
+    fc_parallel(threads, FC_NAME(gemm_run_tasks), (void *)&context);
     fc_aligned_free(workspace);
     return 0;
 }

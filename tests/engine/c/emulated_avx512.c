@@ -21,6 +21,7 @@
 #undef FC_VBCAST
 #undef FC_VFMA
 #undef FC_VADD
+#undef FC_VMUL
 #undef FC_ENGINE_TAG
 
 typedef float fc_v16sf __attribute__((vector_size(64)));
@@ -63,6 +64,7 @@ static void set_test_blocking(void)
 }
 int fc_get_num_threads(void) { return 1; }
 int fc_threads_for(double flops) { (void)flops; return 1; }
+void fc_parallel(int threads, void (*body)(void *), void *context) { (void)threads; body(context); }
 void *fc_aligned_alloc(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64 + 64); }
 void fc_aligned_free(void *memory) { free(memory); }
 
