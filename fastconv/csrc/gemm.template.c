@@ -130,6 +130,7 @@ typedef struct {
     const FC_NAME(fc_gemm_batch) *p;
     const FC_NAME(fc_engine) *engine;
     ptrdiff_t kc, mc, nc, m_padded, k_blocks, taps;
+    ptrdiff_t a_slice_rows;   /* rows of A per packing item, a multiple of MR */
     ptrdiff_t row_block, row_blocks, col_blocks, tasks;
     FC_T *workspace;
     size_t packed_a_size, packed_b_size, copy_size, per_thread;
@@ -154,17 +155,24 @@ static void FC_NAME(gemm_run_tasks)(void *context)
     FC_T *const workspace = ctx->workspace;
     FC_T *const packed_a_all = workspace;
 
+    /* A is packed by (group, k block, slice of its rows) items: one k block of one group
+     * (backward-data's W^T: 256 output channels deep) would leave all threads but one
+     * waiting. */
+    const ptrdiff_t slice_rows = ctx->a_slice_rows, slices = (m + slice_rows - 1) / slice_rows;
 #pragma omp for schedule(static)
-    for (ptrdiff_t item = 0; item < p->groups * k_blocks; item++) {
-        const ptrdiff_t grp = item / k_blocks, p0 = item % k_blocks * kc;
+    for (ptrdiff_t item = 0; item < p->groups * k_blocks * slices; item++) {
+        const ptrdiff_t slice = item % slices, block = item / slices;
+        const ptrdiff_t grp = block / k_blocks, p0 = block % k_blocks * kc;
         const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
-        FC_T *packed = packed_a_all + grp * m_padded * k + p0 * m_padded;
+        const ptrdiff_t row0 = slice * slice_rows;
+        const ptrdiff_t rows = m - row0 < slice_rows ? m - row0 : slice_rows;
+        const FC_T *a = p->a + grp * p->a_group + row0 * p->rs_a;
+        FC_T *packed = packed_a_all + grp * m_padded * k + p0 * m_padded + row0 * depth;
         if (p->a_taps)
-            engine->pack_a_tap_major(m, depth, p0, p->a + grp * p->a_group, p->rs_a, p->cs_a,
-                                     p->a_taps, p->a_tap_stride, packed);
+            engine->pack_a_tap_major(rows, depth, p0, a, p->rs_a, p->cs_a, p->a_taps,
+                                     p->a_tap_stride, packed);
         else
-            engine->pack_a(m, depth, p->a + grp * p->a_group + p0 * p->cs_a, p->rs_a,
-                           p->cs_a, packed);
+            engine->pack_a(rows, depth, a + p0 * p->cs_a, p->rs_a, p->cs_a, packed);
     }
 
     int thread = 0;
@@ -331,7 +339,15 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
                                              sizeof(FC_T));
     if (!workspace)
         return -1;
+    /* Slices of A's rows for its packing: enough items for two per thread. */
+    const ptrdiff_t pack_items = p->groups * k_blocks;
+    ptrdiff_t a_slices = pack_items == 0 || pack_items >= 2 * threads
+                             ? 1
+                             : (2 * threads + pack_items - 1) / pack_items;
+    a_slices = a_slices > m_padded / mr ? m_padded / mr : a_slices;
+    const ptrdiff_t a_slice_rows = (m_padded / mr + a_slices - 1) / a_slices * mr;
     const FC_NAME(gemm_tasks) context = {
+        .a_slice_rows = a_slice_rows,
         .p = p, .engine = engine, .kc = kc, .mc = mc, .nc = nc, .m_padded = m_padded,
         .k_blocks = k_blocks, .taps = taps, .row_block = row_block, .row_blocks = row_blocks,
         .col_blocks = col_blocks, .tasks = tasks, .workspace = workspace,
