@@ -784,13 +784,13 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
 
     FC_T *col = NULL, *dy_by_channel = NULL;
     if (dx || dw) {
-        col = malloc((size_t)col_image * (size_t)block_images * sizeof(FC_T));
+        col = fc_aligned_alloc((size_t)col_image * (size_t)block_images * sizeof(FC_T));
         if (dx && block_images > 1)
-            dy_by_channel = malloc((size_t)g->out_channels * (size_t)block_images *
-                                   (size_t)tile * sizeof(FC_T));
+            dy_by_channel = fc_aligned_alloc((size_t)g->out_channels * (size_t)block_images *
+                                             (size_t)tile * sizeof(FC_T));
         if (!col || (dx && block_images > 1 && !dy_by_channel)) {
-            free(col);
-            free(dy_by_channel);
+            fc_aligned_free(col);
+            fc_aligned_free(dy_by_channel);
             return -1;
         }
     }
@@ -863,7 +863,7 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
                     for (ptrdiff_t p = 0; p < out_pixels; p++)
                         db[o] += grad[(i * g->out_channels + o) * out_pixels + p];
     }
-    free(col);
-    free(dy_by_channel);
+    fc_aligned_free(col);
+    fc_aligned_free(dy_by_channel);
     return status;
 }

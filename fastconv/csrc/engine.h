@@ -110,7 +110,8 @@ static inline ptrdiff_t fc_reduction_block(ptrdiff_t k, ptrdiff_t kc_max)
     return blocks > 0 ? (k + blocks - 1) / blocks : 1;
 }
 
-/* 64-byte aligned allocation for packed panels; NULL on failure. */
+/* 64-byte aligned allocation for a call's workspace (packed panels, copies, column matrices);
+ * NULL on failure. Large blocks freed are kept for the next calls (dispatch.c). */
 void *fc_aligned_alloc(size_t bytes);
 void fc_aligned_free(void *memory);
 
