@@ -403,12 +403,10 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
     for (ptrdiff_t panel = 0; panel < padded_channels / nr; panel++)
         for (ptrdiff_t p = 0; p < k; p++) {
             FC_T *dst = packed_w + (panel * k + p) * nr;
+            const FC_T *keras_row = w + (p % taps * g->in_channels + p / taps) * out_channels;
             for (ptrdiff_t j = 0; j < nr; j++) {
                 const ptrdiff_t o = panel * nr + j;
-                dst[j] = o >= out_channels ? 0
-                         : g->channels_last ? w[(p % taps * g->in_channels + p / taps) *
-                                                    out_channels + o]
-                                            : w[o * k + p];
+                dst[j] = o >= out_channels ? 0 : g->channels_last ? keras_row[o] : w[o * k + p];
             }
         }
     for (ptrdiff_t o = 0; o < padded_channels; o++)
