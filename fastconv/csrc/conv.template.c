@@ -9,8 +9,8 @@
  *                                        matrix never exists: the packing gathers each block of
  *                                        it from the image (implicit GEMM). A 1x1 kernel with
  *                                        stride 1 and no padding packs the image itself.
- *   backward  dW_g += dy_g col_g^T       tile by tile of pixels, image by image (the tile is
- *                                        lowered transposed for it)
+ *   backward  dW_g += dy_g col_g^T       image by image; the packing gathers col_g^T's blocks
+ *                                        from the image (implicit GEMM again)
  *             col_g = W_g^T dy_g, then col2im adds the columns back onto dx; images whose
  *                                        tile is the whole image share one such GEMM
  * One input channel per group and one output per input channel (depthwise) runs a direct
@@ -780,13 +780,13 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
     const ptrdiff_t block_images = fc_tile_images(&s, tile, g->batch, sizeof(FC_T));
     const ptrdiff_t col_image = kernel_dim * tile;
 
-    FC_T *col = NULL, *dy_by_channel = NULL;
-    if (dx || dw) {
+    FC_T *col = NULL, *dy_by_channel = NULL;   /* backward-data's column matrix */
+    if (dx) {
         col = fc_aligned_alloc((size_t)col_image * (size_t)block_images * sizeof(FC_T));
-        if (dx && block_images > 1)
+        if (block_images > 1)
             dy_by_channel = fc_aligned_alloc((size_t)g->out_channels * (size_t)block_images *
                                              (size_t)tile * sizeof(FC_T));
-        if (!col || (dx && block_images > 1 && !dy_by_channel)) {
+        if (!col || (block_images > 1 && !dy_by_channel)) {
             fc_aligned_free(col);
             fc_aligned_free(dy_by_channel);
             return -1;
@@ -804,56 +804,51 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
     for (ptrdiff_t n0 = 0; n0 < g->batch && status == 0; n0 += block_images) {
         const ptrdiff_t images = n0 + block_images < g->batch ? block_images : g->batch - n0;
         const FC_T *grad = dy + n0 * g->out_channels * out_pixels;
-        for (ptrdiff_t p0 = 0; (dx || dw) && status == 0 && p0 < out_pixels; p0 += tile) {
+        for (ptrdiff_t i = 0; dw && i < images && status == 0; i++) {
+            /* dW_g += dy_g col_g^T, image after image, all its pixels in one product: the
+             * packing gathers each block of col_g^T from the image (strips of col_g,
+             * transposed in registers), so the column matrix never goes through memory. */
+            const FC_NAME(fc_gemm_batch) weights = {
+                .images = 1, .groups = g->group,
+                .m = group_out_channels, .n = group_kernel_dim, .k = out_pixels,
+                .a = grad + i * g->out_channels * out_pixels,
+                .a_group = group_out_channels * out_pixels, .rs_a = out_pixels, .cs_a = 1,
+                .b = x + (n0 + i) * g->in_channels * in_volume,
+                .b_group = g->in_channels / g->group * in_volume,
+                .im2col_transposed = g,
+                .c = dw, .c_group = group_out_channels * group_kernel_dim,
+                .rs_c = group_kernel_dim, .cs_c = 1, .beta = 1,
+            };
+            status = FC_NAME(fc_gemm_batch_run)(&weights);
+        }
+        for (ptrdiff_t p0 = 0; dx && status == 0 && p0 < out_pixels; p0 += tile) {
             const ptrdiff_t tile_pixels = p0 + tile < out_pixels ? tile : out_pixels - p0;
-            for (ptrdiff_t i = 0; dw && i < images && status == 0; i++) {
-                /* dW_g += dy_g col_g^T, image after image: the tile is lowered in Caffe's
-                 * layout and read transposed through strides (the packing transposes it in
-                 * cache). im2col only reads the image; the cast serves the shared walk. */
+            /* col = W^T dy for the block's images side by side (columns span = images x
+             * pixels): one product whose micro-panels run across images, where one per
+             * image would leave a narrow last panel in each (AlexNet conv3: 169 pixels,
+             * 25 in the last 48-wide panel). dy's block is regrouped by channel for it
+             * (several images: each tile is a whole image, p0 = 0); each column's sum over
+             * the output channels is unchanged: same bits. */
+            const ptrdiff_t span = images * tile_pixels;
+            if (images > 1)
+                FC_NAME(swap_leading_axes)(images, g->out_channels, out_pixels, grad,
+                                           dy_by_channel);
+            const FC_NAME(fc_gemm_batch) data = {
+                .images = 1, .groups = g->group,
+                .m = group_kernel_dim, .n = span, .k = group_out_channels,
+                .a = w, .a_group = group_out_channels * group_kernel_dim,
+                .rs_a = 1, .cs_a = group_kernel_dim,
+                .b = images > 1 ? dy_by_channel : grad + p0,
+                .b_group = group_out_channels * (images > 1 ? span : out_pixels),
+                .rs_b = images > 1 ? span : out_pixels, .cs_b = 1,
+                .c = col, .c_group = group_kernel_dim * span,
+                .rs_c = span, .cs_c = 1, .beta = 0,
+            };
+            status = FC_NAME(fc_gemm_batch_run)(&data);
+            for (ptrdiff_t i = 0; i < images; i++)
                 FC_NAME(lower_tile)(g, p0, tile_pixels,
-                                    (FC_T *)(x + (n0 + i) * g->in_channels * in_volume), col,
-                                    tile_pixels, 0);
-                const FC_NAME(fc_gemm_batch) weights = {
-                    .images = 1, .groups = g->group,
-                    .m = group_out_channels, .n = group_kernel_dim, .k = tile_pixels,
-                    .a = grad + i * g->out_channels * out_pixels + p0,
-                    .a_group = group_out_channels * out_pixels,
-                    .rs_a = out_pixels, .cs_a = 1,
-                    .b = col, .b_group = group_kernel_dim * tile_pixels, .rs_b = 1,
-                    .cs_b = tile_pixels,
-                    .c = dw, .c_group = group_out_channels * group_kernel_dim,
-                    .rs_c = group_kernel_dim, .cs_c = 1, .beta = 1,
-                };
-                status = FC_NAME(fc_gemm_batch_run)(&weights);
-            }
-            if (dx && status == 0) {
-                /* col = W^T dy for the block's images side by side (columns span = images x
-                 * pixels): one product whose micro-panels run across images, where one per
-                 * image would leave a narrow last panel in each (AlexNet conv3: 169 pixels,
-                 * 25 in the last 48-wide panel). dy's block is regrouped by channel for it
-                 * (several images: each tile is a whole image, p0 = 0); each column's sum over
-                 * the output channels is unchanged: same bits. */
-                const ptrdiff_t span = images * tile_pixels;
-                if (images > 1)
-                    FC_NAME(swap_leading_axes)(images, g->out_channels, out_pixels, grad,
-                                               dy_by_channel);
-                const FC_NAME(fc_gemm_batch) data = {
-                    .images = 1, .groups = g->group,
-                    .m = group_kernel_dim, .n = span, .k = group_out_channels,
-                    .a = w, .a_group = group_out_channels * group_kernel_dim,
-                    .rs_a = 1, .cs_a = group_kernel_dim,
-                    .b = images > 1 ? dy_by_channel : grad + p0,
-                    .b_group = group_out_channels * (images > 1 ? span : out_pixels),
-                    .rs_b = images > 1 ? span : out_pixels, .cs_b = 1,
-                    .c = col, .c_group = group_kernel_dim * span,
-                    .rs_c = span, .cs_c = 1, .beta = 0,
-                };
-                status = FC_NAME(fc_gemm_batch_run)(&data);
-                for (ptrdiff_t i = 0; i < images; i++)
-                    FC_NAME(lower_tile)(g, p0, tile_pixels,
-                                        dx + (n0 + i) * g->in_channels * in_volume,
-                                        col + i * tile_pixels, span, 1);
-            }
+                                    dx + (n0 + i) * g->in_channels * in_volume,
+                                    col + i * tile_pixels, span, 1);
         }
         if (db)
             for (ptrdiff_t i = 0; i < images; i++)

@@ -123,6 +123,32 @@ static void FC_NAME(pack_b_from_copy)(const FC_NAME(fc_engine) *engine,
     engine->pack_b_im2col(&part, copy, k0 - c0 * taps, kc, first_pixel, pixels, packed);
 }
 
+/* The k x n block (pixels first_pixel.., rows j0.. of the column matrix) of a transposed
+ * column matrix packed like pack_b: each NR-row strip of the column matrix is gathered by the
+ * im2col packing into `strip` (NR-pixel panels of those rows), whose panels are transposed into
+ * the strip's micro-panel; rows past n are zero. The same values as packing the lowered
+ * column matrix read transposed, without the matrix. */
+static void FC_NAME(pack_b_im2col_transposed)(const FC_NAME(fc_engine) *engine,
+                                              const fc_conv_geometry *g, const FC_T *image,
+                                              ptrdiff_t first_pixel, ptrdiff_t pixels,
+                                              ptrdiff_t j0, ptrdiff_t n, FC_T *strip,
+                                              FC_T *packed)
+{
+    const ptrdiff_t nr = engine->nr;
+    for (ptrdiff_t jp = 0; jp < n; jp += nr) {
+        const ptrdiff_t rows = n - jp < nr ? n - jp : nr;
+        FC_T *panel = packed + jp * pixels;
+        engine->pack_b_im2col(g, image, j0 + jp, rows, first_pixel, pixels, strip);
+        for (ptrdiff_t q = 0; q < pixels; q += nr) {
+            const ptrdiff_t lanes = pixels - q < nr ? pixels - q : nr;
+            engine->transpose(rows, lanes, strip + q * rows, nr, panel + q * nr, nr);
+            for (ptrdiff_t lane = 0; rows < nr && lane < lanes; lane++)
+                for (ptrdiff_t r = rows; r < nr; r++)
+                    panel[(q + lane) * nr + r] = 0;
+        }
+    }
+}
+
 /* What every thread of one fc_gemm_batch_run needs: the problem, its blocking and the
  * workspace (packed A of all groups, then per thread a packed B block, the channels-last copy
  * and the scratch C block). */
@@ -133,7 +159,7 @@ typedef struct {
     ptrdiff_t a_slice_rows;   /* rows of A per packing item, a multiple of MR */
     ptrdiff_t row_block, row_blocks, col_blocks, tasks;
     FC_T *workspace;
-    size_t packed_a_size, packed_b_size, copy_size, per_thread;
+    size_t packed_a_size, packed_b_size, copy_size, scratch_size, per_thread;
     int copy_once, scratch_c;
 } FC_NAME(gemm_tasks);
 
@@ -182,6 +208,7 @@ static void FC_NAME(gemm_run_tasks)(void *context)
     FC_T *packed_b = workspace + packed_a_size + (size_t)thread * per_thread;
     FC_T *copy = packed_b + packed_b_size;
     FC_T *scratch = copy + copy_size;
+    FC_T *strip = scratch + ctx->scratch_size;
 #pragma omp for schedule(dynamic, 1)
     for (ptrdiff_t task = 0; task < tasks; task++) {
         const ptrdiff_t row0 = task % row_blocks * row_block;
@@ -218,6 +245,9 @@ static void FC_NAME(gemm_run_tasks)(void *context)
                                           cols, packed_b);
             else if (p->im2col)
                 engine->pack_b_im2col(p->im2col, b, p0, depth, j0, cols, packed_b);
+            else if (p->im2col_transposed)
+                FC_NAME(pack_b_im2col_transposed)(engine, p->im2col_transposed, b, p0, depth,
+                                                  j0, cols, strip, packed_b);
             else
                 engine->pack_b(depth, cols, b + p0 * p->rs_b + j0 * p->cs_b, p->rs_b,
                                p->cs_b, packed_b);
@@ -333,8 +363,11 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
         copy_once = k_blocks > 1 && (size_t)(k / taps) * channel_copy <= packed_b_size;
         copy_size = (size_t)(copy_once ? k / taps : (kc - 1) / taps + 2) * channel_copy;
     }
-    const size_t per_thread = packed_b_size + copy_size +
-                              (scratch_c ? (size_t)row_block * (size_t)nc : 0);
+    const size_t scratch_size = scratch_c ? (size_t)row_block * (size_t)nc : 0;
+    /* A transposed column matrix: one NR-row strip of it, gathered, at a time. */
+    const size_t strip_size =
+        p->im2col_transposed ? (size_t)nr * (size_t)((kc + nr - 1) / nr * nr) : 0;
+    const size_t per_thread = packed_b_size + copy_size + scratch_size + strip_size;
     FC_T *const workspace = fc_aligned_alloc((packed_a_size + per_thread * (size_t)threads) *
                                              sizeof(FC_T));
     if (!workspace)
@@ -352,8 +385,8 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
         .k_blocks = k_blocks, .taps = taps, .row_block = row_block, .row_blocks = row_blocks,
         .col_blocks = col_blocks, .tasks = tasks, .workspace = workspace,
         .packed_a_size = packed_a_size, .packed_b_size = packed_b_size,
-        .copy_size = copy_size, .per_thread = per_thread, .copy_once = copy_once,
-        .scratch_c = scratch_c,
+        .copy_size = copy_size, .scratch_size = scratch_size, .per_thread = per_thread,
+        .copy_once = copy_once, .scratch_c = scratch_c,
     };
     fc_parallel(threads, FC_NAME(gemm_run_tasks), (void *)&context);
     fc_aligned_free(workspace);

@@ -16,6 +16,10 @@ typedef struct FC_NAME(fc_gemm_batch) {
     const FC_T *b;              /* B_ng (or its image) at b + n*b_image + g*b_group */
     ptrdiff_t b_image, b_group, rs_b, cs_b;
     const fc_conv_geometry *im2col;   /* set: B_ng is the column matrix of that image */
+    /* Or set: B_ng is that image's column matrix transposed (k = output pixels, n = the
+     * group's channel x tap rows): the weight gradient's dy col^T, packed from the image
+     * without the column matrix. */
+    const fc_conv_geometry *im2col_transposed;
     FC_T *c;                    /* C_ng at c + n*c_image + g*c_group, strides rs_c, cs_c */
     ptrdiff_t c_image, c_group, rs_c, cs_c;
     const FC_T *bias;           /* NULL, or row i of C_ng gets bias[g*m + i] */
