@@ -149,6 +149,20 @@ static void FC_NAME(pack_b_im2col_transposed)(const FC_NAME(fc_engine) *engine,
     }
 }
 
+/* Rows row0 .. row0 + rows - 1 of A_grp, k block p0 (depth deep), packed into `packed` in
+ * MR-row micro-panels. */
+static void FC_NAME(pack_a_rows)(const FC_NAME(fc_engine) *engine,
+                                 const FC_NAME(fc_gemm_batch) *p, ptrdiff_t grp, ptrdiff_t row0,
+                                 ptrdiff_t rows, ptrdiff_t p0, ptrdiff_t depth, FC_T *packed)
+{
+    const FC_T *a = p->a + grp * p->a_group + row0 * p->rs_a;
+    if (p->a_taps)
+        engine->pack_a_tap_major(rows, depth, p0, a, p->rs_a, p->cs_a, p->a_taps,
+                                 p->a_tap_stride, packed);
+    else
+        engine->pack_a(rows, depth, a + p0 * p->cs_a, p->rs_a, p->cs_a, packed);
+}
+
 /* What every thread of one fc_gemm_batch_run needs: the problem, its blocking and the
  * workspace (packed A of all groups, then per thread a packed B block, the channels-last copy
  * and the scratch C block). */
@@ -159,8 +173,9 @@ typedef struct {
     ptrdiff_t a_slice_rows;   /* rows of A per packing item, a multiple of MR */
     ptrdiff_t row_block, row_blocks, col_blocks, tasks;
     FC_T *workspace;
-    size_t packed_a_size, packed_b_size, copy_size, scratch_size, per_thread;
+    size_t packed_a_size, packed_b_size, copy_size, scratch_size, strip_size, per_thread;
     int copy_once, scratch_c;
+    int a_per_task;   /* each A block serves one task: packed there, in a per-thread block */
 } FC_NAME(gemm_tasks);
 
 /* One thread's share of a batched GEMM: the packing of A, then the (problem, column block, row
@@ -185,20 +200,16 @@ static void FC_NAME(gemm_run_tasks)(void *context)
      * (backward-data's W^T: 256 output channels deep) would leave all threads but one
      * waiting. */
     const ptrdiff_t slice_rows = ctx->a_slice_rows, slices = (m + slice_rows - 1) / slice_rows;
+    const ptrdiff_t pack_items = ctx->a_per_task ? 0 : p->groups * k_blocks * slices;
 #pragma omp for schedule(static)
-    for (ptrdiff_t item = 0; item < p->groups * k_blocks * slices; item++) {
+    for (ptrdiff_t item = 0; item < pack_items; item++) {
         const ptrdiff_t slice = item % slices, block = item / slices;
         const ptrdiff_t grp = block / k_blocks, p0 = block % k_blocks * kc;
         const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
         const ptrdiff_t row0 = slice * slice_rows;
         const ptrdiff_t rows = m - row0 < slice_rows ? m - row0 : slice_rows;
-        const FC_T *a = p->a + grp * p->a_group + row0 * p->rs_a;
-        FC_T *packed = packed_a_all + grp * m_padded * k + p0 * m_padded + row0 * depth;
-        if (p->a_taps)
-            engine->pack_a_tap_major(rows, depth, p0, a, p->rs_a, p->cs_a, p->a_taps,
-                                     p->a_tap_stride, packed);
-        else
-            engine->pack_a(rows, depth, a + p0 * p->cs_a, p->rs_a, p->cs_a, packed);
+        FC_NAME(pack_a_rows)(engine, p, grp, row0, rows, p0, depth,
+                             packed_a_all + grp * m_padded * k + p0 * m_padded + row0 * depth);
     }
 
     int thread = 0;
@@ -209,6 +220,7 @@ static void FC_NAME(gemm_run_tasks)(void *context)
     FC_T *copy = packed_b + packed_b_size;
     FC_T *scratch = copy + copy_size;
     FC_T *strip = scratch + ctx->scratch_size;
+    FC_T *a_block = strip + ctx->strip_size;
 #pragma omp for schedule(dynamic, 1)
     for (ptrdiff_t task = 0; task < tasks; task++) {
         const ptrdiff_t row0 = task % row_blocks * row_block;
@@ -259,9 +271,13 @@ static void FC_NAME(gemm_run_tasks)(void *context)
                 last_block && p->column_bias ? p->column_bias + grp * n + j0 : NULL;
             for (ptrdiff_t i0 = 0; i0 < rows; i0 += mc) {
                 const ptrdiff_t chunk = rows - i0 < mc ? rows - i0 : mc;
-                FC_NAME(macro_kernel)(engine, chunk, cols, depth,
-                                      packed_a + p0 * m_padded + (row0 + i0) * depth,
-                                      packed_b, p0 > 0 || p->beta, block + i0 * rs, rs, cs,
+                const FC_T *chunk_a = packed_a + p0 * m_padded + (row0 + i0) * depth;
+                if (ctx->a_per_task) {
+                    FC_NAME(pack_a_rows)(engine, p, grp, row0 + i0, chunk, p0, depth, a_block);
+                    chunk_a = a_block;
+                }
+                FC_NAME(macro_kernel)(engine, chunk, cols, depth, chunk_a, packed_b,
+                                      p0 > 0 || p->beta, block + i0 * rs, rs, cs,
                                       row_bias ? row_bias + i0 : NULL, column_bias);
             }
         }
@@ -338,7 +354,13 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
 
     /* Packed A_g, k block p0 at g*m_padded*k + p0*m_padded: the layout pack_a gives each
      * block on its own, rows i0 (a multiple of MR) at + i0*depth. */
-    const size_t packed_a_size = (size_t)p->groups * (size_t)m_padded * (size_t)k;
+    /* Each A block used by one task (one image, one column block: a small image's product,
+     * AlexNet conv3 or ResNet's 7 x 7 layers at batch 1): packed by that task, MC rows at a
+     * time, into a per-thread block that stays in cache, instead of all of A first (written
+     * out and read back: weights of megabytes). Same packed values, same bits. */
+    const int a_per_task = p->images == 1 && col_blocks == 1;
+    const size_t packed_a_size =
+        a_per_task ? 0 : (size_t)p->groups * (size_t)m_padded * (size_t)k;
     const size_t packed_b_size = (size_t)kc * (size_t)((nc + nr - 1) / nr * nr);
     /* A C whose columns are not contiguous (channels-last output: a pixel's channels are) is
      * computed block by block into a contiguous scratch and stored transposed once per task,
@@ -367,7 +389,10 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
     /* A transposed column matrix: one NR-row strip of it, gathered, at a time. */
     const size_t strip_size =
         p->im2col_transposed ? (size_t)nr * (size_t)((kc + nr - 1) / nr * nr) : 0;
-    const size_t per_thread = packed_b_size + copy_size + scratch_size + strip_size;
+    const size_t a_block_size =
+        a_per_task ? (size_t)((mc + mr - 1) / mr * mr) * (size_t)kc : 0;
+    const size_t per_thread =
+        packed_b_size + copy_size + scratch_size + strip_size + a_block_size;
     FC_T *const workspace = fc_aligned_alloc((packed_a_size + per_thread * (size_t)threads) *
                                              sizeof(FC_T));
     if (!workspace)
@@ -385,6 +410,7 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
         .k_blocks = k_blocks, .taps = taps, .row_block = row_block, .row_blocks = row_blocks,
         .col_blocks = col_blocks, .tasks = tasks, .workspace = workspace,
         .packed_a_size = packed_a_size, .packed_b_size = packed_b_size,
+        .strip_size = strip_size, .a_per_task = a_per_task,
         .copy_size = copy_size, .scratch_size = scratch_size, .per_thread = per_thread,
         .copy_once = copy_once, .scratch_c = scratch_c,
     };
