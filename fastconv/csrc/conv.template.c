@@ -549,13 +549,14 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
     /* Strides of one image's data: NCHW (channel, position) or channels last. */
     const int last = g->channels_last;
     if (last && is_pointwise && g->group < g->in_channels &&
-        8 * fc_panel_padding(s.group_out_channels, engine->nr) <= s.group_out_channels) {
+        8 * fc_panel_padding(s.group_out_channels, engine->lanes) <= s.group_out_channels) {
         /* A 1x1 convolution of channels-last data is the transposed product, y (pixels of all
          * images x O) = x (pixels x C) W^T, every operand read and written in place: Keras's
          * (C/group x O) kernel is W^T itself. Each output element still gets its kc blocks'
          * sums in the same order, each from +0 in the same k order (the micro-kernel's FMAs
          * only swap operands), so the bits are those of the NCHW product. Only taken when
-         * the output channels fill the micro-tile's NR columns well (O = 64 would compute 96). */
+         * the output channels fill whole vectors (the last micro-panel runs a narrow kernel:
+         * O = 64 is 48 + 16 columns). */
         const FC_NAME(fc_gemm_batch) transposed = {
             .images = 1, .groups = g->group,
             .m = g->batch * s.out_pixels, .n = s.group_out_channels, .k = s.group_kernel_dim,
