@@ -18,7 +18,7 @@
  */
 
 /* Depthwise forward. Every output element is the engine's depthwise_pixels sum: taps in
- * Caffe's im2col order (kernel axes in turn), each a multiply then an add, the bias after the
+ * Caffe's im2col order (kernel axes in turn), each one multiply-add, the bias after the
  * whole sum; whatever the layout, so NCHW and channels last give the same bits. A tap in the
  * padding reads `zeros`: it adds weight * 0, which changes nothing (a sum that starts at +0 is
  * never -0) unless the weight is inf or NaN, and then gives NaN exactly as im2col's zero-filled

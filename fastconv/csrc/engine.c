@@ -10,6 +10,8 @@
  * and its vector width; names are pasted together from the tags (micro_kernel_avx2_f32, the
  * table fc_engine_avx2_f32 of type fc_engine_f32).
  */
+#include <math.h>
+
 #include "engine.h"
 
 #define FC_PASTE3_(a, b, c) a##b##c
@@ -35,6 +37,7 @@
 #define FC_VFMA(a, b, acc) ((acc) + (a) * (b))
 #define FC_VADD(a, b) ((a) + (b))
 #define FC_VMUL(a, b) ((a) * (b))
+#define FC_SFMA(a, b, c) ((c) + (a) * (b))
 
 #define FC_T float
 #define FC_TYPE_TAG f32
@@ -60,6 +63,7 @@
 #undef FC_VFMA
 #undef FC_VADD
 #undef FC_VMUL
+#undef FC_SFMA
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -83,6 +87,8 @@
 #define FC_VFMA(a, b, acc) FC_INTRINSIC(fmadd_)(a, b, acc)
 #define FC_VADD(a, b) FC_INTRINSIC(add_)(a, b)
 #define FC_VMUL(a, b) FC_INTRINSIC(mul_)(a, b)
+/* One element's fused multiply-add, for the loops that must match the vectors' bits. */
+#define FC_SFMA(a, b, c) _Generic((FC_T)0, float: fmaf, double: fma)(a, b, c)
 
 /* The first stages of an in-register float32 transposition of n rows (n a multiple of 4) of
  * src (row stride lds) in vectors of 128-bit lanes (ISA: _mm256_ or _mm512_): loads, unpacks

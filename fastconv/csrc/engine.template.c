@@ -11,6 +11,7 @@
  *   FC_MR, FC_NV, FC_LANES    micro-tile: MR rows x NV vectors of LANES elements (NR = NV*LANES)
  *   FC_VEC and FC_VZERO(), FC_VLOADU(p), FC_VSTOREU(p, v), FC_VBCAST(x), FC_VFMA(a, b, acc),
  *   FC_VADD(a, b), FC_VMUL(a, b)   vector operations (the generic engine uses scalars: LANES == 1)
+ *   FC_SFMA(a, b, c)          a * b + c on one element, fused where FC_VFMA is
  */
 #define FC_NR (FC_NV * FC_LANES)
 
@@ -564,9 +565,9 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
 /* The depthwise convolution's arithmetic, for p < pixels and c < channels:
  *   y[p*channels + c] = +0 + w[c] * rows[0][p*step + c] + w[channels + c] * rows[1][p*step + c]
  *                       + ... + w[(taps-1)*channels + c] * rows[taps-1][...]   [+ bias[c]]
- * tap by tap in order, each a multiply then an add, never fused (separate statements: clang
- * contracts a * b + c within one expression): the sum im2col + GEMM forms for one output
- * element, so NCHW rows (channels 1) and channels-last rows give the same bits. rows[t] is
+ * tap by tap in order, each one multiply-add, fused where the engine's FMA is (FC_VFMA, and
+ * FC_SFMA for single elements): the same operations for every element, whichever loop computes
+ * it, so NCHW rows (channels 1) and channels-last rows give the same bits. rows[t] is
  * where tap t reads for pixel 0 (a row of zeros where the tap falls in the padding, which adds
  * w * 0 as the zero-filled column matrix does). The sums stay in registers over all taps and are
  * stored once, so a last partial vector is recomputed overlapping the one before it: same
@@ -581,8 +582,7 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
         for (ptrdiff_t t = 0; t < taps; t++) {                                                 \
             const FC_VEC dw_weight = (weight_at);                                              \
             for (int dw_u = 0; dw_u < (count); dw_u++) {                                       \
-                const FC_VEC dw_product = FC_VMUL(dw_weight, FC_VLOADU(input_at));             \
-                acc[dw_u] = FC_VADD(acc[dw_u], dw_product);                                    \
+                acc[dw_u] = FC_VFMA(dw_weight, FC_VLOADU(input_at), acc[dw_u]);                \
             }                                                                                  \
         }                                                                                      \
     } while (0)
@@ -654,11 +654,9 @@ static void FC_NAME(depthwise_pixels)(ptrdiff_t out_rows, ptrdiff_t pixels, ptrd
                 for (ptrdiff_t c = 0; c < channels; c++) {
                     FC_T sum[FC_DW_UNROLL] = {0};
                     for (ptrdiff_t t = 0; t < taps; t++)
-                        for (ptrdiff_t u = 0; u < block; u++) {
-                            const FC_T product = weights[t * channels + c] *
-                                                 rows[t][shift + u * row_pitch + p * step + c];
-                            sum[u] += product;
-                        }
+                        for (ptrdiff_t u = 0; u < block; u++)
+                            sum[u] = FC_SFMA(weights[t * channels + c],
+                                             rows[t][shift + u * row_pitch + p * step + c], sum[u]);
                     for (ptrdiff_t u = 0; u < block; u++)
                         y[u * ldy + p * channels + c] = bias ? sum[u] + bias[c] : sum[u];
                 }

@@ -22,6 +22,7 @@
 #undef FC_VFMA
 #undef FC_VADD
 #undef FC_VMUL
+#undef FC_SFMA
 #undef FC_ENGINE_TAG
 
 typedef float fc_v16sf __attribute__((vector_size(64)));
@@ -37,6 +38,7 @@ typedef double fc_v8df __attribute__((vector_size(64)));
 #define FC_VFMA(a, b, acc) ((acc) + (a) * (b))
 #define FC_VADD(a, b) ((a) + (b))
 #define FC_VMUL(a, b) ((a) * (b))
+#define FC_SFMA(a, b, c) ((c) + (a) * (b))
 
 #define FC_T float
 #define FC_TYPE_TAG f32
