@@ -11,7 +11,8 @@
  *                                        stride 1 and no padding packs the image itself.
  *   backward  dW_g += dy_g col_g^T       image by image; the packing gathers col_g^T's blocks
  *                                        from the image (implicit GEMM again)
- *             col_g = W_g^T dy_g, then col2im adds the columns back onto dx; images whose
+ *             col_g = W_g^T dy_g, col2im adding the columns back onto dx as each GEMM task
+ *                                        finishes its rows (whole channels); images whose
  *                                        tile is the whole image share one such GEMM
  * One input channel per group and one output per input channel (depthwise) runs a direct
  * convolution instead of a GEMM with a taps-long reduction, for every pass that is a forward.
@@ -678,11 +679,13 @@ static void FC_NAME(lower_shifted_plane)(const fc_conv_geometry *g, ptrdiff_t ta
 /* Move one tile of the column matrix between an image (NCHW) and col: gather (im2col, taps
  * outside the input read zero) or scatter-add (col2im, taps outside the input are dropped).
  * One walk serves both so the two can never disagree about which input pixel a column entry
- * is. The tile is Caffe's layout with rows row_stride apart: entry (row r, pixel j) at
- * col[r*row_stride + j]. */
+ * is. The tile is Caffe's layout for channels [c_begin, c_end) with rows row_stride apart:
+ * entry (row r, pixel j) at col[r*row_stride + j], row (c - c_begin) * taps + tap. On one
+ * thread unless `parallel`. */
 static void FC_NAME(lower_tile)(const fc_conv_geometry *g, ptrdiff_t first_pixel,
                                 ptrdiff_t tile_pixels, FC_T *image, FC_T *col,
-                                ptrdiff_t row_stride, int scatter)
+                                ptrdiff_t row_stride, int scatter, ptrdiff_t c_begin,
+                                ptrdiff_t c_end, int parallel)
 {
     const ptrdiff_t *in = g->in_size, *out = g->out_size, *kernel = g->kernel;
     const ptrdiff_t in_volume = fc_volume(in);
@@ -694,8 +697,9 @@ static void FC_NAME(lower_tile)(const fc_conv_geometry *g, ptrdiff_t first_pixel
     }
     /* Channels are independent (a channel's rows scatter only into its own plane), so they
      * split over threads with nothing shared and the additions in the same order. */
-    const int threads = fc_threads_for(FC_FLOPS_PER_MOVE * (double)g->in_channels *
-                                       (double)taps * (double)tile_pixels);
+    const int threads = parallel ? fc_threads_for(FC_FLOPS_PER_MOVE * (double)(c_end - c_begin) *
+                                                   (double)taps * (double)tile_pixels)
+                                 : 1;
     /* A whole 2-D image with stride 1 and rows as long as the output's: a row of the column
      * matrix is the plane shifted by the tap's offset, so it moves as one span (see
      * lower_shifted_plane) instead of one run per output row. */
@@ -703,10 +707,10 @@ static void FC_NAME(lower_tile)(const fc_conv_geometry *g, ptrdiff_t first_pixel
                               in[0] == 1 && out[0] == 1 && kernel[0] == 1 && g->stride[1] == 1 &&
                               g->stride[2] == 1 && out[2] == in[2];
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (ptrdiff_t c = 0; c < g->in_channels; c++) {
+    for (ptrdiff_t c = c_begin; c < c_end; c++) {
         FC_T *channel = image + c * in_volume;
         for (ptrdiff_t tap = 0; tap < taps; tap++) {
-            FC_T *row = col + (c * taps + tap) * row_stride;
+            FC_T *row = col + ((c - c_begin) * taps + tap) * row_stride;
             if (shifted_plane) {
                 FC_NAME(lower_shifted_plane)(g, tap, channel, row, scatter);
                 continue;
@@ -786,32 +790,51 @@ static FC_T FC_NAME(plane_sum)(const FC_T *plane, ptrdiff_t count)
 }
 #undef FC_SUM_LANES
 
+/* Backward-data's col2im as the GEMM's row epilogue: a task's rows of col_g (whole channels,
+ * every tap) scattered into dx while they are in cache; each channel's taps in order, as
+ * lower_tile does for the whole matrix, so the same bits. */
+typedef struct {
+    const fc_conv_geometry *g;
+    FC_T *dx;                  /* the block's first image */
+    ptrdiff_t images, first_pixel, tile_pixels;
+} FC_NAME(col2im_work);
+
+static void FC_NAME(col2im_rows)(void *context, ptrdiff_t group, ptrdiff_t row0,
+                                 ptrdiff_t rows, const FC_T *block, ptrdiff_t ld)
+{
+    const FC_NAME(col2im_work) *work = context;
+    const fc_conv_geometry *g = work->g;
+    const ptrdiff_t taps = fc_volume(g->kernel), in_volume = fc_volume(g->in_size);
+    const ptrdiff_t c_begin = group * (g->in_channels / g->group) + row0 / taps;
+    const ptrdiff_t c_end = c_begin + rows / taps;
+    for (ptrdiff_t i = 0; i < work->images; i++)
+        FC_NAME(lower_tile)(g, work->first_pixel, work->tile_pixels,
+                            work->dx + i * g->in_channels * in_volume,
+                            (FC_T *)block + i * work->tile_pixels, ld, 1, c_begin, c_end, 0);
+}
+
 int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC_T *w,
                               const FC_T *dy, FC_T *dx, FC_T *dw, FC_T *db)
 {
     const fc_conv_sizes s = fc_conv_sizes_of(g);
     const ptrdiff_t out_pixels = s.out_pixels, in_volume = s.in_volume;
-    const ptrdiff_t kernel_dim = s.kernel_dim, group_kernel_dim = s.group_kernel_dim;
+    const ptrdiff_t group_kernel_dim = s.group_kernel_dim;
     const ptrdiff_t group_out_channels = s.group_out_channels;
     const ptrdiff_t tile = fc_tile_pixels(&s, sizeof(FC_T));
     /* Images whose tile is the whole image go through backward-data together, one GEMM over
      * the block of images, so W^T is packed once per block rather than once per image (each
      * image's product is computed exactly as alone: k is never split). */
     const ptrdiff_t block_images = fc_tile_images(&s, tile, g->batch, sizeof(FC_T));
-    const ptrdiff_t col_image = kernel_dim * tile;
 
-    FC_T *col = NULL, *dy_by_channel = NULL;   /* backward-data's column matrix */
-    if (dx) {
-        col = fc_aligned_alloc((size_t)col_image * (size_t)block_images * sizeof(FC_T));
-        if (block_images > 1)
-            dy_by_channel = fc_aligned_alloc((size_t)g->out_channels * (size_t)block_images *
-                                             (size_t)tile * sizeof(FC_T));
-        if (!col || (block_images > 1 && !dy_by_channel)) {
-            fc_aligned_free(col);
-            fc_aligned_free(dy_by_channel);
+    /* Backward-data's dy of a block of images, regrouped by channel. */
+    FC_T *dy_by_channel = NULL;
+    if (dx && block_images > 1) {
+        dy_by_channel = fc_aligned_alloc((size_t)g->out_channels * (size_t)block_images *
+                                         (size_t)tile * sizeof(FC_T));
+        if (!dy_by_channel)
             return -1;
-        }
     }
+    FC_NAME(col2im_work) scatter = {.g = g};
     /* One call's gradients: start from zero, unlike Caffe's accumulating parameter diffs. */
     if (dw)
         memset(dw, 0, (size_t)g->out_channels * (size_t)group_kernel_dim * sizeof(FC_T));
@@ -861,14 +884,14 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
                 .b = images > 1 ? dy_by_channel : grad + p0,
                 .b_group = group_out_channels * (images > 1 ? span : out_pixels),
                 .rs_b = images > 1 ? span : out_pixels, .cs_b = 1,
-                .c = col, .c_group = group_kernel_dim * span,
-                .rs_c = span, .cs_c = 1, .beta = 0,
+                .row_epilogue = FC_NAME(col2im_rows), .epilogue_context = &scatter,
+                .row_multiple = s.taps,
             };
+            scatter.first_pixel = p0;
+            scatter.tile_pixels = tile_pixels;
+            scatter.dx = dx + n0 * g->in_channels * in_volume;
+            scatter.images = images;
             status = FC_NAME(fc_gemm_batch_run)(&data);
-            for (ptrdiff_t i = 0; i < images; i++)
-                FC_NAME(lower_tile)(g, p0, tile_pixels,
-                                    dx + (n0 + i) * g->in_channels * in_volume,
-                                    col + i * tile_pixels, span, 1);
         }
         if (db)
             for (ptrdiff_t i = 0; i < images; i++)
@@ -876,7 +899,6 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
                     db[o] += FC_NAME(plane_sum)(grad + (i * g->out_channels + o) * out_pixels,
                                                 out_pixels);
     }
-    fc_aligned_free(col);
     fc_aligned_free(dy_by_channel);
     return status;
 }

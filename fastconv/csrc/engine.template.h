@@ -65,7 +65,8 @@ typedef struct FC_NAME(fc_engine) {
     /* The depthwise convolution's sums for out_rows rows of `pixels` output pixels, each of
      * `channels` channels (1 for NCHW): y[r*ldy + p*channels + c] = sum over taps t, in order,
      * of weights[t*channels + c] * rows[t][r*row_pitch + p*step + c], each one multiply-add
-     * (fused where the engine has FMA), plus bias[c] when bias is not NULL; vectorised for the instruction set. */
+     * (fused where the engine has FMA), plus bias[c] when bias is not NULL; vectorised for
+     * the instruction set. */
     void (*depthwise_pixels)(ptrdiff_t out_rows, ptrdiff_t pixels, ptrdiff_t channels,
                              ptrdiff_t taps, const FC_T *weights, const FC_T *const *rows,
                              ptrdiff_t step, ptrdiff_t row_pitch, const FC_T *bias, FC_T *y,

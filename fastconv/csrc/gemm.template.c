@@ -221,80 +221,93 @@ static void FC_NAME(gemm_run_tasks)(void *context)
     FC_T *scratch = copy + copy_size;
     FC_T *strip = scratch + ctx->scratch_size;
     FC_T *a_block = strip + ctx->strip_size;
+    /* With a row epilogue a task is a row block of one problem over all column blocks, its
+     * rows x n block in the scratch; else one (problem, column block, row block). */
+    const int epilogue = p->row_epilogue != NULL;
 #pragma omp for schedule(dynamic, 1)
     for (ptrdiff_t task = 0; task < tasks; task++) {
         const ptrdiff_t row0 = task % row_blocks * row_block;
-        const ptrdiff_t j0 = task / row_blocks % col_blocks * nc;
-        const ptrdiff_t problem = task / row_blocks / col_blocks;
-        const ptrdiff_t image = problem / p->groups, grp = problem % p->groups;
+        const ptrdiff_t problem = epilogue ? task / row_blocks : task / row_blocks / col_blocks;
         const ptrdiff_t rows = m - row0 < row_block ? m - row0 : row_block;
-        const ptrdiff_t cols = n - j0 < nc ? n - j0 : nc;
-        const FC_T *b = p->b + image * p->b_image + grp * p->b_group;
-        FC_T *c = p->c + image * p->c_image + grp * p->c_group + row0 * p->rs_c +
-                  j0 * p->cs_c;
-        const FC_T *packed_a = packed_a_all + grp * m_padded * k;
-        /* The task's rows x cols block of C, or the scratch standing in for it. */
-        FC_T *block = scratch_c ? scratch : c;
-        const ptrdiff_t rs = scratch_c ? cols : p->rs_c, cs = scratch_c ? 1 : p->cs_c;
-        if (scratch_c && p->beta)
-            for (ptrdiff_t i = 0; i < rows; i++)
-                for (ptrdiff_t j = 0; j < cols; j++)
-                    block[i * rs + j] = c[i * p->rs_c + j * p->cs_c];
-        if (k_blocks == 0 && !p->beta)
-            for (ptrdiff_t i = 0; i < rows; i++)
-                for (ptrdiff_t j = 0; j < cols; j++)
-                    block[i * rs + j * cs] = 0;
-        if (copy_once)
-            FC_NAME(copy_channels_last)(engine, p->im2col, b, 0, k / taps, j0, cols, copy);
-        for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
-            const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
-            const ptrdiff_t c0 = copy_once ? 0 : p0 / taps;
-            const ptrdiff_t c1 = copy_once ? k / taps : (p0 + depth - 1) / taps + 1;
-            if (copy_size && !copy_once)
-                FC_NAME(copy_channels_last)(engine, p->im2col, b, c0, c1, j0, cols, copy);
-            if (copy_size)
-                FC_NAME(pack_b_from_copy)(engine, p->im2col, copy, c0, c1, p0, depth, j0,
-                                          cols, packed_b);
-            else if (p->im2col)
-                engine->pack_b_im2col(p->im2col, b, p0, depth, j0, cols, packed_b);
-            else if (p->im2col_transposed)
-                FC_NAME(pack_b_im2col_transposed)(engine, p->im2col_transposed, b, p0, depth,
-                                                  j0, cols, strip, packed_b);
-            else
-                engine->pack_b(depth, cols, b + p0 * p->rs_b + j0 * p->cs_b, p->rs_b,
-                               p->cs_b, packed_b);
-            /* As in Caffe, the bias is added after the whole product, not folded into
-             * it: by the macro-kernel, on the last k block. */
-            const int last_block = p0 + depth == k;
-            const FC_T *row_bias = last_block && p->bias ? p->bias + grp * m + row0 : NULL;
-            const FC_T *column_bias =
-                last_block && p->column_bias ? p->column_bias + grp * n + j0 : NULL;
-            for (ptrdiff_t i0 = 0; i0 < rows; i0 += mc) {
-                const ptrdiff_t chunk = rows - i0 < mc ? rows - i0 : mc;
-                const FC_T *chunk_a = packed_a + p0 * m_padded + (row0 + i0) * depth;
-                if (ctx->a_per_task) {
-                    FC_NAME(pack_a_rows)(engine, p, grp, row0 + i0, chunk, p0, depth, a_block);
-                    chunk_a = a_block;
-                }
-                FC_NAME(macro_kernel)(engine, chunk, cols, depth, chunk_a, packed_b,
-                                      p0 > 0 || p->beta, block + i0 * rs, rs, cs,
-                                      row_bias ? row_bias + i0 : NULL, column_bias);
-            }
-        }
-        if (k_blocks == 0) {   /* no product (k == 0): the bias alone */
-            for (ptrdiff_t i = 0; p->bias && i < rows; i++)
-                for (ptrdiff_t j = 0; j < cols; j++)
-                    block[i * rs + j * cs] += p->bias[grp * m + row0 + i];
-            for (ptrdiff_t i = 0; p->column_bias && i < rows; i++)
-                for (ptrdiff_t j = 0; j < cols; j++)
-                    block[i * rs + j * cs] += p->column_bias[grp * n + j0 + j];
-        }
-        if (scratch_c && p->rs_c == 1)   /* channels last: C's rows are contiguous */
-            engine->transpose(rows, cols, block, rs, c, p->cs_c);
-        else if (scratch_c)
-            for (ptrdiff_t j = 0; j < cols; j++)
+        const ptrdiff_t first_block = epilogue ? 0 : task / row_blocks % col_blocks;
+        const ptrdiff_t end_block = epilogue ? col_blocks : first_block + 1;
+        for (ptrdiff_t col_block = first_block; col_block < end_block; col_block++) {
+            const ptrdiff_t j0 = col_block * nc;
+            const ptrdiff_t image = problem / p->groups, grp = problem % p->groups;
+            const ptrdiff_t cols = n - j0 < nc ? n - j0 : nc;
+            const FC_T *b = p->b + image * p->b_image + grp * p->b_group;
+            FC_T *c = epilogue ? NULL
+                               : p->c + image * p->c_image + grp * p->c_group + row0 * p->rs_c +
+                                     j0 * p->cs_c;
+            const FC_T *packed_a = packed_a_all + grp * m_padded * k;
+            /* The task's rows x cols block of C, or the scratch standing in for it. */
+            FC_T *block = epilogue ? scratch + j0 : scratch_c ? scratch : c;
+            const ptrdiff_t rs = epilogue ? n : scratch_c ? cols : p->rs_c;
+            const ptrdiff_t cs = epilogue || scratch_c ? 1 : p->cs_c;
+            if (scratch_c && p->beta)
                 for (ptrdiff_t i = 0; i < rows; i++)
-                    c[i * p->rs_c + j * p->cs_c] = block[i * rs + j];
+                    for (ptrdiff_t j = 0; j < cols; j++)
+                        block[i * rs + j] = c[i * p->rs_c + j * p->cs_c];
+            if (k_blocks == 0 && !p->beta)
+                for (ptrdiff_t i = 0; i < rows; i++)
+                    for (ptrdiff_t j = 0; j < cols; j++)
+                        block[i * rs + j * cs] = 0;
+            if (copy_once)
+                FC_NAME(copy_channels_last)(engine, p->im2col, b, 0, k / taps, j0, cols, copy);
+            for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
+                const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
+                const ptrdiff_t c0 = copy_once ? 0 : p0 / taps;
+                const ptrdiff_t c1 = copy_once ? k / taps : (p0 + depth - 1) / taps + 1;
+                if (copy_size && !copy_once)
+                    FC_NAME(copy_channels_last)(engine, p->im2col, b, c0, c1, j0, cols, copy);
+                if (copy_size)
+                    FC_NAME(pack_b_from_copy)(engine, p->im2col, copy, c0, c1, p0, depth, j0,
+                                              cols, packed_b);
+                else if (p->im2col)
+                    engine->pack_b_im2col(p->im2col, b, p0, depth, j0, cols, packed_b);
+                else if (p->im2col_transposed)
+                    FC_NAME(pack_b_im2col_transposed)(engine, p->im2col_transposed, b, p0, depth,
+                                                      j0, cols, strip, packed_b);
+                else
+                    engine->pack_b(depth, cols, b + p0 * p->rs_b + j0 * p->cs_b, p->rs_b,
+                                   p->cs_b, packed_b);
+                /* As in Caffe, the bias is added after the whole product, not folded into
+                 * it: by the macro-kernel, on the last k block. */
+                const int last_block = p0 + depth == k;
+                const FC_T *row_bias = last_block && p->bias ? p->bias + grp * m + row0 : NULL;
+                const FC_T *column_bias =
+                    last_block && p->column_bias ? p->column_bias + grp * n + j0 : NULL;
+                for (ptrdiff_t i0 = 0; i0 < rows; i0 += mc) {
+                    const ptrdiff_t chunk = rows - i0 < mc ? rows - i0 : mc;
+                    const FC_T *chunk_a = packed_a + p0 * m_padded + (row0 + i0) * depth;
+                    if (ctx->a_per_task) {
+                        FC_NAME(pack_a_rows)(engine, p, grp, row0 + i0, chunk, p0, depth, a_block);
+                        chunk_a = a_block;
+                    }
+                    FC_NAME(macro_kernel)(engine, chunk, cols, depth, chunk_a, packed_b,
+                                          p0 > 0 || p->beta, block + i0 * rs, rs, cs,
+                                          row_bias ? row_bias + i0 : NULL, column_bias);
+                }
+            }
+            if (k_blocks == 0) {   /* no product (k == 0): the bias alone */
+                for (ptrdiff_t i = 0; p->bias && i < rows; i++)
+                    for (ptrdiff_t j = 0; j < cols; j++)
+                        block[i * rs + j * cs] += p->bias[grp * m + row0 + i];
+                for (ptrdiff_t i = 0; p->column_bias && i < rows; i++)
+                    for (ptrdiff_t j = 0; j < cols; j++)
+                        block[i * rs + j * cs] += p->column_bias[grp * n + j0 + j];
+            }
+            if (epilogue)
+                continue;
+            if (scratch_c && p->rs_c == 1)   /* channels last: C's rows are contiguous */
+                engine->transpose(rows, cols, block, rs, c, p->cs_c);
+            else if (scratch_c)
+                for (ptrdiff_t j = 0; j < cols; j++)
+                    for (ptrdiff_t i = 0; i < rows; i++)
+                        c[i * p->rs_c + j * p->cs_c] = block[i * rs + j];
+        }
+        if (epilogue)
+            p->row_epilogue(p->epilogue_context, problem, row0, rows, scratch, n);
     }
 }
 
@@ -348,8 +361,19 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
                                 (problems * col_blocks);
         row_block = ((m_padded + split - 1) / split + mr - 1) / mr * mr;
     }
+    if (p->row_epilogue) {
+        /* Tasks of whole rows: row blocks of whole units (a multiple of both MR and the
+         * caller's row_multiple), FC_FEW_TASKS_PER_THREAD per thread where there are enough
+         * units. */
+        ptrdiff_t unit = mr;
+        while (p->row_multiple > 1 && unit % p->row_multiple != 0)
+            unit += mr;
+        const ptrdiff_t units = (m + unit - 1) / unit;
+        const ptrdiff_t per_task = units / (problems * 2 * threads_wanted);
+        row_block = (per_task > 1 ? per_task : 1) * unit;
+    }
     const ptrdiff_t row_blocks = (m + row_block - 1) / row_block;
-    const ptrdiff_t tasks = problems * col_blocks * row_blocks;
+    const ptrdiff_t tasks = problems * row_blocks * (p->row_epilogue ? 1 : col_blocks);
     const int threads = tasks < threads_wanted ? (int)tasks : threads_wanted;
 
     /* Packed A_g, k block p0 at g*m_padded*k + p0*m_padded: the layout pack_a gives each
@@ -365,7 +389,7 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
     /* A C whose columns are not contiguous (channels-last output: a pixel's channels are) is
      * computed block by block into a contiguous scratch and stored transposed once per task,
      * instead of element by element after every k block. */
-    const int scratch_c = p->cs_c != 1;
+    const int scratch_c = !p->row_epilogue && p->cs_c != 1;
     /* Channels-last images: the NCHW copy of the rows a task's pixels read. Of every channel
      * of the group, once per task, when that is no more than a packed B block (the image is
      * then read once, not once per k block); else of each k block's channels. */
@@ -385,7 +409,9 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
         copy_once = k_blocks > 1 && (size_t)(k / taps) * channel_copy <= packed_b_size;
         copy_size = (size_t)(copy_once ? k / taps : (kc - 1) / taps + 2) * channel_copy;
     }
-    const size_t scratch_size = scratch_c ? (size_t)row_block * (size_t)nc : 0;
+    const size_t scratch_size = p->row_epilogue ? (size_t)row_block * (size_t)n
+                                : scratch_c         ? (size_t)row_block * (size_t)nc
+                                                    : 0;
     /* A transposed column matrix: one NR-row strip of it, gathered, at a time. */
     const size_t strip_size =
         p->im2col_transposed ? (size_t)nr * (size_t)((kc + nr - 1) / nr * nr) : 0;
