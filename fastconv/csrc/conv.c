@@ -10,8 +10,9 @@
 
 /* Backward-data's products cover tiles of output pixels whose column matrix would hold at most
  * this many bytes (the columns themselves never exist whole: each GEMM task scatters its rows
- * into dx while they are in cache); the tiles fix the order of dx's additions. Large enough that a tile is usually a whole image (AlexNet conv2: 8 MB instead of
- * 2 MB made the backward pass 10% faster: the transposed weights are packed once per tile).
+ * into dx while they are in cache); the tiles fix the order of dx's additions. Large enough
+ * that a tile is usually a whole image (AlexNet conv2: 8 MB instead of 2 MB made the backward
+ * pass 10% faster: the transposed weights are packed once per tile).
  * Backward-data batches whole-image tiles into one GEMM up to FC_BATCH_WORKSPACE_BYTES of
  * columns (AlexNet conv3 b4: all 4 images, W^T packed once per call). */
 #define FC_WORKSPACE_BYTES ((ptrdiff_t)8 << 20)

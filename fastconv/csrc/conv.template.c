@@ -48,6 +48,24 @@ static void FC_NAME(depthwise_taps)(const fc_conv_geometry *g, const FC_T *image
         }
 }
 
+/* The output positions [*lo, *hi) along `axis` at which every kernel tap of that axis reads
+ * inside the input (none: *lo == *hi). */
+static void FC_NAME(depthwise_inside)(const fc_conv_geometry *g, int axis, ptrdiff_t *lo,
+                                      ptrdiff_t *hi)
+{
+    *lo = 0;
+    *hi = g->out_size[axis];
+    for (ptrdiff_t t = 0; t < g->kernel[axis]; t++) {
+        ptrdiff_t tap_lo, tap_hi;
+        fc_valid_span(t * g->dilation[axis] - g->pad[axis], g->stride[axis], g->in_size[axis],
+                      g->out_size[axis], &tap_lo, &tap_hi);
+        *lo = tap_lo > *lo ? tap_lo : *lo;
+        *hi = tap_hi < *hi ? tap_hi : *hi;
+    }
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
 /* Output rows o1 .. o1 + out_rows - 1 at position o0 on axis 0 (`image` as for depthwise_taps;
  * `zeros` holds in2 * channels zeros; rows and kept_weights have room for `taps` each). More
  * than one row only where every tap of every one of them reads inside the input along axes 0
@@ -61,13 +79,8 @@ static void FC_NAME(depthwise_rows)(const FC_NAME(fc_engine) *engine, const fc_c
     const ptrdiff_t *in = g->in_size, *kernel = g->kernel, width = g->out_size[2];
     const ptrdiff_t taps = kernel[0] * kernel[1] * kernel[2];
     const ptrdiff_t step = g->stride[2] * channels, row_pitch = g->stride[1] * in[2] * channels;
-    ptrdiff_t inside_lo = 0, inside_hi = width;
-    for (ptrdiff_t t2 = 0; t2 < kernel[2]; t2++) {
-        ptrdiff_t lo, hi;
-        fc_valid_span(t2 * g->dilation[2] - g->pad[2], g->stride[2], in[2], width, &lo, &hi);
-        inside_lo = lo > inside_lo ? lo : inside_lo;
-        inside_hi = hi < inside_hi ? hi : inside_hi;
-    }
+    ptrdiff_t inside_lo, inside_hi;
+    FC_NAME(depthwise_inside)(g, 2, &inside_lo, &inside_hi);
     if (inside_hi > inside_lo) {
         FC_NAME(depthwise_taps)(g, image, channels, zeros, o0, o1, inside_lo, rows);
         engine->depthwise_pixels(out_rows, inside_hi - inside_lo, channels, taps, weights, rows,
@@ -170,7 +183,7 @@ static int FC_NAME(depthwise_forward)(const FC_NAME(fc_engine) *engine,
 {
     const ptrdiff_t channels = g->in_channels, taps = sizes->taps;
     const ptrdiff_t in_volume = sizes->in_volume, out_pixels = sizes->out_pixels;
-    const ptrdiff_t *in = g->in_size, *out = g->out_size, *kernel = g->kernel;
+    const ptrdiff_t *in = g->in_size, *out = g->out_size;
     const int last = g->channels_last;
     if (g->batch == 0 || channels == 0 || out_pixels == 0)
         return 0;
@@ -190,13 +203,8 @@ static int FC_NAME(depthwise_forward)(const FC_NAME(fc_engine) *engine,
     const ptrdiff_t items = slices * chunks;
     const int threads = items < threads_wanted ? (int)items : threads_wanted;
     /* Output rows [inside_lo, inside_hi) read inside the input along axis 1 for every tap. */
-    ptrdiff_t inside_lo = 0, inside_hi = out[1];
-    for (ptrdiff_t t1 = 0; t1 < kernel[1]; t1++) {
-        ptrdiff_t lo, hi;
-        fc_valid_span(t1 * g->dilation[1] - g->pad[1], g->stride[1], in[1], out[1], &lo, &hi);
-        inside_lo = lo > inside_lo ? lo : inside_lo;
-        inside_hi = hi < inside_hi ? hi : inside_hi;
-    }
+    ptrdiff_t inside_lo, inside_hi;
+    FC_NAME(depthwise_inside)(g, 1, &inside_lo, &inside_hi);
     FC_T *zeros = calloc((size_t)(in[2] * row_channels), sizeof(FC_T));
     const FC_T **rows_all = malloc((size_t)threads * (size_t)taps * sizeof(*rows_all));
     FC_T *kept_all = malloc((size_t)threads * (size_t)taps * sizeof(FC_T));
@@ -627,14 +635,14 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
     return status;
 }
 
-/* One row (channel, tap) of a whole 2-D image's column matrix when stride is 1 and output rows
- * are as long as input rows: entry j reads plane[j + shift]. Entries whose column leaves the
- * row are zeroed first; those whose row leaves the plane lie outside [lo, hi). The gather then
- * copies [lo, hi) in one go. The scatter-add adds [lo, hi) in one go: the zeroed entries add +0
- * to the neighbouring row's elements, which changes no bits (dx starts at +0, so a running sum
- * is never -0, and x + +0 is x for every other x, inf and NaN included). */
-static void FC_NAME(lower_shifted_plane)(const fc_conv_geometry *g, ptrdiff_t tap,
-                                         FC_T *plane, FC_T *row, int scatter)
+/* Scatter-add one row (channel, tap) of a whole 2-D image's column matrix when stride is 1 and
+ * output rows are as long as input rows: entry j adds to plane[j + shift]. Entries whose column
+ * leaves the row are zeroed first (in `row`, the caller's scratch); those whose row leaves the
+ * plane lie outside [lo, hi). Then [lo, hi) is added in one go: the zeroed entries add +0 to the
+ * neighbouring row's elements, which changes no bits (dx starts at +0, so a running sum is
+ * never -0, and x + +0 is x for every other x, inf and NaN included). */
+static void FC_NAME(scatter_shifted_plane)(const fc_conv_geometry *g, ptrdiff_t tap,
+                                           FC_T *plane, FC_T *row)
 {
     const ptrdiff_t height = g->out_size[1], width = g->in_size[2];
     const ptrdiff_t pixels = height * width, in_pixels = g->in_size[1] * width;
@@ -644,48 +652,29 @@ static void FC_NAME(lower_shifted_plane)(const fc_conv_geometry *g, ptrdiff_t ta
     /* Columns c with c + offset2 outside [0, width): [0, left) and [right, width). */
     const ptrdiff_t left = offset2 < 0 ? (-offset2 < width ? -offset2 : width) : 0;
     const ptrdiff_t right = offset2 > 0 ? (offset2 < width ? width - offset2 : 0) : width;
-    ptrdiff_t lo = -shift > 0 ? -shift : 0, hi = in_pixels - shift < pixels ? in_pixels - shift
-                                                                                 : pixels;
-    if (!scatter)
-        for (ptrdiff_t j = 0; j < lo && j < pixels; j++)
-            row[j] = 0;
-    if (hi > lo) {
-        if (scatter) {
-            for (ptrdiff_t r = 0; r < height; r++) {
-                for (ptrdiff_t c = 0; c < left; c++)
-                    row[r * width + c] = 0;
-                for (ptrdiff_t c = right > left ? right : left; c < width; c++)
-                    row[r * width + c] = 0;
-            }
-            FC_T *target = plane + shift;
-            for (ptrdiff_t j = lo; j < hi; j++)
-                target[j] += row[j];
-        } else {
-            memcpy(row + lo, plane + shift + lo, (size_t)(hi - lo) * sizeof(FC_T));
-        }
+    const ptrdiff_t lo = -shift > 0 ? -shift : 0;
+    const ptrdiff_t hi = in_pixels - shift < pixels ? in_pixels - shift : pixels;
+    if (hi <= lo)
+        return;
+    for (ptrdiff_t r = 0; r < height; r++) {
+        for (ptrdiff_t c = 0; c < left; c++)
+            row[r * width + c] = 0;
+        for (ptrdiff_t c = right > left ? right : left; c < width; c++)
+            row[r * width + c] = 0;
     }
-    if (!scatter) {
-        for (ptrdiff_t j = hi > lo ? hi : lo; j < pixels; j++)
-            row[j] = 0;
-        for (ptrdiff_t r = 0; r < height; r++) {
-            for (ptrdiff_t c = 0; c < left; c++)
-                row[r * width + c] = 0;
-            for (ptrdiff_t c = right > left ? right : left; c < width; c++)
-                row[r * width + c] = 0;
-        }
-    }
+    FC_T *target = plane + shift;
+    for (ptrdiff_t j = lo; j < hi; j++)
+        target[j] += row[j];
 }
 
-/* Move one tile of the column matrix between an image (NCHW) and col: gather (im2col, taps
- * outside the input read zero) or scatter-add (col2im, taps outside the input are dropped).
- * One walk serves both so the two can never disagree about which input pixel a column entry
- * is. The tile is Caffe's layout for channels [c_begin, c_end) with rows row_stride apart:
- * entry (row r, pixel j) at col[r*row_stride + j], row (c - c_begin) * taps + tap. On one
- * thread unless `parallel`. */
-static void FC_NAME(lower_tile)(const fc_conv_geometry *g, ptrdiff_t first_pixel,
-                                ptrdiff_t tile_pixels, FC_T *image, FC_T *col,
-                                ptrdiff_t row_stride, int scatter, ptrdiff_t c_begin,
-                                ptrdiff_t c_end, int parallel)
+/* col2im for channels [c_begin, c_end) of one image (NCHW): the rows of a tile of the column
+ * matrix (output pixels first_pixel .. + tile_pixels; row (c - c_begin) * taps + tap at
+ * col + row * row_stride) added onto the image, taps outside the input dropped. Each channel's
+ * taps in order, each tap's pixels in order: the order of every image element's additions. The
+ * column rows are scratch (a shifted plane zeroes some of their entries). */
+static void FC_NAME(col2im_channels)(const fc_conv_geometry *g, ptrdiff_t first_pixel,
+                                     ptrdiff_t tile_pixels, FC_T *image, FC_T *col,
+                                     ptrdiff_t row_stride, ptrdiff_t c_begin, ptrdiff_t c_end)
 {
     const ptrdiff_t *in = g->in_size, *out = g->out_size, *kernel = g->kernel;
     const ptrdiff_t in_volume = fc_volume(in);
@@ -695,24 +684,18 @@ static void FC_NAME(lower_tile)(const fc_conv_geometry *g, ptrdiff_t first_pixel
         first[axis] = first_pixel % out[axis];
         first_pixel /= out[axis];
     }
-    /* Channels are independent (a channel's rows scatter only into its own plane), so they
-     * split over threads with nothing shared and the additions in the same order. */
-    const int threads = parallel ? fc_threads_for(FC_FLOPS_PER_MOVE * (double)(c_end - c_begin) *
-                                                   (double)taps * (double)tile_pixels)
-                                 : 1;
     /* A whole 2-D image with stride 1 and rows as long as the output's: a row of the column
      * matrix is the plane shifted by the tap's offset, so it moves as one span (see
-     * lower_shifted_plane) instead of one run per output row. */
+     * scatter_shifted_plane) instead of one run per output row. */
     const int shifted_plane = first_pixel == 0 && tile_pixels == fc_volume(out) &&
                               in[0] == 1 && out[0] == 1 && kernel[0] == 1 && g->stride[1] == 1 &&
                               g->stride[2] == 1 && out[2] == in[2];
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (ptrdiff_t c = c_begin; c < c_end; c++) {
         FC_T *channel = image + c * in_volume;
         for (ptrdiff_t tap = 0; tap < taps; tap++) {
             FC_T *row = col + ((c - c_begin) * taps + tap) * row_stride;
             if (shifted_plane) {
-                FC_NAME(lower_shifted_plane)(g, tap, channel, row, scatter);
+                FC_NAME(scatter_shifted_plane)(g, tap, channel, row);
                 continue;
             }
             /* Offset of this tap from a window's origin, per axis, padding included. */
@@ -737,26 +720,16 @@ static void FC_NAME(lower_tile)(const fc_conv_geometry *g, ptrdiff_t first_pixel
                 /* Input index of run entry k (read only for k in [lo, hi)). */
                 const ptrdiff_t base = (i0 * in[1] + i1) * in[2] + first_i2;
                 const ptrdiff_t step = g->stride[2];
-                FC_T *entries = row + j;
-                /* Stride 1 has loops of its own: with a constant step the compiler vectorises
-                 * them (each input element still gets its taps' additions in the same order). */
-                if (scatter && step == 1) {
+                const FC_T *entries = row + j;
+                /* Stride 1 has a loop of its own: with a constant step the compiler vectorises
+                 * it (each input element still gets its taps' additions in the same order). */
+                if (step == 1) {
                     FC_T *target = channel + base;
                     for (ptrdiff_t k = lo; k < hi; k++)
                         target[k] += entries[k];
-                } else if (scatter) {
+                } else {
                     for (ptrdiff_t k = lo; k < hi; k++)
                         channel[base + k * step] += entries[k];
-                } else {
-                    for (ptrdiff_t k = 0; k < lo; k++)
-                        entries[k] = 0;
-                    if (step == 1 && hi > lo)
-                        memcpy(entries + lo, channel + base + lo, (size_t)(hi - lo) * sizeof(FC_T));
-                    else
-                        for (ptrdiff_t k = lo; k < hi; k++)
-                            entries[k] = channel[base + k * step];
-                    for (ptrdiff_t k = hi; k < run; k++)
-                        entries[k] = 0;
                 }
                 j += run;
                 /* The next run starts at the next output pixel in row-major order. */
@@ -791,8 +764,8 @@ static FC_T FC_NAME(plane_sum)(const FC_T *plane, ptrdiff_t count)
 #undef FC_SUM_LANES
 
 /* Backward-data's col2im as the GEMM's row epilogue: a task's rows of col_g (whole channels,
- * every tap) scattered into dx while they are in cache; each channel's taps in order, as
- * lower_tile does for the whole matrix, so the same bits. */
+ * every tap) scattered into dx while they are in cache; each channel's taps in order, as the
+ * whole matrix's col2im added them, so the same bits. */
 typedef struct {
     const fc_conv_geometry *g;
     FC_T *dx;                  /* the block's first image */
@@ -800,7 +773,7 @@ typedef struct {
 } FC_NAME(col2im_work);
 
 static void FC_NAME(col2im_rows)(void *context, ptrdiff_t group, ptrdiff_t row0,
-                                 ptrdiff_t rows, const FC_T *block, ptrdiff_t ld)
+                                 ptrdiff_t rows, FC_T *block, ptrdiff_t ld)
 {
     const FC_NAME(col2im_work) *work = context;
     const fc_conv_geometry *g = work->g;
@@ -808,9 +781,9 @@ static void FC_NAME(col2im_rows)(void *context, ptrdiff_t group, ptrdiff_t row0,
     const ptrdiff_t c_begin = group * (g->in_channels / g->group) + row0 / taps;
     const ptrdiff_t c_end = c_begin + rows / taps;
     for (ptrdiff_t i = 0; i < work->images; i++)
-        FC_NAME(lower_tile)(g, work->first_pixel, work->tile_pixels,
-                            work->dx + i * g->in_channels * in_volume,
-                            (FC_T *)block + i * work->tile_pixels, ld, 1, c_begin, c_end, 0);
+        FC_NAME(col2im_channels)(g, work->first_pixel, work->tile_pixels,
+                                 work->dx + i * g->in_channels * in_volume,
+                                 block + i * work->tile_pixels, ld, c_begin, c_end);
 }
 
 int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC_T *w,

@@ -28,11 +28,11 @@ typedef struct FC_NAME(fc_gemm_batch) {
     /* Optional, instead of C (then c is unused and beta 0): each task computes whole rows of
      * one problem, all n columns, in a block of its own, and hands them to
      * row_epilogue(epilogue_context, problem, row0, rows, block, ld) (row i, column j at
-     * block[i*ld + j]); the rows of a task start at a multiple of row_multiple and come in
-     * whole multiples of it (but for the last task). Backward-data's col2im, done while the
-     * columns are in cache. */
+     * block[i*ld + j]; the block is the task's scratch, the epilogue may overwrite it); the
+     * rows of a task start at a multiple of row_multiple and come in whole multiples of it
+     * (but for the last task). Backward-data's col2im, done while the columns are in cache. */
     void (*row_epilogue)(void *context, ptrdiff_t problem, ptrdiff_t row0, ptrdiff_t rows,
-                         const FC_T *block, ptrdiff_t ld);
+                         FC_T *block, ptrdiff_t ld);
     void *epilogue_context;
     ptrdiff_t row_multiple;
 } FC_NAME(fc_gemm_batch);
