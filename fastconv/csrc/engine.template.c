@@ -10,7 +10,7 @@
  *   FC_ENGINE_TYPE, FC_LABEL  the table's type (engine.h) and the engine's name
  *   FC_MR, FC_NV, FC_LANES    micro-tile: MR rows x NV vectors of LANES elements (NR = NV*LANES)
  *   FC_VEC and FC_VZERO(), FC_VLOADU(p), FC_VSTOREU(p, v), FC_VBCAST(x), FC_VFMA(a, b, acc),
- *   FC_VADD(a, b), FC_VMUL(a, b)   vector operations (the generic engine uses scalars: LANES == 1)
+ *   FC_VADD(a, b)             vector operations (the generic engine uses scalars: LANES == 1)
  *   FC_SFMA(a, b, c)          a * b + c on one element, fused where FC_VFMA is
  */
 #define FC_NR (FC_NV * FC_LANES)

@@ -21,7 +21,6 @@
 #undef FC_VBCAST
 #undef FC_VFMA
 #undef FC_VADD
-#undef FC_VMUL
 #undef FC_SFMA
 #undef FC_ENGINE_TAG
 
@@ -37,7 +36,6 @@ typedef double fc_v8df __attribute__((vector_size(64)));
 #define FC_VBCAST(x) (((FC_VEC){0}) + (x))
 #define FC_VFMA(a, b, acc) ((acc) + (a) * (b))
 #define FC_VADD(a, b) ((a) + (b))
-#define FC_VMUL(a, b) ((a) * (b))
 #define FC_SFMA(a, b, c) ((c) + (a) * (b))
 
 #define FC_T float
