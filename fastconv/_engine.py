@@ -124,14 +124,19 @@ def set_num_threads(threads):
 # Arrays as the core reads them
 
 
+def is_small_output(shape, dtype):
+    """Whether an output of this shape is below the output cache's size (plain ``np.empty``)."""
+    return math.prod(shape) * np.dtype(dtype).itemsize < _core.OUTPUT_CACHE_MIN_BYTES
+
+
 def empty_output(shape, dtype):
     """An uninitialised array for the C core to fill: ``np.empty``, or for large outputs memory
     from the core's output cache (reused blocks of earlier outputs: no fresh pages to fault in
     and zero inside the convolution). Either way an ordinary, writable, C-contiguous array."""
     dtype = np.dtype(dtype)
-    count = math.prod(shape)
-    if count * dtype.itemsize < _core.OUTPUT_CACHE_MIN_BYTES:
+    if is_small_output(shape, dtype):
         return np.empty(shape, dtype=dtype)
+    count = math.prod(shape)
     memory = _core.OutputBuffer(count * dtype.itemsize)
     return np.frombuffer(memory, dtype=dtype, count=count).reshape(shape)
 
@@ -204,8 +209,7 @@ def cache_plan(key, geometry, dtype):
     below the output cache's size (then np.empty, without asking again)."""
     if len(_PLANS) < _MAX_PLANS:
         plan = _core.ConvPlan(geometry, dtype, key[0] == "keras")
-        output_bytes = math.prod(plan.output_shape) * np.dtype(dtype).itemsize
-        _PLANS[key] = (plan, output_bytes < _core.OUTPUT_CACHE_MIN_BYTES)
+        _PLANS[key] = (plan, is_small_output(plan.output_shape, dtype))
 
 
 def forward(geometry, x, w, b, dtype, *, channels_last=False):
