@@ -201,6 +201,16 @@ static inline void fc_transpose_16x16_f32(const float *src, ptrdiff_t lds, float
 }
 #define FC_TRANSPOSE_SIDE 16
 #define FC_TRANSPOSE_BLOCK(src, lds, dst, ldd) fc_transpose_16x16_f32(src, lds, dst, ldd)
+/* dst[j] = src[j] for j < count < LANES: one masked load and store (elements masked off are
+ * neither read nor written). */
+#define FC_VCOPY_MASKED(dst, src, count)                                                     \
+    do {                                                                                     \
+        const __mmask16 copy_mask = (__mmask16)((1u << (count)) - 1);                        \
+        _mm512_mask_storeu_ps(dst, copy_mask, _mm512_maskz_loadu_ps(copy_mask, src));        \
+    } while (0)
+/* pack_a of rows contiguous along k: 8 rows (MR) x 8 columns at a time, by the AVX2 block. */
+#define FC_PACK_A_SIDE 8
+#define FC_PACK_A_BLOCK(src, rs, panel) fc_transpose_8x8_f32(src, rs, panel, FC_MR)
 #include "engine.template.c"
 #include "engine_type_undef.h"
 
@@ -209,6 +219,11 @@ static inline void fc_transpose_16x16_f32(const float *src, ptrdiff_t lds, float
 #define FC_SUFFIX pd
 #define FC_VEC __m512d
 #define FC_LANES 8
+#define FC_VCOPY_MASKED(dst, src, count)                                                     \
+    do {                                                                                     \
+        const __mmask8 copy_mask = (__mmask8)((1u << (count)) - 1);                          \
+        _mm512_mask_storeu_pd(dst, copy_mask, _mm512_maskz_loadu_pd(copy_mask, src));        \
+    } while (0)
 #include "engine.template.c"
 #include "engine_type_undef.h"
 

@@ -7,3 +7,6 @@
 #undef FC_VEVEN
 #undef FC_TRANSPOSE_BLOCK
 #undef FC_TRANSPOSE_SIDE
+#undef FC_PACK_A_BLOCK
+#undef FC_PACK_A_SIDE
+#undef FC_VCOPY_MASKED
