@@ -20,6 +20,8 @@
 #define FC_MAX_TILE (16 * 64)   /* elements; larger than any engine's MR x NR */
 /* Fewer tasks than this per thread: their count is made a multiple of the threads. */
 #define FC_FEW_TASKS_PER_THREAD 4
+/* Largest B packed once for all of a problem's row blocks. */
+#define FC_SHARED_B_BYTES (16.0 * 1024 * 1024)
 
 static void FC_NAME(macro_kernel)(const FC_NAME(fc_engine) *engine, ptrdiff_t m, ptrdiff_t n,
                                   ptrdiff_t kc, const FC_T *packed_a, const FC_T *packed_b,
@@ -38,15 +40,22 @@ static void FC_NAME(macro_kernel)(const FC_NAME(fc_engine) *engine, ptrdiff_t m,
             const ptrdiff_t cols = n - j0 < nr ? n - j0 : nr;
             const FC_T *b = packed_b + j0 * kc;
             FC_T *c_tile = c + i0 * rs_c + j0 * cs_c;
-            if (rows == mr && cols == nr && cs_c == 1) {
-                engine->micro_kernel(kc, a, b, c_tile, rs_c, beta,
-                                     row_bias ? row_bias + i0 : NULL,
-                                     column_bias ? column_bias + j0 : NULL);
+            /* A panel its columns fill only in part: the narrow kernel for the vectors they
+             * reach, straight into C when they are whole vectors (a channels-last 1x1 layer
+             * of 64 output channels: 48 + 16), else through a tile. */
+            const ptrdiff_t vectors = (cols + engine->lanes - 1) / engine->lanes;
+            if (rows == mr && cs_c == 1 && cols == vectors * engine->lanes &&
+                (cols == nr || engine->narrow_kernel[vectors])) {
+                const FC_T *tile_row_bias = row_bias ? row_bias + i0 : NULL;
+                const FC_T *tile_column_bias = column_bias ? column_bias + j0 : NULL;
+                if (cols == nr)
+                    engine->micro_kernel(kc, a, b, c_tile, rs_c, beta, tile_row_bias,
+                                         tile_column_bias);
+                else
+                    engine->narrow_kernel[vectors](kc, a, b, c_tile, rs_c, beta, tile_row_bias,
+                                                   tile_column_bias);
                 continue;
             }
-            /* A panel its columns fill only in part: the narrow kernel for the vectors they
-             * reach. */
-            const ptrdiff_t vectors = (cols + engine->lanes - 1) / engine->lanes;
             FC_ALIGN64 FC_T tile[FC_MAX_TILE];
             if (vectors < nr / engine->lanes && engine->narrow_kernel[vectors])
                 engine->narrow_kernel[vectors](kc, a, b, tile, nr, 0, NULL, NULL);
@@ -173,10 +182,43 @@ typedef struct {
     ptrdiff_t a_slice_rows;   /* rows of A per packing item, a multiple of MR */
     ptrdiff_t row_block, row_blocks, col_blocks, tasks;
     FC_T *workspace;
-    size_t packed_a_size, packed_b_size, copy_size, scratch_size, strip_size, per_thread;
+    size_t packed_b_size, copy_size, scratch_size, strip_size, per_thread;
     int copy_once, scratch_c;
     int a_per_task;   /* each A block serves one task: packed there, in a per-thread block */
+    /* B packed once for all tasks (one problem, one column block, several row blocks), k
+     * block p0 at shared_b + p0 * n_padded, by (k block, slice of its columns) items; else
+     * by each task into its own block. */
+    FC_T *shared_b;
+    ptrdiff_t n_padded, b_slice_cols;
+    FC_T *per_thread_base;   /* the threads' blocks, per_thread elements each */
 } FC_NAME(gemm_tasks);
+
+/* Rows p0..p0+depth of B_ng (at b), columns j0..j0+cols, packed into `packed`: gathered from
+ * the image for a convolution (channels last: through `copy`, which already holds every
+ * channel of the task's rows when copy_once), or copied. */
+static void FC_NAME(pack_b_block)(const FC_NAME(gemm_tasks) *ctx, const FC_T *b, ptrdiff_t p0,
+                                  ptrdiff_t depth, ptrdiff_t j0, ptrdiff_t cols, int copy_once,
+                                  FC_T *copy, FC_T *strip, FC_T *packed)
+{
+    const FC_NAME(fc_gemm_batch) *const p = ctx->p;
+    const FC_NAME(fc_engine) *const engine = ctx->engine;
+    if (ctx->copy_size) {
+        const ptrdiff_t taps = ctx->taps;
+        const ptrdiff_t c0 = copy_once ? 0 : p0 / taps;
+        const ptrdiff_t c1 = copy_once ? p->k / taps : (p0 + depth - 1) / taps + 1;
+        if (!copy_once)
+            FC_NAME(copy_channels_last)(engine, p->im2col, b, c0, c1, j0, cols, copy);
+        FC_NAME(pack_b_from_copy)(engine, p->im2col, copy, c0, c1, p0, depth, j0, cols,
+                                  packed);
+    } else if (p->im2col) {
+        engine->pack_b_im2col(p->im2col, b, p0, depth, j0, cols, packed);
+    } else if (p->im2col_transposed) {
+        FC_NAME(pack_b_im2col_transposed)(engine, p->im2col_transposed, b, p0, depth, j0, cols,
+                                          strip, packed);
+    } else {
+        engine->pack_b(depth, cols, b + p0 * p->rs_b + j0 * p->cs_b, p->rs_b, p->cs_b, packed);
+    }
+}
 
 /* One thread's share of a batched GEMM: the packing of A, then the (problem, column block, row
  * block) tasks. Run by fc_parallel, on one thread without an OpenMP region. */
@@ -190,7 +232,7 @@ static void FC_NAME(gemm_run_tasks)(void *context)
     const ptrdiff_t k_blocks = ctx->k_blocks, taps = ctx->taps, row_block = ctx->row_block;
     const ptrdiff_t row_blocks = ctx->row_blocks, col_blocks = ctx->col_blocks;
     const ptrdiff_t tasks = ctx->tasks;
-    const size_t packed_a_size = ctx->packed_a_size, packed_b_size = ctx->packed_b_size;
+    const size_t packed_b_size = ctx->packed_b_size;
     const size_t copy_size = ctx->copy_size, per_thread = ctx->per_thread;
     const int copy_once = ctx->copy_once, scratch_c = ctx->scratch_c;
     FC_T *const workspace = ctx->workspace;
@@ -216,11 +258,24 @@ static void FC_NAME(gemm_run_tasks)(void *context)
 #ifdef _OPENMP
     thread = omp_get_thread_num();
 #endif
-    FC_T *packed_b = workspace + packed_a_size + (size_t)thread * per_thread;
+    FC_T *packed_b = ctx->per_thread_base + (size_t)thread * per_thread;
     FC_T *copy = packed_b + packed_b_size;
     FC_T *scratch = copy + copy_size;
     FC_T *strip = scratch + ctx->scratch_size;
     FC_T *a_block = strip + ctx->strip_size;
+
+    /* The shared B, by (k block, column slice) items; the loop's end is the barrier before
+     * the tasks read it. */
+    const ptrdiff_t b_slice_cols = ctx->b_slice_cols;
+    const ptrdiff_t b_slices = ctx->shared_b ? (n + b_slice_cols - 1) / b_slice_cols : 0;
+#pragma omp for schedule(static)
+    for (ptrdiff_t item = 0; item < k_blocks * b_slices; item++) {
+        const ptrdiff_t p0 = item / b_slices * kc, j0 = item % b_slices * b_slice_cols;
+        const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
+        const ptrdiff_t cols = n - j0 < b_slice_cols ? n - j0 : b_slice_cols;
+        FC_NAME(pack_b_block)(ctx, p->b, p0, depth, j0, cols, 0, copy, strip,
+                              ctx->shared_b + p0 * ctx->n_padded + j0 * depth);
+    }
     /* With a row epilogue a task is a row block of one problem over all column blocks, its
      * rows x n block in the scratch; else one (problem, column block, row block). */
     const int epilogue = p->row_epilogue != NULL;
@@ -252,25 +307,16 @@ static void FC_NAME(gemm_run_tasks)(void *context)
                 for (ptrdiff_t i = 0; i < rows; i++)
                     for (ptrdiff_t j = 0; j < cols; j++)
                         block[i * rs + j * cs] = 0;
-            if (copy_once)
+            if (copy_once && !ctx->shared_b)
                 FC_NAME(copy_channels_last)(engine, p->im2col, b, 0, k / taps, j0, cols, copy);
             for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
                 const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
-                const ptrdiff_t c0 = copy_once ? 0 : p0 / taps;
-                const ptrdiff_t c1 = copy_once ? k / taps : (p0 + depth - 1) / taps + 1;
-                if (copy_size && !copy_once)
-                    FC_NAME(copy_channels_last)(engine, p->im2col, b, c0, c1, j0, cols, copy);
-                if (copy_size)
-                    FC_NAME(pack_b_from_copy)(engine, p->im2col, copy, c0, c1, p0, depth, j0,
-                                              cols, packed_b);
-                else if (p->im2col)
-                    engine->pack_b_im2col(p->im2col, b, p0, depth, j0, cols, packed_b);
-                else if (p->im2col_transposed)
-                    FC_NAME(pack_b_im2col_transposed)(engine, p->im2col_transposed, b, p0, depth,
-                                                      j0, cols, strip, packed_b);
+                const FC_T *block_b = packed_b;
+                if (ctx->shared_b)
+                    block_b = ctx->shared_b + p0 * ctx->n_padded;
                 else
-                    engine->pack_b(depth, cols, b + p0 * p->rs_b + j0 * p->cs_b, p->rs_b,
-                                   p->cs_b, packed_b);
+                    FC_NAME(pack_b_block)(ctx, b, p0, depth, j0, cols, copy_once, copy, strip,
+                                          packed_b);
                 /* As in Caffe, the bias is added after the whole product, not folded into
                  * it: by the macro-kernel, on the last k block. */
                 const int last_block = p0 + depth == k;
@@ -284,7 +330,7 @@ static void FC_NAME(gemm_run_tasks)(void *context)
                         FC_NAME(pack_a_rows)(engine, p, grp, row0 + i0, chunk, p0, depth, a_block);
                         chunk_a = a_block;
                     }
-                    FC_NAME(macro_kernel)(engine, chunk, cols, depth, chunk_a, packed_b,
+                    FC_NAME(macro_kernel)(engine, chunk, cols, depth, chunk_a, block_b,
                                           p0 > 0 || p->beta, block + i0 * rs, rs, cs,
                                           row_bias ? row_bias + i0 : NULL, column_bias);
                 }
@@ -346,15 +392,32 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
     while (threads_wanted > 1 && nc > nr && row_block == m_padded &&
            problems * ((n + nc - 1) / nc) < 2 * threads_wanted)
         nc = (nc / 2 + nr - 1) / nr * nr;
-    /* Column blocks of equal width, and few tasks in a multiple of the threads: the weight
-     * gradient of AlexNet's conv2 (2400 columns) in blocks of 768, 768, 768 and 96 left one of
-     * two threads idle for a fifth of the product. The blocks only tile C: same bits. */
-    ptrdiff_t col_blocks = (n + nc - 1) / nc;
+    /* Column blocks of equal width. Few tasks: blocks of whole vectors (not whole NR-wide
+     * panels), as many as leave the busiest thread the fewest vectors: the weight gradient of
+     * AlexNet's conv2 (2400 columns) in blocks of 768, 768, 768 and 96 left one of two threads
+     * idle for a fifth of the product, and a channels-last 1x1 layer of 256 output channels in
+     * panels of 48 gave one thread 144 columns, the other 112 (now 64 each, 48 + 16). The
+     * blocks only tile C: same bits. */
+    ptrdiff_t col_blocks = (n + nc - 1) / nc, granule = nr;
     if (threads_wanted > 1 && row_block == m_padded &&
-        problems * col_blocks < FC_FEW_TASKS_PER_THREAD * threads_wanted)
-        while (problems * col_blocks % threads_wanted != 0 && col_blocks * nr < n)
-            col_blocks++;
-    nc = ((n + col_blocks - 1) / col_blocks + nr - 1) / nr * nr;
+        problems * col_blocks < FC_FEW_TASKS_PER_THREAD * threads_wanted) {
+        const ptrdiff_t lanes = engine->lanes, vectors = (n + lanes - 1) / lanes;
+        ptrdiff_t best_load = -1, best_blocks = col_blocks;
+        for (ptrdiff_t blocks = col_blocks; blocks <= vectors &&
+             problems * blocks <= FC_FEW_TASKS_PER_THREAD * threads_wanted; blocks++) {
+            const ptrdiff_t width = (vectors + blocks - 1) / blocks;   /* vectors per block */
+            const ptrdiff_t used = (vectors + width - 1) / width;
+            const ptrdiff_t load = (problems * used + threads_wanted - 1) / threads_wanted *
+                                   width;
+            if (best_load < 0 || load < best_load) {
+                best_load = load;
+                best_blocks = used;
+            }
+        }
+        col_blocks = best_blocks;
+        granule = lanes;
+    }
+    nc = ((n + col_blocks - 1) / col_blocks + granule - 1) / granule * granule;
     col_blocks = (n + nc - 1) / nc;
     if (row_block == m_padded && problems * col_blocks < threads_wanted) {
         const ptrdiff_t split = (threads_wanted + problems * col_blocks - 1) /
@@ -385,7 +448,18 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
     const int a_per_task = p->images == 1 && col_blocks == 1;
     const size_t packed_a_size =
         a_per_task ? 0 : (size_t)p->groups * (size_t)m_padded * (size_t)k;
-    const size_t packed_b_size = (size_t)kc * (size_t)((nc + nr - 1) / nr * nr);
+    /* B shared: one problem in one column block cut into row blocks, whose tasks would each
+     * pack all of it (AlexNet conv3 at batch 1: 384 output channels, 169 pixels; 9 % of its
+     * time, 17 % on channels-last data, went to packing B twice). Packed once by all threads
+     * instead, where it stays within FC_SHARED_B_BYTES. Only gathered from an image: a plain
+     * B (ResNet's 1x1 1024 -> 256, NCHW) costs less to pack twice, into each thread's cache,
+     * than to read from the other's (-3 %). */
+    const ptrdiff_t n_padded = (n + nr - 1) / nr * nr;
+    const int b_shared = p->im2col && problems == 1 && col_blocks == 1 && row_blocks > 1 &&
+                         !p->row_epilogue &&
+                         (double)k * (double)n_padded * sizeof(FC_T) <= FC_SHARED_B_BYTES;
+    const size_t shared_b_size = b_shared ? (size_t)k * (size_t)n_padded : 0;
+    const size_t packed_b_size = b_shared ? 0 : (size_t)kc * (size_t)((nc + nr - 1) / nr * nr);
     /* A C whose columns are not contiguous (channels-last output: a pixel's channels are) is
      * computed block by block into a contiguous scratch and stored transposed once per task,
      * instead of element by element after every k block. */
@@ -406,7 +480,8 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
             rows = band < rows ? band : rows;
         }
         const size_t channel_copy = (size_t)g->in_size[0] * (size_t)rows * (size_t)g->in_size[2];
-        copy_once = k_blocks > 1 && (size_t)(k / taps) * channel_copy <= packed_b_size;
+        copy_once = !b_shared && k_blocks > 1 &&
+                    (size_t)(k / taps) * channel_copy <= packed_b_size;
         copy_size = (size_t)(copy_once ? k / taps : (kc - 1) / taps + 2) * channel_copy;
     }
     const size_t scratch_size = p->row_epilogue ? (size_t)row_block * (size_t)n
@@ -419,8 +494,8 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
         a_per_task ? (size_t)((mc + mr - 1) / mr * mr) * (size_t)kc : 0;
     const size_t per_thread =
         packed_b_size + copy_size + scratch_size + strip_size + a_block_size;
-    FC_T *const workspace = fc_aligned_alloc((packed_a_size + per_thread * (size_t)threads) *
-                                             sizeof(FC_T));
+    FC_T *const workspace = fc_aligned_alloc(
+        (packed_a_size + shared_b_size + per_thread * (size_t)threads) * sizeof(FC_T));
     if (!workspace)
         return -1;
     /* Slices of A's rows for its packing: enough items for two per thread. */
@@ -430,15 +505,25 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
                              : (2 * threads + pack_items - 1) / pack_items;
     a_slices = a_slices > m_padded / mr ? m_padded / mr : a_slices;
     const ptrdiff_t a_slice_rows = (m_padded / mr + a_slices - 1) / a_slices * mr;
+    /* Slices of the shared B's columns (whole panels): enough items for two per thread. */
+    const ptrdiff_t panels = n_padded / nr;
+    ptrdiff_t b_slices = k_blocks == 0 || k_blocks >= 2 * threads
+                             ? 1
+                             : (2 * threads + k_blocks - 1) / k_blocks;
+    b_slices = b_slices < panels ? b_slices : panels;
+    const ptrdiff_t b_slice_cols = (panels + b_slices - 1) / b_slices * nr;
     const FC_NAME(gemm_tasks) context = {
         .a_slice_rows = a_slice_rows,
         .p = p, .engine = engine, .kc = kc, .mc = mc, .nc = nc, .m_padded = m_padded,
         .k_blocks = k_blocks, .taps = taps, .row_block = row_block, .row_blocks = row_blocks,
         .col_blocks = col_blocks, .tasks = tasks, .workspace = workspace,
-        .packed_a_size = packed_a_size, .packed_b_size = packed_b_size,
+        .packed_b_size = packed_b_size,
         .strip_size = strip_size, .a_per_task = a_per_task,
         .copy_size = copy_size, .scratch_size = scratch_size, .per_thread = per_thread,
         .copy_once = copy_once, .scratch_c = scratch_c,
+        .shared_b = b_shared ? workspace + packed_a_size : NULL,
+        .n_padded = n_padded, .b_slice_cols = b_slice_cols,
+        .per_thread_base = workspace + packed_a_size + shared_b_size,
     };
     fc_parallel(threads, FC_NAME(gemm_run_tasks), (void *)&context);
     fc_aligned_free(workspace);
@@ -460,3 +545,4 @@ int FC_NAME(fc_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
 }
 #undef FC_MAX_TILE
 #undef FC_FEW_TASKS_PER_THREAD
+#undef FC_SHARED_B_BYTES

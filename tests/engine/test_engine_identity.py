@@ -26,6 +26,15 @@ CASES = [
     # the transposed product): k over two reduction blocks, and grouped.
     ((2, 600, 5, 6), (96, 600, 1, 1), (1, 1), (0, 0), (1, 1), 1),
     ((1, 64, 7, 9), (96, 32, 1, 1), (1, 1), (0, 0), (1, 1), 2),
+    # 1x1 of 64 output channels (48 + 16 on AVX-512: the last panel's kernel stores into C
+    # directly), and of more output channels than pixels (channels last: column blocks of
+    # whole vectors between the threads).
+    ((1, 128, 16, 18), (64, 128, 1, 1), (1, 1), (0, 0), (1, 1), 1),
+    ((1, 128, 8, 9), (272, 128, 1, 1), (1, 1), (0, 0), (1, 1), 1),
+    # Many output channels on few pixels: rows split between threads, B packed once for all
+    # of them (AlexNet conv3's shape, smaller), from NCHW and from channels-last data.
+    ((1, 64, 9, 9), (192, 64, 3, 3), (1, 1), (1, 1), (1, 1), 1),
+    ((1, 40, 7, 8), (224, 40, 3, 3), (1, 1), (0, 0), (1, 1), 1),
     # Several reduction blocks of a channels-last image: copied to NCHW once per task, and (the
     # copy larger than a packed B block) once per k block.
     ((1, 80, 9, 10), (16, 80, 3, 3), (1, 1), (1, 1), (1, 1), 1),
