@@ -190,6 +190,7 @@ typedef struct {
      * by each task into its own block. */
     FC_T *shared_b;
     ptrdiff_t n_padded, b_slice_cols;
+    FC_T *shared_scratch;    /* with shared_b and scratch_c: row_block x n per task */
     FC_T *per_thread_base;   /* the threads' blocks, per_thread elements each */
 } FC_NAME(gemm_tasks);
 
@@ -220,6 +221,51 @@ static void FC_NAME(pack_b_block)(const FC_NAME(gemm_tasks) *ctx, const FC_T *b,
     }
 }
 
+/* One k block (p0..) of one task: rows row0.. (rows of them) x columns j0.. (cols) of group
+ * grp's product, from the packed B block, into `block` (strides rs, cs): the caller's beta on
+ * the first k block, accumulation after it, the biases on the last. A is read from the packed
+ * whole, or packed here MC rows at a time into a_block (a_per_task). */
+static void FC_NAME(task_k_block)(const FC_NAME(gemm_tasks) *ctx, ptrdiff_t grp, ptrdiff_t row0,
+                                  ptrdiff_t rows, ptrdiff_t j0, ptrdiff_t cols, ptrdiff_t p0,
+                                  const FC_T *packed_b, FC_T *block, ptrdiff_t rs, ptrdiff_t cs,
+                                  FC_T *a_block)
+{
+    const FC_NAME(fc_gemm_batch) *const p = ctx->p;
+    const ptrdiff_t m = p->m, n = p->n, k = p->k, mc = ctx->mc, m_padded = ctx->m_padded;
+    const ptrdiff_t depth = k - p0 < ctx->kc ? k - p0 : ctx->kc;
+    const FC_T *const packed_a = ctx->workspace + grp * m_padded * k;
+    /* As in Caffe, the bias is added after the whole product, not folded into it: by the
+     * macro-kernel, on the last k block. */
+    const int last_block = p0 + depth == k;
+    const FC_T *row_bias = last_block && p->bias ? p->bias + grp * m + row0 : NULL;
+    const FC_T *column_bias = last_block && p->column_bias ? p->column_bias + grp * n + j0 : NULL;
+    for (ptrdiff_t i0 = 0; i0 < rows; i0 += mc) {
+        const ptrdiff_t chunk = rows - i0 < mc ? rows - i0 : mc;
+        const FC_T *chunk_a = packed_a + p0 * m_padded + (row0 + i0) * depth;
+        if (ctx->a_per_task) {
+            FC_NAME(pack_a_rows)(ctx->engine, p, grp, row0 + i0, chunk, p0, depth, a_block);
+            chunk_a = a_block;
+        }
+        FC_NAME(macro_kernel)(ctx->engine, chunk, cols, depth, chunk_a, packed_b,
+                              p0 > 0 || p->beta, block + i0 * rs, rs, cs,
+                              row_bias ? row_bias + i0 : NULL, column_bias);
+    }
+}
+
+/* A task's rows x cols block computed in the scratch (row stride ld) stored into C at c, whose
+ * columns are not contiguous. */
+static void FC_NAME(store_scratch)(const FC_NAME(gemm_tasks) *ctx, const FC_T *scratch,
+                                   ptrdiff_t ld, ptrdiff_t rows, ptrdiff_t cols, FC_T *c)
+{
+    const FC_NAME(fc_gemm_batch) *const p = ctx->p;
+    if (p->rs_c == 1)   /* channels last: C's rows are contiguous */
+        ctx->engine->transpose(rows, cols, scratch, ld, c, p->cs_c);
+    else
+        for (ptrdiff_t j = 0; j < cols; j++)
+            for (ptrdiff_t i = 0; i < rows; i++)
+                c[i * p->rs_c + j * p->cs_c] = scratch[i * ld + j];
+}
+
 /* One thread's share of a batched GEMM: the packing of A, then the (problem, column block, row
  * block) tasks. Run by fc_parallel, on one thread without an OpenMP region. */
 static void FC_NAME(gemm_run_tasks)(void *context)
@@ -228,7 +274,7 @@ static void FC_NAME(gemm_run_tasks)(void *context)
     const FC_NAME(fc_gemm_batch) *const p = ctx->p;
     const FC_NAME(fc_engine) *const engine = ctx->engine;
     const ptrdiff_t m = p->m, n = p->n, k = p->k;
-    const ptrdiff_t kc = ctx->kc, mc = ctx->mc, nc = ctx->nc, m_padded = ctx->m_padded;
+    const ptrdiff_t kc = ctx->kc, nc = ctx->nc, m_padded = ctx->m_padded;
     const ptrdiff_t k_blocks = ctx->k_blocks, taps = ctx->taps, row_block = ctx->row_block;
     const ptrdiff_t row_blocks = ctx->row_blocks, col_blocks = ctx->col_blocks;
     const ptrdiff_t tasks = ctx->tasks;
@@ -264,17 +310,42 @@ static void FC_NAME(gemm_run_tasks)(void *context)
     FC_T *strip = scratch + ctx->scratch_size;
     FC_T *a_block = strip + ctx->strip_size;
 
-    /* The shared B, by (k block, column slice) items; the loop's end is the barrier before
-     * the tasks read it. */
-    const ptrdiff_t b_slice_cols = ctx->b_slice_cols;
-    const ptrdiff_t b_slices = ctx->shared_b ? (n + b_slice_cols - 1) / b_slice_cols : 0;
+    if (ctx->shared_b) {
+        /* One problem, one column block, row-block tasks: k block by k block, the threads pack
+         * B's block together (column slices; the loop's end is the barrier before it is read)
+         * and then run the tasks on it, while it is still in cache. The same static schedule
+         * gives each thread the same tasks in every k block and in the stores after. */
+        const ptrdiff_t slice_cols = ctx->b_slice_cols, slices = (n + slice_cols - 1) / slice_cols;
+        for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
+            const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
+            FC_T *const shared_block = ctx->shared_b + p0 * ctx->n_padded;
 #pragma omp for schedule(static)
-    for (ptrdiff_t item = 0; item < k_blocks * b_slices; item++) {
-        const ptrdiff_t p0 = item / b_slices * kc, j0 = item % b_slices * b_slice_cols;
-        const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
-        const ptrdiff_t cols = n - j0 < b_slice_cols ? n - j0 : b_slice_cols;
-        FC_NAME(pack_b_block)(ctx, p->b, p0, depth, j0, cols, 0, copy, strip,
-                              ctx->shared_b + p0 * ctx->n_padded + j0 * depth);
+            for (ptrdiff_t slice = 0; slice < slices; slice++) {
+                const ptrdiff_t j0 = slice * slice_cols;
+                const ptrdiff_t cols = n - j0 < slice_cols ? n - j0 : slice_cols;
+                FC_NAME(pack_b_block)(ctx, p->b, p0, depth, j0, cols, 0, copy, strip,
+                                      shared_block + j0 * depth);
+            }
+#pragma omp for schedule(static) nowait
+            for (ptrdiff_t task = 0; task < tasks; task++) {
+                const ptrdiff_t row0 = task * row_block;
+                const ptrdiff_t rows = m - row0 < row_block ? m - row0 : row_block;
+                FC_T *block = scratch_c ? ctx->shared_scratch + task * row_block * n
+                                        : p->c + row0 * p->rs_c;
+                FC_NAME(task_k_block)(ctx, 0, row0, rows, 0, n, p0, shared_block, block,
+                                      scratch_c ? n : p->rs_c, scratch_c ? 1 : p->cs_c,
+                                      a_block);
+            }
+        }
+        const ptrdiff_t stores = scratch_c ? tasks : 0;
+#pragma omp for schedule(static)
+        for (ptrdiff_t task = 0; task < stores; task++) {
+            const ptrdiff_t row0 = task * row_block;
+            const ptrdiff_t rows = m - row0 < row_block ? m - row0 : row_block;
+            FC_NAME(store_scratch)(ctx, ctx->shared_scratch + task * row_block * n, n, rows, n,
+                                   p->c + row0 * p->rs_c);
+        }
+        return;
     }
     /* With a row epilogue a task is a row block of one problem over all column blocks, its
      * rows x n block in the scratch; else one (problem, column block, row block). */
@@ -294,7 +365,6 @@ static void FC_NAME(gemm_run_tasks)(void *context)
             FC_T *c = epilogue ? NULL
                                : p->c + image * p->c_image + grp * p->c_group + row0 * p->rs_c +
                                      j0 * p->cs_c;
-            const FC_T *packed_a = packed_a_all + grp * m_padded * k;
             /* The task's rows x cols block of C, or the scratch standing in for it. */
             FC_T *block = epilogue ? scratch + j0 : scratch_c ? scratch : c;
             const ptrdiff_t rs = epilogue ? n : scratch_c ? cols : p->rs_c;
@@ -317,23 +387,8 @@ static void FC_NAME(gemm_run_tasks)(void *context)
                 else
                     FC_NAME(pack_b_block)(ctx, b, p0, depth, j0, cols, copy_once, copy, strip,
                                           packed_b);
-                /* As in Caffe, the bias is added after the whole product, not folded into
-                 * it: by the macro-kernel, on the last k block. */
-                const int last_block = p0 + depth == k;
-                const FC_T *row_bias = last_block && p->bias ? p->bias + grp * m + row0 : NULL;
-                const FC_T *column_bias =
-                    last_block && p->column_bias ? p->column_bias + grp * n + j0 : NULL;
-                for (ptrdiff_t i0 = 0; i0 < rows; i0 += mc) {
-                    const ptrdiff_t chunk = rows - i0 < mc ? rows - i0 : mc;
-                    const FC_T *chunk_a = packed_a + p0 * m_padded + (row0 + i0) * depth;
-                    if (ctx->a_per_task) {
-                        FC_NAME(pack_a_rows)(engine, p, grp, row0 + i0, chunk, p0, depth, a_block);
-                        chunk_a = a_block;
-                    }
-                    FC_NAME(macro_kernel)(engine, chunk, cols, depth, chunk_a, block_b,
-                                          p0 > 0 || p->beta, block + i0 * rs, rs, cs,
-                                          row_bias ? row_bias + i0 : NULL, column_bias);
-                }
+                FC_NAME(task_k_block)(ctx, grp, row0, rows, j0, cols, p0, block_b, block, rs, cs,
+                                      a_block);
             }
             if (k_blocks == 0) {   /* no product (k == 0): the bias alone */
                 for (ptrdiff_t i = 0; p->bias && i < rows; i++)
@@ -345,12 +400,8 @@ static void FC_NAME(gemm_run_tasks)(void *context)
             }
             if (epilogue)
                 continue;
-            if (scratch_c && p->rs_c == 1)   /* channels last: C's rows are contiguous */
-                engine->transpose(rows, cols, block, rs, c, p->cs_c);
-            else if (scratch_c)
-                for (ptrdiff_t j = 0; j < cols; j++)
-                    for (ptrdiff_t i = 0; i < rows; i++)
-                        c[i * p->rs_c + j * p->cs_c] = block[i * rs + j];
+            if (scratch_c)
+                FC_NAME(store_scratch)(ctx, block, rs, rows, cols, c);
         }
         if (epilogue)
             p->row_epilogue(p->epilogue_context, problem, row0, rows, scratch, n);
@@ -456,9 +507,13 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
      * than to read from the other's (-3 %). */
     const ptrdiff_t n_padded = (n + nr - 1) / nr * nr;
     const int b_shared = p->im2col && problems == 1 && col_blocks == 1 && row_blocks > 1 &&
-                         !p->row_epilogue &&
+                         !p->row_epilogue && !p->beta && k > 0 &&
                          (double)k * (double)n_padded * sizeof(FC_T) <= FC_SHARED_B_BYTES;
+    /* With it, a C through the scratch has a block per task (tasks keep their rows over the
+     * k blocks, run in turns with the packing). */
     const size_t shared_b_size = b_shared ? (size_t)k * (size_t)n_padded : 0;
+    const size_t shared_scratch_size =
+        b_shared && p->cs_c != 1 ? (size_t)row_blocks * (size_t)row_block * (size_t)n : 0;
     const size_t packed_b_size = b_shared ? 0 : (size_t)kc * (size_t)((nc + nr - 1) / nr * nr);
     /* A C whose columns are not contiguous (channels-last output: a pixel's channels are) is
      * computed block by block into a contiguous scratch and stored transposed once per task,
@@ -484,8 +539,8 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
                     (size_t)(k / taps) * channel_copy <= packed_b_size;
         copy_size = (size_t)(copy_once ? k / taps : (kc - 1) / taps + 2) * channel_copy;
     }
-    const size_t scratch_size = p->row_epilogue ? (size_t)row_block * (size_t)n
-                                : scratch_c         ? (size_t)row_block * (size_t)nc
+    const size_t scratch_size = p->row_epilogue            ? (size_t)row_block * (size_t)n
+                                : scratch_c && !b_shared ? (size_t)row_block * (size_t)nc
                                                     : 0;
     /* A transposed column matrix: one NR-row strip of it, gathered, at a time. */
     const size_t strip_size =
@@ -495,7 +550,8 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
     const size_t per_thread =
         packed_b_size + copy_size + scratch_size + strip_size + a_block_size;
     FC_T *const workspace = fc_aligned_alloc(
-        (packed_a_size + shared_b_size + per_thread * (size_t)threads) * sizeof(FC_T));
+        (packed_a_size + shared_b_size + shared_scratch_size + per_thread * (size_t)threads) *
+        sizeof(FC_T));
     if (!workspace)
         return -1;
     /* Slices of A's rows for its packing: enough items for two per thread. */
@@ -505,12 +561,10 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
                              : (2 * threads + pack_items - 1) / pack_items;
     a_slices = a_slices > m_padded / mr ? m_padded / mr : a_slices;
     const ptrdiff_t a_slice_rows = (m_padded / mr + a_slices - 1) / a_slices * mr;
-    /* Slices of the shared B's columns (whole panels): enough items for two per thread. */
+    /* Slices of the shared B's k blocks (whole panels of columns), packed one k block at a
+     * time: two per thread where there are enough panels. */
     const ptrdiff_t panels = n_padded / nr;
-    ptrdiff_t b_slices = k_blocks == 0 || k_blocks >= 2 * threads
-                             ? 1
-                             : (2 * threads + k_blocks - 1) / k_blocks;
-    b_slices = b_slices < panels ? b_slices : panels;
+    const ptrdiff_t b_slices = 2 * threads < panels ? 2 * threads : panels;
     const ptrdiff_t b_slice_cols = (panels + b_slices - 1) / b_slices * nr;
     const FC_NAME(gemm_tasks) context = {
         .a_slice_rows = a_slice_rows,
@@ -523,7 +577,8 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
         .copy_once = copy_once, .scratch_c = scratch_c,
         .shared_b = b_shared ? workspace + packed_a_size : NULL,
         .n_padded = n_padded, .b_slice_cols = b_slice_cols,
-        .per_thread_base = workspace + packed_a_size + shared_b_size,
+        .shared_scratch = workspace + packed_a_size + shared_b_size,
+        .per_thread_base = workspace + packed_a_size + shared_b_size + shared_scratch_size,
     };
     fc_parallel(threads, FC_NAME(gemm_run_tasks), (void *)&context);
     fc_aligned_free(workspace);
