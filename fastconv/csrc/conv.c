@@ -8,15 +8,10 @@
 #include "engine.h"
 #include "gemm.h"
 
-/* Backward-data's products cover tiles of output pixels whose column matrix would hold at most
- * this many bytes (the columns themselves never exist whole: each GEMM task scatters its rows
- * into dx while they are in cache); the tiles fix the order of dx's additions. Large enough
- * that a tile is usually a whole image (AlexNet conv2: 8 MB instead of 2 MB made the backward
- * pass 10% faster: the transposed weights are packed once per tile).
- * Backward-data batches whole-image tiles into one GEMM up to FC_BATCH_WORKSPACE_BYTES of
- * columns (AlexNet conv3 b4: all 4 images, W^T packed once per call). */
-#define FC_WORKSPACE_BYTES ((ptrdiff_t)8 << 20)
-#define FC_MIN_TILE_PIXELS 16
+/* Backward-data runs one product over a block of images side by side, whose dy, regrouped by
+ * channel for it, holds at most this many bytes (at least one image): AlexNet conv2 at batch 4
+ * in one product, W^T packed once. (Its column matrix never exists: the GEMM scatters each
+ * column block's rows into dx while they are in cache.) */
 #define FC_BATCH_WORKSPACE_BYTES ((ptrdiff_t)8 << 20)
 /* The forward pass's rearranged copies of x (the padded images of the direct convolution, the
  * copy by phase of a strided one) hold at most this many bytes, at least one image: a batch
@@ -58,23 +53,14 @@ static fc_conv_sizes fc_conv_sizes_of(const fc_conv_geometry *g)
     return sizes;
 }
 
-/* Output pixels per backward tile: as many as fit the workspace, at least a few, at most all. */
-static ptrdiff_t fc_tile_pixels(const fc_conv_sizes *sizes, size_t item)
+/* Images per backward-data product: as many as FC_BATCH_WORKSPACE_BYTES of dy hold, at least
+ * one, at most the batch. */
+static ptrdiff_t fc_backward_images(const fc_conv_sizes *sizes, ptrdiff_t out_channels,
+                                    ptrdiff_t batch, size_t item)
 {
-    ptrdiff_t tile = FC_WORKSPACE_BYTES / (ptrdiff_t)item / sizes->kernel_dim;
-    if (tile < FC_MIN_TILE_PIXELS)
-        tile = FC_MIN_TILE_PIXELS;
-    return tile > sizes->out_pixels ? sizes->out_pixels : tile;
-}
-
-/* Images per backward-data GEMM: when one tile holds a whole image, as many whole images as
- * FC_BATCH_WORKSPACE_BYTES of column matrix hold (at least one). */
-static ptrdiff_t fc_tile_images(const fc_conv_sizes *sizes, ptrdiff_t tile, ptrdiff_t batch,
-                                size_t item)
-{
-    if (tile < sizes->out_pixels)
-        return 1;
-    ptrdiff_t images = FC_BATCH_WORKSPACE_BYTES / (ptrdiff_t)item / (sizes->kernel_dim * tile);
+    ptrdiff_t images = FC_BATCH_WORKSPACE_BYTES / (ptrdiff_t)item /
+                       (out_channels * sizes->out_pixels > 0 ? out_channels * sizes->out_pixels
+                                                             : 1);
     if (images < 1)
         images = 1;
     return images > batch ? batch : images;

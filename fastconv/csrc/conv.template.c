@@ -769,21 +769,27 @@ static FC_T FC_NAME(plane_sum)(const FC_T *plane, ptrdiff_t count)
 typedef struct {
     const fc_conv_geometry *g;
     FC_T *dx;                  /* the block's first image */
-    ptrdiff_t images, first_pixel, tile_pixels;
+    ptrdiff_t images;
 } FC_NAME(col2im_work);
 
 static void FC_NAME(col2im_rows)(void *context, ptrdiff_t group, ptrdiff_t row0,
-                                 ptrdiff_t rows, FC_T *block, ptrdiff_t ld)
+                                 ptrdiff_t rows, ptrdiff_t j0, ptrdiff_t cols, FC_T *block,
+                                 ptrdiff_t ld)
 {
     const FC_NAME(col2im_work) *work = context;
     const fc_conv_geometry *g = work->g;
     const ptrdiff_t taps = fc_volume(g->kernel), in_volume = fc_volume(g->in_size);
     const ptrdiff_t c_begin = group * (g->in_channels / g->group) + row0 / taps;
     const ptrdiff_t c_end = c_begin + rows / taps;
-    for (ptrdiff_t i = 0; i < work->images; i++)
-        FC_NAME(col2im_channels)(g, work->first_pixel, work->tile_pixels,
-                                 work->dx + i * g->in_channels * in_volume,
-                                 block + i * work->tile_pixels, ld, c_begin, c_end);
+    const ptrdiff_t pixels = fc_volume(g->out_size);
+    /* Columns j0 .. j0 + cols of the images side by side: each image's part of them. */
+    for (ptrdiff_t i = j0 / pixels; i < work->images && i * pixels < j0 + cols; i++) {
+        const ptrdiff_t lo = j0 > i * pixels ? j0 : i * pixels;
+        const ptrdiff_t hi = j0 + cols < (i + 1) * pixels ? j0 + cols : (i + 1) * pixels;
+        FC_NAME(col2im_channels)(g, lo - i * pixels, hi - lo,
+                                 work->dx + i * g->in_channels * in_volume, block + (lo - j0),
+                                 ld, c_begin, c_end);
+    }
 }
 
 int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC_T *w,
@@ -793,17 +799,15 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
     const ptrdiff_t out_pixels = s.out_pixels, in_volume = s.in_volume;
     const ptrdiff_t group_kernel_dim = s.group_kernel_dim;
     const ptrdiff_t group_out_channels = s.group_out_channels;
-    const ptrdiff_t tile = fc_tile_pixels(&s, sizeof(FC_T));
-    /* Images whose tile is the whole image go through backward-data together, one GEMM over
-     * the block of images, so W^T is packed once per block rather than once per image (each
-     * image's product is computed exactly as alone: k is never split). */
-    const ptrdiff_t block_images = fc_tile_images(&s, tile, g->batch, sizeof(FC_T));
+    /* Images go through backward-data in blocks, one GEMM over a block's images side by side
+     * (each image's product is computed exactly as alone: k is never split). */
+    const ptrdiff_t block_images = fc_backward_images(&s, g->out_channels, g->batch, sizeof(FC_T));
 
     /* Backward-data's dy of a block of images, regrouped by channel. */
     FC_T *dy_by_channel = NULL;
     if (dx && block_images > 1) {
         dy_by_channel = fc_aligned_alloc((size_t)g->out_channels * (size_t)block_images *
-                                         (size_t)tile * sizeof(FC_T));
+                                         (size_t)out_pixels * sizeof(FC_T));
         if (!dy_by_channel)
             return -1;
     }
@@ -837,31 +841,26 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
             };
             status = FC_NAME(fc_gemm_batch_run)(&weights);
         }
-        for (ptrdiff_t p0 = 0; dx && status == 0 && p0 < out_pixels; p0 += tile) {
-            const ptrdiff_t tile_pixels = p0 + tile < out_pixels ? tile : out_pixels - p0;
-            /* col = W^T dy for the block's images side by side (columns span = images x
-             * pixels): one product whose micro-panels run across images, where one per
-             * image would leave a narrow last panel in each (AlexNet conv3: 169 pixels,
-             * 25 in the last 48-wide panel). dy's block is regrouped by channel for it
-             * (several images: each tile is a whole image, p0 = 0); each column's sum over
-             * the output channels is unchanged: same bits. */
-            const ptrdiff_t span = images * tile_pixels;
+        if (dx && status == 0) {
+            /* col = W^T dy for the block's images side by side (columns = images x pixels):
+             * one product whose micro-panels run across images, where one per image would
+             * leave a narrow last panel in each (AlexNet conv3: 169 pixels, 25 in the last
+             * 48-wide panel), and W^T packed once. dy's block is regrouped by channel for it;
+             * each column's sum over the output channels is unchanged: same bits. */
             if (images > 1)
                 FC_NAME(swap_leading_axes)(images, g->out_channels, out_pixels, grad,
                                            dy_by_channel);
             const FC_NAME(fc_gemm_batch) data = {
                 .images = 1, .groups = g->group,
-                .m = group_kernel_dim, .n = span, .k = group_out_channels,
+                .m = group_kernel_dim, .n = images * out_pixels, .k = group_out_channels,
                 .a = w, .a_group = group_out_channels * group_kernel_dim,
                 .rs_a = 1, .cs_a = group_kernel_dim,
-                .b = images > 1 ? dy_by_channel : grad + p0,
-                .b_group = group_out_channels * (images > 1 ? span : out_pixels),
-                .rs_b = images > 1 ? span : out_pixels, .cs_b = 1,
+                .b = images > 1 ? dy_by_channel : grad,
+                .b_group = group_out_channels * images * out_pixels,
+                .rs_b = images * out_pixels, .cs_b = 1,
                 .row_epilogue = FC_NAME(col2im_rows), .epilogue_context = &scatter,
                 .row_multiple = s.taps,
             };
-            scatter.first_pixel = p0;
-            scatter.tile_pixels = tile_pixels;
             scatter.dx = dx + n0 * g->in_channels * in_volume;
             scatter.images = images;
             status = FC_NAME(fc_gemm_batch_run)(&data);

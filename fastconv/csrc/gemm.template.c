@@ -266,6 +266,55 @@ static void FC_NAME(store_scratch)(const FC_NAME(gemm_tasks) *ctx, const FC_T *s
                 c[i * p->rs_c + j * p->cs_c] = scratch[i * ld + j];
 }
 
+/* A GEMM with a row epilogue (backward-data's col2im): column block by column block, from the
+ * last to the first, the threads pack B's block together (all its k blocks, in (k block,
+ * column slice) items; two buffers in turns, so that packing the next block never overwrites
+ * one still being read) and then run the row tasks on it: each computes its rows of the block
+ * into its scratch and hands them to the epilogue while they are in cache. A static schedule
+ * gives every column block's row task to the same thread, so each row's epilogue calls run in
+ * order on one thread: col2im gets a channel's columns from the last to the first block, which
+ * for every element of dx is its taps in order, whatever the blocks (a tap further on reads an
+ * earlier output pixel): the bits of the whole matrix scattered at once. */
+static void FC_NAME(epilogue_run_tasks)(const FC_NAME(gemm_tasks) *ctx, FC_T *copy,
+                                        FC_T *strip, FC_T *scratch, FC_T *a_block)
+{
+    const FC_NAME(fc_gemm_batch) *const p = ctx->p;
+    const ptrdiff_t m = p->m, n = p->n, k = p->k, kc = ctx->kc, nc = ctx->nc;
+    const ptrdiff_t row_block = ctx->row_block, row_blocks = ctx->row_blocks;
+    const ptrdiff_t block_stride = (nc + ctx->engine->nr - 1) / ctx->engine->nr *
+                                   ctx->engine->nr;
+    const ptrdiff_t slice_cols = ctx->b_slice_cols;
+    ptrdiff_t turn = 0;
+    for (ptrdiff_t problem = 0; problem < p->images * p->groups; problem++) {
+        const ptrdiff_t image = problem / p->groups, grp = problem % p->groups;
+        const FC_T *b = p->b + image * p->b_image + grp * p->b_group;
+        for (ptrdiff_t col_block = ctx->col_blocks - 1; col_block >= 0; col_block--, turn++) {
+            const ptrdiff_t j0 = col_block * nc, cols = n - j0 < nc ? n - j0 : nc;
+            FC_T *const packed = ctx->shared_b + (size_t)(turn % 2) * (size_t)k * block_stride;
+            const ptrdiff_t slices = (cols + slice_cols - 1) / slice_cols;
+#pragma omp for schedule(static)
+            for (ptrdiff_t item = 0; item < ctx->k_blocks * slices; item++) {
+                const ptrdiff_t p0 = item / slices * kc, s0 = item % slices * slice_cols;
+                const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
+                const ptrdiff_t width = cols - s0 < slice_cols ? cols - s0 : slice_cols;
+                FC_NAME(pack_b_block)(ctx, b, p0, depth, j0 + s0, width, 0, copy, strip,
+                                      packed + p0 * block_stride + s0 * depth);
+            }
+#pragma omp for schedule(static) nowait
+            for (ptrdiff_t task = 0; task < row_blocks; task++) {
+                const ptrdiff_t row0 = task * row_block;
+                const ptrdiff_t rows = m - row0 < row_block ? m - row0 : row_block;
+                for (ptrdiff_t p0 = 0; p0 < k; p0 += kc)
+                    FC_NAME(task_k_block)(ctx, grp, row0, rows, j0, cols, p0,
+                                          packed + p0 * block_stride, scratch, cols, 1,
+                                          a_block);
+                p->row_epilogue(p->epilogue_context, problem, row0, rows, j0, cols, scratch,
+                                cols);
+            }
+        }
+    }
+}
+
 /* One thread's share of a batched GEMM: the packing of A, then the (problem, column block, row
  * block) tasks. Run by fc_parallel, on one thread without an OpenMP region. */
 static void FC_NAME(gemm_run_tasks)(void *context)
@@ -310,6 +359,10 @@ static void FC_NAME(gemm_run_tasks)(void *context)
     FC_T *strip = scratch + ctx->scratch_size;
     FC_T *a_block = strip + ctx->strip_size;
 
+    if (p->row_epilogue) {
+        FC_NAME(epilogue_run_tasks)(ctx, copy, strip, scratch, a_block);
+        return;
+    }
     if (ctx->shared_b) {
         /* One problem, one column block, row-block tasks: k block by k block, the threads pack
          * B's block together (column slices; the loop's end is the barrier before it is read)
@@ -347,28 +400,23 @@ static void FC_NAME(gemm_run_tasks)(void *context)
         }
         return;
     }
-    /* With a row epilogue a task is a row block of one problem over all column blocks, its
-     * rows x n block in the scratch; else one (problem, column block, row block). */
-    const int epilogue = p->row_epilogue != NULL;
+    /* Tasks: (problem, column block, row block). */
 #pragma omp for schedule(dynamic, 1)
     for (ptrdiff_t task = 0; task < tasks; task++) {
         const ptrdiff_t row0 = task % row_blocks * row_block;
-        const ptrdiff_t problem = epilogue ? task / row_blocks : task / row_blocks / col_blocks;
+        const ptrdiff_t problem = task / row_blocks / col_blocks;
         const ptrdiff_t rows = m - row0 < row_block ? m - row0 : row_block;
-        const ptrdiff_t first_block = epilogue ? 0 : task / row_blocks % col_blocks;
-        const ptrdiff_t end_block = epilogue ? col_blocks : first_block + 1;
-        for (ptrdiff_t col_block = first_block; col_block < end_block; col_block++) {
-            const ptrdiff_t j0 = col_block * nc;
+        {
+            const ptrdiff_t j0 = task / row_blocks % col_blocks * nc;
             const ptrdiff_t image = problem / p->groups, grp = problem % p->groups;
             const ptrdiff_t cols = n - j0 < nc ? n - j0 : nc;
             const FC_T *b = p->b + image * p->b_image + grp * p->b_group;
-            FC_T *c = epilogue ? NULL
-                               : p->c + image * p->c_image + grp * p->c_group + row0 * p->rs_c +
-                                     j0 * p->cs_c;
+            FC_T *c = p->c + image * p->c_image + grp * p->c_group + row0 * p->rs_c +
+                      j0 * p->cs_c;
             /* The task's rows x cols block of C, or the scratch standing in for it. */
-            FC_T *block = epilogue ? scratch + j0 : scratch_c ? scratch : c;
-            const ptrdiff_t rs = epilogue ? n : scratch_c ? cols : p->rs_c;
-            const ptrdiff_t cs = epilogue || scratch_c ? 1 : p->cs_c;
+            FC_T *block = scratch_c ? scratch : c;
+            const ptrdiff_t rs = scratch_c ? cols : p->rs_c;
+            const ptrdiff_t cs = scratch_c ? 1 : p->cs_c;
             if (scratch_c && p->beta)
                 for (ptrdiff_t i = 0; i < rows; i++)
                     for (ptrdiff_t j = 0; j < cols; j++)
@@ -398,13 +446,9 @@ static void FC_NAME(gemm_run_tasks)(void *context)
                     for (ptrdiff_t j = 0; j < cols; j++)
                         block[i * rs + j * cs] += p->column_bias[grp * n + j0 + j];
             }
-            if (epilogue)
-                continue;
             if (scratch_c)
                 FC_NAME(store_scratch)(ctx, block, rs, rows, cols, c);
         }
-        if (epilogue)
-            p->row_epilogue(p->epilogue_context, problem, row0, rows, scratch, n);
     }
 }
 
@@ -476,18 +520,32 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
         row_block = ((m_padded + split - 1) / split + mr - 1) / mr * mr;
     }
     if (p->row_epilogue) {
-        /* Tasks of whole rows: row blocks of whole units (a multiple of both MR and the
-         * caller's row_multiple), FC_FEW_TASKS_PER_THREAD per thread where there are enough
-         * units. */
+        /* Column blocks of NC at most, of equal width (the threads share each one); tasks of
+         * whole rows: row blocks of whole units (a multiple of both MR and the caller's
+         * row_multiple), FC_FEW_TASKS_PER_THREAD per thread where there are enough units, and
+         * no more than MC rows unless one unit is more. */
+        col_blocks = (n + engine->nc - 1) / engine->nc;
+        nc = ((n + col_blocks - 1) / col_blocks + nr - 1) / nr * nr;
+        col_blocks = (n + nc - 1) / nc;
         ptrdiff_t unit = mr;
         while (p->row_multiple > 1 && unit % p->row_multiple != 0)
             unit += mr;
         const ptrdiff_t units = (m + unit - 1) / unit;
-        const ptrdiff_t per_task = units / (problems * 2 * threads_wanted);
-        row_block = (per_task > 1 ? per_task : 1) * unit;
+        ptrdiff_t per_task = units / (FC_FEW_TASKS_PER_THREAD * threads_wanted);
+        per_task = per_task * unit > mc ? mc / unit : per_task;
+        per_task = per_task > 1 ? per_task : 1;
+        /* The static schedule deals the tasks out in turn: fewer units per task where that
+         * makes their count a multiple of the threads (32 units in 11 tasks of 3 left one
+         * thread a task short). */
+        for (ptrdiff_t fewer = per_task; fewer > 1; fewer--)
+            if ((units + fewer - 1) / fewer % threads_wanted == 0) {
+                per_task = fewer;
+                break;
+            }
+        row_block = per_task * unit;
     }
     const ptrdiff_t row_blocks = (m + row_block - 1) / row_block;
-    const ptrdiff_t tasks = problems * row_blocks * (p->row_epilogue ? 1 : col_blocks);
+    const ptrdiff_t tasks = p->row_epilogue ? row_blocks : problems * row_blocks * col_blocks;
     const int threads = tasks < threads_wanted ? (int)tasks : threads_wanted;
 
     /* Packed A_g, k block p0 at g*m_padded*k + p0*m_padded: the layout pack_a gives each
@@ -511,10 +569,15 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
                          (double)k * (double)n_padded * sizeof(FC_T) <= FC_SHARED_B_BYTES;
     /* With it, a C through the scratch has a block per task (tasks keep their rows over the
      * k blocks, run in turns with the packing). */
-    const size_t shared_b_size = b_shared ? (size_t)k * (size_t)n_padded : 0;
+    const ptrdiff_t block_stride = (nc + nr - 1) / nr * nr;   /* a packed column block */
+    /* A row epilogue's column blocks: packed by all threads, two buffers in turns. */
+    const size_t shared_b_size = b_shared          ? (size_t)k * (size_t)n_padded
+                                 : p->row_epilogue ? 2 * (size_t)k * (size_t)block_stride
+                                                   : 0;
     const size_t shared_scratch_size =
         b_shared && p->cs_c != 1 ? (size_t)row_blocks * (size_t)row_block * (size_t)n : 0;
-    const size_t packed_b_size = b_shared ? 0 : (size_t)kc * (size_t)((nc + nr - 1) / nr * nr);
+    const size_t packed_b_size =
+        b_shared || p->row_epilogue ? 0 : (size_t)kc * (size_t)block_stride;
     /* A C whose columns are not contiguous (channels-last output: a pixel's channels are) is
      * computed block by block into a contiguous scratch and stored transposed once per task,
      * instead of element by element after every k block. */
@@ -539,7 +602,7 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
                     (size_t)(k / taps) * channel_copy <= packed_b_size;
         copy_size = (size_t)(copy_once ? k / taps : (kc - 1) / taps + 2) * channel_copy;
     }
-    const size_t scratch_size = p->row_epilogue            ? (size_t)row_block * (size_t)n
+    const size_t scratch_size = p->row_epilogue            ? (size_t)row_block * (size_t)nc
                                 : scratch_c && !b_shared ? (size_t)row_block * (size_t)nc
                                                     : 0;
     /* A transposed column matrix: one NR-row strip of it, gathered, at a time. */
@@ -561,10 +624,13 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
                              : (2 * threads + pack_items - 1) / pack_items;
     a_slices = a_slices > m_padded / mr ? m_padded / mr : a_slices;
     const ptrdiff_t a_slice_rows = (m_padded / mr + a_slices - 1) / a_slices * mr;
-    /* Slices of the shared B's k blocks (whole panels of columns), packed one k block at a
-     * time: two per thread where there are enough panels. */
-    const ptrdiff_t panels = n_padded / nr;
-    const ptrdiff_t b_slices = 2 * threads < panels ? 2 * threads : panels;
+    /* Slices of a shared B's blocks (whole panels of columns): two items per thread where
+     * there are enough panels, packed one k block at a time, or (a row epilogue) one column
+     * block's k blocks at a time. */
+    const ptrdiff_t panels = (p->row_epilogue ? block_stride : n_padded) / nr;
+    const ptrdiff_t blocks_at_once = p->row_epilogue && k_blocks > 0 ? k_blocks : 1;
+    ptrdiff_t b_slices = (2 * threads + blocks_at_once - 1) / blocks_at_once;
+    b_slices = b_slices < panels ? b_slices : panels;
     const ptrdiff_t b_slice_cols = (panels + b_slices - 1) / b_slices * nr;
     const FC_NAME(gemm_tasks) context = {
         .a_slice_rows = a_slice_rows,
@@ -575,7 +641,7 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
         .strip_size = strip_size, .a_per_task = a_per_task,
         .copy_size = copy_size, .scratch_size = scratch_size, .per_thread = per_thread,
         .copy_once = copy_once, .scratch_c = scratch_c,
-        .shared_b = b_shared ? workspace + packed_a_size : NULL,
+        .shared_b = b_shared || p->row_epilogue ? workspace + packed_a_size : NULL,
         .n_padded = n_padded, .b_slice_cols = b_slice_cols,
         .shared_scratch = workspace + packed_a_size + shared_b_size,
         .per_thread_base = workspace + packed_a_size + shared_b_size + shared_scratch_size,

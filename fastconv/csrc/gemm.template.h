@@ -25,14 +25,16 @@ typedef struct FC_NAME(fc_gemm_batch) {
     const FC_T *bias;           /* NULL, or row i of C_ng gets bias[g*m + i] */
     const FC_T *column_bias;    /* NULL, or column j of C_ng gets column_bias[g*n + j] */
     int beta;
-    /* Optional, instead of C (then c is unused and beta 0): each task computes whole rows of
-     * one problem, all n columns, in a block of its own, and hands them to
-     * row_epilogue(epilogue_context, problem, row0, rows, block, ld) (row i, column j at
-     * block[i*ld + j]; the block is the task's scratch, the epilogue may overwrite it); the
-     * rows of a task start at a multiple of row_multiple and come in whole multiples of it
-     * (but for the last task). Backward-data's col2im, done while the columns are in cache. */
+    /* Optional, instead of C (then c is unused and beta 0): the product is computed column
+     * block by column block, from the last to the first, each split into row blocks whose
+     * rows are handed, as soon as they are computed, to
+     * row_epilogue(epilogue_context, problem, row0, rows, j0, cols, block, ld) (row i, column
+     * j0 + j at block[i*ld + j]; the block is scratch, the epilogue may overwrite it). Row
+     * blocks start at a multiple of row_multiple and come in whole multiples of it (but for the
+     * last); each row block's calls are made by one thread, in that order. Backward-data's
+     * col2im, done while the columns are in cache. */
     void (*row_epilogue)(void *context, ptrdiff_t problem, ptrdiff_t row0, ptrdiff_t rows,
-                         FC_T *block, ptrdiff_t ld);
+                         ptrdiff_t j0, ptrdiff_t cols, FC_T *block, ptrdiff_t ld);
     void *epilogue_context;
     ptrdiff_t row_multiple;
 } FC_NAME(fc_gemm_batch);

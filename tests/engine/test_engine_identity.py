@@ -40,6 +40,9 @@ CASES = [
     ((1, 80, 9, 10), (16, 80, 3, 3), (1, 1), (1, 1), (1, 1), 1),
     ((1, 520, 4, 200), (8, 520, 3, 3), (1, 1), (1, 1), (1, 1), 1),
     ((2, 32, 40, 37), (48, 32, 3, 3), (1, 1), (1, 1), (1, 1), 1),
+    # Backward-data of images side by side in column blocks that cross from one image into
+    # the next, scattered from the last block to the first.
+    ((3, 16, 23, 29), (24, 16, 3, 3), (1, 1), (1, 1), (1, 1), 1),
     # A first layer (three channels, 64 outputs): the direct convolution, not the GEMM.
     ((1, 3, 29, 27), (64, 3, 7, 7), (2, 2), (3, 3), (1, 1), 1),
     # Depthwise over rows and channels wider than every engine's vectors (NCHW sums along the
