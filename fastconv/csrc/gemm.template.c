@@ -20,8 +20,6 @@
 #define FC_MAX_TILE (16 * 64)   /* elements; larger than any engine's MR x NR */
 /* Fewer tasks than this per thread: their count is made a multiple of the threads. */
 #define FC_FEW_TASKS_PER_THREAD 4
-/* Largest B packed once for all of a problem's row blocks. */
-#define FC_SHARED_B_BYTES (16.0 * 1024 * 1024)
 
 static void FC_NAME(macro_kernel)(const FC_NAME(fc_engine) *engine, ptrdiff_t m, ptrdiff_t n,
                                   ptrdiff_t kc, const FC_T *packed_a, const FC_T *packed_b,
@@ -185,12 +183,11 @@ typedef struct {
     size_t packed_b_size, copy_size, scratch_size, strip_size, per_thread;
     int copy_once, scratch_c;
     int a_per_task;   /* each A block serves one task: packed there, in a per-thread block */
-    /* B packed once for all tasks (one problem, one column block, several row blocks), k
-     * block p0 at shared_b + p0 * n_padded, by (k block, slice of its columns) items; else
-     * by each task into its own block. */
+    /* A row epilogue's column blocks of B, packed by all threads in column slices of
+     * b_slice_cols, two buffers of k x NC (rounded to panels) in turns; NULL otherwise (each
+     * task packs its own B blocks). */
     FC_T *shared_b;
-    ptrdiff_t n_padded, b_slice_cols;
-    FC_T *shared_scratch;    /* with shared_b and scratch_c: row_block x n per task */
+    ptrdiff_t b_slice_cols;
     FC_T *per_thread_base;   /* the threads' blocks, per_thread elements each */
 } FC_NAME(gemm_tasks);
 
@@ -363,43 +360,6 @@ static void FC_NAME(gemm_run_tasks)(void *context)
         FC_NAME(epilogue_run_tasks)(ctx, copy, strip, scratch, a_block);
         return;
     }
-    if (ctx->shared_b) {
-        /* One problem, one column block, row-block tasks: k block by k block, the threads pack
-         * B's block together (column slices; the loop's end is the barrier before it is read)
-         * and then run the tasks on it, while it is still in cache. The same static schedule
-         * gives each thread the same tasks in every k block and in the stores after. */
-        const ptrdiff_t slice_cols = ctx->b_slice_cols, slices = (n + slice_cols - 1) / slice_cols;
-        for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
-            const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
-            FC_T *const shared_block = ctx->shared_b + p0 * ctx->n_padded;
-#pragma omp for schedule(static)
-            for (ptrdiff_t slice = 0; slice < slices; slice++) {
-                const ptrdiff_t j0 = slice * slice_cols;
-                const ptrdiff_t cols = n - j0 < slice_cols ? n - j0 : slice_cols;
-                FC_NAME(pack_b_block)(ctx, p->b, p0, depth, j0, cols, 0, copy, strip,
-                                      shared_block + j0 * depth);
-            }
-#pragma omp for schedule(static) nowait
-            for (ptrdiff_t task = 0; task < tasks; task++) {
-                const ptrdiff_t row0 = task * row_block;
-                const ptrdiff_t rows = m - row0 < row_block ? m - row0 : row_block;
-                FC_T *block = scratch_c ? ctx->shared_scratch + task * row_block * n
-                                        : p->c + row0 * p->rs_c;
-                FC_NAME(task_k_block)(ctx, 0, row0, rows, 0, n, p0, shared_block, block,
-                                      scratch_c ? n : p->rs_c, scratch_c ? 1 : p->cs_c,
-                                      a_block);
-            }
-        }
-        const ptrdiff_t stores = scratch_c ? tasks : 0;
-#pragma omp for schedule(static)
-        for (ptrdiff_t task = 0; task < stores; task++) {
-            const ptrdiff_t row0 = task * row_block;
-            const ptrdiff_t rows = m - row0 < row_block ? m - row0 : row_block;
-            FC_NAME(store_scratch)(ctx, ctx->shared_scratch + task * row_block * n, n, rows, n,
-                                   p->c + row0 * p->rs_c);
-        }
-        return;
-    }
     /* Tasks: (problem, column block, row block). */
 #pragma omp for schedule(dynamic, 1)
     for (ptrdiff_t task = 0; task < tasks; task++) {
@@ -425,18 +385,14 @@ static void FC_NAME(gemm_run_tasks)(void *context)
                 for (ptrdiff_t i = 0; i < rows; i++)
                     for (ptrdiff_t j = 0; j < cols; j++)
                         block[i * rs + j * cs] = 0;
-            if (copy_once && !ctx->shared_b)
+            if (copy_once)
                 FC_NAME(copy_channels_last)(engine, p->im2col, b, 0, k / taps, j0, cols, copy);
             for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
                 const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
-                const FC_T *block_b = packed_b;
-                if (ctx->shared_b)
-                    block_b = ctx->shared_b + p0 * ctx->n_padded;
-                else
-                    FC_NAME(pack_b_block)(ctx, b, p0, depth, j0, cols, copy_once, copy, strip,
-                                          packed_b);
-                FC_NAME(task_k_block)(ctx, grp, row0, rows, j0, cols, p0, block_b, block, rs, cs,
-                                      a_block);
+                FC_NAME(pack_b_block)(ctx, b, p0, depth, j0, cols, copy_once, copy, strip,
+                                      packed_b);
+                FC_NAME(task_k_block)(ctx, grp, row0, rows, j0, cols, p0, packed_b, block, rs,
+                                      cs, a_block);
             }
             if (k_blocks == 0) {   /* no product (k == 0): the bias alone */
                 for (ptrdiff_t i = 0; p->bias && i < rows; i++)
@@ -557,27 +513,11 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
     const int a_per_task = p->images == 1 && col_blocks == 1;
     const size_t packed_a_size =
         a_per_task ? 0 : (size_t)p->groups * (size_t)m_padded * (size_t)k;
-    /* B shared: one problem in one column block cut into row blocks, whose tasks would each
-     * pack all of it (AlexNet conv3 at batch 1: 384 output channels, 169 pixels; 9 % of its
-     * time, 17 % on channels-last data, went to packing B twice). Packed once by all threads
-     * instead, where it stays within FC_SHARED_B_BYTES. Only gathered from an image: a plain
-     * B (ResNet's 1x1 1024 -> 256, NCHW) costs less to pack twice, into each thread's cache,
-     * than to read from the other's (-3 %). */
-    const ptrdiff_t n_padded = (n + nr - 1) / nr * nr;
-    const int b_shared = p->im2col && problems == 1 && col_blocks == 1 && row_blocks > 1 &&
-                         !p->row_epilogue && !p->beta && k > 0 &&
-                         (double)k * (double)n_padded * sizeof(FC_T) <= FC_SHARED_B_BYTES;
-    /* With it, a C through the scratch has a block per task (tasks keep their rows over the
-     * k blocks, run in turns with the packing). */
     const ptrdiff_t block_stride = (nc + nr - 1) / nr * nr;   /* a packed column block */
-    /* A row epilogue's column blocks: packed by all threads, two buffers in turns. */
-    const size_t shared_b_size = b_shared          ? (size_t)k * (size_t)n_padded
-                                 : p->row_epilogue ? 2 * (size_t)k * (size_t)block_stride
-                                                   : 0;
-    const size_t shared_scratch_size =
-        b_shared && p->cs_c != 1 ? (size_t)row_blocks * (size_t)row_block * (size_t)n : 0;
-    const size_t packed_b_size =
-        b_shared || p->row_epilogue ? 0 : (size_t)kc * (size_t)block_stride;
+    /* A row epilogue's column blocks: packed by all threads, two buffers in turns; else each
+     * thread packs its tasks' B blocks. */
+    const size_t shared_b_size = p->row_epilogue ? 2 * (size_t)k * (size_t)block_stride : 0;
+    const size_t packed_b_size = p->row_epilogue ? 0 : (size_t)kc * (size_t)block_stride;
     /* A C whose columns are not contiguous (channels-last output: a pixel's channels are) is
      * computed block by block into a contiguous scratch and stored transposed once per task,
      * instead of element by element after every k block. */
@@ -598,12 +538,12 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
             rows = band < rows ? band : rows;
         }
         const size_t channel_copy = (size_t)g->in_size[0] * (size_t)rows * (size_t)g->in_size[2];
-        copy_once = !b_shared && k_blocks > 1 &&
+        copy_once = k_blocks > 1 &&
                     (size_t)(k / taps) * channel_copy <= packed_b_size;
         copy_size = (size_t)(copy_once ? k / taps : (kc - 1) / taps + 2) * channel_copy;
     }
     const size_t scratch_size = p->row_epilogue            ? (size_t)row_block * (size_t)nc
-                                : scratch_c && !b_shared ? (size_t)row_block * (size_t)nc
+                                : scratch_c              ? (size_t)row_block * (size_t)nc
                                                     : 0;
     /* A transposed column matrix: one NR-row strip of it, gathered, at a time. */
     const size_t strip_size =
@@ -613,8 +553,7 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
     const size_t per_thread =
         packed_b_size + copy_size + scratch_size + strip_size + a_block_size;
     FC_T *const workspace = fc_aligned_alloc(
-        (packed_a_size + shared_b_size + shared_scratch_size + per_thread * (size_t)threads) *
-        sizeof(FC_T));
+        (packed_a_size + shared_b_size + per_thread * (size_t)threads) * sizeof(FC_T));
     if (!workspace)
         return -1;
     /* Slices of A's rows for its packing: enough items for two per thread. */
@@ -624,11 +563,10 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
                              : (2 * threads + pack_items - 1) / pack_items;
     a_slices = a_slices > m_padded / mr ? m_padded / mr : a_slices;
     const ptrdiff_t a_slice_rows = (m_padded / mr + a_slices - 1) / a_slices * mr;
-    /* Slices of a shared B's blocks (whole panels of columns): two items per thread where
-     * there are enough panels, packed one k block at a time, or (a row epilogue) one column
-     * block's k blocks at a time. */
-    const ptrdiff_t panels = (p->row_epilogue ? block_stride : n_padded) / nr;
-    const ptrdiff_t blocks_at_once = p->row_epilogue && k_blocks > 0 ? k_blocks : 1;
+    /* Slices of a row epilogue's column block (whole panels of columns), all its k blocks at
+     * once: two items per thread where there are enough panels. */
+    const ptrdiff_t panels = block_stride / nr;
+    const ptrdiff_t blocks_at_once = k_blocks > 0 ? k_blocks : 1;
     ptrdiff_t b_slices = (2 * threads + blocks_at_once - 1) / blocks_at_once;
     b_slices = b_slices < panels ? b_slices : panels;
     const ptrdiff_t b_slice_cols = (panels + b_slices - 1) / b_slices * nr;
@@ -641,10 +579,9 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
         .strip_size = strip_size, .a_per_task = a_per_task,
         .copy_size = copy_size, .scratch_size = scratch_size, .per_thread = per_thread,
         .copy_once = copy_once, .scratch_c = scratch_c,
-        .shared_b = b_shared || p->row_epilogue ? workspace + packed_a_size : NULL,
-        .n_padded = n_padded, .b_slice_cols = b_slice_cols,
-        .shared_scratch = workspace + packed_a_size + shared_b_size,
-        .per_thread_base = workspace + packed_a_size + shared_b_size + shared_scratch_size,
+        .shared_b = p->row_epilogue ? workspace + packed_a_size : NULL,
+        .b_slice_cols = b_slice_cols,
+        .per_thread_base = workspace + packed_a_size + shared_b_size,
     };
     fc_parallel(threads, FC_NAME(gemm_run_tasks), (void *)&context);
     fc_aligned_free(workspace);
@@ -666,4 +603,3 @@ int FC_NAME(fc_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
 }
 #undef FC_MAX_TILE
 #undef FC_FEW_TASKS_PER_THREAD
-#undef FC_SHARED_B_BYTES

@@ -31,8 +31,8 @@ CASES = [
     # whole vectors between the threads).
     ((1, 128, 16, 18), (64, 128, 1, 1), (1, 1), (0, 0), (1, 1), 1),
     ((1, 128, 8, 9), (272, 128, 1, 1), (1, 1), (0, 0), (1, 1), 1),
-    # Many output channels on few pixels: rows split between threads, B packed once for all
-    # of them (AlexNet conv3's shape, smaller), from NCHW and from channels-last data.
+    # Many output channels on few pixels: rows split between threads (AlexNet conv3's shape,
+    # smaller), from NCHW and from channels-last data; 'valid' rows packed as vector copies.
     ((1, 64, 9, 9), (192, 64, 3, 3), (1, 1), (1, 1), (1, 1), 1),
     ((1, 40, 7, 8), (224, 40, 3, 3), (1, 1), (0, 0), (1, 1), 1),
     # Several reduction blocks of a channels-last image: copied to NCHW once per task, and (the
