@@ -635,34 +635,38 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
     return status;
 }
 
-/* Scatter-add one row (channel, tap) of a whole 2-D image's column matrix when stride is 1 and
- * output rows are as long as input rows: entry j adds to plane[j + shift]. Entries whose column
- * leaves the row are zeroed first (in `row`, the caller's scratch); those whose row leaves the
- * plane lie outside [lo, hi). Then [lo, hi) is added in one go: the zeroed entries add +0 to the
- * neighbouring row's elements, which changes no bits (dx starts at +0, so a running sum is
- * never -0, and x + +0 is x for every other x, inf and NaN included). */
+/* Scatter-add one row (channel, tap) of a 2-D image's column matrix, its entries for output
+ * pixels first .. first + count - 1, when stride is 1 and output rows are as long as input
+ * rows: entry j adds to plane[first + j + shift]. Entries whose column leaves the row are
+ * zeroed first (in `row`, the caller's scratch); those whose row leaves the plane lie outside
+ * [lo, hi). Then [lo, hi) is added in one go: the zeroed entries add +0 to the neighbouring
+ * row's elements, which changes no bits (dx starts at +0, so a running sum is never -0, and
+ * x + +0 is x for every other x, inf and NaN included). */
 static void FC_NAME(scatter_shifted_plane)(const fc_conv_geometry *g, ptrdiff_t tap,
-                                           FC_T *plane, FC_T *row)
+                                           ptrdiff_t first, ptrdiff_t count, FC_T *plane,
+                                           FC_T *row)
 {
-    const ptrdiff_t height = g->out_size[1], width = g->in_size[2];
-    const ptrdiff_t pixels = height * width, in_pixels = g->in_size[1] * width;
+    const ptrdiff_t width = g->in_size[2], in_pixels = g->in_size[1] * width;
     const ptrdiff_t offset1 = tap / g->kernel[2] * g->dilation[1] - g->pad[1];
     const ptrdiff_t offset2 = tap % g->kernel[2] * g->dilation[2] - g->pad[2];
     const ptrdiff_t shift = offset1 * width + offset2;
     /* Columns c with c + offset2 outside [0, width): [0, left) and [right, width). */
     const ptrdiff_t left = offset2 < 0 ? (-offset2 < width ? -offset2 : width) : 0;
-    const ptrdiff_t right = offset2 > 0 ? (offset2 < width ? width - offset2 : 0) : width;
-    const ptrdiff_t lo = -shift > 0 ? -shift : 0;
-    const ptrdiff_t hi = in_pixels - shift < pixels ? in_pixels - shift : pixels;
+    ptrdiff_t right = offset2 > 0 ? (offset2 < width ? width - offset2 : 0) : width;
+    right = right > left ? right : left;
+    const ptrdiff_t lo = -(first + shift) > 0 ? -(first + shift) : 0;
+    const ptrdiff_t hi = in_pixels - first - shift < count ? in_pixels - first - shift : count;
     if (hi <= lo)
         return;
-    for (ptrdiff_t r = 0; r < height; r++) {
-        for (ptrdiff_t c = 0; c < left; c++)
-            row[r * width + c] = 0;
-        for (ptrdiff_t c = right > left ? right : left; c < width; c++)
-            row[r * width + c] = 0;
+    for (ptrdiff_t start = first / width * width - first; start < count; start += width) {
+        /* The output row whose column 0 is entry `start` (negative: before the range). */
+        for (ptrdiff_t c = start < 0 ? -start : 0; c < left && start + c < count; c++)
+            row[start + c] = 0;
+        for (ptrdiff_t c = start + right < 0 ? -start : right; c < width && start + c < count;
+             c++)
+            row[start + c] = 0;
     }
-    FC_T *target = plane + shift;
+    FC_T *target = plane + first + shift;
     for (ptrdiff_t j = lo; j < hi; j++)
         target[j] += row[j];
 }
@@ -679,23 +683,23 @@ static void FC_NAME(col2im_channels)(const fc_conv_geometry *g, ptrdiff_t first_
     const ptrdiff_t *in = g->in_size, *out = g->out_size, *kernel = g->kernel;
     const ptrdiff_t in_volume = fc_volume(in);
     const ptrdiff_t taps = fc_volume(kernel);
+    const ptrdiff_t first_flat = first_pixel;
     ptrdiff_t first[FC_SPATIAL_AXES];
     for (int axis = FC_SPATIAL_AXES - 1; axis >= 0; axis--) {
         first[axis] = first_pixel % out[axis];
         first_pixel /= out[axis];
     }
-    /* A whole 2-D image with stride 1 and rows as long as the output's: a row of the column
-     * matrix is the plane shifted by the tap's offset, so it moves as one span (see
+    /* A 2-D image with stride 1 and rows as long as the output's: a row of the column matrix
+     * is the plane shifted by the tap's offset, so it moves as one span (see
      * scatter_shifted_plane) instead of one run per output row. */
-    const int shifted_plane = first_pixel == 0 && tile_pixels == fc_volume(out) &&
-                              in[0] == 1 && out[0] == 1 && kernel[0] == 1 && g->stride[1] == 1 &&
-                              g->stride[2] == 1 && out[2] == in[2];
+    const int shifted_plane = in[0] == 1 && out[0] == 1 && kernel[0] == 1 &&
+                              g->stride[1] == 1 && g->stride[2] == 1 && out[2] == in[2];
     for (ptrdiff_t c = c_begin; c < c_end; c++) {
         FC_T *channel = image + c * in_volume;
         for (ptrdiff_t tap = 0; tap < taps; tap++) {
             FC_T *row = col + ((c - c_begin) * taps + tap) * row_stride;
             if (shifted_plane) {
-                FC_NAME(scatter_shifted_plane)(g, tap, channel, row);
+                FC_NAME(scatter_shifted_plane)(g, tap, first_flat, tile_pixels, channel, row);
                 continue;
             }
             /* Offset of this tap from a window's origin, per axis, padding included. */

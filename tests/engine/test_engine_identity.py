@@ -43,6 +43,7 @@ CASES = [
     # Backward-data of images side by side in column blocks that cross from one image into
     # the next, scattered from the last block to the first.
     ((3, 16, 23, 29), (24, 16, 3, 3), (1, 1), (1, 1), (1, 1), 1),
+    ((2, 8, 20, 37), (12, 8, 3, 5), (1, 1), (2, 4), (2, 2), 1),
     # A first layer (three channels, 64 outputs): the direct convolution, not the GEMM.
     ((1, 3, 29, 27), (64, 3, 7, 7), (2, 2), (3, 3), (1, 1), 1),
     # Depthwise over rows and channels wider than every engine's vectors (NCHW sums along the
