@@ -367,6 +367,22 @@ static inline void FC_NAME(copy_run)(FC_T *restrict dst, const FC_T *restrict sr
 #endif
 }
 
+/* Row p of a packed block, columns first .. first + length - 1, copied from src (consecutive
+ * elements): up to each micro-panel's end at a time, without gather_piece's cases. */
+static inline void FC_NAME(copy_to_panels)(FC_T *restrict packed, ptrdiff_t kc, ptrdiff_t p,
+                                           ptrdiff_t first, const FC_T *src, ptrdiff_t length)
+{
+    ptrdiff_t lane = first % FC_NR;
+    FC_T *dst = packed + (first - lane) * kc + p * FC_NR + lane;
+    for (ptrdiff_t done = 0; done < length;) {
+        const ptrdiff_t piece = FC_NR - lane < length - done ? FC_NR - lane : length - done;
+        FC_NAME(copy_run)(dst, src + done, piece);
+        done += piece;
+        dst += FC_NR * kc - lane;
+        lane = 0;
+    }
+}
+
 /* Columns [begin, end) of one run of output pixels, all in one micro-panel, written at out:
  * those in [lo, hi) come from src (column j at src[j*step]), the others are padding. */
 static inline void FC_NAME(gather_piece)(FC_T *restrict out, const FC_T *src, ptrdiff_t step,
@@ -473,6 +489,7 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
      * read). A row of the column matrix is then one copy, whose padding columns and rows are
      * zeroed afterwards. */
     const int one_plane = start0 == (first_pixel + pixels - 1) / out[2] / out[1];
+    const ptrdiff_t last1 = (first_pixel + pixels - 1) / out[2] % out[1];
     const int consecutive = !g->channels_last && one_plane && g->stride[1] == 1 &&
                             g->stride[2] == 1 && in[2] == out[2];
     const ptrdiff_t in_plane = in[1] * in[2];
@@ -541,6 +558,23 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
                 o2 = 0;
                 o1++;
             }
+        } else if (!by_phase && step == 1 && one_plane && fc_in_range(block_i0, in[0]) &&
+                   fc_in_range(start1 * g->stride[1] + shift1, in[1]) &&
+                   fc_in_range(last1 * g->stride[1] + shift1, in[1]) && shift2 >= 0 &&
+                   out[2] - 1 + shift2 < in[2]) {
+            /* Every pixel of the block reads inside the input, consecutive elements along
+             * the row ('valid' layers, channels-last rows copied): one copy per output row,
+             * its input row found by stepping rather than computed and range-checked. */
+            const FC_T *src = plane + (block_i0 * in[1] + o1 * g->stride[1] + shift1) * in[2] +
+                              shift2;
+            for (ptrdiff_t first = 0; first < pixels;) {
+                const ptrdiff_t length = out[2] - o2 < pixels - first ? out[2] - o2
+                                                                      : pixels - first;
+                FC_NAME(copy_to_panels)(packed, kc, p, first, src + o2, length);
+                first += length;
+                o2 = 0;
+                src += g->stride[1] * in[2];
+            }
         } else {
             for (ptrdiff_t first = 0; first < pixels;) {
                 const ptrdiff_t length = out[2] - o2 < pixels - first ? out[2] - o2
@@ -561,18 +595,8 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
                                    phase_lead + o2 + phase_shift
                              : plane + ((i0 * in[1] + i1) * in[2] + i2) * element;
                 if (step == 1 && lo == 0 && hi == length) {
-                    /* The whole run inside, consecutive elements ('valid' layers, rows stored
-                     * by phase): copies up to each panel's end, without gather_piece's cases. */
-                    ptrdiff_t lane = first % FC_NR;
-                    FC_T *dst = packed + (first - lane) * kc + p * FC_NR + lane;
-                    for (ptrdiff_t done = 0; done < length;) {
-                        const ptrdiff_t piece = FC_NR - lane < length - done ? FC_NR - lane
-                                                                             : length - done;
-                        FC_NAME(copy_run)(dst, src + done, piece);
-                        done += piece;
-                        dst += FC_NR * kc - lane;
-                        lane = 0;
-                    }
+                    /* The whole run inside, consecutive elements (rows stored by phase). */
+                    FC_NAME(copy_to_panels)(packed, kc, p, first, src, length);
                     first += length;
                     o2 = 0;
                     if (++o1 == out[1]) {
