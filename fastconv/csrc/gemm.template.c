@@ -9,6 +9,8 @@
  * block and runs the macro-kernel over its rows, MC at a time. The first k block applies the
  * caller's beta, the later ones accumulate; k is blocked as a function of k and the engine
  * alone (fc_reduction_block), so the order of the additions into C never depends on threads.
+ * A product with a row epilogue (backward-data's col2im) runs BLIS's own order instead: column
+ * block by column block, B packed by all threads together, rows split between them.
  */
 
 /* C (m x n, strides rs_c, cs_c) = [C +] packed A (m x kc) * packed B (kc x n), tile by tile,
@@ -305,6 +307,9 @@ static void FC_NAME(epilogue_run_tasks)(const FC_NAME(gemm_tasks) *ctx, FC_T *co
                     FC_NAME(task_k_block)(ctx, grp, row0, rows, j0, cols, p0,
                                           packed + p0 * block_stride, scratch, cols, 1,
                                           a_block);
+                if (k == 0)   /* no product: the epilogue gets zeros */
+                    for (ptrdiff_t i = 0; i < rows * cols; i++)
+                        scratch[i] = 0;
                 p->row_epilogue(p->epilogue_context, problem, row0, rows, j0, cols, scratch,
                                 cols);
             }
@@ -366,45 +371,42 @@ static void FC_NAME(gemm_run_tasks)(void *context)
         const ptrdiff_t row0 = task % row_blocks * row_block;
         const ptrdiff_t problem = task / row_blocks / col_blocks;
         const ptrdiff_t rows = m - row0 < row_block ? m - row0 : row_block;
-        {
-            const ptrdiff_t j0 = task / row_blocks % col_blocks * nc;
-            const ptrdiff_t image = problem / p->groups, grp = problem % p->groups;
-            const ptrdiff_t cols = n - j0 < nc ? n - j0 : nc;
-            const FC_T *b = p->b + image * p->b_image + grp * p->b_group;
-            FC_T *c = p->c + image * p->c_image + grp * p->c_group + row0 * p->rs_c +
-                      j0 * p->cs_c;
-            /* The task's rows x cols block of C, or the scratch standing in for it. */
-            FC_T *block = scratch_c ? scratch : c;
-            const ptrdiff_t rs = scratch_c ? cols : p->rs_c;
-            const ptrdiff_t cs = scratch_c ? 1 : p->cs_c;
-            if (scratch_c && p->beta)
-                for (ptrdiff_t i = 0; i < rows; i++)
-                    for (ptrdiff_t j = 0; j < cols; j++)
-                        block[i * rs + j] = c[i * p->rs_c + j * p->cs_c];
-            if (k_blocks == 0 && !p->beta)
-                for (ptrdiff_t i = 0; i < rows; i++)
-                    for (ptrdiff_t j = 0; j < cols; j++)
-                        block[i * rs + j * cs] = 0;
-            if (copy_once)
-                FC_NAME(copy_channels_last)(engine, p->im2col, b, 0, k / taps, j0, cols, copy);
-            for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
-                const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
-                FC_NAME(pack_b_block)(ctx, b, p0, depth, j0, cols, copy_once, copy, strip,
-                                      packed_b);
-                FC_NAME(task_k_block)(ctx, grp, row0, rows, j0, cols, p0, packed_b, block, rs,
-                                      cs, a_block);
-            }
-            if (k_blocks == 0) {   /* no product (k == 0): the bias alone */
-                for (ptrdiff_t i = 0; p->bias && i < rows; i++)
-                    for (ptrdiff_t j = 0; j < cols; j++)
-                        block[i * rs + j * cs] += p->bias[grp * m + row0 + i];
-                for (ptrdiff_t i = 0; p->column_bias && i < rows; i++)
-                    for (ptrdiff_t j = 0; j < cols; j++)
-                        block[i * rs + j * cs] += p->column_bias[grp * n + j0 + j];
-            }
-            if (scratch_c)
-                FC_NAME(store_scratch)(ctx, block, rs, rows, cols, c);
+        const ptrdiff_t j0 = task / row_blocks % col_blocks * nc;
+        const ptrdiff_t image = problem / p->groups, grp = problem % p->groups;
+        const ptrdiff_t cols = n - j0 < nc ? n - j0 : nc;
+        const FC_T *b = p->b + image * p->b_image + grp * p->b_group;
+        FC_T *c = p->c + image * p->c_image + grp * p->c_group + row0 * p->rs_c + j0 * p->cs_c;
+        /* The task's rows x cols block of C, or the scratch standing in for it. */
+        FC_T *block = scratch_c ? scratch : c;
+        const ptrdiff_t rs = scratch_c ? cols : p->rs_c;
+        const ptrdiff_t cs = scratch_c ? 1 : p->cs_c;
+        if (scratch_c && p->beta)
+            for (ptrdiff_t i = 0; i < rows; i++)
+                for (ptrdiff_t j = 0; j < cols; j++)
+                    block[i * rs + j] = c[i * p->rs_c + j * p->cs_c];
+        if (k_blocks == 0 && !p->beta)
+            for (ptrdiff_t i = 0; i < rows; i++)
+                for (ptrdiff_t j = 0; j < cols; j++)
+                    block[i * rs + j * cs] = 0;
+        if (copy_once)
+            FC_NAME(copy_channels_last)(engine, p->im2col, b, 0, k / taps, j0, cols, copy);
+        for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
+            const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
+            FC_NAME(pack_b_block)(ctx, b, p0, depth, j0, cols, copy_once, copy, strip,
+                                  packed_b);
+            FC_NAME(task_k_block)(ctx, grp, row0, rows, j0, cols, p0, packed_b, block, rs,
+                                  cs, a_block);
         }
+        if (k_blocks == 0) {   /* no product (k == 0): the bias alone */
+            for (ptrdiff_t i = 0; p->bias && i < rows; i++)
+                for (ptrdiff_t j = 0; j < cols; j++)
+                    block[i * rs + j * cs] += p->bias[grp * m + row0 + i];
+            for (ptrdiff_t i = 0; p->column_bias && i < rows; i++)
+                for (ptrdiff_t j = 0; j < cols; j++)
+                    block[i * rs + j * cs] += p->column_bias[grp * n + j0 + j];
+        }
+        if (scratch_c)
+            FC_NAME(store_scratch)(ctx, block, rs, rows, cols, c);
     }
 }
 
