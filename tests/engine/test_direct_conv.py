@@ -24,6 +24,9 @@ CASES = [
     ((1, 4, 21, 19), 40, (13, 13), (1, 1), (2, 2), (1, 1)),
     ((3, 1, 25, 23), 16, (3, 5), (1, 2), (2, 1), (2, 1)),
     ((1, 2, 9, 200), 48, (3, 3), (1, 1), (1, 1), (1, 1)),
+    # No padding: windows read in place (the windows' box smaller than the image); channels-last
+    # data, pre-padded for 'valid', is read in place by every case.
+    ((2, 2, 40, 45), 32, (3, 3), (2, 1), (0, 0), (2, 3)),
 ]
 IDS = ["x{}o{}k{}s{}p{}d{}".format(*case) for case in CASES]
 DTYPES = [np.float32, np.float64]
