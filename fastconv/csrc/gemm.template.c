@@ -410,6 +410,32 @@ static void FC_NAME(gemm_run_tasks)(void *context)
     }
 }
 
+/* The vectors of columns the busiest of `threads` threads computes when each of `problems`
+ * problems of `vectors` vectors is cut into blocks of `width` vectors (the last one shorter)
+ * and the dynamic schedule hands each block in turn to the least busy thread. Simulated for
+ * a few threads; for more, the bound of whole rounds of the widest block. */
+#define FC_SIMULATED_THREADS 8
+static ptrdiff_t FC_NAME(busiest_thread)(ptrdiff_t problems, ptrdiff_t vectors, ptrdiff_t width,
+                                         int threads)
+{
+    const ptrdiff_t blocks = (vectors + width - 1) / width;
+    if (threads > FC_SIMULATED_THREADS)
+        return (problems * blocks + threads - 1) / threads * width;
+    ptrdiff_t load[FC_SIMULATED_THREADS] = {0};
+    for (ptrdiff_t task = 0; task < problems * blocks; task++) {
+        const ptrdiff_t block = task % blocks;
+        int least = 0;
+        for (int t = 1; t < threads; t++)
+            least = load[t] < load[least] ? t : least;
+        load[least] += block < blocks - 1 ? width : vectors - block * width;
+    }
+    ptrdiff_t busiest = 0;
+    for (int t = 0; t < threads; t++)
+        busiest = load[t] > busiest ? load[t] : busiest;
+    return busiest;
+}
+#undef FC_SIMULATED_THREADS
+
 int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
 {
     const ptrdiff_t m = p->m, n = p->n, k = p->k;
@@ -445,30 +471,35 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
     while (threads_wanted > 1 && nc > nr && row_block == m_padded &&
            problems * ((n + nc - 1) / nc) < 2 * threads_wanted)
         nc = (nc / 2 + nr - 1) / nr * nr;
-    /* Column blocks of equal width. Few tasks: blocks of whole vectors (not whole NR-wide
-     * panels), as many as leave the busiest thread the fewest vectors: the weight gradient of
-     * AlexNet's conv2 (2400 columns) in blocks of 768, 768, 768 and 96 left one of two threads
-     * idle for a fifth of the product, and a channels-last 1x1 layer of 256 output channels in
-     * panels of 48 gave one thread 144 columns, the other 112 (now 64 each, 48 + 16). The
+    /* Column blocks of equal width. Few tasks: blocks of whole panels or of whole vectors, as
+     * many as leave the busiest thread the fewest vectors: the weight gradient of AlexNet's
+     * conv2 (2400 columns) in blocks of 768, 768, 768 and 96 left one of two threads idle for a
+     * fifth of the product, and a channels-last 1x1 layer of 256 output channels in panels of
+     * 48 gave one thread 144 columns, the other 112 (now 128 each, in blocks of 32). The
      * blocks only tile C: same bits. */
     ptrdiff_t col_blocks = (n + nc - 1) / nc, granule = nr;
     if (threads_wanted > 1 && row_block == m_padded &&
         problems * col_blocks < FC_FEW_TASKS_PER_THREAD * threads_wanted) {
         const ptrdiff_t lanes = engine->lanes, vectors = (n + lanes - 1) / lanes;
-        ptrdiff_t best_load = -1, best_blocks = col_blocks;
+        const ptrdiff_t panel = nr / lanes;
+        ptrdiff_t best_load = -1, best_width = (vectors + col_blocks - 1) / col_blocks;
         for (ptrdiff_t blocks = col_blocks; blocks <= vectors &&
              problems * blocks <= FC_FEW_TASKS_PER_THREAD * threads_wanted; blocks++) {
-            const ptrdiff_t width = (vectors + blocks - 1) / blocks;   /* vectors per block */
-            const ptrdiff_t used = (vectors + width - 1) / width;
-            const ptrdiff_t load = (problems * used + threads_wanted - 1) / threads_wanted *
-                                   width;
-            if (best_load < 0 || load < best_load) {
-                best_load = load;
-                best_blocks = used;
+            /* Blocks of whole panels first: at an equal load they need no narrow kernel
+             * (AlexNet conv2's two groups of 729 pixels: 384 + 345 columns, not 368 + 361). */
+            const ptrdiff_t exact = (vectors + blocks - 1) / blocks;
+            const ptrdiff_t widths[2] = {(exact + panel - 1) / panel * panel, exact};
+            for (int w = 0; w < 2; w++) {
+                const ptrdiff_t load =
+                    FC_NAME(busiest_thread)(problems, vectors, widths[w], threads_wanted);
+                if (best_load < 0 || load < best_load) {
+                    best_load = load;
+                    best_width = widths[w];
+                }
             }
         }
-        col_blocks = best_blocks;
-        granule = lanes;
+        col_blocks = (vectors + best_width - 1) / best_width;
+        granule = best_width % panel == 0 ? nr : lanes;
     }
     nc = ((n + col_blocks - 1) / col_blocks + granule - 1) / granule * granule;
     col_blocks = (n + nc - 1) / nc;
