@@ -372,8 +372,8 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
         padded[axis] = (g->out_size[axis] - 1) * g->stride[axis] +
                        (g->kernel[axis] - 1) * g->dilation[axis] + 1;
     /* Without padding the image is read where it lies, NCHW or channels last: every window
-     * is inside it (AlexNet's and the seed's conv1: their copy was 3 % of the call, 14 % at
-     * batch 1). Else the windows read a padded NCHW copy of the box they cover. Element
+     * is inside it (AlexNet's conv1 at batch 32: the copy had 3 % of the samples). Else the
+     * windows read a padded NCHW copy of the box they cover. Element
      * (channel c, position q) of an image is at c * channel_step + sum of q[axis] *
      * axis_step[axis]. */
     int in_place = 1;
@@ -387,8 +387,10 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
     const ptrdiff_t image_size = g->in_channels * box[0] * box[1] * box[2];
     const int threads_wanted = fc_threads_for(2.0 * (double)g->batch * (double)out_pixels *
                                               (double)out_channels * (double)k);
-    /* Images padded and convolved together (FC_INPUT_COPY_BYTES). */
-    const ptrdiff_t chunk_images = fc_copy_chunk_images(image_size, g->batch, sizeof(FC_T));
+    /* Images convolved together: all of them when read in place, else as many as
+     * FC_INPUT_COPY_BYTES of padded copies hold. */
+    const ptrdiff_t chunk_images =
+        in_place ? g->batch : fc_copy_chunk_images(image_size, g->batch, sizeof(FC_T));
     ptrdiff_t block_tiles = chunk_images * ((out_pixels + mr - 1) / mr) /
                             (FC_DIRECT_TASKS_PER_THREAD * threads_wanted);
     block_tiles = block_tiles > FC_DIRECT_MAX_TILES_PER_BLOCK ? FC_DIRECT_MAX_TILES_PER_BLOCK
