@@ -436,25 +436,20 @@ static ptrdiff_t FC_NAME(busiest_thread)(ptrdiff_t problems, ptrdiff_t vectors, 
 }
 #undef FC_SIMULATED_THREADS
 
-int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
+/* The tasks of a product without a row epilogue: *nc columns by *row_block rows of one
+ * problem each, *col_blocks column blocks per problem. */
+static void FC_NAME(task_blocking)(const FC_NAME(fc_engine) *engine,
+                                   const FC_NAME(fc_gemm_batch) *p, int threads_wanted,
+                                   ptrdiff_t *nc_out, ptrdiff_t *row_block_out,
+                                   ptrdiff_t *col_blocks_out)
 {
-    const ptrdiff_t m = p->m, n = p->n, k = p->k;
-    const ptrdiff_t problems = p->images * p->groups;
-    if (m <= 0 || n <= 0 || problems <= 0)
-        return 0;
-    const FC_NAME(fc_engine) *engine = FC_NAME(fc_engine_active)();
-    const ptrdiff_t mr = engine->mr, nr = engine->nr, mc = engine->mc;
-    const ptrdiff_t kc = fc_reduction_block(k, engine->kc);
-    const ptrdiff_t k_blocks = k > 0 ? (k + kc - 1) / kc : 0;
-    const ptrdiff_t m_padded = (m + mr - 1) / mr * mr;
-
+    const ptrdiff_t m = p->m, n = p->n, mr = engine->mr, nr = engine->nr;
+    const ptrdiff_t problems = p->images * p->groups, m_padded = (m + mr - 1) / mr * mr;
     /* Tasks: every problem, cut into column blocks of at most NC. Threads short of two tasks
      * each get more by cutting further, along the cheaper axis: every column block streams
      * all of A again (m x k), every row block packs B again (k x n, an im2col gather costing
      * about twice a copy). So a problem with few columns next to its rows (AlexNet conv3:
      * 384 rows, 169 pixels) is cut into row blocks, the rest into narrower column blocks. */
-    const int threads_wanted = fc_threads_for(2.0 * (double)problems * (double)m * (double)n *
-                                              (double)k);
     ptrdiff_t nc = engine->nc;
     ptrdiff_t row_block = m_padded;
     const ptrdiff_t pack_weight = p->im2col ? 2 : 1;
@@ -508,31 +503,62 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
                                 (problems * col_blocks);
         row_block = ((m_padded + split - 1) / split + mr - 1) / mr * mr;
     }
-    if (p->row_epilogue) {
-        /* Column blocks of NC at most, of equal width (the threads share each one); tasks of
-         * whole rows: row blocks of whole units (a multiple of both MR and the caller's
-         * row_multiple), FC_FEW_TASKS_PER_THREAD per thread where there are enough units, and
-         * no more than MC rows unless one unit is more. */
-        col_blocks = (n + engine->nc - 1) / engine->nc;
-        nc = ((n + col_blocks - 1) / col_blocks + nr - 1) / nr * nr;
-        col_blocks = (n + nc - 1) / nc;
-        ptrdiff_t unit = mr;
-        while (p->row_multiple > 1 && unit % p->row_multiple != 0)
-            unit += mr;
-        const ptrdiff_t units = (m + unit - 1) / unit;
-        ptrdiff_t per_task = units / (FC_FEW_TASKS_PER_THREAD * threads_wanted);
-        per_task = per_task * unit > mc ? mc / unit : per_task;
-        per_task = per_task > 1 ? per_task : 1;
-        /* The static schedule deals the tasks out in turn: fewer units per task where that
-         * makes their count a multiple of the threads (32 units in 11 tasks of 3 left one
-         * thread a task short). */
-        for (ptrdiff_t fewer = per_task; fewer > 1; fewer--)
-            if ((units + fewer - 1) / fewer % threads_wanted == 0) {
-                per_task = fewer;
-                break;
-            }
-        row_block = per_task * unit;
-    }
+    *nc_out = nc;
+    *row_block_out = row_block;
+    *col_blocks_out = col_blocks;
+}
+
+/* The tasks of a product with a row epilogue: column blocks of NC at most, of equal width
+ * (*nc, *col_blocks of them; the threads share each one), and row blocks of *row_block rows
+ * (whole units: a multiple of both MR and the caller's row_multiple), FC_FEW_TASKS_PER_THREAD
+ * per thread where there are enough units, and no more than MC rows unless one unit is more. */
+static void FC_NAME(epilogue_blocking)(const FC_NAME(fc_engine) *engine,
+                                       const FC_NAME(fc_gemm_batch) *p, int threads_wanted,
+                                       ptrdiff_t *nc_out, ptrdiff_t *row_block_out,
+                                       ptrdiff_t *col_blocks_out)
+{
+    const ptrdiff_t m = p->m, n = p->n, mr = engine->mr, nr = engine->nr, mc = engine->mc;
+    const ptrdiff_t blocks = (n + engine->nc - 1) / engine->nc;
+    const ptrdiff_t nc = ((n + blocks - 1) / blocks + nr - 1) / nr * nr;
+    ptrdiff_t unit = mr;
+    while (p->row_multiple > 1 && unit % p->row_multiple != 0)
+        unit += mr;
+    const ptrdiff_t units = (m + unit - 1) / unit;
+    ptrdiff_t per_task = units / (FC_FEW_TASKS_PER_THREAD * threads_wanted);
+    per_task = per_task * unit > mc ? mc / unit : per_task;
+    per_task = per_task > 1 ? per_task : 1;
+    /* The static schedule deals the tasks out in turn: fewer units per task where that
+     * makes their count a multiple of the threads (32 units in 11 tasks of 3 left one
+     * thread a task short). */
+    for (ptrdiff_t fewer = per_task; fewer > 1; fewer--)
+        if ((units + fewer - 1) / fewer % threads_wanted == 0) {
+            per_task = fewer;
+            break;
+        }
+    *nc_out = nc;
+    *row_block_out = per_task * unit;
+    *col_blocks_out = (n + nc - 1) / nc;
+}
+
+int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
+{
+    const ptrdiff_t m = p->m, n = p->n, k = p->k;
+    const ptrdiff_t problems = p->images * p->groups;
+    if (m <= 0 || n <= 0 || problems <= 0)
+        return 0;
+    const FC_NAME(fc_engine) *engine = FC_NAME(fc_engine_active)();
+    const ptrdiff_t mr = engine->mr, nr = engine->nr, mc = engine->mc;
+    const ptrdiff_t kc = fc_reduction_block(k, engine->kc);
+    const ptrdiff_t k_blocks = k > 0 ? (k + kc - 1) / kc : 0;
+    const ptrdiff_t m_padded = (m + mr - 1) / mr * mr;
+
+    const int threads_wanted = fc_threads_for(2.0 * (double)problems * (double)m * (double)n *
+                                              (double)k);
+    ptrdiff_t nc, row_block, col_blocks;
+    if (p->row_epilogue)
+        FC_NAME(epilogue_blocking)(engine, p, threads_wanted, &nc, &row_block, &col_blocks);
+    else
+        FC_NAME(task_blocking)(engine, p, threads_wanted, &nc, &row_block, &col_blocks);
     const ptrdiff_t row_blocks = (m + row_block - 1) / row_block;
     const ptrdiff_t tasks = p->row_epilogue ? row_blocks : problems * row_blocks * col_blocks;
     const int threads = tasks < threads_wanted ? (int)tasks : threads_wanted;
