@@ -9,8 +9,9 @@ cores; calls of the two builds in turns, on the same arrays, in one process, are
 For each layer it prints both builds' median times, the median of the per-pair time ratios
 (> 1: this checkout faster) and whether the two builds' results are bitwise equal.
 
-Passes: fwd (NCHW forward with bias), nhwc (channels-last forward on pre-padded input), dx, dw,
-both (backward). Layers: names of fastconv.cli.bench_layers, or name=N,C,H,W,O,K,stride,pad.
+Passes (float32, or float64 with --dtype): fwd (NCHW forward with bias), nhwc (channels-last
+forward on pre-padded input), dx, dw, both (backward). Layers: names of
+fastconv.cli.bench_layers, or name=N,C,H,W,O,K,stride,pad.
 It reaches into the core's private interface (`_core`, the geometry helper): this is a tool for
 changing the engine, not an example of using fastconv.
 """
@@ -48,15 +49,16 @@ def parse_layer(text):
     return Layer(name, batch, channels, height, width, out, kernel, stride=stride, pad=pad)
 
 
-def runner(layer, mode, cores):
-    """(call(core), outputs): one call of `mode` on fixed arrays, through either core."""
+def runner(layer, mode, cores, dtype):
+    """(call(core), outputs): one call of `mode` on fixed arrays of `dtype`, through either
+    core."""
     rng = np.random.default_rng(0)
-    x = rng.standard_normal(layer.x_shape).astype(np.float32)
-    w = rng.standard_normal(layer.w_shape).astype(np.float32)
-    b = rng.standard_normal(layer.w_shape[0]).astype(np.float32)
+    x = rng.standard_normal(layer.x_shape).astype(dtype)
+    w = rng.standard_normal(layer.w_shape).astype(dtype)
+    b = rng.standard_normal(layer.w_shape[0]).astype(dtype)
     geometry = caffe_convnd_geometry(x.shape, w.shape, b.shape, layer.stride, layer.pad,
                                      layer.dilation, layer.group, rank=2)
-    empty = np.empty(0, np.float32)
+    empty = np.empty(0, dtype)
     if mode == "nhwc":
         pad = ((0, 0), (0, 0), (layer.pad, layer.pad), (layer.pad, layer.pad))
         x_padded = np.pad(x, pad)
@@ -64,11 +66,11 @@ def runner(layer, mode, cores):
                                          layer.dilation, layer.group, rank=2)
         x_last = np.ascontiguousarray(x_padded.transpose(0, 2, 3, 1))
         w_last = np.ascontiguousarray(w.transpose(2, 3, 1, 0))
-        plans = {id(core): core.ConvPlan(geometry, np.float32, True) for core in cores}
-        y = np.empty(plans[id(cores[0])].output_shape, np.float32)
+        plans = {id(core): core.ConvPlan(geometry, dtype, True) for core in cores}
+        y = np.empty(plans[id(cores[0])].output_shape, dtype)
         return (lambda core: plans[id(core)].run(x_last, w_last, b, y)), (y,)
-    y = np.empty(geometry.output_shape, np.float32)
-    dy = rng.standard_normal(geometry.output_shape).astype(np.float32)
+    y = np.empty(geometry.output_shape, dtype)
+    dy = rng.standard_normal(geometry.output_shape).astype(dtype)
     dx, dw = np.zeros_like(x), np.zeros_like(w)
     if mode == "fwd":
         return (lambda core: core.convnd_forward(geometry, x.ravel(), w.ravel(), b,
@@ -86,10 +88,11 @@ def main():
     parser.add_argument("mode", choices=["fwd", "nhwc", "dx", "dw", "both"])
     parser.add_argument("layers", nargs="+")
     parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     args = parser.parse_args()
     base = load_core(args.base)
     for layer in map(parse_layer, args.layers):
-        call, outputs = runner(layer, args.mode, (_core, base))
+        call, outputs = runner(layer, args.mode, (_core, base), np.dtype(args.dtype))
         call(base)
         base_results = [out.copy() for out in outputs]
         call(_core)
@@ -101,7 +104,8 @@ def main():
                 call(core)
                 into.append(time.perf_counter() - start)
         ratio = np.median(np.array(base_times) / np.array(times))
-        print(f"{layer.name:20s} {args.mode:4s} base {1e3 * np.median(base_times):8.3f} ms  "
+        print(f"{layer.name:20s} {args.mode:4s} {args.dtype} "
+              f"base {1e3 * np.median(base_times):8.3f} ms  "
               f"this {1e3 * np.median(times):8.3f} ms  speed-up {ratio:.3f}  "
               f"bits same: {same}")
 

@@ -549,6 +549,7 @@ static int FC_NAME(forward_side_by_side)(const fc_conv_geometry *g, const fc_con
             .rs_a = s->group_kernel_dim, .cs_a = 1,
             .b = x_by_channel, .b_group = s->group_in_channels * in_span,
             .rs_b = in_span, .cs_b = 1,          /* the images themselves, when pointwise */
+            .b_in_place = is_pointwise,
             .im2col = is_pointwise ? NULL : &side,
             .c = y_by_channel, .c_group = s->group_out_channels * out_span,
             .rs_c = out_span, .cs_c = 1,
@@ -631,6 +632,7 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
         .b = by_phase ? by_phase : x, .b_image = b_image,
         .b_group = s.group_in_channels * b_channel,
         .rs_b = x_channel, .cs_b = x_position,       /* the image itself, when pointwise */
+        .b_in_place = is_pointwise,
         .im2col = is_pointwise ? NULL : &phased,
         .c = y, .c_image = g->out_channels * s.out_pixels,
         .c_group = s.group_out_channels * y_channel, .rs_c = y_channel, .cs_c = y_pixel,

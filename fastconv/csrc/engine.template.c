@@ -45,9 +45,13 @@
  * micro-kernel itself and into narrower kernels for the last panel of a block whose columns
  * fill only part of it (AlexNet conv3's 169 pixels: 25 in the last 48-wide panel, 2 vectors
  * of 3). Each element's sum does not depend on nv: full, narrow and edge tiles give the same
- * bits. */
+ * bits. With b_rows (a constant NULL in the packed kernels), B is read where it lies: row p
+ * of the tile at b_rows[p] + b_column, the same values in the same order, so the same bits. */
+#define FC_IN_PLACE_AHEAD 8
 static FC_INLINE void FC_NAME(gemm_tile)(const int nv, ptrdiff_t kc, const FC_T *restrict a,
-                                         const FC_T *restrict b, FC_T *restrict c,
+                                         const FC_T *restrict b,
+                                         const FC_T *const *restrict b_rows,
+                                         ptrdiff_t b_column, FC_T *restrict c,
                                          ptrdiff_t ldc, int beta,
                                          const FC_T *restrict row_bias,
                                          const FC_T *restrict column_bias)
@@ -61,10 +65,19 @@ static FC_INLINE void FC_NAME(gemm_tile)(const int nv, ptrdiff_t kc, const FC_T 
 
 #pragma GCC unroll 4
     for (ptrdiff_t p = 0; p < kc; p++) {
+        const FC_T *restrict b_row = b_rows ? b_rows[p] + b_column : b;
         FC_VEC bv[FC_NV];
 #pragma GCC unroll 8
         for (int v = 0; v < nv; v++)
-            bv[v] = FC_VLOADU(b + v * FC_LANES);
+            bv[v] = FC_VLOADU(b_row + v * FC_LANES);
+        if (b_rows && p + FC_IN_PLACE_AHEAD < kc)
+            /* The row FC_IN_PLACE_AHEAD steps on: B's rows lie apart, one short piece of
+             * each per tile, which the hardware prefetchers do not follow as they do a
+             * packed panel. */
+#pragma GCC unroll 8
+            for (int line = 0; line < FC_NR * (int)sizeof(FC_T); line += 64)
+                __builtin_prefetch((const char *)(b_rows[p + FC_IN_PLACE_AHEAD] + b_column) +
+                                   line);
 #pragma GCC unroll 16
         for (int i = 0; i < FC_MR; i++) {
             const FC_VEC av = FC_VBCAST(a[i]);
@@ -83,43 +96,62 @@ static void FC_NAME(micro_kernel)(ptrdiff_t kc, const FC_T *a, const FC_T *b, FC
                                   ptrdiff_t ldc, int beta, const FC_T *row_bias,
                                   const FC_T *column_bias)
 {
-    FC_NAME(gemm_tile)(FC_NV, kc, a, b, c, ldc, beta, row_bias, column_bias);
+    FC_NAME(gemm_tile)(FC_NV, kc, a, b, NULL, 0, c, ldc, beta, row_bias, column_bias);
 }
 
-/* The narrow kernels: FC_NARROW(n) computes the first n vectors of the tile (n < FC_NV). */
+/* The narrow kernels: FC_NARROW(n) computes the first n vectors of the tile (n < FC_NV); the
+ * in-place kernels FC_IN_PLACE(n) the first n vectors (n <= FC_NV) from B's rows. */
 #define FC_NARROW(n) FC_PASTE3(FC_NAME(narrow_kernel), _, n)
+#define FC_IN_PLACE(n) FC_PASTE3(FC_NAME(in_place_kernel), _, n)
 #define FC_DEFINE_NARROW(n)                                                                  \
     static void FC_NARROW(n)(ptrdiff_t kc, const FC_T *a, const FC_T *b, FC_T *c,            \
                              ptrdiff_t ldc, int beta, const FC_T *row_bias,                  \
                              const FC_T *column_bias)                                        \
     {                                                                                        \
-        FC_NAME(gemm_tile)(n, kc, a, b, c, ldc, beta, row_bias, column_bias);                \
+        FC_NAME(gemm_tile)(n, kc, a, b, NULL, 0, c, ldc, beta, row_bias, column_bias);       \
     }
+#define FC_DEFINE_IN_PLACE(n)                                                                \
+    static void FC_IN_PLACE(n)(ptrdiff_t kc, const FC_T *a, const FC_T *const *b_rows,       \
+                               ptrdiff_t b_column, FC_T *c, ptrdiff_t ldc, int beta,         \
+                               const FC_T *row_bias, const FC_T *column_bias)                \
+    {                                                                                        \
+        FC_NAME(gemm_tile)(n, kc, a, NULL, b_rows, b_column, c, ldc, beta, row_bias,         \
+                           column_bias);                                                     \
+    }
+FC_DEFINE_IN_PLACE(1)
 #if FC_NV > 1
 FC_DEFINE_NARROW(1)
+FC_DEFINE_IN_PLACE(2)
 #endif
 #if FC_NV > 2
 FC_DEFINE_NARROW(2)
+FC_DEFINE_IN_PLACE(3)
 #endif
 #if FC_NV > 3
 FC_DEFINE_NARROW(3)
+FC_DEFINE_IN_PLACE(4)
 #endif
 #if FC_NV > 4
 FC_DEFINE_NARROW(4)
+FC_DEFINE_IN_PLACE(5)
 #endif
 #if FC_NV > 5
 FC_DEFINE_NARROW(5)
+FC_DEFINE_IN_PLACE(6)
 #endif
 #if FC_NV > 6
 FC_DEFINE_NARROW(6)
+FC_DEFINE_IN_PLACE(7)
 #endif
 #if FC_NV > 7
 FC_DEFINE_NARROW(7)
+FC_DEFINE_IN_PLACE(8)
 #endif
 #if FC_NV > 8
 #error "an engine with more than 8 vectors per tile needs more narrow kernels"
 #endif
 #undef FC_DEFINE_NARROW
+#undef FC_DEFINE_IN_PLACE
 
 /* The direct tile (engine.template.h), for any MR x NV within the register file: inlined with
  * constant sizes into one function per shape, so the accumulators stay in registers. */
@@ -494,6 +526,11 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
                             g->stride[2] == 1 && in[2] == out[2];
     const ptrdiff_t in_plane = in[1] * in[2];
     const ptrdiff_t plane_pixel = first_pixel % (out[1] * out[2]);
+    ptrdiff_t caches[3];
+    fc_cache_sizes(caches);
+    const int fetch_ahead = consecutive && (double)(g->in_channels / g->group) *
+                                                   (double)(in[0] * in_plane * sizeof(FC_T)) >
+                                               (double)caches[1];
 
     ptrdiff_t channel = k0 / taps, tap = k0 % taps;
     ptrdiff_t t2 = tap % kernel[2], t1 = tap / kernel[2] % kernel[1];
@@ -515,6 +552,14 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
         const ptrdiff_t start = plane_pixel + shift1 * in[2] + shift2;
         if (consecutive && fc_in_range(block_i0, in[0])) {
             const FC_T *src = plane + block_i0 * in_plane + start;
+            /* The row two channels on for this tap, fetched ahead when the image outgrows
+             * L2: rows of a plane the block has not read yet then come from L3, and one
+             * block's pieces of them are too short for the hardware prefetchers to ramp up
+             * on (VGG conv1_2 +5 % on Zen 5; AlexNet conv2's 280 KB image, in L2, 2-3 %
+             * slower with it). */
+            if (t2 == 0 && fetch_ahead)
+                for (ptrdiff_t e = 0; e < pixels + kernel[2]; e += 64 / (ptrdiff_t)sizeof(FC_T))
+                    __builtin_prefetch(src + 2 * channel_step + e);
             if (start >= 0 && start + pixels <= in_plane) {   /* all inside: the common case */
                 for (ptrdiff_t c0 = 0; c0 < pixels; c0 += FC_NR) {
                     FC_T *out_row = packed + c0 * kc + p * FC_NR;
@@ -776,6 +821,30 @@ FC_ENGINE_TYPE FC_NAME(fc_engine) = {
         FC_NARROW(7),
 #endif
     },
+    .in_place_kernel = {
+        NULL, FC_IN_PLACE(1),
+#if FC_NV > 1
+        FC_IN_PLACE(2),
+#endif
+#if FC_NV > 2
+        FC_IN_PLACE(3),
+#endif
+#if FC_NV > 3
+        FC_IN_PLACE(4),
+#endif
+#if FC_NV > 4
+        FC_IN_PLACE(5),
+#endif
+#if FC_NV > 5
+        FC_IN_PLACE(6),
+#endif
+#if FC_NV > 6
+        FC_IN_PLACE(7),
+#endif
+#if FC_NV > 7
+        FC_IN_PLACE(8),
+#endif
+    },
 #ifdef FC_WIDE_MR
     .direct = {{FC_MR, FC_NR, FC_NAME(direct_kernel)},
                {FC_WIDE_MR, FC_WIDE_NV * FC_LANES, FC_NAME(direct_kernel_wide)}},
@@ -791,5 +860,7 @@ FC_ENGINE_TYPE FC_NAME(fc_engine) = {
 };
 
 #undef FC_NARROW
+#undef FC_IN_PLACE
+#undef FC_IN_PLACE_AHEAD
 #undef FC_NR
 #undef FC_PACK_A_PANELS

@@ -23,6 +23,13 @@ typedef struct FC_NAME(fc_engine) {
     void (*narrow_kernel[8])(ptrdiff_t kc, const FC_T *a, const FC_T *b, FC_T *c,
                              ptrdiff_t ldc, int beta, const FC_T *row_bias,
                              const FC_T *column_bias);
+    /* in_place_kernel[v] (0 < v <= NR / lanes; NULL otherwise): the first v vectors of the
+     * micro-kernel's tile with B read where it lies instead of packed: row p of the tile's
+     * kc x NR block at b_rows[p] + b_column, v vectors of it read (a plain matrix B with
+     * contiguous rows: a 1x1 layer's image). The same accumulation, the same bits. */
+    void (*in_place_kernel[9])(ptrdiff_t kc, const FC_T *a, const FC_T *const *b_rows,
+                               ptrdiff_t b_column, FC_T *c, ptrdiff_t ldc, int beta,
+                               const FC_T *row_bias, const FC_T *column_bias);
     /* The direct convolution of few-channel layers (conv.template.c): a tile of MR output
      * pixels x NR output channels, C (row stride ldc) = [C +] sum over p < kc of
      * origins[i][offsets[p]] * B[p][j] [+ column_bias[j]], the A side broadcast straight from

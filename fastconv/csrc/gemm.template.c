@@ -20,11 +20,34 @@
  * as Caffe's bias after the product, so the same bits. Edge tiles, and tiles of a C with
  * non-unit column stride, go through a temporary: the same micro-kernel, the same bits. */
 #define FC_MAX_TILE (16 * 64)   /* elements; larger than any engine's MR x NR */
+/* The longest k block whose rows macro_kernel reads in place (dispatch.c caps kc at 512). */
+#define FC_IN_PLACE_MAX_KC 512
 /* Fewer tasks than this per thread: their count is made a multiple of the threads. */
 #define FC_FEW_TASKS_PER_THREAD 4
 
+/* One tile of C from the A micro-panel at a and B's micro-panel: packed at b, or (b NULL) read
+ * in place from the rows b_rows[p] + b_column; the first `vectors` vectors of its columns. */
+static inline void FC_NAME(tile_kernel)(const FC_NAME(fc_engine) *engine, ptrdiff_t vectors,
+                                        ptrdiff_t kc, const FC_T *a, const FC_T *b,
+                                        const FC_T *const *b_rows, ptrdiff_t b_column,
+                                        FC_T *c, ptrdiff_t ldc, int beta, const FC_T *row_bias,
+                                        const FC_T *column_bias)
+{
+    if (!b)
+        engine->in_place_kernel[vectors](kc, a, b_rows, b_column, c, ldc, beta, row_bias,
+                                         column_bias);
+    else if (vectors == engine->nr / engine->lanes)
+        engine->micro_kernel(kc, a, b, c, ldc, beta, row_bias, column_bias);
+    else
+        engine->narrow_kernel[vectors](kc, a, b, c, ldc, beta, row_bias, column_bias);
+}
+
+/* B is packed_b, or, with b_rows, read in place (row p of the block at b_rows[p]) but for a
+ * last panel with a part of a vector, which is packed at tail_panel: reading whole vectors of
+ * it in place would run past the end of B's last row. */
 static void FC_NAME(macro_kernel)(const FC_NAME(fc_engine) *engine, ptrdiff_t m, ptrdiff_t n,
                                   ptrdiff_t kc, const FC_T *packed_a, const FC_T *packed_b,
+                                  const FC_T *const *b_rows, const FC_T *tail_panel,
                                   int beta, FC_T *c, ptrdiff_t rs_c, ptrdiff_t cs_c,
                                   const FC_T *row_bias, const FC_T *column_bias)
 {
@@ -38,29 +61,22 @@ static void FC_NAME(macro_kernel)(const FC_NAME(fc_engine) *engine, ptrdiff_t m,
         const FC_T *a = packed_a + i0 * kc;
         for (ptrdiff_t j0 = 0; j0 < n; j0 += nr) {
             const ptrdiff_t cols = n - j0 < nr ? n - j0 : nr;
-            const FC_T *b = packed_b + j0 * kc;
+            const ptrdiff_t vectors = (cols + engine->lanes - 1) / engine->lanes;
+            const FC_T *b = !b_rows ? packed_b + j0 * kc
+                            : cols % engine->lanes ? tail_panel : NULL;
             FC_T *c_tile = c + i0 * rs_c + j0 * cs_c;
             /* A panel its columns fill only in part: the narrow kernel for the vectors they
              * reach, straight into C when they are whole vectors (a channels-last 1x1 layer
              * of 64 output channels: 48 + 16), else through a tile. */
-            const ptrdiff_t vectors = (cols + engine->lanes - 1) / engine->lanes;
-            if (rows == mr && cs_c == 1 && cols == vectors * engine->lanes &&
-                (cols == nr || engine->narrow_kernel[vectors])) {
-                const FC_T *tile_row_bias = row_bias ? row_bias + i0 : NULL;
-                const FC_T *tile_column_bias = column_bias ? column_bias + j0 : NULL;
-                if (cols == nr)
-                    engine->micro_kernel(kc, a, b, c_tile, rs_c, beta, tile_row_bias,
-                                         tile_column_bias);
-                else
-                    engine->narrow_kernel[vectors](kc, a, b, c_tile, rs_c, beta, tile_row_bias,
-                                                   tile_column_bias);
+            if (rows == mr && cs_c == 1 && cols == vectors * engine->lanes) {
+                FC_NAME(tile_kernel)(engine, vectors, kc, a, b, b_rows, j0, c_tile, rs_c, beta,
+                                     row_bias ? row_bias + i0 : NULL,
+                                     column_bias ? column_bias + j0 : NULL);
                 continue;
             }
             FC_ALIGN64 FC_T tile[FC_MAX_TILE];
-            if (vectors < nr / engine->lanes && engine->narrow_kernel[vectors])
-                engine->narrow_kernel[vectors](kc, a, b, tile, nr, 0, NULL, NULL);
-            else
-                engine->micro_kernel(kc, a, b, tile, nr, 0, NULL, NULL);
+            FC_NAME(tile_kernel)(engine, vectors, kc, a, b, b_rows, j0, tile, nr, 0, NULL,
+                                 NULL);
             for (ptrdiff_t i = 0; i < rows; i++)
                 for (ptrdiff_t j = 0; j < cols; j++) {
                     FC_T *cij = c_tile + i * rs_c + j * cs_c;
@@ -185,6 +201,7 @@ typedef struct {
     size_t packed_b_size, copy_size, scratch_size, strip_size, per_thread;
     int copy_once, scratch_c;
     int a_per_task;   /* each A block serves one task: packed there, in a per-thread block */
+    int b_in_place;   /* B a plain matrix read where it lies (macro_kernel's b_rows) */
     /* A row epilogue's column blocks of B, packed by all threads in column slices of
      * b_slice_cols, two buffers of k x NC (rounded to panels) in turns; NULL otherwise (each
      * task packs its own B blocks). */
@@ -221,13 +238,15 @@ static void FC_NAME(pack_b_block)(const FC_NAME(gemm_tasks) *ctx, const FC_T *b,
 }
 
 /* One k block (p0..) of one task: rows row0.. (rows of them) x columns j0.. (cols) of group
- * grp's product, from the packed B block, into `block` (strides rs, cs): the caller's beta on
+ * grp's product, from the packed B block (or B in place: macro_kernel's b_rows and
+ * tail_panel), into `block` (strides rs, cs): the caller's beta on
  * the first k block, accumulation after it, the biases on the last. A is read from the packed
  * whole, or packed here MC rows at a time into a_block (a_per_task). */
 static void FC_NAME(task_k_block)(const FC_NAME(gemm_tasks) *ctx, ptrdiff_t grp, ptrdiff_t row0,
                                   ptrdiff_t rows, ptrdiff_t j0, ptrdiff_t cols, ptrdiff_t p0,
-                                  const FC_T *packed_b, FC_T *block, ptrdiff_t rs, ptrdiff_t cs,
-                                  FC_T *a_block)
+                                  const FC_T *packed_b, const FC_T *const *b_rows,
+                                  const FC_T *tail_panel, FC_T *block, ptrdiff_t rs,
+                                  ptrdiff_t cs, FC_T *a_block)
 {
     const FC_NAME(fc_gemm_batch) *const p = ctx->p;
     const ptrdiff_t m = p->m, n = p->n, k = p->k, mc = ctx->mc, m_padded = ctx->m_padded;
@@ -245,8 +264,8 @@ static void FC_NAME(task_k_block)(const FC_NAME(gemm_tasks) *ctx, ptrdiff_t grp,
             FC_NAME(pack_a_rows)(ctx->engine, p, grp, row0 + i0, chunk, p0, depth, a_block);
             chunk_a = a_block;
         }
-        FC_NAME(macro_kernel)(ctx->engine, chunk, cols, depth, chunk_a, packed_b,
-                              p0 > 0 || p->beta, block + i0 * rs, rs, cs,
+        FC_NAME(macro_kernel)(ctx->engine, chunk, cols, depth, chunk_a, packed_b, b_rows,
+                              tail_panel, p0 > 0 || p->beta, block + i0 * rs, rs, cs,
                               row_bias ? row_bias + i0 : NULL, column_bias);
     }
 }
@@ -305,8 +324,8 @@ static void FC_NAME(epilogue_run_tasks)(const FC_NAME(gemm_tasks) *ctx, FC_T *co
                 const ptrdiff_t rows = m - row0 < row_block ? m - row0 : row_block;
                 for (ptrdiff_t p0 = 0; p0 < k; p0 += kc)
                     FC_NAME(task_k_block)(ctx, grp, row0, rows, j0, cols, p0,
-                                          packed + p0 * block_stride, scratch, cols, 1,
-                                          a_block);
+                                          packed + p0 * block_stride, NULL, NULL, scratch,
+                                          cols, 1, a_block);
                 if (k == 0)   /* no product: the epilogue gets zeros */
                     for (ptrdiff_t i = 0; i < rows * cols; i++)
                         scratch[i] = 0;
@@ -365,6 +384,7 @@ static void FC_NAME(gemm_run_tasks)(void *context)
         FC_NAME(epilogue_run_tasks)(ctx, copy, strip, scratch, a_block);
         return;
     }
+    const FC_T *b_rows[FC_IN_PLACE_MAX_KC];   /* B in place: the rows of a k block */
     /* Tasks: (problem, column block, row block). */
 #pragma omp for schedule(dynamic, 1)
     for (ptrdiff_t task = 0; task < tasks; task++) {
@@ -392,10 +412,22 @@ static void FC_NAME(gemm_run_tasks)(void *context)
             FC_NAME(copy_channels_last)(engine, p->im2col, b, 0, k / taps, j0, cols, copy);
         for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
             const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
+            if (ctx->b_in_place) {
+                /* Only a last panel with part of a vector is packed (macro_kernel). */
+                for (ptrdiff_t q = 0; q < depth; q++)
+                    b_rows[q] = b + (p0 + q) * p->rs_b + j0;
+                const ptrdiff_t whole = cols / engine->nr * engine->nr;
+                if (cols % engine->lanes)
+                    engine->pack_b(depth, cols - whole, b + p0 * p->rs_b + j0 + whole, p->rs_b,
+                                   1, packed_b);
+                FC_NAME(task_k_block)(ctx, grp, row0, rows, j0, cols, p0, NULL, b_rows,
+                                      packed_b, block, rs, cs, a_block);
+                continue;
+            }
             FC_NAME(pack_b_block)(ctx, b, p0, depth, j0, cols, copy_once, copy, strip,
                                   packed_b);
-            FC_NAME(task_k_block)(ctx, grp, row0, rows, j0, cols, p0, packed_b, block, rs,
-                                  cs, a_block);
+            FC_NAME(task_k_block)(ctx, grp, row0, rows, j0, cols, p0, packed_b, NULL, NULL,
+                                  block, rs, cs, a_block);
         }
         if (k_blocks == 0) {   /* no product (k == 0): the bias alone */
             for (ptrdiff_t i = 0; p->bias && i < rows; i++)
@@ -601,6 +633,12 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
                     (size_t)(k / taps) * channel_copy <= packed_b_size;
         copy_size = (size_t)(copy_once ? k / taps : (kc - 1) / taps + 2) * channel_copy;
     }
+    /* A plain B with contiguous rows, where the caller allows (a 1x1 layer's images), is
+     * read where it lies rather than copied into panels: the copy was a fifth of
+     * ResNet's 1x1 256 -> 64 on Zen 5, a pass over 3 MB of image before any product. The
+     * tiles' kernels fetch B's rows a few steps ahead (engine.template.c). */
+    const int b_in_place = p->b_in_place && !p->im2col && !p->im2col_transposed &&
+                           !p->row_epilogue && p->cs_b == 1 && kc <= FC_IN_PLACE_MAX_KC;
     const size_t scratch_size = p->row_epilogue            ? (size_t)row_block * (size_t)nc
                                 : scratch_c              ? (size_t)row_block * (size_t)nc
                                                     : 0;
@@ -635,7 +673,7 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
         .k_blocks = k_blocks, .taps = taps, .row_block = row_block, .row_blocks = row_blocks,
         .col_blocks = col_blocks, .tasks = tasks, .workspace = workspace,
         .packed_b_size = packed_b_size,
-        .strip_size = strip_size, .a_per_task = a_per_task,
+        .strip_size = strip_size, .a_per_task = a_per_task, .b_in_place = b_in_place,
         .copy_size = copy_size, .scratch_size = scratch_size, .per_thread = per_thread,
         .copy_once = copy_once, .scratch_c = scratch_c,
         .shared_b = p->row_epilogue ? workspace + packed_a_size : NULL,
@@ -662,3 +700,4 @@ int FC_NAME(fc_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
 }
 #undef FC_MAX_TILE
 #undef FC_FEW_TASKS_PER_THREAD
+#undef FC_IN_PLACE_MAX_KC

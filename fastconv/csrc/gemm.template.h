@@ -15,6 +15,10 @@ typedef struct FC_NAME(fc_gemm_batch) {
     ptrdiff_t a_taps, a_tap_stride;
     const FC_T *b;              /* B_ng (or its image) at b + n*b_image + g*b_group */
     ptrdiff_t b_image, b_group, rs_b, cs_b;
+    /* Set: a plain B with contiguous rows (cs_b 1) is read where it lies, not packed; for a
+     * B that each task reads through few times (a 1x1 layer's images). A B that every tile
+     * reads again (weights as B) is faster packed into its panels. */
+    int b_in_place;
     const fc_conv_geometry *im2col;   /* set: B_ng is the column matrix of that image */
     /* Or set: B_ng is that image's column matrix transposed (k = output pixels, n = the
      * group's channel x tap rows): the weight gradient's dy col^T, packed from the image

@@ -31,6 +31,10 @@ CASES = [
     # whole vectors between the threads).
     ((1, 128, 16, 18), (64, 128, 1, 1), (1, 1), (0, 0), (1, 1), 1),
     ((1, 128, 8, 9), (272, 128, 1, 1), (1, 1), (0, 0), (1, 1), 1),
+    # NCHW 1x1 reads the image in place (B unpacked): three k blocks, edge rows of C, a last
+    # panel with part of a vector (packed), and images side by side in groups.
+    ((1, 1100, 7, 7), (20, 1100, 1, 1), (1, 1), (0, 0), (1, 1), 1),
+    ((3, 48, 9, 11), (36, 24, 1, 1), (1, 1), (0, 0), (1, 1), 2),
     # Many output channels on few pixels: rows split between threads (AlexNet conv3's shape,
     # smaller), from NCHW and from channels-last data; 'valid' rows packed as vector copies.
     ((1, 64, 9, 9), (192, 64, 3, 3), (1, 1), (1, 1), (1, 1), 1),
