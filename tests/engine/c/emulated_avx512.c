@@ -67,6 +67,13 @@ int fc_threads_for(double flops) { (void)flops; return 1; }
 void fc_parallel(int threads, void (*body)(void *), void *context) { (void)threads; body(context); }
 void *fc_aligned_alloc(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64 + 64); }
 void fc_aligned_free(void *memory) { free(memory); }
+/* A small L2, so that the test's images outgrow it (the im2col packing's fetching ahead). */
+void fc_cache_sizes(ptrdiff_t bytes[3])
+{
+    bytes[0] = 32 << 10;
+    bytes[1] = 16 << 10;
+    bytes[2] = 1 << 20;
+}
 
 #undef FC_NAME
 #undef FC_ENGINE_TYPE
