@@ -321,40 +321,53 @@ static int FC_NAME(direct_shape)(const FC_NAME(fc_engine) *engine, const fc_conv
 
 /* The padded copy of `images` images from x on: per image and channel, the box of input
  * positions the windows read (from -pad on each axis), zeros where it lies outside the input;
- * NCHW whatever x's layout. */
-static void FC_NAME(direct_pad_image)(const fc_conv_geometry *g, const ptrdiff_t *padded,
-                                      ptrdiff_t images, const FC_T *x, FC_T *xp)
+ * NCHW whatever x's layout. The direct convolution's windows, and the stride-1 GEMM's B read
+ * in place (fc_conv_forward). */
+static void FC_NAME(pad_image)(const FC_NAME(fc_engine) *engine, const fc_conv_geometry *g,
+                               const ptrdiff_t *padded, ptrdiff_t images, const FC_T *x,
+                               FC_T *xp)
 {
     const ptrdiff_t *in = g->in_size, channels = g->in_channels;
-    const ptrdiff_t rows = images * channels * padded[0] * padded[1];
     const ptrdiff_t lo = g->pad[2] < padded[2] ? g->pad[2] : padded[2];
     const ptrdiff_t hi = g->pad[2] + in[2] < padded[2] ? g->pad[2] + in[2] : padded[2];
-    const int threads = fc_threads_for(FC_FLOPS_PER_MOVE * (double)rows * (double)padded[2]);
+    const ptrdiff_t plane = padded[0] * padded[1] * padded[2];
+    /* Channels last: one item per padded row of every channel, whose inside part is one
+     * transposition (positions x channels into channel rows) rather than a gather with a
+     * stride of `channels` per element (VGG conv1_2 and the dilated layer 5-11 % slower). */
+    const ptrdiff_t row_channels = g->channels_last ? channels : 1;
+    const ptrdiff_t items = images * channels / row_channels * padded[0] * padded[1];
+    const int threads = fc_threads_for(FC_FLOPS_PER_MOVE * (double)items *
+                                       (double)row_channels * (double)padded[2]);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (ptrdiff_t r = 0; r < rows; r++) {
-        const ptrdiff_t q1 = r % padded[1], q0 = r / padded[1] % padded[0];
-        const ptrdiff_t c = r / padded[1] / padded[0] % channels;
-        const ptrdiff_t n = r / padded[1] / padded[0] / channels;
+    for (ptrdiff_t item = 0; item < items; item++) {
+        const ptrdiff_t q1 = item % padded[1], q0 = item / padded[1] % padded[0];
+        const ptrdiff_t c = item / padded[1] / padded[0] % (channels / row_channels);
+        const ptrdiff_t n = item / padded[1] / padded[0] / (channels / row_channels);
         const ptrdiff_t i0 = q0 - g->pad[0], i1 = q1 - g->pad[1];
-        FC_T *restrict row = xp + r * padded[2];
-        ptrdiff_t q2 = 0;
-        if (fc_in_range(i0, in[0]) && fc_in_range(i1, in[1])) {
-            for (; q2 < lo; q2++)
-                row[q2] = 0;
-            if (g->channels_last) {
-                const FC_T *from = x + (((n * in[0] + i0) * in[1] + i1) * in[2] - g->pad[2]) *
-                                           channels + c;
-                for (; q2 < hi; q2++)
-                    row[q2] = from[q2 * channels];
-            } else {
-                const FC_T *from = x + (((n * channels + c) * in[0] + i0) * in[1] + i1) * in[2] -
-                                   g->pad[2];
-                for (; q2 < hi; q2++)
-                    row[q2] = from[q2];
+        FC_T *const first_row = xp + (n * channels + c) * plane + (q0 * padded[1] + q1) *
+                                                                    padded[2];
+        const int inside = fc_in_range(i0, in[0]) && fc_in_range(i1, in[1]) && lo < hi;
+        if (inside && g->channels_last)
+            engine->transpose(hi - lo, channels,
+                              x + (((n * in[0] + i0) * in[1] + i1) * in[2] + lo - g->pad[2]) *
+                                      channels, channels, first_row + lo, plane);
+        for (ptrdiff_t r = 0; r < row_channels; r++) {
+            FC_T *restrict row = first_row + r * plane;
+            ptrdiff_t q2 = 0;
+            if (inside) {
+                for (; q2 < lo; q2++)
+                    row[q2] = 0;
+                if (!g->channels_last) {
+                    const FC_T *from = x + (((n * channels + c) * in[0] + i0) * in[1] + i1) *
+                                               in[2] - g->pad[2];
+                    for (; q2 < hi; q2++)
+                        row[q2] = from[q2];
+                }
+                q2 = hi;
             }
+            for (; q2 < padded[2]; q2++)
+                row[q2] = 0;
         }
-        for (; q2 < padded[2]; q2++)
-            row[q2] = 0;
     }
 }
 
@@ -448,7 +461,7 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
         const ptrdiff_t tasks = images * blocks;
         const FC_T *const windows = in_place ? x + n0 * g->in_channels * s->in_volume : xp;
         if (!in_place)
-            FC_NAME(direct_pad_image)(g, padded, images, x + n0 * g->in_channels * s->in_volume,
+            FC_NAME(pad_image)(engine, g, padded, images, x + n0 * g->in_channels * s->in_volume,
                                       xp);
 #pragma omp parallel num_threads(threads) if (threads > 1)
         {
@@ -563,6 +576,21 @@ static int FC_NAME(forward_side_by_side)(const fc_conv_geometry *g, const fc_con
     return status;
 }
 
+/* Whether a forward GEMM reads B in place from a padded copy of the images: stride 1 on a 2-D
+ * image (so that a run of output pixels along a row reads a run of the padded row, for every
+ * channel and tap) whose output rows fill whole vectors, and not a single one past their last
+ * whole panel: tiles are cut at the rows' ends, and a one-vector tile is bound by its MR
+ * broadcasts (rows of 16 pixels: 21 % slower than packed on Zen 5; of 32, 48 or 224: 8-15 %
+ * faster). The copy is 1/taps of the column matrix that packing it would write. */
+static int FC_NAME(shifted_rows_wanted)(const FC_NAME(fc_engine) *engine,
+                                        const fc_conv_geometry *g, int is_pointwise)
+{
+    const ptrdiff_t width = g->out_size[2];
+    return !is_pointwise && g->in_size[0] == 1 && g->kernel[0] == 1 && g->stride[1] == 1 &&
+           g->stride[2] == 1 && width % engine->lanes == 0 &&
+           width % engine->nr != engine->lanes && g->batch > 0;
+}
+
 int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_T *w,
                              const FC_T *bias, FC_T *y)
 {
@@ -600,28 +628,52 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
         return FC_NAME(direct_forward)(engine, direct, g, &s, x, w, bias, y);
     const ptrdiff_t x_channel = last ? 1 : s.in_volume, x_position = last ? g->in_channels : 1;
     const ptrdiff_t y_channel = last ? 1 : s.out_pixels, y_pixel = last ? g->out_channels : 1;
+    /* Stride 1 on a 2-D image whose output rows fill whole vectors: B is read in place from a
+     * padded NCHW copy of the images (shifted_rows) instead of packed by im2col. */
+    const int shifted_rows = FC_NAME(shifted_rows_wanted)(engine, g, is_pointwise);
+    const ptrdiff_t taps = fc_volume(g->kernel);
     /* NCHW with a stride along the last axis: the packing reads a copy of x stored by phase. */
     fc_conv_geometry phased = *g;
     phased.columns_by_phase = !last && !is_pointwise && g->stride[2] > 1 && g->batch > 0;
-    if (!last && !phased.columns_by_phase && g->batch > 1 && g->in_size[0] == 1 &&
+    if (!last && !shifted_rows && !phased.columns_by_phase && g->batch > 1 && g->in_size[0] == 1 &&
         g->kernel[0] == 1 && g->pad[0] == 0 &&
         4 * fc_panel_padding(s.out_pixels, engine->nr) > s.out_pixels)
         return FC_NAME(forward_side_by_side)(g, &s, is_pointwise, x, w, bias, y);
-    FC_T *by_phase = NULL;
+    FC_T *copy = NULL;   /* of x stored by phase, or padded */
     ptrdiff_t b_channel = x_channel, b_image = g->in_channels * s.in_volume;
-    /* Images per batched GEMM: all, or as many as FC_INPUT_COPY_BYTES of copy by phase hold. */
+    ptrdiff_t padded[FC_SPATIAL_AXES], *row_offsets = NULL;
+    /* Images per batched GEMM: all, or as many as FC_INPUT_COPY_BYTES of copy hold. */
     ptrdiff_t chunk_images = g->batch;
-    if (phased.columns_by_phase) {
-        b_channel = s.in_volume / g->in_size[2] * g->stride[2] * fc_phase_length(g);
+    if (phased.columns_by_phase || shifted_rows) {
+        for (int axis = 0; axis < FC_SPATIAL_AXES; axis++)
+            padded[axis] = g->out_size[axis] + (g->kernel[axis] - 1) * g->dilation[axis];
+        b_channel = shifted_rows ? padded[0] * padded[1] * padded[2]
+                                 : s.in_volume / g->in_size[2] * g->stride[2] *
+                                       fc_phase_length(g);
         b_image = g->in_channels * b_channel;
         chunk_images = fc_copy_chunk_images(b_image, g->batch, sizeof(FC_T));
-        by_phase = fc_aligned_alloc((size_t)(chunk_images * b_image) * sizeof(FC_T));
-        if (!by_phase)
+        /* A vector past the end: the last run's tiles read whole vectors (fc_gemm_batch). */
+        const size_t slack = shifted_rows ? (size_t)engine->lanes : 0;
+        copy = fc_aligned_alloc(((size_t)(chunk_images * b_image) + slack) * sizeof(FC_T));
+        row_offsets = shifted_rows ? malloc((size_t)s.group_kernel_dim * sizeof(ptrdiff_t))
+                                   : NULL;
+        if (!copy || (shifted_rows && !row_offsets)) {
+            fc_aligned_free(copy);
+            free(row_offsets);
             return -1;
+        }
+        for (size_t e = 0; e < slack; e++)
+            copy[(size_t)(chunk_images * b_image) + e] = 0;
+        /* Row p of a group's column matrix: its channel's plane, shifted by its tap. */
+        for (ptrdiff_t p = 0; shifted_rows && p < s.group_kernel_dim; p++) {
+            const ptrdiff_t tap = p % taps;
+            row_offsets[p] = p / taps * b_channel +
+                             tap / g->kernel[2] % g->kernel[1] * g->dilation[1] * padded[2] +
+                             tap % g->kernel[2] * g->dilation[2];
+        }
     }
     /* The weights: Caffe's (O, C/group, *kernel), rows contiguous; or Keras's
      * (*kernel, C/group, O), read in place (output channels contiguous, tap-major). */
-    const ptrdiff_t taps = fc_volume(g->kernel);
     FC_NAME(fc_gemm_batch) batch = {
         .images = g->batch, .groups = g->group,
         .m = s.group_out_channels, .n = s.out_pixels, .k = s.group_kernel_dim,
@@ -629,11 +681,13 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
         .a_group = last ? s.group_out_channels : s.group_out_channels * s.group_kernel_dim,
         .rs_a = last ? 1 : s.group_kernel_dim, .cs_a = last ? g->out_channels : 1,
         .a_taps = last ? taps : 0, .a_tap_stride = s.group_in_channels * g->out_channels,
-        .b = by_phase ? by_phase : x, .b_image = b_image,
+        .b = copy ? copy : x, .b_image = b_image,
         .b_group = s.group_in_channels * b_channel,
-        .rs_b = x_channel, .cs_b = x_position,       /* the image itself, when pointwise */
-        .b_in_place = is_pointwise,
-        .im2col = is_pointwise ? NULL : &phased,
+        .rs_b = x_channel, .cs_b = shifted_rows ? 1 : x_position,   /* pointwise: the image */
+        .b_in_place = is_pointwise || shifted_rows,
+        .b_row_offsets = row_offsets,
+        .b_run = shifted_rows ? g->out_size[2] : 0, .b_run_pitch = padded[2],
+        .im2col = is_pointwise || shifted_rows ? NULL : &phased,
         .c = y, .c_image = g->out_channels * s.out_pixels,
         .c_group = s.group_out_channels * y_channel, .rs_c = y_channel, .cs_c = y_pixel,
         .bias = bias, .beta = 0,
@@ -642,14 +696,17 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
     for (ptrdiff_t n0 = 0; n0 < g->batch && status == 0; n0 += chunk_images) {
         batch.images = g->batch - n0 < chunk_images ? g->batch - n0 : chunk_images;
         batch.c = y + n0 * batch.c_image;
-        if (by_phase)
-            FC_NAME(store_columns_by_phase)(g, batch.images,
-                                            x + n0 * g->in_channels * s.in_volume, by_phase);
+        const FC_T *images = x + n0 * g->in_channels * s.in_volume;
+        if (shifted_rows)
+            FC_NAME(pad_image)(engine, g, padded, batch.images, images, copy);
+        else if (copy)
+            FC_NAME(store_columns_by_phase)(g, batch.images, images, copy);
         else
-            batch.b = x + n0 * b_image;
+            batch.b = images;
         status = FC_NAME(fc_gemm_batch_run)(&batch);
     }
-    fc_aligned_free(by_phase);
+    fc_aligned_free(copy);
+    free(row_offsets);
     return status;
 }
 

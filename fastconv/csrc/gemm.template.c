@@ -42,14 +42,23 @@ static inline void FC_NAME(tile_kernel)(const FC_NAME(fc_engine) *engine, ptrdif
         engine->narrow_kernel[vectors](kc, a, b, c, ldc, beta, row_bias, column_bias);
 }
 
-/* B is packed_b, or, with b_rows, read in place (row p of the block at b_rows[p]) but for a
- * last panel with a part of a vector, which is packed at tail_panel: reading whole vectors of
- * it in place would run past the end of B's last row. */
+/* A k block of B read where it lies (fc_gemm_batch's b_in_place): row p of the block at
+ * rows[p]; column j of the block (a task's columns first_column..) at rows[p] + j, or, in
+ * runs, at + (column / run) * run_pitch + column % run, tiles cut at the end of each run. A
+ * plain B's last panel with part of a vector is packed at tail_panel instead: whole vectors
+ * read in place would run past the end of B's last row. */
+typedef struct {
+    const FC_T *const *rows;
+    const FC_T *tail_panel;
+    ptrdiff_t first_column, run, run_pitch;
+} FC_NAME(b_in_place);
+
+/* B is packed_b, or read in place (in_place not NULL). */
 static void FC_NAME(macro_kernel)(const FC_NAME(fc_engine) *engine, ptrdiff_t m, ptrdiff_t n,
                                   ptrdiff_t kc, const FC_T *packed_a, const FC_T *packed_b,
-                                  const FC_T *const *b_rows, const FC_T *tail_panel,
-                                  int beta, FC_T *c, ptrdiff_t rs_c, ptrdiff_t cs_c,
-                                  const FC_T *row_bias, const FC_T *column_bias)
+                                  const FC_NAME(b_in_place) *in_place, int beta, FC_T *c,
+                                  ptrdiff_t rs_c, ptrdiff_t cs_c, const FC_T *row_bias,
+                                  const FC_T *column_bias)
 {
     /* BLIS's loop order: the micro-panel of A (MR broadcast rows, the small one) stays in L1
      * while the micro-panels of B (the vector side) stream through from the packed block in
@@ -59,24 +68,34 @@ static void FC_NAME(macro_kernel)(const FC_NAME(fc_engine) *engine, ptrdiff_t m,
     for (ptrdiff_t i0 = 0; i0 < m; i0 += mr) {
         const ptrdiff_t rows = m - i0 < mr ? m - i0 : mr;
         const FC_T *a = packed_a + i0 * kc;
-        for (ptrdiff_t j0 = 0; j0 < n; j0 += nr) {
-            const ptrdiff_t cols = n - j0 < nr ? n - j0 : nr;
+        for (ptrdiff_t j0 = 0, cols; j0 < n; j0 += cols) {
+            cols = n - j0 < nr ? n - j0 : nr;
+            ptrdiff_t b_column = j0;
+            if (in_place && in_place->run) {
+                const ptrdiff_t column = in_place->first_column + j0;
+                const ptrdiff_t in_run = column % in_place->run;
+                cols = cols < in_place->run - in_run ? cols : in_place->run - in_run;
+                b_column = column / in_place->run * in_place->run_pitch + in_run;
+            }
             const ptrdiff_t vectors = (cols + engine->lanes - 1) / engine->lanes;
-            const FC_T *b = !b_rows ? packed_b + j0 * kc
-                            : cols % engine->lanes ? tail_panel : NULL;
+            const FC_T *b = !in_place ? packed_b + j0 * kc
+                            : cols % engine->lanes && !in_place->run ? in_place->tail_panel
+                                                                      : NULL;
+            const FC_T *const *b_rows = in_place ? in_place->rows : NULL;
             FC_T *c_tile = c + i0 * rs_c + j0 * cs_c;
             /* A panel its columns fill only in part: the narrow kernel for the vectors they
              * reach, straight into C when they are whole vectors (a channels-last 1x1 layer
              * of 64 output channels: 48 + 16), else through a tile. */
             if (rows == mr && cs_c == 1 && cols == vectors * engine->lanes) {
-                FC_NAME(tile_kernel)(engine, vectors, kc, a, b, b_rows, j0, c_tile, rs_c, beta,
+                FC_NAME(tile_kernel)(engine, vectors, kc, a, b, b_rows, b_column, c_tile, rs_c,
+                                     beta,
                                      row_bias ? row_bias + i0 : NULL,
                                      column_bias ? column_bias + j0 : NULL);
                 continue;
             }
             FC_ALIGN64 FC_T tile[FC_MAX_TILE];
-            FC_NAME(tile_kernel)(engine, vectors, kc, a, b, b_rows, j0, tile, nr, 0, NULL,
-                                 NULL);
+            FC_NAME(tile_kernel)(engine, vectors, kc, a, b, b_rows, b_column, tile, nr, 0,
+                                 NULL, NULL);
             for (ptrdiff_t i = 0; i < rows; i++)
                 for (ptrdiff_t j = 0; j < cols; j++) {
                     FC_T *cij = c_tile + i * rs_c + j * cs_c;
@@ -238,15 +257,14 @@ static void FC_NAME(pack_b_block)(const FC_NAME(gemm_tasks) *ctx, const FC_T *b,
 }
 
 /* One k block (p0..) of one task: rows row0.. (rows of them) x columns j0.. (cols) of group
- * grp's product, from the packed B block (or B in place: macro_kernel's b_rows and
- * tail_panel), into `block` (strides rs, cs): the caller's beta on
+ * grp's product, from the packed B block (or B in place), into `block` (strides rs, cs): the
+ * caller's beta on
  * the first k block, accumulation after it, the biases on the last. A is read from the packed
  * whole, or packed here MC rows at a time into a_block (a_per_task). */
 static void FC_NAME(task_k_block)(const FC_NAME(gemm_tasks) *ctx, ptrdiff_t grp, ptrdiff_t row0,
                                   ptrdiff_t rows, ptrdiff_t j0, ptrdiff_t cols, ptrdiff_t p0,
-                                  const FC_T *packed_b, const FC_T *const *b_rows,
-                                  const FC_T *tail_panel, FC_T *block, ptrdiff_t rs,
-                                  ptrdiff_t cs, FC_T *a_block)
+                                  const FC_T *packed_b, const FC_NAME(b_in_place) *in_place,
+                                  FC_T *block, ptrdiff_t rs, ptrdiff_t cs, FC_T *a_block)
 {
     const FC_NAME(fc_gemm_batch) *const p = ctx->p;
     const ptrdiff_t m = p->m, n = p->n, k = p->k, mc = ctx->mc, m_padded = ctx->m_padded;
@@ -264,8 +282,8 @@ static void FC_NAME(task_k_block)(const FC_NAME(gemm_tasks) *ctx, ptrdiff_t grp,
             FC_NAME(pack_a_rows)(ctx->engine, p, grp, row0 + i0, chunk, p0, depth, a_block);
             chunk_a = a_block;
         }
-        FC_NAME(macro_kernel)(ctx->engine, chunk, cols, depth, chunk_a, packed_b, b_rows,
-                              tail_panel, p0 > 0 || p->beta, block + i0 * rs, rs, cs,
+        FC_NAME(macro_kernel)(ctx->engine, chunk, cols, depth, chunk_a, packed_b, in_place,
+                              p0 > 0 || p->beta, block + i0 * rs, rs, cs,
                               row_bias ? row_bias + i0 : NULL, column_bias);
     }
 }
@@ -324,8 +342,8 @@ static void FC_NAME(epilogue_run_tasks)(const FC_NAME(gemm_tasks) *ctx, FC_T *co
                 const ptrdiff_t rows = m - row0 < row_block ? m - row0 : row_block;
                 for (ptrdiff_t p0 = 0; p0 < k; p0 += kc)
                     FC_NAME(task_k_block)(ctx, grp, row0, rows, j0, cols, p0,
-                                          packed + p0 * block_stride, NULL, NULL, scratch,
-                                          cols, 1, a_block);
+                                          packed + p0 * block_stride, NULL, scratch, cols,
+                                          1, a_block);
                 if (k == 0)   /* no product: the epilogue gets zeros */
                     for (ptrdiff_t i = 0; i < rows * cols; i++)
                         scratch[i] = 0;
@@ -413,21 +431,27 @@ static void FC_NAME(gemm_run_tasks)(void *context)
         for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
             const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
             if (ctx->b_in_place) {
-                /* Only a last panel with part of a vector is packed (macro_kernel). */
+                const FC_NAME(b_in_place) in_place = {
+                    .rows = b_rows, .tail_panel = packed_b, .first_column = j0,
+                    .run = p->b_run, .run_pitch = p->b_run_pitch,
+                };
                 for (ptrdiff_t q = 0; q < depth; q++)
-                    b_rows[q] = b + (p0 + q) * p->rs_b + j0;
+                    b_rows[q] = b + (p->b_row_offsets ? p->b_row_offsets[p0 + q]
+                                                      : (p0 + q) * p->rs_b) +
+                                (p->b_run ? 0 : j0);
+                /* A plain B's last panel with part of a vector is packed (macro_kernel). */
                 const ptrdiff_t whole = cols / engine->nr * engine->nr;
-                if (cols % engine->lanes)
+                if (cols % engine->lanes && !p->b_run)
                     engine->pack_b(depth, cols - whole, b + p0 * p->rs_b + j0 + whole, p->rs_b,
                                    1, packed_b);
-                FC_NAME(task_k_block)(ctx, grp, row0, rows, j0, cols, p0, NULL, b_rows,
-                                      packed_b, block, rs, cs, a_block);
+                FC_NAME(task_k_block)(ctx, grp, row0, rows, j0, cols, p0, NULL, &in_place,
+                                      block, rs, cs, a_block);
                 continue;
             }
             FC_NAME(pack_b_block)(ctx, b, p0, depth, j0, cols, copy_once, copy, strip,
                                   packed_b);
-            FC_NAME(task_k_block)(ctx, grp, row0, rows, j0, cols, p0, packed_b, NULL, NULL,
-                                  block, rs, cs, a_block);
+            FC_NAME(task_k_block)(ctx, grp, row0, rows, j0, cols, p0, packed_b, NULL, block,
+                                  rs, cs, a_block);
         }
         if (k_blocks == 0) {   /* no product (k == 0): the bias alone */
             for (ptrdiff_t i = 0; p->bias && i < rows; i++)

@@ -48,6 +48,13 @@ CASES = [
     # the next, scattered from the last block to the first.
     ((3, 16, 23, 29), (24, 16, 3, 3), (1, 1), (1, 1), (1, 1), 1),
     ((2, 8, 20, 37), (12, 8, 3, 5), (1, 1), (2, 4), (2, 2), 1),
+    # Stride 1 with output rows of whole vectors on some engines: B read in place from a
+    # padded copy, tiles cut at the rows' ends (32: 32 on AVX-512 float32, 16 + 16 on AVX2;
+    # 48; 40 with dilation), grouped and 'valid', two k blocks with edge rows of C.
+    ((2, 24, 10, 32), (40, 24, 3, 3), (1, 1), (1, 1), (1, 1), 1),
+    ((1, 20, 9, 52), (16, 10, 3, 5), (1, 1), (0, 0), (1, 1), 2),
+    ((1, 16, 12, 40), (24, 16, 3, 3), (1, 1), (2, 2), (2, 2), 1),
+    ((1, 64, 6, 32), (20, 64, 3, 3), (1, 1), (1, 1), (1, 1), 1),
     # A first layer (three channels, 64 outputs): the direct convolution, not the GEMM.
     ((1, 3, 29, 27), (64, 3, 7, 7), (2, 2), (3, 3), (1, 1), 1),
     # Depthwise over rows and channels wider than every engine's vectors (NCHW sums along the
