@@ -578,17 +578,19 @@ static int FC_NAME(forward_side_by_side)(const fc_conv_geometry *g, const fc_con
 
 /* Whether a forward GEMM reads B in place from a padded copy of the images: stride 1 on a 2-D
  * image (so that a run of output pixels along a row reads a run of the padded row, for every
- * channel and tap) whose output rows fill whole vectors, and not a single one past their last
- * whole panel: tiles are cut at the rows' ends, and a one-vector tile is bound by its MR
- * broadcasts (rows of 16 pixels: 21 % slower than packed on Zen 5; of 32, 48 or 224: 8-15 %
- * faster). The copy is 1/taps of the column matrix that packing it would write. */
+ * channel and tap) whose output rows fill whole vectors, none of them cut into a one-vector
+ * tile: tiles end at the rows' ends (the macro-kernel splits a panel and one vector in two),
+ * and a one-vector tile is bound by its MR broadcasts (rows of 16 pixels: 21 % slower than
+ * packed on Zen 5; of 32, 48 or 224: 8-15 % faster). The copy is 1/taps of the column matrix
+ * that packing it would write. */
 static int FC_NAME(shifted_rows_wanted)(const FC_NAME(fc_engine) *engine,
                                         const fc_conv_geometry *g, int is_pointwise)
 {
-    const ptrdiff_t width = g->out_size[2];
+    const ptrdiff_t vectors = g->out_size[2] / engine->lanes, nv = engine->nr / engine->lanes;
+    const int one_vector_tile = vectors % nv == 1 && (vectors == 1 || nv < 3);
     return !is_pointwise && g->in_size[0] == 1 && g->kernel[0] == 1 && g->stride[1] == 1 &&
-           g->stride[2] == 1 && width % engine->lanes == 0 &&
-           width % engine->nr != engine->lanes && g->batch > 0;
+           g->stride[2] == 1 && g->out_size[2] % engine->lanes == 0 && !one_vector_tile &&
+           g->batch > 0;
 }
 
 int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_T *w,

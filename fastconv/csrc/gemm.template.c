@@ -73,8 +73,14 @@ static void FC_NAME(macro_kernel)(const FC_NAME(fc_engine) *engine, ptrdiff_t m,
             ptrdiff_t b_column = j0;
             if (in_place && in_place->run) {
                 const ptrdiff_t column = in_place->first_column + j0;
-                const ptrdiff_t in_run = column % in_place->run;
-                cols = cols < in_place->run - in_run ? cols : in_place->run - in_run;
+                const ptrdiff_t in_run = column % in_place->run, left = in_place->run - in_run;
+                cols = cols < left ? cols : left;
+                /* A panel and one vector left in the run: two tiles of half as many vectors
+                 * (64 pixels as 32 + 32, not 48 + 16), as a one-vector tile is bound by its
+                 * MR broadcasts, not its FMAs. */
+                const ptrdiff_t half = (nr / engine->lanes + 1) / 2 * engine->lanes;
+                if (left == nr + engine->lanes && nr / engine->lanes >= 3 && cols > half)
+                    cols = half;
                 b_column = column / in_place->run * in_place->run_pitch + in_run;
             }
             const ptrdiff_t vectors = (cols + engine->lanes - 1) / engine->lanes;

@@ -55,6 +55,9 @@ CASES = [
     ((1, 20, 9, 52), (16, 10, 3, 5), (1, 1), (0, 0), (1, 1), 2),
     ((1, 16, 12, 40), (24, 16, 3, 3), (1, 1), (2, 2), (2, 2), 1),
     ((1, 64, 6, 32), (20, 64, 3, 3), (1, 1), (1, 1), (1, 1), 1),
+    # Rows of 64 (a panel and a vector on AVX-512 float32: tiles of 32 + 32), with the
+    # threads' column blocks ending inside rows.
+    ((1, 32, 21, 64), (24, 32, 3, 3), (1, 1), (1, 1), (1, 1), 1),
     # A first layer (three channels, 64 outputs): the direct convolution, not the GEMM.
     ((1, 3, 29, 27), (64, 3, 7, 7), (2, 2), (3, 3), (1, 1), 1),
     # Depthwise over rows and channels wider than every engine's vectors (NCHW sums along the
