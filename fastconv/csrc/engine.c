@@ -11,6 +11,7 @@
  * table fc_engine_avx2_f32 of type fc_engine_f32).
  */
 #include <math.h>
+#include <stdint.h>
 
 #include "engine.h"
 

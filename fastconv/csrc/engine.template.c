@@ -489,6 +489,11 @@ static inline void FC_NAME(zero_columns)(FC_T *restrict packed, ptrdiff_t kc, pt
     }
 }
 
+/* pack_b_im2col's lists of padding columns: at most this many taps of axes 1 and 2 (7 x 7),
+ * and entries in all. */
+#define FC_ZERO_TAPS_MAX 49
+#define FC_ZERO_LIST_MAX 4096
+
 /* Row by row of the column matrix (channel, then kernel taps in axis order, as Caffe's
  * im2col_nd), so the input is read front to back. Within a row, the block's output pixels are
  * cut into runs along the last axis: a run reads one input row at evenly spaced positions, so
@@ -531,6 +536,44 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
     const int fetch_ahead = consecutive && (double)(g->in_channels / g->group) *
                                                    (double)(in[0] * in_plane * sizeof(FC_T)) >
                                                (double)caches[1];
+
+    /* The consecutive copy's padding, found once per block: which columns each tap of axes 1
+     * and 2 reads outside the input is the same for every channel, so it is listed once
+     * (their offsets in the packed block, row 0) rather than found run by run for every row
+     * of k: two calls per output row, a third of AlexNet conv2's packing with its rows of
+     * 27 pixels. Made where each list serves four rows of k on average (the weight
+     * gradient packs strips of NR rows: building them cost it 5-8 %), and where they fit
+     * (not for small images with much padding). */
+    const ptrdiff_t plane_taps = kernel[1] * kernel[2];
+    int32_t zero_at[FC_ZERO_LIST_MAX];
+    ptrdiff_t zero_begin[FC_ZERO_TAPS_MAX + 1];
+    int zero_lists = consecutive && plane_taps <= FC_ZERO_TAPS_MAX && kc >= 4 * plane_taps &&
+                     (double)kc * (double)pixels < 2147483647.0;
+    zero_begin[0] = 0;
+    for (ptrdiff_t t = 0; zero_lists && t < plane_taps; t++) {
+        const ptrdiff_t shift1 = t / kernel[2] * g->dilation[1] - g->pad[1];
+        ptrdiff_t col_lo, col_hi, count = zero_begin[t], o1 = start1, o2 = start2;
+        fc_valid_span(t % kernel[2] * g->dilation[2] - g->pad[2], 1, in[2], out[2], &col_lo,
+                      &col_hi);
+        for (ptrdiff_t first = 0; first < pixels && zero_lists;) {
+            const ptrdiff_t length = out[2] - o2 < pixels - first ? out[2] - o2 : pixels - first;
+            const int row_inside = fc_in_range(o1 + shift1, in[1]);
+            for (ptrdiff_t q = 0; q < length; q++) {
+                if (row_inside && o2 + q >= col_lo && o2 + q < col_hi)
+                    continue;
+                if (count == FC_ZERO_LIST_MAX) {
+                    zero_lists = 0;
+                    break;
+                }
+                const ptrdiff_t column = first + q;
+                zero_at[count++] = (int32_t)(column / FC_NR * FC_NR * kc + column % FC_NR);
+            }
+            first += length;
+            o2 = 0;
+            o1++;
+        }
+        zero_begin[t + 1] = count;
+    }
 
     ptrdiff_t channel = k0 / taps, tap = k0 % taps;
     ptrdiff_t t2 = tap % kernel[2], t1 = tap / kernel[2] % kernel[1];
@@ -583,9 +626,21 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
                         out_row[j] = src[c0 + j];
                 }
             }
+            if (zero_lists) {
+                const ptrdiff_t t = t1 * kernel[2] + t2;
+                FC_T *const row = packed + p * FC_NR;
+                for (ptrdiff_t z = zero_begin[t]; z < zero_begin[t + 1]; z++) {
+                    ptrdiff_t at = zero_at[z];
+                    /* Scalar stores: vectorised, this loop is a scatter, microcoded on AMD's
+                     * cores (an eighth of the packing on Zen 5); the empty asm hides the
+                     * index from the vectoriser. */
+                    __asm__("" : "+r"(at));
+                    row[at] = 0;
+                }
+            }
             ptrdiff_t col_lo, col_hi;   /* output columns this tap reads inside the input */
             fc_valid_span(shift2, 1, in[2], out[2], &col_lo, &col_hi);
-            for (ptrdiff_t first = 0; first < pixels;) {
+            for (ptrdiff_t first = 0; first < pixels && !zero_lists;) {
                 const ptrdiff_t length = out[2] - o2 < pixels - first ? out[2] - o2
                                                                       : pixels - first;
                 /* Run columns o2 .. o2+length-1: zero those outside [col_lo, col_hi), or all
@@ -864,3 +919,5 @@ FC_ENGINE_TYPE FC_NAME(fc_engine) = {
 #undef FC_IN_PLACE_AHEAD
 #undef FC_NR
 #undef FC_PACK_A_PANELS
+#undef FC_ZERO_TAPS_MAX
+#undef FC_ZERO_LIST_MAX

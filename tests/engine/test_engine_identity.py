@@ -58,6 +58,10 @@ CASES = [
     # Rows of 64 (a panel and a vector on AVX-512 float32: tiles of 32 + 32), with the
     # threads' column blocks ending inside rows.
     ((1, 32, 21, 64), (24, 32, 3, 3), (1, 1), (1, 1), (1, 1), 1),
+    # 'same' padding packed with per-tap lists of its columns (5 x 5 on rows of 27), and with
+    # more padding columns than the lists hold (7 x 7 on 20 x 20: found run by run).
+    ((1, 48, 27, 27), (32, 48, 5, 5), (1, 1), (2, 2), (1, 1), 1),
+    ((1, 16, 20, 20), (8, 16, 7, 7), (1, 1), (3, 3), (1, 1), 1),
     # A first layer (three channels, 64 outputs): the direct convolution, not the GEMM.
     ((1, 3, 29, 27), (64, 3, 7, 7), (2, 2), (3, 3), (1, 1), 1),
     # Depthwise over rows and channels wider than every engine's vectors (NCHW sums along the
