@@ -297,9 +297,24 @@ static void FC_NAME(store_columns_by_phase)(const fc_conv_geometry *g, ptrdiff_t
 #define FC_DIRECT_TASKS_PER_THREAD 4
 #define FC_DIRECT_MIN_FLOPS 1.0e6     /* smaller convolutions: the GEMM's set-up is cheaper */
 
-/* The direct tile shape (0 or 1) for this convolution, or -1 to take the GEMM: one group of at
- * most FC_DIRECT_MAX_CHANNELS channels and output channels that fill the shape's NR-wide
- * panels to within a quarter (the better shape of the two). */
+/* The direct tile shape (0 or 1) whose NR-wide panels `channels` output channels fill to
+ * within a quarter (the better of the two), or -1. */
+static int FC_NAME(direct_panels_shape)(const FC_NAME(fc_engine) *engine, ptrdiff_t channels)
+{
+    int best = -1;
+    ptrdiff_t best_padding = 0;
+    for (int shape = 0; shape < 2; shape++) {
+        const ptrdiff_t padding = fc_panel_padding(channels, engine->direct[shape].nr);
+        if (4 * padding <= channels && (best < 0 || padding < best_padding)) {
+            best = shape;
+            best_padding = padding;
+        }
+    }
+    return best;
+}
+
+/* The direct tile shape for this convolution's forward pass, or -1 to take the GEMM: one
+ * group of at most FC_DIRECT_MAX_CHANNELS channels, output channels filling its panels. */
 static int FC_NAME(direct_shape)(const FC_NAME(fc_engine) *engine, const fc_conv_geometry *g,
                                  const fc_conv_sizes *s)
 {
@@ -307,16 +322,36 @@ static int FC_NAME(direct_shape)(const FC_NAME(fc_engine) *engine, const fc_conv
         2.0 * (double)g->batch * (double)s->out_pixels * (double)g->out_channels *
                 (double)s->kernel_dim < FC_DIRECT_MIN_FLOPS)
         return -1;
-    int best = -1;
-    ptrdiff_t best_padding = 0;
-    for (int shape = 0; shape < 2; shape++) {
-        const ptrdiff_t padding = fc_panel_padding(g->out_channels, engine->direct[shape].nr);
-        if (4 * padding <= g->out_channels && (best < 0 || padding < best_padding)) {
-            best = shape;
-            best_padding = padding;
-        }
-    }
-    return best;
+    return FC_NAME(direct_panels_shape)(engine, g->out_channels);
+}
+
+/* A direct pass's workspace: `elements` aligned elements, `offsets` tap or pixel offsets and
+ * `origins` window origins; 0, or -1 with nothing allocated. */
+typedef struct {
+    FC_T *work;
+    ptrdiff_t *offsets;
+    const FC_T **origins;
+} FC_NAME(direct_workspace);
+
+static int FC_NAME(direct_workspace_alloc)(FC_NAME(direct_workspace) *space, size_t elements,
+                                           size_t offsets, size_t origins)
+{
+    space->work = fc_aligned_alloc(elements * sizeof(FC_T));
+    space->offsets = malloc(offsets * sizeof(ptrdiff_t));
+    space->origins = malloc(origins * sizeof(FC_T *));
+    if (space->work && space->offsets && space->origins)
+        return 0;
+    fc_aligned_free(space->work);
+    free(space->offsets);
+    free(space->origins);
+    return -1;
+}
+
+static void FC_NAME(direct_workspace_free)(FC_NAME(direct_workspace) *space)
+{
+    fc_aligned_free(space->work);
+    free(space->offsets);
+    free(space->origins);
 }
 
 /* The padded copy of `images` images from x on: per image and channel, the box of input
@@ -420,18 +455,15 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
     const size_t image_elements = in_place ? 0 : (size_t)(chunk_images * image_size);
     const size_t weight_elements = (size_t)(k * padded_channels);
     const size_t scratch_elements = (size_t)(block * padded_channels);
-    FC_T *const work = fc_aligned_alloc((image_elements + weight_elements +
-                                         (size_t)padded_channels +
-                                         scratch_elements * (size_t)threads) * sizeof(FC_T));
-    ptrdiff_t *const offsets = malloc((size_t)k * sizeof(ptrdiff_t));
-    const FC_T **const origins = malloc((size_t)(block * threads) * sizeof(FC_T *));
-    if (!work || !offsets || !origins) {
-        fc_aligned_free(work);
-        free(offsets);
-        free(origins);
+    FC_NAME(direct_workspace) space;
+    if (FC_NAME(direct_workspace_alloc)(&space, image_elements + weight_elements +
+                                                    (size_t)padded_channels +
+                                                    scratch_elements * (size_t)threads,
+                                        (size_t)k, (size_t)(block * threads)) != 0)
         return -1;
-    }
-    FC_T *const xp = work, *const packed_w = xp + image_elements;
+    ptrdiff_t *const offsets = space.offsets;
+    const FC_T **const origins = space.origins;
+    FC_T *const xp = space.work, *const packed_w = xp + image_elements;
     FC_T *const padded_bias = packed_w + weight_elements;
     FC_T *const scratch_all = padded_bias + padded_channels;
 
@@ -510,9 +542,117 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
             }
         }
     }
-    fc_aligned_free(work);
-    free(offsets);
-    free(origins);
+    FC_NAME(direct_workspace_free)(&space);
+    return 0;
+}
+
+/* The weight gradient through the direct kernel, without the column matrix: per group,
+ * dW_g^T (kernel_dim rows, output channels) += col_g dy_g^T image after image, MR rows of col_g
+ * (channel, tap) broadcast from a padded copy of the image (row r's window at origins[r], output
+ * pixel p at offsets[p] from it) against NR output channels of dy^T packed in panels. The
+ * GEMM's product dy_g col_g^T gathers and transposes a strip of col_g for every block of it
+ * (9-10 % of AlexNet conv2's and VGG conv3_1's weight gradient on Zen 5). Every element gets
+ * the GEMM's k blocks of each image's pixels (fc_reduction_block), each summed from +0 in
+ * pixel order and added onto the gradient (from +0 before the first image), the FMAs' operands
+ * swapped: the GEMM's bits. NCHW only. Returns 1 when not taken (the shape pads the output
+ * channels by more than a quarter, or too few pixels), else 0 or -1 (no memory). */
+/* Fewer pixels (all images) than this: the GEMM. dW^T's zeroing and final transposition, and
+ * dy^T's, are a pass over the weights per call, a tenth of VGG conv4_1's weight gradient on
+ * 14 x 14 pixels (Zen 5: 7-12 % slower than the GEMM at 196 pixels, 0-3 % faster at 676,
+ * 3-13 % at 729-3136). */
+#define FC_DIRECT_DW_MIN_PIXELS 512
+static int FC_NAME(direct_weight_gradient)(const FC_NAME(fc_engine) *engine,
+                                           const fc_conv_geometry *g, const fc_conv_sizes *s,
+                                           const FC_T *x, const FC_T *dy, FC_T *dw)
+{
+    const ptrdiff_t go = s->group_out_channels, gk = s->group_kernel_dim, taps = s->taps;
+    const ptrdiff_t pixels = s->out_pixels, groups = g->group;
+    const int shape = FC_NAME(direct_panels_shape)(engine, go);
+    if (shape < 0 || g->channels_last || g->batch * pixels < FC_DIRECT_DW_MIN_PIXELS)
+        return 1;
+    const ptrdiff_t mr = engine->direct[shape].mr, nr = engine->direct[shape].nr;
+    const ptrdiff_t panels = (go + nr - 1) / nr, padded_out = panels * nr;
+    const ptrdiff_t rows = (gk + mr - 1) / mr * mr;   /* whole tiles: the last repeats a row */
+    const ptrdiff_t kc = fc_reduction_block(pixels, engine->kc);
+    ptrdiff_t box[FC_SPATIAL_AXES];
+    for (int axis = 0; axis < FC_SPATIAL_AXES; axis++)
+        box[axis] = (g->out_size[axis] - 1) * g->stride[axis] +
+                    (g->kernel[axis] - 1) * g->dilation[axis] + 1;
+    const ptrdiff_t axis_step[FC_SPATIAL_AXES] = {box[1] * box[2], box[2], 1};
+    const ptrdiff_t plane = box[0] * box[1] * box[2];
+
+    /* Workspace: the padded image, dy^T of every group in panels, dW^T of every group. */
+    const size_t image_elements = (size_t)(g->in_channels * plane);
+    const size_t dy_elements = (size_t)(groups * panels * pixels * nr);
+    const size_t dw_elements = (size_t)(groups * rows * padded_out);
+    FC_NAME(direct_workspace) space;
+    if (FC_NAME(direct_workspace_alloc)(&space, image_elements + dy_elements + dw_elements,
+                                        (size_t)pixels, (size_t)(groups * rows)) != 0)
+        return -1;
+    FC_T *const xp = space.work, *const dy_t = xp + image_elements;
+    FC_T *const dw_t = dy_t + dy_elements;
+    for (size_t e = 0; e < dw_elements; e++)
+        dw_t[e] = 0;
+    for (ptrdiff_t p = 0; p < pixels; p++) {
+        const ptrdiff_t o2 = p % g->out_size[2], o1 = p / g->out_size[2] % g->out_size[1];
+        const ptrdiff_t o0 = p / g->out_size[2] / g->out_size[1];
+        space.offsets[p] = o0 * g->stride[0] * axis_step[0] + o1 * g->stride[1] * axis_step[1] +
+                     o2 * g->stride[2] * axis_step[2];
+    }
+    for (ptrdiff_t row = 0; row < groups * rows; row++) {
+        const ptrdiff_t grp = row / rows, r = row % rows < gk ? row % rows : gk - 1;
+        const ptrdiff_t tap = r % taps, t2 = tap % g->kernel[2];
+        const ptrdiff_t t1 = tap / g->kernel[2] % g->kernel[1];
+        const ptrdiff_t t0 = tap / g->kernel[2] / g->kernel[1];
+        space.origins[row] = xp + (grp * s->group_in_channels + r / taps) * plane +
+                       t0 * g->dilation[0] * axis_step[0] + t1 * g->dilation[1] * axis_step[1] +
+                       t2 * g->dilation[2] * axis_step[2];
+    }
+    /* Tasks: (group, panel, block of row tiles), enough for FC_DIRECT_TASKS_PER_THREAD each. */
+    const int threads_wanted = fc_threads_for(2.0 * (double)g->batch * (double)pixels *
+                                              (double)g->out_channels * (double)gk);
+    const ptrdiff_t tiles = rows / mr;
+    ptrdiff_t blocks = FC_DIRECT_TASKS_PER_THREAD * threads_wanted / (groups * panels);
+    blocks = blocks < 1 ? 1 : blocks > tiles ? tiles : blocks;
+    const ptrdiff_t block_tiles = (tiles + blocks - 1) / blocks;
+    blocks = (tiles + block_tiles - 1) / block_tiles;
+    const ptrdiff_t tasks = groups * panels * blocks;
+    const int threads = tasks < threads_wanted ? (int)tasks : threads_wanted;
+
+    for (ptrdiff_t n = 0; n < g->batch; n++) {
+        FC_NAME(pad_image)(engine, g, box, 1, x + n * g->in_channels * s->in_volume, xp);
+        const FC_T *const grad = dy + n * g->out_channels * pixels;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+        {
+#pragma omp for schedule(static)
+        for (ptrdiff_t item = 0; item < groups * panels; item++) {
+            const ptrdiff_t channel0 = item / panels * go + item % panels * nr;
+            const ptrdiff_t valid = go - item % panels * nr < nr ? go - item % panels * nr : nr;
+            FC_T *const panel = dy_t + item * pixels * nr;
+            engine->transpose(valid, pixels, grad + channel0 * pixels, pixels, panel, nr);
+            for (ptrdiff_t p = 0; valid < nr && p < pixels; p++)
+                for (ptrdiff_t j = valid; j < nr; j++)
+                    panel[p * nr + j] = 0;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (ptrdiff_t task = 0; task < tasks; task++) {
+            const ptrdiff_t item = task / blocks, grp = item / panels, panel = item % panels;
+            const ptrdiff_t tile0 = task % blocks * block_tiles;
+            const ptrdiff_t tile1 = tile0 + block_tiles < tiles ? tile0 + block_tiles : tiles;
+            for (ptrdiff_t tile = tile0; tile < tile1; tile++)
+                for (ptrdiff_t p0 = 0; p0 < pixels; p0 += kc)
+                    engine->direct[shape].kernel(
+                        pixels - p0 < kc ? pixels - p0 : kc, space.origins + grp * rows + tile * mr,
+                        space.offsets + p0, dy_t + (item * pixels + p0) * nr,
+                        dw_t + (grp * rows + tile * mr) * padded_out + panel * nr, padded_out,
+                        1, NULL);
+        }
+        }
+    }
+    for (ptrdiff_t grp = 0; grp < groups; grp++)
+        engine->transpose(gk, go, dw_t + grp * rows * padded_out, padded_out, dw + grp * go * gk,
+                          gk);
+    FC_NAME(direct_workspace_free)(&space);
     return 0;
 }
 
@@ -521,6 +661,7 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
 #undef FC_DIRECT_MIN_TILES_PER_BLOCK
 #undef FC_DIRECT_TASKS_PER_THREAD
 #undef FC_DIRECT_MIN_FLOPS
+#undef FC_DIRECT_DW_MIN_PIXELS
 
 /* A batch of small images (NCHW, a 2-D convolution, unit stride along rows, whole panels would
  * add more than a quarter to the pixels): the images side by side in one product per group,
@@ -902,10 +1043,16 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
         memset(db, 0, (size_t)g->out_channels * sizeof(FC_T));
 
     int status = 0;   /* the GEMMs' packing workspace can fail to allocate */
+    int dw_by_gemm = dw != NULL;
+    if (dw) {
+        status = FC_NAME(direct_weight_gradient)(FC_NAME(fc_engine_active)(), g, &s, x, dy, dw);
+        dw_by_gemm = status == 1;
+        status = status == 1 ? 0 : status;
+    }
     for (ptrdiff_t n0 = 0; n0 < g->batch && status == 0; n0 += block_images) {
         const ptrdiff_t images = n0 + block_images < g->batch ? block_images : g->batch - n0;
         const FC_T *grad = dy + n0 * g->out_channels * out_pixels;
-        for (ptrdiff_t i = 0; dw && i < images && status == 0; i++) {
+        for (ptrdiff_t i = 0; dw_by_gemm && i < images && status == 0; i++) {
             /* dW_g += dy_g col_g^T, image after image, all its pixels in one product: the
              * packing gathers each block of col_g^T from the image (strips of col_g,
              * transposed in registers), so the column matrix never goes through memory. */

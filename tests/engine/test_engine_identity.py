@@ -62,6 +62,10 @@ CASES = [
     # more padding columns than the lists hold (7 x 7 on 20 x 20: found run by run).
     ((1, 48, 27, 27), (32, 48, 5, 5), (1, 1), (2, 2), (1, 1), 1),
     ((1, 16, 20, 20), (8, 16, 7, 7), (1, 1), (3, 3), (1, 1), 1),
+    # Weight gradients through the direct kernel (output channels filling its panels, 512
+    # pixels or more): rows of col not a whole number of tiles; strided, dilated and grouped.
+    ((2, 15, 17, 19), (48, 15, 3, 3), (1, 1), (1, 1), (1, 1), 1),
+    ((2, 12, 29, 33), (128, 6, 3, 2), (2, 1), (1, 0), (1, 2), 2),
     # A first layer (three channels, 64 outputs): the direct convolution, not the GEMM.
     ((1, 3, 29, 27), (64, 3, 7, 7), (2, 2), (3, 3), (1, 1), 1),
     # Depthwise over rows and channels wider than every engine's vectors (NCHW sums along the
