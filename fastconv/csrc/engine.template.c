@@ -540,10 +540,10 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
     /* The consecutive copy's padding, found once per block: which columns each tap of axes 1
      * and 2 reads outside the input is the same for every channel, so it is listed once
      * (their offsets in the packed block, row 0) rather than found run by run for every row
-     * of k: two calls per output row, a third of AlexNet conv2's packing with its rows of
-     * 27 pixels. Made where each list serves four rows of k on average (the weight
-     * gradient packs strips of NR rows: building them cost it 5-8 %), and where they fit
-     * (not for small images with much padding). */
+     * of k, two calls per output row (AlexNet conv3's rows of 13 pixels: +6-7 % with the
+     * lists, conv2's of 27: +2-3 %). Made where each list serves four rows of k on average
+     * (the weight gradient packs strips of NR rows: building them cost it 5-8 %), and where
+     * they fit (not for small images with much padding). */
     const ptrdiff_t plane_taps = kernel[1] * kernel[2];
     int32_t zero_at[FC_ZERO_LIST_MAX];
     ptrdiff_t zero_begin[FC_ZERO_TAPS_MAX + 1];
