@@ -555,21 +555,23 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
     return 0;
 }
 
-/* The weight gradient through the direct kernel, without the column matrix: per group,
- * dW_g^T (kernel_dim rows, output channels) += col_g dy_g^T image after image, MR rows of col_g
- * (channel, tap) broadcast from a padded copy of the image (row r's window at origins[r], output
- * pixel p at offsets[p] from it) against NR output channels of dy^T packed in panels. The
- * GEMM's product dy_g col_g^T gathers and transposes a strip of col_g for every block of it
- * (9-10 % of AlexNet conv2's and VGG conv3_1's weight gradient on Zen 5). Every element gets
- * the GEMM's k blocks of each image's pixels (fc_reduction_block), each summed from +0 in
- * pixel order and added onto the gradient (from +0 before the first image), the FMAs' operands
- * swapped: the GEMM's bits. NCHW only. Returns 1 when not taken (the shape pads the output
- * channels by more than a quarter, or too few pixels), else 0 or -1 (no memory). */
 /* Fewer pixels (all images) than this: the GEMM. dW^T's zeroing and final transposition, and
  * dy^T's, are a pass over the weights per call, a tenth of VGG conv4_1's weight gradient on
  * 14 x 14 pixels (Zen 5: 7-12 % slower than the GEMM at 196 pixels, 0-3 % faster at 676,
  * 3-13 % at 729-3136). */
 #define FC_DIRECT_DW_MIN_PIXELS 512
+
+/* The weight gradient through the direct kernel, without the column matrix: per group,
+ * dW_g^T (kernel_dim rows, output channels) += col_g dy_g^T image after image, MR rows of col_g
+ * (channel, tap) broadcast from a padded copy of the image (row r's window at origins[r], output
+ * pixel p at offsets[p] from it) against NR output channels of dy^T packed in panels. The
+ * GEMM's product dy_g col_g^T gathers and transposes a strip of col_g for every block of it
+ * (9-10 % of the samples of AlexNet conv2's and VGG conv3_1's weight gradient on Zen 5).
+ * Every element gets the GEMM's k blocks of each image's pixels (fc_reduction_block), each
+ * summed from +0 in pixel order and added onto the gradient (from +0 before the first image),
+ * the FMAs' operands swapped: the GEMM's bits. NCHW only. Returns 1 when not taken (the shape
+ * pads the output channels by more than a quarter, or too few pixels), else 0 or -1 (no
+ * memory). */
 static int FC_NAME(direct_weight_gradient)(const FC_NAME(fc_engine) *engine,
                                            const fc_conv_geometry *g, const fc_conv_sizes *s,
                                            const FC_T *x, const FC_T *dy, FC_T *dw)

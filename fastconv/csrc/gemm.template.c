@@ -264,9 +264,8 @@ static void FC_NAME(pack_b_block)(const FC_NAME(gemm_tasks) *ctx, const FC_T *b,
 
 /* One k block (p0..) of one task: rows row0.. (rows of them) x columns j0.. (cols) of group
  * grp's product, from the packed B block (or B in place), into `block` (strides rs, cs): the
- * caller's beta on
- * the first k block, accumulation after it, the biases on the last. A is read from the packed
- * whole, or packed here MC rows at a time into a_block (a_per_task). */
+ * caller's beta on the first k block, accumulation after it, the biases on the last. A is read
+ * from the packed whole, or packed here MC rows at a time into a_block (a_per_task). */
 static void FC_NAME(task_k_block)(const FC_NAME(gemm_tasks) *ctx, ptrdiff_t grp, ptrdiff_t row0,
                                   ptrdiff_t rows, ptrdiff_t j0, ptrdiff_t cols, ptrdiff_t p0,
                                   const FC_T *packed_b, const FC_NAME(b_in_place) *in_place,
