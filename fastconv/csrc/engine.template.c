@@ -493,6 +493,8 @@ static inline void FC_NAME(zero_columns)(FC_T *restrict packed, ptrdiff_t kc, pt
  * and entries in all. */
 #define FC_ZERO_TAPS_MAX 49
 #define FC_ZERO_LIST_MAX 4096
+/* ... and of pieces of the runs of a row of k inside the input. */
+#define FC_PIECES_MAX 256
 
 /* Row by row of the column matrix (channel, then kernel taps in axis order, as Caffe's
  * im2col_nd), so the input is read front to back. Within a row, the block's output pixels are
@@ -573,6 +575,32 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
             o1++;
         }
         zero_begin[t + 1] = count;
+    }
+
+    /* The pieces of a row of k whose pixels all read inside the input (below): where each
+     * output row's run, cut at the micro-panels' ends, goes in the packed block and where it
+     * starts in the input, relative to the block's first input row; the same for every row of
+     * k, so found once (run by run per row of k, it was most of a channels-last AlexNet
+     * conv3's packing, rows of 13 pixels). Not made if they do not fit. */
+    ptrdiff_t piece_at[FC_PIECES_MAX], piece_from[FC_PIECES_MAX], piece_length[FC_PIECES_MAX];
+    ptrdiff_t pieces = 0;
+    int inside_pieces = !by_phase && step == 1 && one_plane && kc >= 4;
+    for (ptrdiff_t first = 0, o2 = start2, row = 0; inside_pieces && first < pixels; row++) {
+        const ptrdiff_t length = out[2] - o2 < pixels - first ? out[2] - o2 : pixels - first;
+        for (ptrdiff_t done = 0; done < length;) {
+            const ptrdiff_t column = first + done, lane = column % FC_NR;
+            const ptrdiff_t piece = FC_NR - lane < length - done ? FC_NR - lane : length - done;
+            if (pieces == FC_PIECES_MAX) {
+                inside_pieces = 0;
+                break;
+            }
+            piece_at[pieces] = (column - lane) * kc + lane;
+            piece_from[pieces] = row * g->stride[1] * in[2] + o2 + done;
+            piece_length[pieces++] = piece;
+            done += piece;
+        }
+        first += length;
+        o2 = 0;
     }
 
     ptrdiff_t channel = k0 / taps, tap = k0 % taps;
@@ -667,7 +695,10 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
              * its input row found by stepping rather than computed and range-checked. */
             const FC_T *src = plane + (block_i0 * in[1] + o1 * g->stride[1] + shift1) * in[2] +
                               shift2;
-            for (ptrdiff_t first = 0; first < pixels;) {
+            for (ptrdiff_t q = 0; inside_pieces && q < pieces; q++)
+                FC_NAME(copy_run)(packed + piece_at[q] + p * FC_NR, src + piece_from[q],
+                                  piece_length[q]);
+            for (ptrdiff_t first = 0; !inside_pieces && first < pixels;) {
                 const ptrdiff_t length = out[2] - o2 < pixels - first ? out[2] - o2
                                                                       : pixels - first;
                 FC_NAME(copy_to_panels)(packed, kc, p, first, src + o2, length);
@@ -921,3 +952,4 @@ FC_ENGINE_TYPE FC_NAME(fc_engine) = {
 #undef FC_PACK_A_PANELS
 #undef FC_ZERO_TAPS_MAX
 #undef FC_ZERO_LIST_MAX
+#undef FC_PIECES_MAX

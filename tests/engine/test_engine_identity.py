@@ -66,6 +66,10 @@ CASES = [
     # pixels or more): rows of col not a whole number of tiles; strided, dilated and grouped.
     ((2, 15, 17, 19), (48, 15, 3, 3), (1, 1), (1, 1), (1, 1), 1),
     ((2, 12, 29, 33), (128, 6, 3, 2), (2, 1), (1, 0), (1, 2), 2),
+    # 'valid' rows packed from pieces found once per block: strided along the rows, and with
+    # more pieces than the list holds (one-pixel rows: found run by run).
+    ((1, 24, 21, 40), (16, 24, 3, 3), (2, 1), (0, 0), (1, 1), 1),
+    ((1, 24, 400, 3), (8, 24, 3, 3), (1, 1), (0, 0), (1, 1), 1),
     # A first layer (three channels, 64 outputs): the direct convolution, not the GEMM.
     ((1, 3, 29, 27), (64, 3, 7, 7), (2, 2), (3, 3), (1, 1), 1),
     # Depthwise over rows and channels wider than every engine's vectors (NCHW sums along the
