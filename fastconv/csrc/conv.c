@@ -74,6 +74,36 @@ static ptrdiff_t fc_copy_chunk_images(ptrdiff_t per_image, ptrdiff_t batch, size
     return images < 1 ? 1 : images > batch ? batch : images;
 }
 
+/* The box of input positions the windows read, per axis, from -pad on: what a padded copy of
+ * an image holds (the direct passes, the stride-1 GEMM's B read in place). */
+static void fc_window_box(const fc_conv_geometry *g, ptrdiff_t box[FC_SPATIAL_AXES])
+{
+    for (int axis = 0; axis < FC_SPATIAL_AXES; axis++)
+        box[axis] = (g->out_size[axis] - 1) * g->stride[axis] +
+                    (g->kernel[axis] - 1) * g->dilation[axis] + 1;
+}
+
+/* Where kernel tap `tap` (taps in axis order) lies from its window's origin, and where output
+ * pixel `pixel`'s window starts from the first one's, in an image whose positions are
+ * axis_step[axis] elements apart along each axis. */
+static ptrdiff_t fc_tap_offset(const fc_conv_geometry *g, const ptrdiff_t *axis_step,
+                               ptrdiff_t tap)
+{
+    const ptrdiff_t t2 = tap % g->kernel[2], t1 = tap / g->kernel[2] % g->kernel[1];
+    const ptrdiff_t t0 = tap / g->kernel[2] / g->kernel[1];
+    return t0 * g->dilation[0] * axis_step[0] + t1 * g->dilation[1] * axis_step[1] +
+           t2 * g->dilation[2] * axis_step[2];
+}
+
+static ptrdiff_t fc_window_offset(const fc_conv_geometry *g, const ptrdiff_t *axis_step,
+                                  ptrdiff_t pixel)
+{
+    const ptrdiff_t o2 = pixel % g->out_size[2], o1 = pixel / g->out_size[2] % g->out_size[1];
+    const ptrdiff_t o0 = pixel / g->out_size[2] / g->out_size[1];
+    return o0 * g->stride[0] * axis_step[0] + o1 * g->stride[1] * axis_step[1] +
+           o2 * g->stride[2] * axis_step[2];
+}
+
 /* Columns that n columns leave empty in their last NR-wide micro-panel. */
 static ptrdiff_t fc_panel_padding(ptrdiff_t n, ptrdiff_t nr)
 {

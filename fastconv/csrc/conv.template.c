@@ -425,9 +425,7 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
     const ptrdiff_t padded_channels = (out_channels + nr - 1) / nr * nr;
     const ptrdiff_t kc = fc_reduction_block(k, engine->kc);
     ptrdiff_t padded[FC_SPATIAL_AXES];
-    for (int axis = 0; axis < FC_SPATIAL_AXES; axis++)
-        padded[axis] = (g->out_size[axis] - 1) * g->stride[axis] +
-                       (g->kernel[axis] - 1) * g->dilation[axis] + 1;
+    fc_window_box(g, padded);
     /* Without padding the image is read where it lies, NCHW or channels last: every window
      * is inside it (AlexNet's conv1 at batch 32: the copy had 3 % of the samples). Else the
      * windows read a padded NCHW copy of the box they cover. Element
@@ -489,13 +487,8 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
         }
     for (ptrdiff_t o = 0; o < padded_channels; o++)
         padded_bias[o] = bias && o < out_channels ? bias[o] : 0;
-    for (ptrdiff_t p = 0; p < k; p++) {
-        const ptrdiff_t c = p / taps, tap = p % taps;
-        const ptrdiff_t t2 = tap % g->kernel[2], t1 = tap / g->kernel[2] % g->kernel[1];
-        const ptrdiff_t t0 = tap / g->kernel[2] / g->kernel[1];
-        offsets[p] = c * channel_step + t0 * g->dilation[0] * axis_step[0] +
-                     t1 * g->dilation[1] * axis_step[1] + t2 * g->dilation[2] * axis_step[2];
-    }
+    for (ptrdiff_t p = 0; p < k; p++)
+        offsets[p] = p / taps * channel_step + fc_tap_offset(g, axis_step, p % taps);
 
     for (ptrdiff_t n0 = 0; n0 < g->batch; n0 += chunk_images) {
         const ptrdiff_t images = g->batch - n0 < chunk_images ? g->batch - n0 : chunk_images;
@@ -522,12 +515,8 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
                  * rows of the scratch are never stored. */
                 for (ptrdiff_t i = 0; i < tiles * mr; i++) {
                     const ptrdiff_t pixel = first + (i < count ? i : count - 1);
-                    const ptrdiff_t o2 = pixel % g->out_size[2];
-                    const ptrdiff_t o1 = pixel / g->out_size[2] % g->out_size[1];
-                    const ptrdiff_t o0 = pixel / g->out_size[2] / g->out_size[1];
                     origin[i] = windows + image * image_size +
-                                o0 * g->stride[0] * axis_step[0] +
-                                o1 * g->stride[1] * axis_step[1] + o2 * g->stride[2] * axis_step[2];
+                                fc_window_offset(g, axis_step, pixel);
                 }
                 for (ptrdiff_t tile = 0; tile < tiles; tile++)
                     for (ptrdiff_t panel = 0; panel < padded_channels / nr; panel++)
@@ -586,9 +575,7 @@ static int FC_NAME(direct_weight_gradient)(const FC_NAME(fc_engine) *engine,
     const ptrdiff_t rows = (gk + mr - 1) / mr * mr;   /* whole tiles: the last repeats a row */
     const ptrdiff_t kc = fc_reduction_block(pixels, engine->kc);
     ptrdiff_t box[FC_SPATIAL_AXES];
-    for (int axis = 0; axis < FC_SPATIAL_AXES; axis++)
-        box[axis] = (g->out_size[axis] - 1) * g->stride[axis] +
-                    (g->kernel[axis] - 1) * g->dilation[axis] + 1;
+    fc_window_box(g, box);
     const ptrdiff_t axis_step[FC_SPATIAL_AXES] = {box[1] * box[2], box[2], 1};
     const ptrdiff_t plane = box[0] * box[1] * box[2];
 
@@ -604,20 +591,12 @@ static int FC_NAME(direct_weight_gradient)(const FC_NAME(fc_engine) *engine,
     FC_T *const dw_t = dy_t + dy_elements;
     for (size_t e = 0; e < dw_elements; e++)
         dw_t[e] = 0;
-    for (ptrdiff_t p = 0; p < pixels; p++) {
-        const ptrdiff_t o2 = p % g->out_size[2], o1 = p / g->out_size[2] % g->out_size[1];
-        const ptrdiff_t o0 = p / g->out_size[2] / g->out_size[1];
-        space.offsets[p] = o0 * g->stride[0] * axis_step[0] + o1 * g->stride[1] * axis_step[1] +
-                     o2 * g->stride[2] * axis_step[2];
-    }
+    for (ptrdiff_t p = 0; p < pixels; p++)
+        space.offsets[p] = fc_window_offset(g, axis_step, p);
     for (ptrdiff_t row = 0; row < groups * rows; row++) {
         const ptrdiff_t grp = row / rows, r = row % rows < gk ? row % rows : gk - 1;
-        const ptrdiff_t tap = r % taps, t2 = tap % g->kernel[2];
-        const ptrdiff_t t1 = tap / g->kernel[2] % g->kernel[1];
-        const ptrdiff_t t0 = tap / g->kernel[2] / g->kernel[1];
         space.origins[row] = xp + (grp * s->group_in_channels + r / taps) * plane +
-                       t0 * g->dilation[0] * axis_step[0] + t1 * g->dilation[1] * axis_step[1] +
-                       t2 * g->dilation[2] * axis_step[2];
+                             fc_tap_offset(g, axis_step, r % taps);
     }
     /* Tasks: (group, panel, block of row tiles), enough for FC_DIRECT_TASKS_PER_THREAD each. */
     const int threads_wanted = fc_threads_for(2.0 * (double)g->batch * (double)pixels *
@@ -801,8 +780,7 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
     /* Images per batched GEMM: all, or as many as FC_INPUT_COPY_BYTES of copy hold. */
     ptrdiff_t chunk_images = g->batch;
     if (phased.columns_by_phase || shifted_rows) {
-        for (int axis = 0; axis < FC_SPATIAL_AXES; axis++)
-            padded[axis] = g->out_size[axis] + (g->kernel[axis] - 1) * g->dilation[axis];
+        fc_window_box(g, padded);
         b_channel = shifted_rows ? padded[0] * padded[1] * padded[2]
                                  : s.in_volume / g->in_size[2] * g->stride[2] *
                                        fc_phase_length(g);
@@ -821,12 +799,9 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
         for (size_t e = 0; e < slack; e++)
             copy[(size_t)(chunk_images * b_image) + e] = 0;
         /* Row p of a group's column matrix: its channel's plane, shifted by its tap. */
-        for (ptrdiff_t p = 0; shifted_rows && p < s.group_kernel_dim; p++) {
-            const ptrdiff_t tap = p % taps;
-            row_offsets[p] = p / taps * b_channel +
-                             tap / g->kernel[2] % g->kernel[1] * g->dilation[1] * padded[2] +
-                             tap % g->kernel[2] * g->dilation[2];
-        }
+        const ptrdiff_t axis_step[FC_SPATIAL_AXES] = {padded[1] * padded[2], padded[2], 1};
+        for (ptrdiff_t p = 0; shifted_rows && p < s.group_kernel_dim; p++)
+            row_offsets[p] = p / taps * b_channel + fc_tap_offset(g, axis_step, p % taps);
     }
     /* The weights: Caffe's (O, C/group, *kernel), rows contiguous; or Keras's
      * (*kernel, C/group, O), read in place (output channels contiguous, tap-major). */
