@@ -83,25 +83,29 @@ static void fc_window_box(const fc_conv_geometry *g, ptrdiff_t box[FC_SPATIAL_AX
                     (g->kernel[axis] - 1) * g->dilation[axis] + 1;
 }
 
-/* Where kernel tap `tap` (taps in axis order) lies from its window's origin, and where output
- * pixel `pixel`'s window starts from the first one's, in an image whose positions are
- * axis_step[axis] elements apart along each axis. */
+/* The offset of point `index` of a grid (sizes per axis, the last axis fastest) whose points
+ * are spacing[axis] positions apart, in an image whose positions are axis_step[axis] elements
+ * apart: a kernel tap from its window's origin (the kernel's grid, spaced by the dilation), or
+ * an output pixel's window from the first one's (the output's grid, spaced by the stride). */
+static ptrdiff_t fc_grid_offset(ptrdiff_t index, const ptrdiff_t *sizes, const ptrdiff_t *spacing,
+                                const ptrdiff_t *axis_step)
+{
+    const ptrdiff_t i2 = index % sizes[2], i1 = index / sizes[2] % sizes[1];
+    const ptrdiff_t i0 = index / sizes[2] / sizes[1];
+    return i0 * spacing[0] * axis_step[0] + i1 * spacing[1] * axis_step[1] +
+           i2 * spacing[2] * axis_step[2];
+}
+
 static ptrdiff_t fc_tap_offset(const fc_conv_geometry *g, const ptrdiff_t *axis_step,
                                ptrdiff_t tap)
 {
-    const ptrdiff_t t2 = tap % g->kernel[2], t1 = tap / g->kernel[2] % g->kernel[1];
-    const ptrdiff_t t0 = tap / g->kernel[2] / g->kernel[1];
-    return t0 * g->dilation[0] * axis_step[0] + t1 * g->dilation[1] * axis_step[1] +
-           t2 * g->dilation[2] * axis_step[2];
+    return fc_grid_offset(tap, g->kernel, g->dilation, axis_step);
 }
 
 static ptrdiff_t fc_window_offset(const fc_conv_geometry *g, const ptrdiff_t *axis_step,
                                   ptrdiff_t pixel)
 {
-    const ptrdiff_t o2 = pixel % g->out_size[2], o1 = pixel / g->out_size[2] % g->out_size[1];
-    const ptrdiff_t o0 = pixel / g->out_size[2] / g->out_size[1];
-    return o0 * g->stride[0] * axis_step[0] + o1 * g->stride[1] * axis_step[1] +
-           o2 * g->stride[2] * axis_step[2];
+    return fc_grid_offset(pixel, g->out_size, g->stride, axis_step);
 }
 
 /* Columns that n columns leave empty in their last NR-wide micro-panel. */
