@@ -382,6 +382,13 @@ static void FC_NAME(pack_b)(ptrdiff_t kc, ptrdiff_t n, const FC_T *b, ptrdiff_t 
     }
 }
 
+/* Where column `column` of row 0 lies in a packed block of kc rows (NR-column micro-panels,
+ * each kc x NR, one after the other); row p is p * NR further on. */
+static inline ptrdiff_t FC_NAME(panel_offset)(ptrdiff_t column, ptrdiff_t kc)
+{
+    return (column - column % FC_NR) * kc + column % FC_NR;
+}
+
 /* dst[j] = src[j] for j < count (at most NR: a run of pixels within one micro-panel), in
  * whole vectors and one masked one where the instruction set has masks. */
 static inline void FC_NAME(copy_run)(FC_T *restrict dst, const FC_T *restrict src,
@@ -405,7 +412,7 @@ static inline void FC_NAME(copy_to_panels)(FC_T *restrict packed, ptrdiff_t kc, 
                                            ptrdiff_t first, const FC_T *src, ptrdiff_t length)
 {
     ptrdiff_t lane = first % FC_NR;
-    FC_T *dst = packed + (first - lane) * kc + p * FC_NR + lane;
+    FC_T *dst = packed + FC_NAME(panel_offset)(first, kc) + p * FC_NR;
     for (ptrdiff_t done = 0; done < length;) {
         const ptrdiff_t piece = FC_NR - lane < length - done ? FC_NR - lane : length - done;
         FC_NAME(copy_run)(dst, src + done, piece);
@@ -479,7 +486,7 @@ static inline void FC_NAME(zero_columns)(FC_T *restrict packed, ptrdiff_t kc, pt
     if (begin >= end)
         return;
     ptrdiff_t lane = begin % FC_NR;
-    FC_T *panel_row = packed + (begin - lane) * kc + p * FC_NR;
+    FC_T *panel_row = packed + FC_NAME(panel_offset)(begin, kc) - lane + p * FC_NR;
     for (ptrdiff_t column = begin; column < end; column++) {
         panel_row[lane] = 0;
         if (++lane == FC_NR) {
@@ -495,6 +502,79 @@ static inline void FC_NAME(zero_columns)(FC_T *restrict packed, ptrdiff_t kc, pt
 #define FC_ZERO_LIST_MAX 4096
 /* ... and of pieces of the runs of a row of k inside the input. */
 #define FC_PIECES_MAX 256
+
+/* The columns of a packed block of output pixels first_pixel .. + pixels (one position on
+ * axis 0, consecutive stride-1 rows: pack_b_im2col's `consecutive`) that each tap t of axes 1
+ * and 2 (t = t1 * kernel[2] + t2) reads outside the input, listed once per block as their
+ * offsets in row 0 (zero_at[zero_begin[t] .. zero_begin[t + 1]]): the same for every channel,
+ * where found run by run for every row of k they cost two calls per output row (AlexNet
+ * conv3's rows of 13 pixels: +6-7 % with the lists, conv2's of 27: +2-3 %). 0 when they do
+ * not fit (small images with much padding). */
+static int FC_NAME(list_padding_columns)(const fc_conv_geometry *g, ptrdiff_t kc,
+                                         ptrdiff_t first_pixel, ptrdiff_t pixels,
+                                         int32_t *zero_at, ptrdiff_t *zero_begin)
+{
+    const ptrdiff_t *in = g->in_size, *out = g->out_size, *kernel = g->kernel;
+    if (kernel[1] * kernel[2] > FC_ZERO_TAPS_MAX || (double)kc * (double)pixels >= 2147483647.0)
+        return 0;
+    ptrdiff_t count = 0;
+    zero_begin[0] = 0;
+    for (ptrdiff_t t = 0; t < kernel[1] * kernel[2]; t++) {
+        const ptrdiff_t shift1 = t / kernel[2] * g->dilation[1] - g->pad[1];
+        ptrdiff_t col_lo, col_hi;
+        ptrdiff_t o1 = first_pixel / out[2] % out[1], o2 = first_pixel % out[2];
+        fc_valid_span(t % kernel[2] * g->dilation[2] - g->pad[2], 1, in[2], out[2], &col_lo,
+                      &col_hi);
+        for (ptrdiff_t first = 0; first < pixels;) {
+            const ptrdiff_t length = out[2] - o2 < pixels - first ? out[2] - o2 : pixels - first;
+            const int row_inside = fc_in_range(o1 + shift1, in[1]);
+            for (ptrdiff_t q = 0; q < length; q++) {
+                if (row_inside && o2 + q >= col_lo && o2 + q < col_hi)
+                    continue;
+                if (count == FC_ZERO_LIST_MAX)
+                    return 0;
+                zero_at[count++] = (int32_t)FC_NAME(panel_offset)(first + q, kc);
+            }
+            first += length;
+            o2 = 0;
+            o1++;
+        }
+        zero_begin[t + 1] = count;
+    }
+    return 1;
+}
+
+/* The pieces of a row of k of a packed block of output pixels first_pixel .. + pixels (one
+ * position on axis 0) whose pixels all read inside the input with a unit step: each output
+ * row's run, cut at the micro-panels' ends, goes to piece_at[q] in row 0 and starts
+ * piece_from[q] elements after the block's first input row; the same for every row of k, so
+ * found once per block (run by run per row of k, it was most of a channels-last AlexNet
+ * conv3's packing, rows of 13 pixels). Their count, or -1 when they do not fit. */
+static ptrdiff_t FC_NAME(list_inside_pieces)(const fc_conv_geometry *g, ptrdiff_t kc,
+                                             ptrdiff_t first_pixel, ptrdiff_t pixels,
+                                             ptrdiff_t *piece_at, ptrdiff_t *piece_from,
+                                             ptrdiff_t *piece_length)
+{
+    const ptrdiff_t *out = g->out_size;
+    ptrdiff_t pieces = 0;
+    for (ptrdiff_t first = 0, o2 = first_pixel % out[2], row = 0; first < pixels; row++) {
+        const ptrdiff_t length = out[2] - o2 < pixels - first ? out[2] - o2 : pixels - first;
+        for (ptrdiff_t done = 0; done < length;) {
+            const ptrdiff_t column = first + done;
+            const ptrdiff_t piece = FC_NR - column % FC_NR < length - done
+                                        ? FC_NR - column % FC_NR : length - done;
+            if (pieces == FC_PIECES_MAX)
+                return -1;
+            piece_at[pieces] = FC_NAME(panel_offset)(column, kc);
+            piece_from[pieces] = row * g->stride[1] * g->in_size[2] + o2 + done;
+            piece_length[pieces++] = piece;
+            done += piece;
+        }
+        first += length;
+        o2 = 0;
+    }
+    return pieces;
+}
 
 /* Row by row of the column matrix (channel, then kernel taps in axis order, as Caffe's
  * im2col_nd), so the input is read front to back. Within a row, the block's output pixels are
@@ -539,69 +619,25 @@ static void FC_NAME(pack_b_im2col)(const fc_conv_geometry *g, const FC_T *image,
                                                    (double)(in[0] * in_plane * sizeof(FC_T)) >
                                                (double)caches[1];
 
-    /* The consecutive copy's padding, found once per block: which columns each tap of axes 1
-     * and 2 reads outside the input is the same for every channel, so it is listed once
-     * (their offsets in the packed block, row 0) rather than found run by run for every row
-     * of k, two calls per output row (AlexNet conv3's rows of 13 pixels: +6-7 % with the
-     * lists, conv2's of 27: +2-3 %). Made where each list serves four rows of k on average
-     * (the weight gradient packs strips of NR rows: building them cost it 5-8 %), and where
-     * they fit (not for small images with much padding). */
+    /* The consecutive copy's padding columns, per tap of axes 1 and 2 (list_padding_columns),
+     * where each list serves four rows of k on average (the weight gradient packs strips of NR
+     * rows: building them cost it 5-8 %). */
     const ptrdiff_t plane_taps = kernel[1] * kernel[2];
     int32_t zero_at[FC_ZERO_LIST_MAX];
     ptrdiff_t zero_begin[FC_ZERO_TAPS_MAX + 1];
-    int zero_lists = consecutive && plane_taps <= FC_ZERO_TAPS_MAX && kc >= 4 * plane_taps &&
-                     (double)kc * (double)pixels < 2147483647.0;
-    zero_begin[0] = 0;
-    for (ptrdiff_t t = 0; zero_lists && t < plane_taps; t++) {
-        const ptrdiff_t shift1 = t / kernel[2] * g->dilation[1] - g->pad[1];
-        ptrdiff_t col_lo, col_hi, count = zero_begin[t], o1 = start1, o2 = start2;
-        fc_valid_span(t % kernel[2] * g->dilation[2] - g->pad[2], 1, in[2], out[2], &col_lo,
-                      &col_hi);
-        for (ptrdiff_t first = 0; first < pixels && zero_lists;) {
-            const ptrdiff_t length = out[2] - o2 < pixels - first ? out[2] - o2 : pixels - first;
-            const int row_inside = fc_in_range(o1 + shift1, in[1]);
-            for (ptrdiff_t q = 0; q < length; q++) {
-                if (row_inside && o2 + q >= col_lo && o2 + q < col_hi)
-                    continue;
-                if (count == FC_ZERO_LIST_MAX) {
-                    zero_lists = 0;
-                    break;
-                }
-                const ptrdiff_t column = first + q;
-                zero_at[count++] = (int32_t)(column / FC_NR * FC_NR * kc + column % FC_NR);
-            }
-            first += length;
-            o2 = 0;
-            o1++;
-        }
-        zero_begin[t + 1] = count;
-    }
-
-    /* The pieces of a row of k whose pixels all read inside the input (below): where each
-     * output row's run, cut at the micro-panels' ends, goes in the packed block and where it
-     * starts in the input, relative to the block's first input row; the same for every row of
-     * k, so found once (run by run per row of k, it was most of a channels-last AlexNet
-     * conv3's packing, rows of 13 pixels). Not made if they do not fit. */
+    const int zero_lists = consecutive && kc >= 4 * plane_taps &&
+                           FC_NAME(list_padding_columns)(g, kc, first_pixel, pixels, zero_at,
+                                                         zero_begin);
+    /* The pieces of a row of k whose pixels all read inside the input (list_inside_pieces),
+     * where at least four rows of k may use them (building them costs about one row's
+     * run-by-run copy). */
     ptrdiff_t piece_at[FC_PIECES_MAX], piece_from[FC_PIECES_MAX], piece_length[FC_PIECES_MAX];
-    ptrdiff_t pieces = 0;
-    int inside_pieces = !by_phase && step == 1 && one_plane && kc >= 4;
-    for (ptrdiff_t first = 0, o2 = start2, row = 0; inside_pieces && first < pixels; row++) {
-        const ptrdiff_t length = out[2] - o2 < pixels - first ? out[2] - o2 : pixels - first;
-        for (ptrdiff_t done = 0; done < length;) {
-            const ptrdiff_t column = first + done, lane = column % FC_NR;
-            const ptrdiff_t piece = FC_NR - lane < length - done ? FC_NR - lane : length - done;
-            if (pieces == FC_PIECES_MAX) {
-                inside_pieces = 0;
-                break;
-            }
-            piece_at[pieces] = (column - lane) * kc + lane;
-            piece_from[pieces] = row * g->stride[1] * in[2] + o2 + done;
-            piece_length[pieces++] = piece;
-            done += piece;
-        }
-        first += length;
-        o2 = 0;
-    }
+    const ptrdiff_t pieces =
+        !by_phase && step == 1 && one_plane && kc >= 4
+            ? FC_NAME(list_inside_pieces)(g, kc, first_pixel, pixels, piece_at, piece_from,
+                                          piece_length)
+            : -1;
+    const int inside_pieces = pieces >= 0;
 
     ptrdiff_t channel = k0 / taps, tap = k0 % taps;
     ptrdiff_t t2 = tap % kernel[2], t1 = tap / kernel[2] % kernel[1];
