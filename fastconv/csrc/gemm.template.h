@@ -19,12 +19,14 @@ typedef struct FC_NAME(fc_gemm_batch) {
      * B that each task reads through few times (a 1x1 layer's images). A B that every tile
      * reads again (weights as B) is faster packed into its panels. */
     int b_in_place;
-    /* With b_in_place, optional: row p of B_ng at + b_row_offsets[p] instead of p * rs_b,
-     * and (b_run > 0) column j at + (j / b_run) * b_run_pitch + j % b_run: a stride-1
-     * convolution's padded image read as its column matrix (row p: its channel and tap's
-     * shift; runs: the output rows of b_run pixels, the padded rows b_run_pitch apart). Tiles
-     * are cut at each run's end and read whole vectors: up to a vector past a run's last
-     * column must be readable (b_run a multiple of the vector keeps all reads in the run). */
+    /* With b_in_place, optional, together: row p of B_ng at + b_row_offsets[p] instead of
+     * p * rs_b, and column j at + (j / b_run) * b_run_pitch + j % b_run (b_run > 0): a
+     * stride-1 convolution's padded image read as its column matrix (row p: its channel and
+     * tap's shift; runs: the output rows of b_run pixels, the padded rows b_run_pitch apart).
+     * Tiles are cut at each run's end and read whole vectors: up to a vector past a run's
+     * last column must be readable (b_run a multiple of the vector keeps all reads in the
+     * run). The two are set together and only with b_in_place: such a B has no rs_b, and
+     * only a plain B's last panel (no runs) is ever packed. */
     const ptrdiff_t *b_row_offsets;
     ptrdiff_t b_run, b_run_pitch;
     const fc_conv_geometry *im2col;   /* set: B_ng is the column matrix of that image */
