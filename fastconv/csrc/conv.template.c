@@ -549,6 +549,8 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
  * 14 x 14 pixels (Zen 5: 7-12 % slower than the GEMM at 196 pixels, 0-3 % faster at 676,
  * 3-13 % at 729-3136). */
 #define FC_DIRECT_DW_MIN_PIXELS 512
+/* Rows of dW^T per task of its transposition into dW: whole 16 x 16 register blocks. */
+#define FC_TRANSPOSE_STRIP 64
 
 /* The weight gradient through the direct kernel, without the column matrix: per group,
  * dW_g^T (kernel_dim rows, output channels) += col_g dy_g^T image after image, MR rows of col_g
@@ -558,9 +560,11 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
  * (9-10 % of the samples of AlexNet conv2's and VGG conv3_1's weight gradient on Zen 5).
  * Every element gets the GEMM's k blocks of each image's pixels (fc_reduction_block), each
  * summed from +0 in pixel order and added onto the gradient (from +0 before the first image),
- * the FMAs' operands swapped: the GEMM's bits. NCHW only. Returns 1 when not taken (the shape
- * pads the output channels by more than a quarter, or too few pixels), else 0 or -1 (no
- * memory). */
+ * the FMAs' operands swapped: the GEMM's bits. The first image's first block is stored, not
+ * added onto zeros: a sum from +0 is never -0, so +0 + sum is sum, bit for bit, and the
+ * zeroing pass over dW^T goes (with the caller's over dW). NCHW only. Returns 1 when not
+ * taken (the shape pads the output channels by more than a quarter, or too few pixels), else
+ * 0 or -1 (no memory). */
 static int FC_NAME(direct_weight_gradient)(const FC_NAME(fc_engine) *engine,
                                            const fc_conv_geometry *g, const fc_conv_sizes *s,
                                            const FC_T *x, const FC_T *dy, FC_T *dw)
@@ -588,9 +592,7 @@ static int FC_NAME(direct_weight_gradient)(const FC_NAME(fc_engine) *engine,
                                         (size_t)pixels, (size_t)(groups * rows)) != 0)
         return -1;
     FC_T *const xp = space.work, *const dy_t = xp + image_elements;
-    FC_T *const dw_t = dy_t + dy_elements;
-    for (size_t e = 0; e < dw_elements; e++)
-        dw_t[e] = 0;
+    FC_T *const dw_t = dy_t + dy_elements;   /* written, not added to, by the first k block */
     for (ptrdiff_t p = 0; p < pixels; p++)
         space.offsets[p] = fc_window_offset(g, axis_step, p);
     for (ptrdiff_t row = 0; row < groups * rows; row++) {
@@ -635,13 +637,19 @@ static int FC_NAME(direct_weight_gradient)(const FC_NAME(fc_engine) *engine,
                         pixels - p0 < kc ? pixels - p0 : kc, space.origins + grp * rows + tile * mr,
                         space.offsets + p0, dy_t + (item * pixels + p0) * nr,
                         dw_t + (grp * rows + tile * mr) * padded_out + panel * nr, padded_out,
-                        1, NULL);
+                        n > 0 || p0 > 0, NULL);
         }
         }
     }
-    for (ptrdiff_t grp = 0; grp < groups; grp++)
-        engine->transpose(gk, go, dw_t + grp * rows * padded_out, padded_out, dw + grp * go * gk,
-                          gk);
+    /* dW^T back to (output channel, row): strips of FC_TRANSPOSE_STRIP rows per task. */
+    const ptrdiff_t strips = (gk + FC_TRANSPOSE_STRIP - 1) / FC_TRANSPOSE_STRIP;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (ptrdiff_t item = 0; item < groups * strips; item++) {
+        const ptrdiff_t grp = item / strips, r0 = item % strips * FC_TRANSPOSE_STRIP;
+        const ptrdiff_t count = gk - r0 < FC_TRANSPOSE_STRIP ? gk - r0 : FC_TRANSPOSE_STRIP;
+        engine->transpose(count, go, dw_t + (grp * rows + r0) * padded_out, padded_out,
+                          dw + grp * go * gk + r0, gk);
+    }
     FC_NAME(direct_workspace_free)(&space);
     return 0;
 }
@@ -652,6 +660,7 @@ static int FC_NAME(direct_weight_gradient)(const FC_NAME(fc_engine) *engine,
 #undef FC_DIRECT_TASKS_PER_THREAD
 #undef FC_DIRECT_MIN_FLOPS
 #undef FC_DIRECT_DW_MIN_PIXELS
+#undef FC_TRANSPOSE_STRIP
 
 /* A batch of small images (NCHW, a 2-D convolution, unit stride along rows, whole panels would
  * add more than a quarter to the pixels): the images side by side in one product per group,
@@ -848,7 +857,8 @@ int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_
  * [lo, hi). Then [lo, hi) is added in one go: the zeroed entries add +0 to the neighbouring
  * row's elements, which changes no bits (dx starts at +0, so a running sum is never -0, and
  * x + +0 is x for every other x, inf and NaN included). */
-static void FC_NAME(scatter_shifted_plane)(const fc_conv_geometry *g, ptrdiff_t tap,
+static void FC_NAME(scatter_shifted_plane)(const FC_NAME(fc_engine) *engine,
+                                           const fc_conv_geometry *g, ptrdiff_t tap,
                                            ptrdiff_t first, ptrdiff_t count, FC_T *plane,
                                            FC_T *row)
 {
@@ -872,9 +882,7 @@ static void FC_NAME(scatter_shifted_plane)(const fc_conv_geometry *g, ptrdiff_t 
              c++)
             row[start + c] = 0;
     }
-    FC_T *target = plane + first + shift;
-    for (ptrdiff_t j = lo; j < hi; j++)
-        target[j] += row[j];
+    engine->add_into(hi - lo, row + lo, plane + first + shift + lo);
 }
 
 /* col2im for channels [c_begin, c_end) of one image (NCHW): the rows of a tile of the column
@@ -882,7 +890,8 @@ static void FC_NAME(scatter_shifted_plane)(const fc_conv_geometry *g, ptrdiff_t 
  * col + row * row_stride) added onto the image, taps outside the input dropped. Each channel's
  * taps in order, each tap's pixels in order: the order of every image element's additions. The
  * column rows are scratch (a shifted plane zeroes some of their entries). */
-static void FC_NAME(col2im_channels)(const fc_conv_geometry *g, ptrdiff_t first_pixel,
+static void FC_NAME(col2im_channels)(const FC_NAME(fc_engine) *engine,
+                                     const fc_conv_geometry *g, ptrdiff_t first_pixel,
                                      ptrdiff_t tile_pixels, FC_T *image, FC_T *col,
                                      ptrdiff_t row_stride, ptrdiff_t c_begin, ptrdiff_t c_end)
 {
@@ -905,7 +914,8 @@ static void FC_NAME(col2im_channels)(const fc_conv_geometry *g, ptrdiff_t first_
         for (ptrdiff_t tap = 0; tap < taps; tap++) {
             FC_T *row = col + ((c - c_begin) * taps + tap) * row_stride;
             if (shifted_plane) {
-                FC_NAME(scatter_shifted_plane)(g, tap, first_flat, tile_pixels, channel, row);
+                FC_NAME(scatter_shifted_plane)(engine, g, tap, first_flat, tile_pixels, channel,
+                                               row);
                 continue;
             }
             /* Offset of this tap from a window's origin, per axis, padding included. */
@@ -931,12 +941,11 @@ static void FC_NAME(col2im_channels)(const fc_conv_geometry *g, ptrdiff_t first_
                 const ptrdiff_t base = (i0 * in[1] + i1) * in[2] + first_i2;
                 const ptrdiff_t step = g->stride[2];
                 const FC_T *entries = row + j;
-                /* Stride 1 has a loop of its own: with a constant step the compiler vectorises
-                 * it (each input element still gets its taps' additions in the same order). */
+                /* Stride 1: the run's entries in vectors (each input element still gets its
+                 * taps' additions in the same order). */
                 if (step == 1) {
-                    FC_T *target = channel + base;
-                    for (ptrdiff_t k = lo; k < hi; k++)
-                        target[k] += entries[k];
+                    if (hi > lo)
+                        engine->add_into(hi - lo, entries + lo, channel + base + lo);
                 } else {
                     for (ptrdiff_t k = lo; k < hi; k++)
                         channel[base + k * step] += entries[k];
@@ -977,6 +986,7 @@ static FC_T FC_NAME(plane_sum)(const FC_T *plane, ptrdiff_t count)
  * every tap) scattered into dx while they are in cache; each channel's taps in order, as the
  * whole matrix's col2im added them, so the same bits. */
 typedef struct {
+    const FC_NAME(fc_engine) *engine;
     const fc_conv_geometry *g;
     FC_T *dx;                  /* the block's first image */
     ptrdiff_t images;
@@ -996,7 +1006,7 @@ static void FC_NAME(col2im_rows)(void *context, ptrdiff_t group, ptrdiff_t row0,
     for (ptrdiff_t i = j0 / pixels; i < work->images && i * pixels < j0 + cols; i++) {
         const ptrdiff_t lo = j0 > i * pixels ? j0 : i * pixels;
         const ptrdiff_t hi = j0 + cols < (i + 1) * pixels ? j0 + cols : (i + 1) * pixels;
-        FC_NAME(col2im_channels)(g, lo - i * pixels, hi - lo,
+        FC_NAME(col2im_channels)(work->engine, g, lo - i * pixels, hi - lo,
                                  work->dx + i * g->in_channels * in_volume, block + (lo - j0),
                                  ld, c_begin, c_end);
     }
@@ -1021,10 +1031,10 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
         if (!dy_by_channel)
             return -1;
     }
-    FC_NAME(col2im_work) scatter = {.g = g};
-    /* One call's gradients: start from zero, unlike Caffe's accumulating parameter diffs. */
-    if (dw)
-        memset(dw, 0, (size_t)g->out_channels * (size_t)group_kernel_dim * sizeof(FC_T));
+    const FC_NAME(fc_engine) *engine = FC_NAME(fc_engine_active)();
+    FC_NAME(col2im_work) scatter = {.engine = engine, .g = g};
+    /* One call's gradients: start from zero, unlike Caffe's accumulating parameter diffs
+     * (the direct weight gradient writes all of dW itself). */
     if (dx)
         memset(dx, 0, (size_t)g->batch * (size_t)g->in_channels * (size_t)in_volume * sizeof(FC_T));
     if (db)
@@ -1033,10 +1043,12 @@ int FC_NAME(fc_conv_backward)(const fc_conv_geometry *g, const FC_T *x, const FC
     int status = 0;   /* the GEMMs' packing workspace can fail to allocate */
     int dw_by_gemm = dw != NULL;
     if (dw) {
-        status = FC_NAME(direct_weight_gradient)(FC_NAME(fc_engine_active)(), g, &s, x, dy, dw);
+        status = FC_NAME(direct_weight_gradient)(engine, g, &s, x, dy, dw);
         dw_by_gemm = status == 1;
         status = status == 1 ? 0 : status;
     }
+    if (dw_by_gemm)
+        memset(dw, 0, (size_t)g->out_channels * (size_t)group_kernel_dim * sizeof(FC_T));
     for (ptrdiff_t n0 = 0; n0 < g->batch && status == 0; n0 += block_images) {
         const ptrdiff_t images = n0 + block_images < g->batch ? block_images : g->batch - n0;
         const FC_T *grad = dy + n0 * g->out_channels * out_pixels;

@@ -69,6 +69,9 @@ typedef struct FC_NAME(fc_engine) {
      * where the instruction set has them. */
     void (*transpose)(ptrdiff_t rows, ptrdiff_t cols, const FC_T *src, ptrdiff_t lds,
                       FC_T *dst, ptrdiff_t ldd);
+    /* dst[j] += src[j] for j < count (src and dst apart), each element one addition: the
+     * scatter of backward-data's column matrix onto dx. */
+    void (*add_into)(ptrdiff_t count, const FC_T *src, FC_T *dst);
     /* The depthwise convolution's sums for out_rows rows of `pixels` output pixels, each of
      * `channels` channels (1 for NCHW): y[r*ldy + p*channels + c] = sum over taps t, in order,
      * of weights[t*channels + c] * rows[t][r*row_pitch + p*step + c], each one multiply-add
