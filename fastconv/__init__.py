@@ -6,6 +6,7 @@ from .caffe import (
     convnd_caffe_backward,
     deconv2d_caffe,
     deconv2d_caffe_backward,
+    inner_product_caffe,
     pool2d_caffe,
     pool2d_caffe_backward,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "convnd_caffe_backward",
     "pool2d_caffe",
     "pool2d_caffe_backward",
+    "inner_product_caffe",
     "conv2d_transpose_keras",
     "pool2d_keras",
     "caffe_to_keras_kernel",

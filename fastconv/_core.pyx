@@ -46,6 +46,10 @@ cdef extern from "csrc/gemm.h" nogil:
                     const double *a, Py_ssize_t rs_a, Py_ssize_t cs_a,
                     const double *b, Py_ssize_t rs_b, Py_ssize_t cs_b,
                     int beta, double *c, Py_ssize_t rs_c, Py_ssize_t cs_c)
+    void fc_inner_product_f32(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float *x,
+                              const float *w, float *y)
+    void fc_inner_product_f64(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double *x,
+                              const double *w, double *y)
 
 cdef extern from "csrc/engine.h" nogil:
     enum: FC_ENGINE_COUNT
@@ -222,6 +226,23 @@ def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, :] c, bint 
                                  beta, &c[0, 0], c.strides[0] // item, c.strides[1] // item)
     if status != 0:
         raise MemoryError("fastconv: could not allocate the GEMM packing workspace")
+
+
+def inner_product(const floating[:, ::1] x, const floating[:, ::1] w, floating[:, ::1] y):
+    """y = x @ w.T through fc_inner_product: x (m, k), w (n, k), y (m, n), C-contiguous."""
+    cdef Py_ssize_t m = x.shape[0], k = x.shape[1], n = w.shape[0]
+    if w.shape[1] != k or y.shape[0] != m or y.shape[1] != n:
+        raise ValueError("inner_product: the shapes of x, w and y disagree")
+    if m == 0 or n == 0:
+        return
+    if k == 0:   # no products: zeros (the C side never sees an empty operand)
+        y[:, :] = 0
+        return
+    with nogil:
+        if floating is float:
+            fc_inner_product_f32(m, n, k, &x[0, 0], &w[0, 0], &y[0, 0])
+        else:
+            fc_inner_product_f64(m, n, k, &x[0, 0], &w[0, 0], &y[0, 0])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -287,3 +287,20 @@ def pool_backward(geometry, method, x, dy, dtype):
     dx = empty_output(x.shape, dtype)
     _core.pool2d_backward(geometry, method, _flat(x, dtype), _flat(dy, dtype), dx.reshape(-1))
     return dx
+
+
+# ---------------------------------------------------------------------------------------------
+# InnerProduct (``InnerProductShape``)
+
+
+def inner_product(shape, x, w, b, dtype):
+    """x (rows x inputs) times the weights' transpose, plus the bias after the product (Caffe's
+    order). Transposed weights (inputs x outputs) are copied to outputs x inputs first: the core
+    reads each output's weights as one contiguous row, so both layouts give the same bits."""
+    x_rows = to_kernel_input(x, dtype).reshape(shape.rows, shape.inputs)
+    weights = to_kernel_input(w.T if shape.transpose else w, dtype)
+    y = empty_output((shape.rows, shape.outputs), dtype)
+    _core.inner_product(x_rows, weights, y)
+    if b is not None:
+        y += to_kernel_input(b, dtype)
+    return y.reshape(shape.output_shape)

@@ -10,6 +10,7 @@ from .caffe_ops import (
     convnd_caffe_backward,
     deconv2d_caffe,
     deconv2d_caffe_backward,
+    inner_product_caffe,
     pool2d_caffe,
     pool2d_caffe_backward,
 )

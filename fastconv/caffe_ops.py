@@ -1,7 +1,7 @@
 """Caffe's layers as numpy functions: NCHW data and Caffe's weight blobs in, new arrays out.
 
 Convolution forward (2-D fast path and 1-D to 3-D) and backward, Deconvolution forward and
-backward, Pooling forward and backward. Every function checks its arguments in
+backward, Pooling forward and backward, InnerProduct forward. Every function checks its arguments in
 ``fastconv._params`` first, computes in float32 or float64 (numpy's promotion of the inputs; see
 ``compute_dtype``), never modifies its inputs and returns new arrays. Gradients are those of one
 call: Caffe accumulates parameter gradients across iterations until cleared, fastconv does not.
@@ -18,6 +18,7 @@ from ._params.caffe_conv import (
     spatial_rank,
 )
 from ._params.common import as_array, check_gradient_shape, compute_dtype
+from ._params.inner_product import caffe_inner_product_shape
 from ._params.pooling import caffe_pool2d_geometry, pool_method
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "convnd_caffe_backward",
     "deconv2d_caffe",
     "deconv2d_caffe_backward",
+    "inner_product_caffe",
     "pool2d_caffe",
     "pool2d_caffe_backward",
 ]
@@ -227,3 +229,40 @@ def pool2d_caffe_backward(x, dy, kernel_size, *, stride=1, pad=0, method="max",
     geometry = caffe_pool2d_geometry(x.shape, kernel_size, stride, pad, global_pooling)
     check_gradient_shape(dy.shape, geometry.output_shape, "dy", "pool2d_caffe's output")
     return _engine.pool_backward(geometry, method, x, dy, compute_dtype(("x", x), ("dy", dy)))
+
+
+# ---------------------------------------------------------------------------------------------
+# InnerProduct
+
+
+def inner_product_caffe(x, w, b=None, *, axis=1, transpose=False):
+    """Caffe's InnerProduct layer, forward: ``y = x W^T + b`` over the axes from ``axis`` on.
+
+    Parameters
+    ----------
+    x : array (N, ...)
+        Caffe's bottom blob; the axes before ``axis`` are rows, those from it on are flattened in
+        C order into K inputs (NCHW order: a Keras model flattening NHWC data orders them
+        differently, the usual porting mistake before a Dense layer).
+    w : array (num_output, K), or (K, num_output) with ``transpose``
+        Caffe's weight blob.
+    b : array (num_output,) or None
+        Caffe's bias blob; None is ``bias_term: false``.
+    axis : int
+        Caffe's ``inner_product_param.axis`` (default 1; negative counts from the end).
+    transpose : bool
+        Caffe's ``inner_product_param.transpose``.
+
+    Returns
+    -------
+    y : array (x.shape[:axis] + (num_output,))
+        In the computation dtype (float32 unless any input is float64). Each output is one dot
+        product of K terms from the engine (the vector's lanes along K, then added in a fixed
+        order) plus the bias: the same bits for a row alone or in any batch, with any thread
+        count.
+    """
+    arrays = _arrays(x=x, w=w, b=b)
+    x, w, b = arrays["x"], arrays["w"], arrays["b"]
+    shape = caffe_inner_product_shape(x.shape, w.shape, _shape(b), axis, transpose)
+    dtype = compute_dtype(("x", x), ("w", w), ("b", b))
+    return _engine.inner_product(shape, x, w, b, dtype)

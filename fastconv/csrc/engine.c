@@ -30,6 +30,8 @@
 #define FC_LANES 1
 #define FC_MR 4
 #define FC_NV 8
+#define FC_DOT_X 4   /* InnerProduct tiles: rows of x by rows of W */
+#define FC_DOT_W 4
 #define FC_VEC FC_T
 #define FC_VZERO() 0
 #define FC_VLOADU(p) (*(p))
@@ -55,6 +57,8 @@
 #undef FC_LANES
 #undef FC_MR
 #undef FC_NV
+#undef FC_DOT_X
+#undef FC_DOT_W
 #undef FC_VEC
 #undef FC_VZERO
 #undef FC_VLOADU
@@ -114,6 +118,8 @@ FC_TARGET_BEGIN("avx2,fma")
 #define FC_ISA _mm256_
 #define FC_MR 6
 #define FC_NV 2
+#define FC_DOT_X 3
+#define FC_DOT_W 3
 
 /* FC_VEVEN(p): the even-indexed elements of p[0 .. 2*LANES-1], one vector: the stride-2
  * gather of im2col packing (ResNet's stem, every downsampling 3x3) as two loads and two
@@ -163,6 +169,8 @@ static inline void fc_transpose_8x8_f32(const float *src, ptrdiff_t lds, float *
 #undef FC_ISA
 #undef FC_MR
 #undef FC_NV
+#undef FC_DOT_X
+#undef FC_DOT_W
 FC_TARGET_END
 
 /* ---- AVX-512F: 32 zmm registers; an 8 x 3-vector tile uses 24 accumulators, and the A
@@ -172,6 +180,8 @@ FC_TARGET_BEGIN("avx512f,avx2,fma")
 #define FC_ISA _mm512_
 #define FC_MR 8
 #define FC_NV 3
+#define FC_DOT_X 6
+#define FC_DOT_W 4
 /* The direct convolution's second tile: 6 pixels x 4 vectors (24 accumulators), for output
  * channels in multiples of 64 (float32) or 32 (float64), which 3-vector panels would pad. */
 #define FC_WIDE_MR 6
@@ -232,6 +242,8 @@ static inline void fc_transpose_16x16_f32(const float *src, ptrdiff_t lds, float
 #undef FC_ISA
 #undef FC_MR
 #undef FC_NV
+#undef FC_DOT_X
+#undef FC_DOT_W
 #undef FC_WIDE_MR
 #undef FC_WIDE_NV
 FC_TARGET_END

@@ -349,6 +349,102 @@ static void FC_NAME(add_into)(ptrdiff_t count, const FC_T *restrict src, FC_T *r
         dst[j] += src[j];
 }
 
+/* The InnerProduct's dot products (contract: engine.template.h) for xr rows of x, a constant
+ * count, against FC_DOT_W rows of W (w_rows; the caller repeats a row where W has fewer): k
+ * runs along the vector lanes, so both operands are read as they lie, W once, front to back
+ * (a product that packed W would read and rewrite all of it for the one row of batch 1). */
+#define FC_DOT_AHEAD ((ptrdiff_t)(1536 / sizeof(FC_T)))   /* elements of W */
+static FC_INLINE void FC_NAME(dot_tile)(const int xr, ptrdiff_t k, const FC_T *x,
+                                        ptrdiff_t ldx, const FC_T *const *w_rows,
+                                        ptrdiff_t wrows, FC_T *y, ptrdiff_t ldy)
+{
+    FC_VEC acc[FC_DOT_X][FC_DOT_W];
+#pragma GCC unroll 8
+    for (int i = 0; i < xr; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < FC_DOT_W; j++)
+            acc[i][j] = FC_VZERO();
+    ptrdiff_t p = 0;
+    for (; p + FC_LANES <= k; p += FC_LANES) {
+        FC_VEC wv[FC_DOT_W];
+#pragma GCC unroll 8
+        for (int j = 0; j < FC_DOT_W; j++) {
+            /* With several rows of x the loads of W come too slowly for the hardware's
+             * prefetchers to run ahead (AlexNet's fc6 at batch 8 +15 %, Zen 5). */
+            if (xr > 1)
+                __builtin_prefetch(w_rows[j] + p + FC_DOT_AHEAD, 0, 0);
+            wv[j] = FC_VLOADU(w_rows[j] + p);
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < xr; i++) {
+            const FC_VEC xv = FC_VLOADU(x + i * ldx + p);
+#pragma GCC unroll 8
+            for (int j = 0; j < FC_DOT_W; j++)
+                acc[i][j] = FC_VFMA(xv, wv[j], acc[i][j]);
+        }
+    }
+    if (p < k) {
+        /* The last k % lanes elements in their lanes, the rest zeros on both sides: a sum
+         * from +0 is never -0, so adding 0 * 0 leaves it as it is. */
+        FC_ALIGN64 FC_T w_tail[FC_DOT_W][FC_LANES] = {{0}};
+        FC_ALIGN64 FC_T x_tail[FC_LANES] = {0};
+        for (int j = 0; j < FC_DOT_W; j++)
+            for (ptrdiff_t q = p; q < k; q++)
+                w_tail[j][q - p] = w_rows[j][q];
+        for (int i = 0; i < xr; i++) {
+            for (ptrdiff_t q = p; q < k; q++)
+                x_tail[q - p] = x[i * ldx + q];
+            const FC_VEC xv = FC_VLOADU(x_tail);
+            for (int j = 0; j < FC_DOT_W; j++)
+                acc[i][j] = FC_VFMA(xv, FC_VLOADU(w_tail[j]), acc[i][j]);
+        }
+    }
+    /* The lanes added in halves: lane l + h onto lane l, h = lanes / 2, lanes / 4, ..., 1. */
+    for (int i = 0; i < xr; i++)
+        for (ptrdiff_t j = 0; j < wrows; j++) {
+            FC_ALIGN64 FC_T lanes[FC_LANES];
+            FC_VSTOREU(lanes, acc[i][j]);
+            for (int half = FC_LANES / 2; half > 0; half /= 2)
+                for (int l = 0; l < half; l++)
+                    lanes[l] += lanes[l + half];
+            y[i * ldy + j] = lanes[0];
+        }
+}
+
+static void FC_NAME(dot)(ptrdiff_t k, const FC_T *x, ptrdiff_t ldx, ptrdiff_t xrows,
+                         const FC_T *w, ptrdiff_t ldw, ptrdiff_t wrows, FC_T *y, ptrdiff_t ldy)
+{
+    const FC_T *w_rows[FC_DOT_W];
+    for (ptrdiff_t j = 0; j < FC_DOT_W; j++)
+        w_rows[j] = w + (j < wrows ? j : wrows - 1) * ldw;
+    /* One body per row count, so that the accumulators stay in registers. */
+    switch (xrows) {
+#define FC_DOT_CASE(rows)                                                                     \
+    case rows:                                                                                \
+        FC_NAME(dot_tile)(rows, k, x, ldx, w_rows, wrows, y, ldy);                            \
+        break;
+    FC_DOT_CASE(1)
+#if FC_DOT_X >= 2
+    FC_DOT_CASE(2)
+#endif
+#if FC_DOT_X >= 3
+    FC_DOT_CASE(3)
+#endif
+#if FC_DOT_X >= 4
+    FC_DOT_CASE(4)
+#endif
+#if FC_DOT_X >= 5
+    FC_DOT_CASE(5)
+#endif
+#if FC_DOT_X >= 6
+    FC_DOT_CASE(6)
+#endif
+#undef FC_DOT_CASE
+    default:
+        break;
+    }
+}
+
 static void FC_NAME(pack_b)(ptrdiff_t kc, ptrdiff_t n, const FC_T *b, ptrdiff_t rs,
                             ptrdiff_t cs, FC_T *restrict packed)
 {
@@ -995,12 +1091,16 @@ FC_ENGINE_TYPE FC_NAME(fc_engine) = {
     .pack_b_im2col = FC_NAME(pack_b_im2col),
     .transpose = FC_NAME(transpose),
     .add_into = FC_NAME(add_into),
+    .dot_x = FC_DOT_X,
+    .dot_w = FC_DOT_W,
+    .dot = FC_NAME(dot),
     .depthwise_pixels = FC_NAME(depthwise_pixels),
 };
 
 #undef FC_NARROW
 #undef FC_IN_PLACE
 #undef FC_IN_PLACE_AHEAD
+#undef FC_DOT_AHEAD
 #undef FC_NR
 #undef FC_PACK_A_PANELS
 #undef FC_ZERO_TAPS_MAX

@@ -72,6 +72,15 @@ typedef struct FC_NAME(fc_engine) {
     /* dst[j] += src[j] for j < count (src and dst apart), each element one addition: the
      * scatter of backward-data's column matrix onto dx. */
     void (*add_into)(ptrdiff_t count, const FC_T *src, FC_T *dst);
+    /* The InnerProduct's dot products (gemm.h, fc_inner_product): y[i*ldy + j] = the sum over
+     * p < k of x[i*ldx + p] * w[j*ldw + p], for i < xrows <= dot_x and j < wrows <= dot_w,
+     * both operands contiguous along k. Each sum runs in the vector's lanes, lane l over
+     * p = l, l + lanes, ... in order from +0 (multiply-adds, fused where the engine has FMA),
+     * then the lanes are added in halves (lane l + lanes/2 onto lane l, and so on): the bits
+     * depend on k and the lane count alone, never on the row counts or where a row lies. */
+    ptrdiff_t dot_x, dot_w;
+    void (*dot)(ptrdiff_t k, const FC_T *x, ptrdiff_t ldx, ptrdiff_t xrows, const FC_T *w,
+                ptrdiff_t ldw, ptrdiff_t wrows, FC_T *y, ptrdiff_t ldy);
     /* The depthwise convolution's sums for out_rows rows of `pixels` output pixels, each of
      * `channels` channels (1 for NCHW): y[r*ldy + p*channels + c] = sum over taps t, in order,
      * of weights[t*channels + c] * rows[t][r*row_pitch + p*step + c], each one multiply-add

@@ -26,6 +26,16 @@ int fc_gemm_f64(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                 const double *b, ptrdiff_t rs_b, ptrdiff_t cs_b,
                 int beta, double *c, ptrdiff_t rs_c, ptrdiff_t cs_c);
 
+/* Caffe's InnerProduct without its bias: y (m x n) = x (m x k) W^T, W n x k, all row-major
+ * and contiguous. Each element is the engine's dot product (engine.template.h: the lanes of a
+ * vector along k, then added in a fixed tree), so its bits depend on k and the engine alone:
+ * not on m (a row of a batch is the row alone), nor on the threads. W is read as it lies,
+ * once, each thread a stretch of its rows: batch 1 runs at the memory's speed. */
+void fc_inner_product_f32(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *x,
+                          const float *w, float *y);
+void fc_inner_product_f64(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *x,
+                          const double *w, double *y);
+
 /* The batched GEMM every convolution pass is made of (the driver behind fc_gemm too). */
 #define FC_TEMPLATE "gemm.template.h"
 #include "each_type.h"

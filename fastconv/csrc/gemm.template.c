@@ -714,6 +714,27 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
     return 0;
 }
 
+void FC_NAME(fc_inner_product)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const FC_T *x,
+                               const FC_T *w, FC_T *y)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    const FC_NAME(fc_engine) *engine = FC_NAME(fc_engine_active)();
+    const ptrdiff_t dot_x = engine->dot_x, dot_w = engine->dot_w;
+    const ptrdiff_t w_blocks = (n + dot_w - 1) / dot_w;
+    const int threads_wanted = fc_threads_for(2.0 * (double)m * (double)n * (double)k);
+    const int threads = w_blocks < threads_wanted ? (int)w_blocks : threads_wanted;
+    /* Each thread a stretch of W's rows, read once; a block of them (in L2) meets every row
+     * of x before the next. */
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (ptrdiff_t block = 0; block < w_blocks; block++) {
+        const ptrdiff_t j0 = block * dot_w, wrows = n - j0 < dot_w ? n - j0 : dot_w;
+        for (ptrdiff_t i0 = 0; i0 < m; i0 += dot_x)
+            engine->dot(k, x + i0 * k, k, m - i0 < dot_x ? m - i0 : dot_x, w + j0 * k, k, wrows,
+                        y + i0 * n + j0, n);
+    }
+}
+
 int FC_NAME(fc_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                      const FC_T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
                      const FC_T *b, ptrdiff_t rs_b, ptrdiff_t cs_b,

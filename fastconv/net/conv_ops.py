@@ -1,8 +1,15 @@
 """The one place fastconv.net reaches fastconv's convolution engine.
 
-Every Convolution, Deconvolution and Pooling layer (and LRN WITHIN_CHANNEL's pooling) of a Net
-runs through these public functions, so a net gets exactly the engine's Caffe semantics.
+Every Convolution, Deconvolution, Pooling and InnerProduct layer (and LRN WITHIN_CHANNEL's
+pooling) of a Net runs through these public functions, so a net gets exactly the engine's Caffe
+semantics.
 """
-from ..caffe_ops import conv2d_caffe, convnd_caffe, deconv2d_caffe, pool2d_caffe
+from ..caffe_ops import (
+    conv2d_caffe,
+    convnd_caffe,
+    deconv2d_caffe,
+    inner_product_caffe,
+    pool2d_caffe,
+)
 
-__all__ = ["conv2d_caffe", "convnd_caffe", "deconv2d_caffe", "pool2d_caffe"]
+__all__ = ["conv2d_caffe", "convnd_caffe", "deconv2d_caffe", "inner_product_caffe", "pool2d_caffe"]

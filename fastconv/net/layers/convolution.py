@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import math
 
-from ..conv_ops import conv2d_caffe, convnd_caffe, deconv2d_caffe, pool2d_caffe
+from ..conv_ops import (
+    conv2d_caffe,
+    convnd_caffe,
+    deconv2d_caffe,
+    inner_product_caffe,
+    pool2d_caffe,
+)
 from .base import Layer, element_count
 
 
@@ -296,11 +302,6 @@ class InnerProductLayer(Layer):
         return [shape[:axis] + (self.config["num_output"],)]
 
     def compute(self, bottoms, params):
-        bottom = bottoms[0]
-        axis = self.config["axis"]
-        matrix = bottom.reshape(element_count(bottom.shape, 0, axis), self.config["inputs"])
-        weights = params[0]
-        top = matrix @ (weights if self.config["transpose"] else weights.T)
-        if self.config["bias_term"]:
-            top = top + params[1]
-        return [top.reshape(bottom.shape[:axis] + (self.config["num_output"],))]
+        bias = params[1] if self.config["bias_term"] else None
+        return [inner_product_caffe(bottoms[0], params[0], bias, axis=self.config["axis"],
+                                    transpose=self.config["transpose"])]

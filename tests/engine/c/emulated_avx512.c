@@ -30,6 +30,8 @@ typedef double fc_v8df __attribute__((vector_size(64)));
 #define FC_ENGINE_TAG emulated512
 #define FC_MR 8
 #define FC_NV 3
+#define FC_DOT_X 6
+#define FC_DOT_W 4
 #define FC_VZERO() ((FC_VEC){0})
 #define FC_VLOADU(p) ({ FC_VEC v_; memcpy(&v_, (p), sizeof v_); v_; })
 #define FC_VSTOREU(p, v) do { FC_VEC v_ = (v); memcpy((p), &v_, sizeof v_); } while (0)
