@@ -6,7 +6,8 @@ GFLOP/s per library at the median time, the speed ratios fastconv/TensorFlow, fa
 and fastconv/(the faster of the two) per layer (> 1: fastconv is faster) and their geometric
 means, plus the kernel, threads and OpenBLAS setting the run used. With several files, each
 (layer, dtype, library) keeps its best median (reruns of benchmarks disturbed by other
-processes). The backward benchmarks (dx and dW) get their own table, with the same ratios.
+processes). The backward benchmarks (dx and dW) get their own table, with the same ratios, and
+so does InnerProduct (time, the rate the weights are read at, ratios to PyTorch and numpy).
 
 Every layer also shows fastconv's share of the FMA peak of the kernel that ran (float64: half
 of it, as both AVX2 and AVX-512 do half as many double lanes): ``--peak-gflops`` as measured by
@@ -29,6 +30,12 @@ def load(paths):
             data = json.load(handle)
         for bench in data["benchmarks"]:
             extra = bench["extra_info"]
+            if "inner_product" in extra:  # test_bench_inner_product.py
+                key = ("inner_product", extra["inner_product"], extra["batch"], extra["library"])
+                median = bench["stats"]["median"]
+                if key not in medians or median < medians[key][0]:
+                    medians[key] = (median, extra["gflop"], extra["weight_bytes"])
+                continue
             if "backward_layer" in extra:  # test_bench_backward.py
                 key = ("backward", extra["backward_layer"], extra["library"])
                 median = bench["stats"]["median"]
@@ -133,6 +140,30 @@ def backward_table(medians):
                     f"{means['best']} |", ""]
 
 
+def inner_product_table(medians):
+    """InnerProduct: each library's time, the rate it reads the weights at, and the ratios."""
+    rows = sorted({key[1:3] for key in medians if key[0] == "inner_product"},
+                  key=lambda row: (row[1], row[0]))
+    if not rows:
+        return []
+    libraries = ("fastconv", "torch", "numpy")
+    lines = ["### float32 InnerProduct (AlexNet's fc6, fc7, fc8; numpy on one BLAS thread)", "",
+             "| layer | batch | weights MB | " + " | ".join(f"{lib} ms (GB/s)" for lib in libraries)
+             + " | fastconv/torch | fastconv/numpy |", "|---|---:|---:|" + "---:|" * 5]
+    for name, batch in rows:
+        entries = {lib: medians.get(("inner_product", name, batch, lib)) for lib in libraries}
+        if entries["fastconv"] is None:
+            continue
+        weight_bytes = entries["fastconv"][2]
+        cells = [f"{entry[0] * 1e3:.2f} ({weight_bytes / entry[0] / 1e9:.0f})" if entry else "–"
+                 for entry in entries.values()]
+        ratios = [f"{entries[lib][0] / entries['fastconv'][0]:.2f}" if entries[lib] else "–"
+                  for lib in ("torch", "numpy")]
+        lines.append(f"| {name} | {batch} | {weight_bytes / 1e6:.0f} | " + " | ".join(cells)
+                     + " | " + " | ".join(ratios) + " |")
+    return lines + [""]
+
+
 def nhwc_table(medians):
     """conv2d_keras on NHWC data against conv2d_caffe on the same layer, float32, same run."""
     lines = ["### float32, NHWC (`conv2d_keras`) time / NCHW (`conv2d_caffe`) time", "",
@@ -154,8 +185,8 @@ def main(argv=None):
                         help="float32 FMA peak of the kernel that ran (tools/fma_peak.c)")
     args = parser.parse_args(argv)
     medians, info = load(args.paths)
-    if "fastconv" not in info:  # only backward entries
-        print("\n".join(backward_table(medians)))
+    if "fastconv" not in info:  # only backward or InnerProduct entries
+        print("\n".join(backward_table(medians) + inner_product_table(medians)))
         return
     fc = info["fastconv"]
     peak = args.peak_gflops or ANCHOR_PEAK_GFLOPS.get(fc["kernel"])
@@ -176,6 +207,7 @@ def main(argv=None):
         out += table(medians, dtype, peak) + [""]
     out += nhwc_table(medians)
     out += backward_table(medians)
+    out += inner_product_table(medians)
     print("\n".join(out))
 
 

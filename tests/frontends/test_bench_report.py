@@ -75,3 +75,19 @@ def test_nhwc_over_nchw_time(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| seed | 4 ms | 5 ms | 1.25 |" in out
     assert "| seed | 1.05 | " in out                  # fastconv_nhwc is no peer in the main table
+
+
+def test_inner_product_time_weight_rate_and_ratios(tmp_path, capsys):
+    def entry(library, seconds, batch=1):
+        return {"stats": {"median": seconds}, "extra_info": {
+            "inner_product": "fc7", "batch": batch, "library": library, "gflop": 0.0336 * batch,
+            "weight_bytes": 64_000_000}}
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"benchmarks": [
+        entry("fastconv", 0.002), entry("torch", 0.004), entry("numpy", 0.001),
+        entry("fastconv", 0.008, batch=8)], "datetime": "now"}))
+    report.main([str(path)])
+    out = capsys.readouterr().out
+    # 64 MB in 2 ms: 32 GB/s; PyTorch half as fast (2.00), numpy twice (0.50); no peer: "–".
+    assert "| fc7 | 1 | 64 | 2.00 (32) | 4.00 (16) | 1.00 (64) | 2.00 | 0.50 |" in out
+    assert "| fc7 | 8 | 64 | 8.00 (8) | – | – | – | – |" in out
