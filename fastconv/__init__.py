@@ -7,6 +7,7 @@ from .caffe import (
     deconv2d_caffe,
     deconv2d_caffe_backward,
     inner_product_caffe,
+    relu_caffe,
     pool2d_caffe,
     pool2d_caffe_backward,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "pool2d_caffe",
     "pool2d_caffe_backward",
     "inner_product_caffe",
+    "relu_caffe",
     "conv2d_transpose_keras",
     "pool2d_keras",
     "caffe_to_keras_kernel",

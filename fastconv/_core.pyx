@@ -51,6 +51,10 @@ cdef extern from "csrc/gemm.h" nogil:
     void fc_inner_product_f64(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double *x,
                               const double *w, double *y)
 
+cdef extern from "csrc/neuron.h" nogil:
+    void fc_relu_f32(Py_ssize_t count, const float *x, float negative_slope, float *y)
+    void fc_relu_f64(Py_ssize_t count, const double *x, double negative_slope, double *y)
+
 cdef extern from "csrc/engine.h" nogil:
     enum: FC_ENGINE_COUNT
     int fc_init()
@@ -243,6 +247,19 @@ def inner_product(const floating[:, ::1] x, const floating[:, ::1] w, floating[:
             fc_inner_product_f32(m, n, k, &x[0, 0], &w[0, 0], &y[0, 0])
         else:
             fc_inner_product_f64(m, n, k, &x[0, 0], &w[0, 0], &y[0, 0])
+
+
+def relu(const floating[::1] x, double negative_slope, floating[::1] y):
+    """Caffe's ReLU of x into y (flat, C-contiguous; y may be x itself)."""
+    if y.shape[0] != x.shape[0]:
+        raise ValueError("relu: x and y differ in size")
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        if floating is float:
+            fc_relu_f32(x.shape[0], &x[0], <float>negative_slope, &y[0])
+        else:
+            fc_relu_f64(x.shape[0], &x[0], negative_slope, &y[0])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -304,3 +304,16 @@ def inner_product(shape, x, w, b, dtype):
     if b is not None:
         y += to_kernel_input(b, dtype)
     return y.reshape(shape.output_shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# ReLU
+
+
+def relu(x, negative_slope, dtype, out=None):
+    """Caffe's ReLU of x, into ``out`` (checked: C-contiguous, x's shape, ``dtype``; may be x
+    itself) or a new array."""
+    x_flat = to_kernel_input(x, dtype).reshape(-1)
+    y = empty_output(np.shape(x), dtype) if out is None else out
+    _core.relu(x_flat, float(dtype.type(negative_slope)), y.reshape(-1))
+    return y

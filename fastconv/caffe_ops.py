@@ -1,7 +1,7 @@
 """Caffe's layers as numpy functions: NCHW data and Caffe's weight blobs in, new arrays out.
 
 Convolution forward (2-D fast path and 1-D to 3-D) and backward, Deconvolution forward and
-backward, Pooling forward and backward, InnerProduct forward. Every function checks its arguments in
+backward, Pooling forward and backward, InnerProduct and ReLU forward. Every function checks its arguments in
 ``fastconv._params`` first, computes in float32 or float64 (numpy's promotion of the inputs; see
 ``compute_dtype``), never modifies its inputs and returns new arrays. Gradients are those of one
 call: Caffe accumulates parameter gradients across iterations until cleared, fastconv does not.
@@ -29,6 +29,7 @@ __all__ = [
     "deconv2d_caffe",
     "deconv2d_caffe_backward",
     "inner_product_caffe",
+    "relu_caffe",
     "pool2d_caffe",
     "pool2d_caffe_backward",
 ]
@@ -266,3 +267,33 @@ def inner_product_caffe(x, w, b=None, *, axis=1, transpose=False):
     shape = caffe_inner_product_shape(x.shape, w.shape, _shape(b), axis, transpose)
     dtype = compute_dtype(("x", x), ("w", w), ("b", b))
     return _engine.inner_product(shape, x, w, b, dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# ReLU
+
+
+def relu_caffe(x, *, negative_slope=0.0, out=None):
+    """Caffe's ReLU layer, forward: ``max(x, 0) + negative_slope * min(x, 0)`` element by
+    element, exactly as Caffe's C++ computes it (``-0`` stays ``-0``, NaN stays NaN, ``-inf``
+    with a zero slope gives NaN, from ``0 * -inf``), in the computation dtype.
+
+    ``negative_slope`` is Caffe's ``relu_param.negative_slope`` (rounded to the dtype, as Caffe
+    holds it). ``out``, when given, receives the result: a C-contiguous array of x's shape in
+    the computation dtype, which may be x itself (Caffe's in-place ReLU).
+    """
+    x = as_array(x, "x")
+    dtype = compute_dtype(("x", x))
+    if isinstance(negative_slope, (bool, np.bool_)) or not isinstance(
+            negative_slope, (int, float, np.integer, np.floating)):
+        raise TypeError(f"negative_slope={negative_slope!r} must be a number (Caffe "
+                        "relu_param.negative_slope)")
+    if out is not None:
+        if not (isinstance(out, np.ndarray) and out.shape == x.shape and out.dtype == dtype
+                and out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError(f"out must be a writeable C-contiguous {dtype} array of x's shape "
+                             f"{x.shape}; got {type(out).__name__} "
+                             f"{getattr(out, 'shape', '')} {getattr(out, 'dtype', '')}")
+        if out is not x and np.shares_memory(out, x):
+            raise ValueError("out overlaps x without being x itself")
+    return _engine.relu(x, negative_slope, dtype, out)

@@ -1,8 +1,8 @@
-"""The one place fastconv.net reaches fastconv's convolution engine.
+"""The one place fastconv.net reaches fastconv's engine.
 
-Every Convolution, Deconvolution, Pooling and InnerProduct layer (and LRN WITHIN_CHANNEL's
-pooling) of a Net runs through these public functions, so a net gets exactly the engine's Caffe
-semantics.
+Every Convolution, Deconvolution, Pooling, InnerProduct and ReLU layer (and LRN
+WITHIN_CHANNEL's pooling) of a Net runs through these public functions, so a net gets exactly
+the engine's Caffe semantics.
 """
 from ..caffe_ops import (
     conv2d_caffe,
@@ -10,6 +10,14 @@ from ..caffe_ops import (
     deconv2d_caffe,
     inner_product_caffe,
     pool2d_caffe,
+    relu_caffe,
 )
 
-__all__ = ["conv2d_caffe", "convnd_caffe", "deconv2d_caffe", "inner_product_caffe", "pool2d_caffe"]
+__all__ = [
+    "conv2d_caffe",
+    "convnd_caffe",
+    "deconv2d_caffe",
+    "inner_product_caffe",
+    "pool2d_caffe",
+    "relu_caffe",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..conv_ops import relu_caffe
 from ..schema import TEST
 from .base import Layer
 
@@ -49,18 +50,10 @@ class ReLULayer(NeuronLayer):
         self.config["negative_slope"] = self.layer_param.relu_param.negative_slope
 
     def apply_into(self, x, params, target):
-        # Caffe: std::max(x, 0) + negative_slope * std::min(x, 0) (see caffe_max0).
-        slope = self.scalar(self.config["negative_slope"])
-        if slope == 0 and x.size and x.min() > -np.inf:
-            # Then slope * std::min(x, 0) is a zero that leaves std::max(x, 0) unchanged, bit
-            # for bit (-0.0 + -0.0 is -0.0); only 0 * -inf (NaN) would not be, hence the test.
-            return caffe_max0(x, out=target)
-        negative_part = caffe_min0(x)
-        with np.errstate(invalid="ignore"):          # 0 * -inf is NaN in Caffe too
-            negative_part *= slope
-        top = caffe_max0(x, out=target)
-        top += negative_part
-        return top
+        # Caffe: std::max(x, 0) + negative_slope * std::min(x, 0), element by element in C
+        # (fastconv.relu_caffe: one pass, where numpy took five and three temporaries).
+        return relu_caffe(x, negative_slope=self.scalar(self.config["negative_slope"]),
+                          out=target)
 
 
 class PReLULayer(NeuronLayer):
