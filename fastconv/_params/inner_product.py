@@ -24,6 +24,9 @@ def caffe_inner_product_shape(x_shape, w_shape, b_shape, axis, transpose):
     """Check an InnerProduct call and describe its product; every message names the argument
     and the Caffe parameter."""
     axis = as_int(axis, "axis", "inner_product_param.axis")
+    if len(x_shape) == 0:
+        raise ValueError("x must have at least one axis (Caffe's bottom blob of InnerProduct); "
+                         "got a scalar")
     if not -len(x_shape) <= axis < len(x_shape):
         raise ValueError(f"axis={axis} is out of range for x of shape {tuple(x_shape)} "
                          f"(Caffe inner_product_param.axis: -{len(x_shape)} to "

@@ -152,3 +152,5 @@ def test_argument_types(rng):
         fastconv.inner_product_caffe(x, w, transpose=1)
     with pytest.raises(TypeError, match="complex"):
         fastconv.inner_product_caffe(x.astype(complex), w)
+    with pytest.raises(ValueError, match="at least one axis"):
+        fastconv.inner_product_caffe(np.float32(2.0), w)
