@@ -317,3 +317,18 @@ def relu(x, negative_slope, dtype, out=None):
     y = empty_output(np.shape(x), dtype) if out is None else out
     _core.relu(x_flat, float(dtype.type(negative_slope)), y.reshape(-1))
     return y
+
+
+# ---------------------------------------------------------------------------------------------
+# LRN's window
+
+
+def lrn_window(x, size, alpha_over_size, k, dtype):
+    """Caffe's LRN ACROSS_CHANNELS scale (k + the channel window's terms) for NCHW ``x``, a new
+    array of x's shape; ``alpha_over_size`` and ``k`` already rounded to ``dtype``."""
+    x_rows = to_kernel_input(x, dtype)
+    scale = empty_output(x_rows.shape, dtype)
+    shape3 = (x_rows.shape[0], x_rows.shape[1], -1)
+    _core.lrn_window(x_rows.reshape(shape3), size, float(alpha_over_size), float(k),
+                     scale.reshape(shape3))
+    return scale

@@ -11,6 +11,7 @@ from .caffe_ops import (
     deconv2d_caffe,
     deconv2d_caffe_backward,
     inner_product_caffe,
+    lrn_caffe,
     relu_caffe,
     pool2d_caffe,
     pool2d_caffe_backward,

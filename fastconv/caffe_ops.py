@@ -1,7 +1,7 @@
 """Caffe's layers as numpy functions: NCHW data and Caffe's weight blobs in, new arrays out.
 
 Convolution forward (2-D fast path and 1-D to 3-D) and backward, Deconvolution forward and
-backward, Pooling forward and backward, InnerProduct and ReLU forward. Every function checks its arguments in
+backward, Pooling forward and backward, InnerProduct, ReLU and LRN forward. Every function checks its arguments in
 ``fastconv._params`` first, computes in float32 or float64 (numpy's promotion of the inputs; see
 ``compute_dtype``), never modifies its inputs and returns new arrays. Gradients are those of one
 call: Caffe accumulates parameter gradients across iterations until cleared, fastconv does not.
@@ -19,6 +19,7 @@ from ._params.caffe_conv import (
 )
 from ._params.common import as_array, check_gradient_shape, compute_dtype
 from ._params.inner_product import caffe_inner_product_shape
+from ._params.lrn import caffe_lrn_params
 from ._params.pooling import caffe_pool2d_geometry, pool_method
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "deconv2d_caffe",
     "deconv2d_caffe_backward",
     "inner_product_caffe",
+    "lrn_caffe",
     "relu_caffe",
     "pool2d_caffe",
     "pool2d_caffe_backward",
@@ -297,3 +299,41 @@ def relu_caffe(x, *, negative_slope=0.0, out=None):
         if out is not x and np.shares_memory(out, x):
             raise ValueError("out overlaps x without being x itself")
     return _engine.relu(x, negative_slope, dtype, out)
+
+
+# ---------------------------------------------------------------------------------------------
+# LRN
+
+
+def _negative_power(base, beta, dtype):
+    """base^-beta rounded once to dtype: float32 through float64, as Caffe's powf (correctly
+    rounded in nearly all cases) and unlike numpy's float32 power (a few ulps off)."""
+    if dtype == np.float64:
+        return np.power(base, -beta)
+    return np.power(base.astype(np.float64), -np.float64(beta)).astype(dtype)
+
+
+def lrn_caffe(x, *, local_size=5, alpha=1.0, beta=0.75, k=1.0, norm_region="ACROSS_CHANNELS"):
+    """Caffe's LRN layer, forward, on NCHW ``x``; the parameters are lrn_param's, with its
+    defaults, each held in the computation dtype as Caffe holds them.
+
+    ``ACROSS_CHANNELS``: ``x * scale^-beta`` with ``scale = k + alpha/local_size * (the sum of
+    x² over the local_size channels centred on each, zeros outside)``, the sum kept as Caffe's
+    running window (the first channel's terms added in order, then each channel's sum from the
+    previous one, plus the entering term, minus the leaving one), in C. ``WITHIN_CHANNEL``:
+    Caffe's composition x² -> AVE pooling (local_size, stride 1, pad (local_size-1)/2) ->
+    ``(1 + alpha * pooled)^-beta`` -> times x; ``k`` is not used there, as in Caffe.
+    """
+    x = as_array(x, "x")
+    local_size, alpha, beta, k, norm_region = caffe_lrn_params(
+        x.shape, local_size, alpha, beta, k, norm_region)
+    dtype = compute_dtype(("x", x))
+    x = x.astype(dtype, copy=False)
+    one, alpha_d, beta_d = dtype.type(1), dtype.type(alpha), dtype.type(beta)
+    if norm_region == "ACROSS_CHANNELS":
+        alpha_over_size = alpha_d / dtype.type(local_size)
+        scale = _engine.lrn_window(x, local_size, alpha_over_size, dtype.type(k), dtype)
+        return _negative_power(scale, beta_d, dtype) * x
+    pooled = pool2d_caffe(x * x, local_size, stride=1, pad=(local_size - 1) // 2, method="ave")
+    scaled = pooled * alpha_d if alpha_d != 1 else pooled
+    return x * _negative_power(scaled + one, beta_d, dtype)

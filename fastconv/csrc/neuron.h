@@ -1,16 +1,30 @@
 /*
- * Caffe's ReLU, element by element (relu_layer.cpp): y = max(x, 0) + negative_slope * min(x, 0)
- * with std::max(x, 0) = (x < 0 ? 0 : x) and std::min(x, 0) = (0 < x ? 0 : x), the product
- * rounded before the sum (the shared code is built without fused multiply-adds, -std=c11
- * leaves them uncontracted). So -0 stays -0, NaN stays NaN, and -inf with a zero slope is NaN
- * (0 * -inf), as in Caffe. y may be x (in place); otherwise they must not overlap.
+ * Caffe's layers that go element by element or pixel by pixel, in C: ReLU and LRN's window.
+ * Each operation is rounded in the type, in Caffe's order: the shared code is built without
+ * fused multiply-adds, and -std=c11 leaves the expressions uncontracted. Threads split the
+ * elements (or pixels) of large arrays, which changes no bits.
  */
 #ifndef FASTCONV_NEURON_H
 #define FASTCONV_NEURON_H
 
 #include <stddef.h>
 
+/* Caffe's ReLU (relu_layer.cpp): y = max(x, 0) + negative_slope * min(x, 0) with
+ * std::max(x, 0) = (x < 0 ? 0 : x) and std::min(x, 0) = (0 < x ? 0 : x), the product rounded
+ * before the sum. So -0 stays -0, NaN stays NaN, and -inf with a zero slope is NaN (0 * -inf),
+ * as in Caffe. y may be x (in place); otherwise they must not overlap. */
 void fc_relu_f32(ptrdiff_t count, const float *x, float negative_slope, float *y);
 void fc_relu_f64(ptrdiff_t count, const double *x, double negative_slope, double *y);
+
+/* Caffe's LRN ACROSS_CHANNELS window (lrn_layer.cpp, CrossChannelForward_cpu) on x (batch,
+ * channels, plane), NCHW: scale[n][0] = k + the terms of channels -pre .. size-1-pre in order,
+ * then scale[n][c] = (scale[n][c-1] + entering term) - leaving term, each term
+ * alpha_over_size * x² with the square and the product rounded, padding channels' terms
+ * alpha_over_size * 0; pre = (size - 1) / 2. Every operation rounded in the type, in Caffe's
+ * order. x and scale must not overlap. */
+void fc_lrn_window_f32(ptrdiff_t batch, ptrdiff_t channels, ptrdiff_t plane, ptrdiff_t size,
+                       float alpha_over_size, float k, const float *x, float *scale);
+void fc_lrn_window_f64(ptrdiff_t batch, ptrdiff_t channels, ptrdiff_t plane, ptrdiff_t size,
+                       double alpha_over_size, double k, const double *x, double *scale);
 
 #endif

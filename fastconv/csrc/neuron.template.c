@@ -14,3 +14,66 @@ void FC_NAME(fc_relu)(ptrdiff_t count, const FC_T *x, FC_T negative_slope, FC_T 
         y[i] = positive + negative_slope * negative;
     }
 }
+
+/* One term of the window: alpha_over_size * x², the square and the product each rounded, as
+ * Caffe's caffe_sqr and caffe_axpy (the same value every time it enters or leaves). */
+static inline FC_T FC_NAME(lrn_term)(FC_T value, FC_T alpha_over_size)
+{
+    const FC_T square = value * value;
+    return alpha_over_size * square;
+}
+
+void FC_NAME(fc_lrn_window)(ptrdiff_t batch, ptrdiff_t channels, ptrdiff_t plane,
+                            ptrdiff_t size, FC_T alpha_over_size, FC_T k, const FC_T *x,
+                            FC_T *scale)
+{
+    const ptrdiff_t pre_pad = (size - 1) / 2;
+    const ptrdiff_t chunks = (plane + FC_LRN_CHUNK - 1) / FC_LRN_CHUNK;
+    const ptrdiff_t items = batch * chunks;
+    const ptrdiff_t by_size = batch * channels * plane / FC_NEURON_MIN_PER_THREAD;
+    const int most = fc_get_num_threads();
+    int threads = by_size < 1 ? 1 : by_size < most ? (int)by_size : most;
+    threads = items < threads ? (int)items : threads;
+    /* Padding channels add alpha_over_size * 0, which is -0 for a negative alpha: added as
+     * computed, since +0 would turn a -0 sum into +0. */
+    const FC_T padding_term = alpha_over_size * (FC_T)0;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (ptrdiff_t item = 0; item < items; item++) {
+        const ptrdiff_t n = item / chunks, p0 = item % chunks * FC_LRN_CHUNK;
+        const ptrdiff_t count = plane - p0 < FC_LRN_CHUNK ? plane - p0 : FC_LRN_CHUNK;
+        const FC_T *image = x + n * channels * plane + p0;
+        FC_T *out = scale + n * channels * plane + p0;
+        FC_T sum[FC_LRN_CHUNK];
+        for (ptrdiff_t p = 0; p < count; p++)
+            sum[p] = k;
+        for (ptrdiff_t c = -pre_pad; c < size - pre_pad; c++) {
+            const FC_T *row = image + c * plane;
+            if (c < 0 || c >= channels)
+                for (ptrdiff_t p = 0; p < count; p++)
+                    sum[p] = sum[p] + padding_term;
+            else
+                for (ptrdiff_t p = 0; p < count; p++)
+                    sum[p] = sum[p] + FC_NAME(lrn_term)(row[p], alpha_over_size);
+        }
+        for (ptrdiff_t p = 0; p < count; p++)
+            out[p] = sum[p];
+        for (ptrdiff_t c = 1; c < channels; c++) {
+            /* Caffe's order: the previous channel's sum, plus the entering term, minus the
+             * leaving one. */
+            const ptrdiff_t entering = c + size - 1 - pre_pad, leaving = c - 1 - pre_pad;
+            const FC_T *enter_row = image + entering * plane, *leave_row = image + leaving * plane;
+            for (ptrdiff_t p = 0; p < count; p++) {
+                const FC_T enter = entering < channels
+                                       ? FC_NAME(lrn_term)(enter_row[p], alpha_over_size)
+                                       : padding_term;
+                const FC_T leave = leaving >= 0
+                                       ? FC_NAME(lrn_term)(leave_row[p], alpha_over_size)
+                                       : padding_term;
+                sum[p] = sum[p] + enter;
+                sum[p] = sum[p] - leave;
+            }
+            for (ptrdiff_t p = 0; p < count; p++)
+                out[c * plane + p] = sum[p];
+        }
+    }
+}

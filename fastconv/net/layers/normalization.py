@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..conv_ops import pool2d_caffe
+from ..conv_ops import lrn_caffe
 from ..schema import TEST
 from .base import Layer
 
@@ -35,39 +35,9 @@ class LRNLayer(Layer):
         return [shape]
 
     def compute(self, bottoms, params):
-        if self.config["norm_region"] == "ACROSS_CHANNELS":
-            return [self._across_channels(bottoms[0])]
-        return [self._within_channel(bottoms[0])]
-
-    def _across_channels(self, x):
-        # scale_c = k + alpha/size * sum of x² over the `size` channels centred on c (zeros
-        # outside), kept as Caffe's running window: the first channel's sum is accumulated
-        # term by term, each next one adds the entering square and subtracts the leaving one.
-        # y = x * scale^-beta.
-        size = self.config["local_size"]
-        channels = x.shape[1]
-        pre_pad = (size - 1) // 2
-        alpha_over_size = self.scalar(self.config["alpha"]) / self.scalar(size)
-        padded_square = np.zeros((x.shape[0], channels + size - 1) + x.shape[2:], self.dtype)
-        padded_square[:, pre_pad:pre_pad + channels] = x * x
-        scale = np.empty_like(x)
-        scale[:, 0] = self.scalar(self.config["k"])
-        for c in range(size):
-            scale[:, 0] += alpha_over_size * padded_square[:, c]
-        for c in range(1, channels):
-            scale[:, c] = scale[:, c - 1] + alpha_over_size * padded_square[:, c + size - 1]
-            scale[:, c] -= alpha_over_size * padded_square[:, c - 1]
-        return self.math(np.power, scale, -self.scalar(self.config["beta"])) * x
-
-    def _within_channel(self, x):
-        # Caffe builds it from layers: x² -> AVE pooling (local_size, stride 1, pad
-        # (local_size-1)/2) -> Power(power=-beta, scale=alpha, shift=1) -> product with x.
-        # k is not used here.
-        size = self.config["local_size"]
-        pooled = pool2d_caffe(x * x, size, stride=1, pad=(size - 1) // 2, method="ave")
-        alpha = self.scalar(self.config["alpha"])
-        scaled = pooled * alpha if alpha != 1 else pooled
-        return x * self.math(np.power, scaled + self.scalar(1), -self.scalar(self.config["beta"]))
+        config = self.config
+        return [lrn_caffe(bottoms[0], local_size=config["local_size"], alpha=config["alpha"],
+                          beta=config["beta"], k=config["k"], norm_region=config["norm_region"])]
 
 
 class SoftmaxLayer(Layer):

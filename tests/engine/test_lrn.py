@@ -1,0 +1,120 @@
+"""Caffe's LRN (fastconv.lrn_caffe): ACROSS_CHANNELS bit for bit against Caffe's CPU algorithm
+written here in numpy (lrn_layer.cpp: the squares padded with zeros, the first channel's window
+summed term by term, each next channel's sum as the previous one plus the entering term minus
+the leaving one, every operation rounded in the dtype; then scale^-beta, float32 through
+float64 as glibc's powf, times x), on random data, signed zeros, infinities and NaN, with odd
+parameters (k = -0, a negative alpha, windows wider than the channels), on arrays split between
+threads; and against a float64 sum written plainly. WITHIN_CHANNEL and the argument errors."""
+import numpy as np
+import pytest
+
+import fastconv
+
+from reference.pool import caffe_pool2d
+
+DTYPES = [np.float32, np.float64]
+BITS = {np.float32: np.uint32, np.float64: np.uint64}
+# (N, C, H, W, local_size, alpha, beta, k): AlexNet's norm1 shape at batch 2, small ones with
+# a window as wide as or wider than the channels, k = -0 with a negative alpha (where adding
+# the padding's alpha * 0 = -0 keeps a -0 sum, and +0 would not), one channel.
+CASES = [
+    (2, 96, 55, 55, 5, 1e-4, 0.75, 1.0),
+    (2, 7, 4, 3, 5, 2**-7, 0.75, 1.0),
+    (1, 3, 9, 31, 7, -0.3, 0.625, -0.0),
+    (3, 1, 5, 5, 3, 0.5, 0.875, 2.0),
+    (1, 4, 3, 3, 9, 1.0, 0.5, 0.0),
+]
+
+
+def caffe_lrn_across(x, size, alpha, beta, k):
+    dtype = x.dtype.type
+    channels, pre = x.shape[1], (size - 1) // 2
+    alpha_over_size = dtype(alpha) / dtype(size)
+    padded = np.zeros((x.shape[0], channels + size - 1) + x.shape[2:], x.dtype)
+    padded[:, pre:pre + channels] = x * x
+    scale = np.empty_like(x)
+    scale[:, 0] = dtype(k)
+    for c in range(size):
+        scale[:, 0] += alpha_over_size * padded[:, c]
+    for c in range(1, channels):
+        scale[:, c] = scale[:, c - 1] + alpha_over_size * padded[:, c + size - 1]
+        scale[:, c] -= alpha_over_size * padded[:, c - 1]
+    power = np.power(scale.astype(np.float64), -np.float64(dtype(beta))).astype(x.dtype)
+    return power * x
+
+
+def with_special_values(x):
+    flat = x.reshape(-1)
+    flat[::7] = -0.0
+    flat[::53] = np.inf
+    flat[::61] = np.nan
+    flat[::67] = -np.inf
+    return x
+
+
+def assert_same_bits(actual, expected):
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    bits = BITS[expected.dtype.type]
+    differ = (actual.view(bits) != expected.view(bits)) & ~(np.isnan(actual) & np.isnan(expected))
+    assert not differ.any(), (actual[differ][:5], expected[differ][:5])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # inf - inf in the window, as in Caffe
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, c, h, w, size, alpha, beta, k", CASES)
+def test_across_channels_bit_for_bit(dtype, n, c, h, w, size, alpha, beta, k):
+    rng = np.random.default_rng(size * c)
+    x = with_special_values(rng.standard_normal((n, c, h, w)).astype(dtype))
+    original = x.copy()
+    y = fastconv.lrn_caffe(x, local_size=size, alpha=alpha, beta=beta, k=k)
+    assert_same_bits(y, caffe_lrn_across(x, size, alpha, beta, k))
+    assert_same_bits(x, original)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_across_channels_against_a_plain_float64_sum(dtype):
+    """The running window's cancellations stay within rounding: a plain sum of each window in
+    float64, then the same formula."""
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-2, 2, (2, 11, 6, 5)).astype(dtype)
+    size, alpha, beta, k = 5, 0.375, 0.75, 2.0
+    y = fastconv.lrn_caffe(x, local_size=size, alpha=alpha, beta=beta, k=k)
+    x64, pre = x.astype(np.float64), (size - 1) // 2
+    scale = np.stack([k + alpha / size * (x64[:, max(c - pre, 0):c - pre + size] ** 2).sum(1)
+                      for c in range(11)], axis=1)
+    np.testing.assert_allclose(y, x64 * scale ** -beta, rtol=40 * np.finfo(dtype).eps, atol=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_within_channel(dtype):
+    rng = np.random.default_rng(6)
+    x = rng.uniform(-2, 2, (2, 3, 6, 7)).astype(dtype)
+    y = fastconv.lrn_caffe(x, local_size=3, alpha=0.375, beta=0.625, k=5.0,
+                           norm_region="WITHIN_CHANNEL")
+    average = caffe_pool2d(x.astype(np.float64) ** 2, (3, 3), (1, 1), (1, 1), "ave")
+    # k is not used by Caffe in WITHIN_CHANNEL mode.
+    np.testing.assert_allclose(y, x * (1 + 0.375 * average) ** -0.625,
+                               rtol=40 * np.finfo(dtype).eps, atol=0)
+
+
+def test_defaults_are_lrn_params():
+    x = np.random.default_rng(7).uniform(-2, 2, (1, 6, 3, 3)).astype(np.float32)
+    assert_same_bits(fastconv.lrn_caffe(x), caffe_lrn_across(x, 5, 1.0, 0.75, 1.0))
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"local_size": 4}, ValueError, "lrn_param.local_size"),
+    ({"local_size": 0}, ValueError, "lrn_param.local_size"),
+    ({"local_size": 2.5}, TypeError, "lrn_param.local_size"),
+    ({"alpha": "1"}, TypeError, "lrn_param.alpha"),
+    ({"beta": None}, TypeError, "lrn_param.beta"),
+    ({"norm_region": "across"}, ValueError, "lrn_param.norm_region"),
+])
+def test_errors_name_lrn_param(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        fastconv.lrn_caffe(np.zeros((1, 3, 2, 2), np.float32), **kwargs)
+
+
+def test_four_axes():
+    with pytest.raises(ValueError, match="4 axes"):
+        fastconv.lrn_caffe(np.zeros((3, 2, 2), np.float32))
