@@ -1,9 +1,10 @@
 """Caffe's layers as numpy functions: NCHW data and Caffe's weight blobs in, new arrays out.
 
 Convolution forward (2-D fast path and 1-D to 3-D) and backward, Deconvolution forward and
-backward, Pooling forward and backward, InnerProduct, ReLU and LRN forward. Every function checks its arguments in
-``fastconv._params`` first, computes in float32 or float64 (numpy's promotion of the inputs; see
-``compute_dtype``), never modifies its inputs and returns new arrays. Gradients are those of one
+backward, Pooling forward and backward, InnerProduct, ReLU and LRN forward. Every function
+checks its arguments in ``fastconv._params`` first, computes in float32 or float64 (numpy's
+promotion of the inputs; see ``compute_dtype``), never modifies its inputs and returns new
+arrays (ReLU may write into ``out``, which may be x itself). Gradients are those of one
 call: Caffe accumulates parameter gradients across iterations until cleared, fastconv does not.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ._params.caffe_conv import (
 from ._params.common import as_array, check_gradient_shape, compute_dtype
 from ._params.inner_product import caffe_inner_product_shape
 from ._params.lrn import caffe_lrn_params
+from ._params.neuron import caffe_relu_params
 from ._params.pooling import caffe_pool2d_geometry, pool_method
 
 __all__ = [
@@ -286,18 +288,7 @@ def relu_caffe(x, *, negative_slope=0.0, out=None):
     """
     x = as_array(x, "x")
     dtype = compute_dtype(("x", x))
-    if isinstance(negative_slope, (bool, np.bool_)) or not isinstance(
-            negative_slope, (int, float, np.integer, np.floating)):
-        raise TypeError(f"negative_slope={negative_slope!r} must be a number (Caffe "
-                        "relu_param.negative_slope)")
-    if out is not None:
-        if not (isinstance(out, np.ndarray) and out.shape == x.shape and out.dtype == dtype
-                and out.flags.c_contiguous and out.flags.writeable):
-            raise ValueError(f"out must be a writeable C-contiguous {dtype} array of x's shape "
-                             f"{x.shape}; got {type(out).__name__} "
-                             f"{getattr(out, 'shape', '')} {getattr(out, 'dtype', '')}")
-        if out is not x and np.shares_memory(out, x):
-            raise ValueError("out overlaps x without being x itself")
+    negative_slope = caffe_relu_params(x, negative_slope, out, dtype)
     return _engine.relu(x, negative_slope, dtype, out)
 
 

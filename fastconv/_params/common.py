@@ -111,6 +111,13 @@ def as_int(value, name, param):
     return number
 
 
+def as_real(value, name, param):
+    """A real number (not a bool) -> float; the message names Caffe's parameter ``param``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}={value!r} must be a number (Caffe {param})")
+    return float(value)
+
+
 def as_pair(value, name, param):
     """An int or an (h, w) pair -> (h, w) of Python ints."""
     if isinstance(value, (tuple, list, np.ndarray)):

@@ -1,19 +1,9 @@
 """Caffe's LRN: its parameters (lrn_param) and the shape it works on."""
 from __future__ import annotations
 
-import numbers
-
-import numpy as np
-
-from .common import as_int
+from .common import as_int, as_real
 
 NORM_REGIONS = ("ACROSS_CHANNELS", "WITHIN_CHANNEL")
-
-
-def _as_real(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}={value!r} must be a number (Caffe lrn_param.{name})")
-    return float(value)
 
 
 def caffe_lrn_params(x_shape, local_size, alpha, beta, k, norm_region):
@@ -29,5 +19,5 @@ def caffe_lrn_params(x_shape, local_size, alpha, beta, k, norm_region):
     if norm_region not in NORM_REGIONS:
         raise ValueError(f"norm_region={norm_region!r} must be one of {NORM_REGIONS} (Caffe "
                          "lrn_param.norm_region)")
-    return (local_size, _as_real(alpha, "alpha"), _as_real(beta, "beta"), _as_real(k, "k"),
-            norm_region)
+    return (local_size, as_real(alpha, "alpha", "lrn_param.alpha"),
+            as_real(beta, "beta", "lrn_param.beta"), as_real(k, "k", "lrn_param.k"), norm_region)
