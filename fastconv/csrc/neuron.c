@@ -2,8 +2,9 @@
 #include "engine.h"
 #include "neuron.h"
 
-/* Elements per thread below which one thread does it all: a fork costs more than the pass. */
-#define FC_NEURON_MIN_PER_THREAD 65536
+/* A pass over an element counted as this many flops for fc_threads_for: a thread per 64 K
+ * elements or so, below which forking costs more than the pass. */
+#define FC_NEURON_FLOPS_PER_ELEMENT 32.0
 /* Pixels of a plane whose LRN window runs together (its running sums on the stack). */
 #define FC_LRN_CHUNK 256
 

@@ -2,9 +2,7 @@
 
 void FC_NAME(fc_relu)(ptrdiff_t count, const FC_T *x, FC_T negative_slope, FC_T *y)
 {
-    const ptrdiff_t by_size = count / FC_NEURON_MIN_PER_THREAD;
-    const int most = fc_get_num_threads();
-    const int threads = by_size < 1 ? 1 : by_size < most ? (int)by_size : most;
+    const int threads = fc_threads_for((double)count * FC_NEURON_FLOPS_PER_ELEMENT);
     /* Plain branch-free expressions over contiguous elements: vectorised by the compiler. */
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (ptrdiff_t i = 0; i < count; i++) {
@@ -30,9 +28,8 @@ void FC_NAME(fc_lrn_window)(ptrdiff_t batch, ptrdiff_t channels, ptrdiff_t plane
     const ptrdiff_t pre_pad = (size - 1) / 2;
     const ptrdiff_t chunks = (plane + FC_LRN_CHUNK - 1) / FC_LRN_CHUNK;
     const ptrdiff_t items = batch * chunks;
-    const ptrdiff_t by_size = batch * channels * plane / FC_NEURON_MIN_PER_THREAD;
-    const int most = fc_get_num_threads();
-    int threads = by_size < 1 ? 1 : by_size < most ? (int)by_size : most;
+    int threads = fc_threads_for((double)(batch * channels * plane) *
+                                 FC_NEURON_FLOPS_PER_ELEMENT);
     threads = items < threads ? (int)items : threads;
     /* Padding channels add alpha_over_size * 0, which is -0 for a negative alpha: added as
      * computed, since +0 would turn a -0 sum into +0. */
