@@ -323,12 +323,16 @@ def relu(x, negative_slope, dtype, out=None):
 # LRN's window
 
 
-def lrn_window(x, size, alpha_over_size, k, dtype):
+def lrn_window(x, size, alpha_over_size, k, dtype, three_quarter_power=False):
     """Caffe's LRN ACROSS_CHANNELS scale (k + the channel window's terms) for NCHW ``x``, a new
-    array of x's shape; ``alpha_over_size`` and ``k`` already rounded to ``dtype``."""
+    array of x's shape; ``alpha_over_size`` and ``k`` already rounded to ``dtype``. With
+    ``three_quarter_power`` (float32 only), the layer's output for beta = 0.75 instead:
+    ``x * scale^-0.75``, the power through float64 and rounded once (csrc/neuron.h)."""
+    if three_quarter_power and dtype != np.float32:
+        raise ValueError("lrn_window: the three-quarter power route is float32's")
     x_rows = to_kernel_input(x, dtype)
     scale = empty_output(x_rows.shape, dtype)
     shape3 = (x_rows.shape[0], x_rows.shape[1], -1)
     _core.lrn_window(x_rows.reshape(shape3), size, float(alpha_over_size), float(k),
-                     scale.reshape(shape3))
+                     scale.reshape(shape3), three_quarter_power)
     return scale

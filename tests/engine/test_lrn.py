@@ -4,7 +4,9 @@ summed term by term, each next channel's sum as the previous one plus the enteri
 the leaving one, every operation rounded in the dtype; then scale^-beta, float32 through
 float64 as glibc's powf, times x), on random data, signed zeros, infinities and NaN, with odd
 parameters (k = -0, a negative alpha, windows wider than the channels), on arrays split between
-threads; and against a float64 sum written plainly. WITHIN_CHANNEL and the argument errors."""
+threads; and against a float64 sum written plainly. Float32 with beta 0.75 (the engine's sqrt
+route for the power) on special values, exact powers and a million scales. WITHIN_CHANNEL and
+the argument errors."""
 import numpy as np
 import pytest
 
@@ -69,6 +71,43 @@ def test_across_channels_bit_for_bit(dtype, n, c, h, w, size, alpha, beta, k):
     y = fastconv.lrn_caffe(x, local_size=size, alpha=alpha, beta=beta, k=k)
     assert_same_bits(y, caffe_lrn_across(x, size, alpha, beta, k))
     assert_same_bits(x, original)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the reference pow of 0, -3, inf
+def test_three_quarter_power_special_values_on_every_engine(kernel):
+    """beta = 0.75 in float32 takes the engine's sqrt route (csrc/engine.template.h); with
+    local_size 1, alpha -1 and k = 0 the scale is -x², so each special scale is reached: 0 and
+    -0 (power inf: 0 * inf is NaN, as pow gives Caffe), negative (NaN), -inf (pow's +0, where
+    sqrt(-inf) is NaN), NaN; with alpha 1, +inf (+0) and powers of 16 (exact). The reference
+is the float64 pow rounded once."""
+    values = np.array([0.0, -0.0, 1.0, -3.0, np.inf, -np.inf, np.nan, 0.5, 2.0**-70, 2.0**60],
+                      np.float32)
+    x = values.reshape(1, 1, 2, 5)
+    negative = fastconv.lrn_caffe(x, local_size=1, alpha=-1.0, k=0.0)
+    assert_same_bits(negative, caffe_lrn_across(x, 1, -1.0, 0.75, 0.0))
+    # A finite x under a -inf scale (an infinite neighbour, alpha < 0): x * +0.
+    beside_inf = fastconv.lrn_caffe(np.array([np.inf, 2.0], np.float32).reshape(1, 2, 1, 1),
+                                    local_size=3, alpha=-3.0, k=0.0)
+    assert_same_bits(beside_inf[:, 1:], np.zeros((1, 1, 1, 1), np.float32))
+    positive = fastconv.lrn_caffe(x, local_size=1, alpha=1.0, k=0.0)
+    assert_same_bits(positive, caffe_lrn_across(x, 1, 1.0, 0.75, 0.0))
+    # Scales 16^j (x = 4^j, scale = x²): x * 16^(-0.75 j) = 4^j * 8^-j = 2^-j, exactly.
+    fours = (4.0 ** np.arange(-8, 9)).astype(np.float32).reshape(1, 1, 1, -1)
+    exact = fastconv.lrn_caffe(fours, local_size=1, alpha=1.0, k=0.0)
+    assert_same_bits(exact, (2.0 ** -np.arange(-8, 9)).astype(np.float32).reshape(1, 1, 1, -1))
+
+
+def test_three_quarter_power_is_the_rounded_power(kernel):
+    """A million scales spread over [1, 16) and beyond: the sqrt route's float32 power rounds as
+    the exact power (float64's pow, rounded once); it may differ only within 2^-51 of a
+    rounding boundary, under one element in 10^7, and then by one ulp."""
+    rng = np.random.default_rng(11)
+    x = rng.uniform(0.0, 4.0, (1, 1, 1000, 1000)).astype(np.float32)
+    x.reshape(-1)[::3] *= np.float32(1000.0)
+    y = fastconv.lrn_caffe(x, local_size=1, alpha=1.0, k=1.0)
+    expected = caffe_lrn_across(x, 1, 1.0, 0.75, 1.0)
+    ulps = np.abs(y.view(np.int32).astype(np.int64) - expected.view(np.int32))
+    assert ulps.max() <= 1 and np.count_nonzero(ulps) <= 1
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
