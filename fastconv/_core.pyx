@@ -54,6 +54,17 @@ cdef extern from "csrc/gemm.h" nogil:
 cdef extern from "csrc/neuron.h" nogil:
     void fc_relu_f32(Py_ssize_t count, const float *x, float negative_slope, float *y)
     void fc_relu_f64(Py_ssize_t count, const double *x, double negative_slope, double *y)
+    void fc_channel_normalize_f32(Py_ssize_t outer, Py_ssize_t channels, Py_ssize_t inner,
+                                  const float *x, const float *mean, const float *deviation,
+                                  float *y)
+    void fc_channel_normalize_f64(Py_ssize_t outer, Py_ssize_t channels, Py_ssize_t inner,
+                                  const double *x, const double *mean, const double *deviation,
+                                  double *y)
+    void fc_channel_scale_f32(Py_ssize_t outer, Py_ssize_t channels, Py_ssize_t inner,
+                              const float *x, const float *scale, const float *bias, float *y)
+    void fc_channel_scale_f64(Py_ssize_t outer, Py_ssize_t channels, Py_ssize_t inner,
+                              const double *x, const double *scale, const double *bias,
+                              double *y)
     void fc_lrn_window_f32(Py_ssize_t batch, Py_ssize_t channels, Py_ssize_t plane,
                            Py_ssize_t size, float alpha_over_size, float k, const float *x,
                            float *scale, int three_quarter_power)
@@ -266,6 +277,50 @@ def relu(const floating[::1] x, double negative_slope, floating[::1] y):
             fc_relu_f32(x.shape[0], &x[0], <float>negative_slope, &y[0])
         else:
             fc_relu_f64(x.shape[0], &x[0], negative_slope, &y[0])
+
+
+cdef _check_channel_pass(str name, Py_ssize_t *x_shape, Py_ssize_t *y_shape, Py_ssize_t first,
+                         Py_ssize_t second):
+    if x_shape[0] != y_shape[0] or x_shape[1] != y_shape[1] or x_shape[2] != y_shape[2]:
+        raise ValueError(f"{name}: x and y differ in shape")
+    if first != x_shape[1] or second != x_shape[1]:
+        raise ValueError(f"{name}: the per-channel operands must hold {x_shape[1]} values")
+
+
+def channel_normalize(const floating[:, :, ::1] x, const floating[::1] mean,
+                      const floating[::1] deviation, floating[:, :, ::1] y):
+    """BatchNorm's (x - mean[c]) / deviation[c] over x (outer, channels, inner) into y (may be
+    x itself)."""
+    _check_channel_pass("channel_normalize", x.shape, y.shape, mean.shape[0],
+                        deviation.shape[0])
+    if x.shape[0] == 0 or x.shape[1] == 0 or x.shape[2] == 0:
+        return
+    with nogil:
+        if floating is float:
+            fc_channel_normalize_f32(x.shape[0], x.shape[1], x.shape[2], &x[0, 0, 0], &mean[0],
+                                     &deviation[0], &y[0, 0, 0])
+        else:
+            fc_channel_normalize_f64(x.shape[0], x.shape[1], x.shape[2], &x[0, 0, 0], &mean[0],
+                                     &deviation[0], &y[0, 0, 0])
+
+
+def channel_scale(const floating[:, :, ::1] x, const floating[::1] scale, floating[::1] bias,
+                  floating[:, :, ::1] y):
+    """Scale's x * scale[c] (+ bias[c]; an empty bias for none) over x (outer, channels, inner)
+    into y (may be x itself)."""
+    has_bias = bias.shape[0] != 0
+    _check_channel_pass("channel_scale", x.shape, y.shape, scale.shape[0],
+                        bias.shape[0] if has_bias else x.shape[1])
+    if x.shape[0] == 0 or x.shape[1] == 0 or x.shape[2] == 0:
+        return
+    cdef const floating *bias_pointer = &bias[0] if has_bias else NULL
+    with nogil:
+        if floating is float:
+            fc_channel_scale_f32(x.shape[0], x.shape[1], x.shape[2], &x[0, 0, 0], &scale[0],
+                                 bias_pointer, &y[0, 0, 0])
+        else:
+            fc_channel_scale_f64(x.shape[0], x.shape[1], x.shape[2], &x[0, 0, 0], &scale[0],
+                                 bias_pointer, &y[0, 0, 0])
 
 
 def lrn_window(const floating[:, :, ::1] x, Py_ssize_t size, double alpha_over_size, double k,

@@ -320,6 +320,29 @@ def relu(x, negative_slope, dtype, out=None):
 
 
 # ---------------------------------------------------------------------------------------------
+# BatchNorm's and Scale's per-channel passes
+
+
+def channel_normalize(x, view, mean, deviation, dtype, out=None):
+    """BatchNorm's ``(x - mean[c]) / deviation[c]`` with x viewed as ``view`` = (outer,
+    channels, inner), into ``out`` (checked; may be x itself) or a new array."""
+    x_rows = to_kernel_input(x, dtype).reshape(view)
+    y = empty_output(np.shape(x), dtype) if out is None else out
+    _core.channel_normalize(x_rows, to_kernel_input(mean, dtype),
+                            to_kernel_input(deviation, dtype), y.reshape(view))
+    return y
+
+
+def channel_scale(x, view, scale, bias, dtype, out=None):
+    """Scale's ``x * scale[c] (+ bias[c])`` with x viewed as ``view`` = (outer, channels,
+    inner), into ``out`` (checked; may be x itself) or a new array."""
+    x_rows = to_kernel_input(x, dtype).reshape(view)
+    y = empty_output(np.shape(x), dtype) if out is None else out
+    _core.channel_scale(x_rows, _flat(scale, dtype), _flat(bias, dtype), y.reshape(view))
+    return y
+
+
+# ---------------------------------------------------------------------------------------------
 # LRN's window
 
 

@@ -10,9 +10,11 @@ from .caffe_ops import (
     convnd_caffe_backward,
     deconv2d_caffe,
     deconv2d_caffe_backward,
+    batch_norm_caffe,
     inner_product_caffe,
     lrn_caffe,
     relu_caffe,
+    scale_caffe,
     pool2d_caffe,
     pool2d_caffe_backward,
 )

@@ -1,10 +1,10 @@
 """Caffe's layers as numpy functions: NCHW data and Caffe's weight blobs in, new arrays out.
 
 Convolution forward (2-D fast path and 1-D to 3-D) and backward, Deconvolution forward and
-backward, Pooling forward and backward, InnerProduct, ReLU and LRN forward. Every function
+backward, Pooling forward and backward, InnerProduct, ReLU, BatchNorm, Scale and LRN forward. Every function
 checks its arguments in ``fastconv._params`` first, computes in float32 or float64 (numpy's
 promotion of the inputs; see ``compute_dtype``), never modifies its inputs and returns new
-arrays (ReLU may write into ``out``, which may be x itself). Gradients are those of one
+arrays (ReLU, BatchNorm and Scale may write into ``out``, which may be x itself). Gradients are those of one
 call: Caffe accumulates parameter gradients across iterations until cleared, fastconv does not.
 """
 from __future__ import annotations
@@ -18,7 +18,8 @@ from ._params.caffe_conv import (
     caffe_deconvnd_geometry,
     spatial_rank,
 )
-from ._params.common import as_array, check_gradient_shape, compute_dtype
+from ._params.channel_affine import caffe_batch_norm_view, caffe_scale_view
+from ._params.common import as_array, check_gradient_shape, check_out, compute_dtype
 from ._params.inner_product import caffe_inner_product_shape
 from ._params.lrn import caffe_lrn_params
 from ._params.neuron import caffe_relu_params
@@ -31,9 +32,11 @@ __all__ = [
     "convnd_caffe_backward",
     "deconv2d_caffe",
     "deconv2d_caffe_backward",
+    "batch_norm_caffe",
     "inner_product_caffe",
     "lrn_caffe",
     "relu_caffe",
+    "scale_caffe",
     "pool2d_caffe",
     "pool2d_caffe_backward",
 ]
@@ -290,6 +293,53 @@ def relu_caffe(x, *, negative_slope=0.0, out=None):
     dtype = compute_dtype(("x", x))
     negative_slope = caffe_relu_params(x, negative_slope, out, dtype)
     return _engine.relu(x, negative_slope, dtype, out)
+
+
+# ---------------------------------------------------------------------------------------------
+# BatchNorm and Scale
+
+
+def batch_norm_caffe(x, mean, variance, scale_factor=1.0, *, eps=1e-5, out=None):
+    """Caffe's BatchNorm layer, forward with its stored statistics (``use_global_stats``, the
+    TEST phase's default): ``mean``, ``variance`` and ``scale_factor`` are the layer's three
+    blobs as a .caffemodel holds them (running sums and the factor they were scaled by).
+
+    Per channel (axis 1; a 1-D x is one channel), as Caffe computes it, every operation rounded
+    in the computation dtype: ``factor = 0 if scale_factor == 0 else 1 / scale_factor``,
+    ``deviation = sqrt(variance * factor + eps)``, then ``(x - mean * factor) / deviation``,
+    the subtraction and the division each rounded (one C pass over x). ``eps`` is
+    batch_norm_param.eps. ``out`` as in ``relu_caffe`` (BatchNorm runs in place in most nets).
+    """
+    x = as_array(x, "x")
+    mean, variance = as_array(mean, "mean"), as_array(variance, "variance")
+    scale_factor = as_array(scale_factor, "scale_factor")
+    eps, view = caffe_batch_norm_view(x.shape, mean.shape, variance.shape, scale_factor.shape,
+                                      eps)
+    dtype = compute_dtype(("x", x), ("mean", mean), ("variance", variance))
+    check_out(out, x, dtype)
+    stored = dtype.type(scale_factor.reshape(-1)[0])
+    factor = dtype.type(0) if stored == 0 else dtype.type(1) / stored
+    with np.errstate(invalid="ignore"):   # inf * 0 or sqrt of a negative: NaN, as in Caffe
+        deviation = np.sqrt(variance.astype(dtype) * factor + dtype.type(eps))
+        mean = mean.astype(dtype) * factor
+    return _engine.channel_normalize(x, view, mean, deviation, dtype, out)
+
+
+def scale_caffe(x, scale, bias=None, *, axis=1, out=None):
+    """Caffe's Scale layer, forward: ``x * scale``, plus ``bias`` when given (scale_param's
+    bias_term), the product rounded before the sum, in the computation dtype.
+
+    ``scale`` (the layer's first blob, or its second bottom) covers the axes ``axis`` ..
+    ``axis + scale.ndim`` of x and is broadcast over the others; a scalar scale ignores
+    ``axis``, as in Caffe. ``bias`` has scale's shape. ``out`` as in ``relu_caffe``.
+    """
+    x = as_array(x, "x")
+    scale = as_array(scale, "scale")
+    bias = None if bias is None else as_array(bias, "bias")
+    view = caffe_scale_view(x.shape, scale.shape, None if bias is None else bias.shape, axis)
+    dtype = compute_dtype(("x", x), ("scale", scale), ("bias", bias))
+    check_out(out, x, dtype)
+    return _engine.channel_scale(x, view, scale, bias, dtype, out)
 
 
 # ---------------------------------------------------------------------------------------------

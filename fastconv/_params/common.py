@@ -229,6 +229,20 @@ def as_array(value, name):
     return array
 
 
+def check_out(out, x, dtype):
+    """``out`` (None, or where an element-by-element layer writes): a writeable C-contiguous
+    ``dtype`` array of x's shape, x itself (Caffe's in-place layers) or apart from it."""
+    if out is None:
+        return
+    if not (isinstance(out, np.ndarray) and out.shape == x.shape and out.dtype == dtype
+            and out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError(f"out must be a writeable C-contiguous {dtype} array of x's shape "
+                         f"{x.shape}; got {type(out).__name__} "
+                         f"{getattr(out, 'shape', '')} {getattr(out, 'dtype', '')}")
+    if out is not x and np.shares_memory(out, x):
+        raise ValueError("out overlaps x without being x itself")
+
+
 def _check_real(name, array):
     if array.dtype.kind not in "biuf":
         raise TypeError(

@@ -1,5 +1,6 @@
 /*
- * Caffe's layers that go element by element or pixel by pixel, in C: ReLU and LRN's window.
+ * Caffe's layers that go element by element or pixel by pixel, in C: ReLU, BatchNorm's and
+ * Scale's per-channel arithmetic, and LRN.
  * Each operation is rounded in the type, in Caffe's order: the shared code is built without
  * fused multiply-adds, and -std=c11 leaves the expressions uncontracted. Threads split the
  * elements (or pixels) of large arrays, which changes no bits.
@@ -15,6 +16,23 @@
  * as in Caffe. y may be x (in place); otherwise they must not overlap. */
 void fc_relu_f32(ptrdiff_t count, const float *x, float negative_slope, float *y);
 void fc_relu_f64(ptrdiff_t count, const double *x, double negative_slope, double *y);
+
+/* The per-channel passes of BatchNorm and Scale over x of (outer, channels, inner) elements,
+ * C order, channel c's operands at [c]. y may be x (in place); otherwise they must not overlap.
+ * fc_channel_normalize: y = (x - mean[c]) / deviation[c], BatchNorm's subtraction and division
+ * (batch_norm_layer.cpp: each a pass over the blob, each rounded). fc_channel_scale:
+ * y = x * scale[c] (+ bias[c] when bias is not NULL), the product rounded before the sum as
+ * Scale's caffe_mul and then its bias layer's addition. */
+void fc_channel_normalize_f32(ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
+                              const float *x, const float *mean, const float *deviation,
+                              float *y);
+void fc_channel_normalize_f64(ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
+                              const double *x, const double *mean, const double *deviation,
+                              double *y);
+void fc_channel_scale_f32(ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner, const float *x,
+                          const float *scale, const float *bias, float *y);
+void fc_channel_scale_f64(ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner, const double *x,
+                          const double *scale, const double *bias, double *y);
 
 /* Caffe's LRN ACROSS_CHANNELS window (lrn_layer.cpp, CrossChannelForward_cpu) on x (batch,
  * channels, plane), NCHW: scale[n][0] = k + the terms of channels -pre .. size-1-pre in order,

@@ -1,4 +1,4 @@
-/* Caffe's ReLU (neuron.h) for one element type; included by neuron.c once per type. */
+/* Caffe's element-by-element layers (neuron.h) for one type; neuron.c includes it per type. */
 
 void FC_NAME(fc_relu)(ptrdiff_t count, const FC_T *x, FC_T negative_slope, FC_T *y)
 {
@@ -10,6 +10,50 @@ void FC_NAME(fc_relu)(ptrdiff_t count, const FC_T *x, FC_T negative_slope, FC_T 
         const FC_T positive = value < 0 ? (FC_T)0 : value;
         const FC_T negative = 0 < value ? (FC_T)0 : value;
         y[i] = positive + negative_slope * negative;
+    }
+}
+
+/* Threads for a per-channel pass over outer * channels rows of `inner` elements: by rows. */
+static int FC_NAME(channel_threads)(ptrdiff_t rows, ptrdiff_t inner)
+{
+    const int threads = fc_threads_for((double)(rows * inner) * FC_NEURON_FLOPS_PER_ELEMENT);
+    return rows < threads ? (int)rows : threads;
+}
+
+void FC_NAME(fc_channel_normalize)(ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
+                                   const FC_T *x, const FC_T *mean, const FC_T *deviation,
+                                   FC_T *y)
+{
+    const ptrdiff_t rows = outer * channels;
+    const int threads = FC_NAME(channel_threads)(rows, inner);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (ptrdiff_t row = 0; row < rows; row++) {
+        const FC_T subtrahend = mean[row % channels], divisor = deviation[row % channels];
+        const FC_T *in = x + row * inner;
+        FC_T *out = y + row * inner;
+        for (ptrdiff_t j = 0; j < inner; j++)
+            out[j] = (in[j] - subtrahend) / divisor;
+    }
+}
+
+void FC_NAME(fc_channel_scale)(ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
+                               const FC_T *x, const FC_T *scale, const FC_T *bias, FC_T *y)
+{
+    const ptrdiff_t rows = outer * channels;
+    const int threads = FC_NAME(channel_threads)(rows, inner);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (ptrdiff_t row = 0; row < rows; row++) {
+        const FC_T factor = scale[row % channels];
+        const FC_T *in = x + row * inner;
+        FC_T *out = y + row * inner;
+        if (bias) {
+            const FC_T addend = bias[row % channels];
+            for (ptrdiff_t j = 0; j < inner; j++)
+                out[j] = in[j] * factor + addend;
+        } else {
+            for (ptrdiff_t j = 0; j < inner; j++)
+                out[j] = in[j] * factor;
+        }
     }
 }
 

@@ -1,9 +1,11 @@
 """The one place fastconv.net reaches fastconv's engine.
 
-Every Convolution, Deconvolution, Pooling, InnerProduct, ReLU and LRN layer of a Net runs
-through these public functions, so a net gets exactly the engine's Caffe semantics.
+Every Convolution, Deconvolution, Pooling, InnerProduct, ReLU, LRN and Scale layer of a Net,
+and its BatchNorm layers with stored statistics, run through these public functions, so a net
+gets exactly the engine's Caffe semantics.
 """
 from ..caffe_ops import (
+    batch_norm_caffe,
     conv2d_caffe,
     convnd_caffe,
     deconv2d_caffe,
@@ -11,9 +13,11 @@ from ..caffe_ops import (
     lrn_caffe,
     pool2d_caffe,
     relu_caffe,
+    scale_caffe,
 )
 
 __all__ = [
+    "batch_norm_caffe",
     "conv2d_caffe",
     "convnd_caffe",
     "deconv2d_caffe",
@@ -21,4 +25,5 @@ __all__ = [
     "lrn_caffe",
     "pool2d_caffe",
     "relu_caffe",
+    "scale_caffe",
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..conv_ops import lrn_caffe
+from ..conv_ops import batch_norm_caffe, lrn_caffe, scale_caffe
 from ..schema import TEST
 from .base import Layer
 
@@ -90,18 +90,15 @@ class BatchNormLayer(Layer):
 
     def compute_into(self, bottoms, params, targets):
         x = bottoms[0]
+        if self.config["use_global_stats"]:
+            return [batch_norm_caffe(x, params[0], params[1], params[2],
+                                     eps=self.config["eps"], out=targets[0])]
         channels = self.config["channels"]
         per_channel = (1, channels) + (1,) * (x.ndim - 2) if x.ndim > 1 else (channels,)
-        if self.config["use_global_stats"]:
-            stored = params[2].reshape(-1)[0]
-            factor = self.scalar(0) if stored == 0 else self.scalar(1) / stored
-            mean, variance = params[0] * factor, params[1] * factor
-            centred = np.subtract(x, mean.reshape(per_channel), out=targets[0])
-        else:
-            mean = self._batch_mean(x)
-            centred = x - mean.reshape(per_channel)
-            variance = self._batch_mean(centred * centred)
-            self._update_moving_averages(params, mean, variance, x.size // channels)
+        mean = self._batch_mean(x)
+        centred = x - mean.reshape(per_channel)
+        variance = self._batch_mean(centred * centred)
+        self._update_moving_averages(params, mean, variance, x.size // channels)
         deviation = np.sqrt(variance + self.scalar(self.config["eps"]))
         return [np.divide(centred, deviation.reshape(per_channel), out=centred)]
 
@@ -176,7 +173,8 @@ class _AxisOperand(Layer):
 
 
 class ScaleLayer(_AxisOperand):
-    """x * scale (+ bias with ``bias_term``): Caffe multiplies, then adds, each rounded."""
+    """x * scale (+ bias with ``bias_term``): Caffe multiplies, then adds, each rounded (the
+    engine's scale_caffe, one pass)."""
 
     type = "Scale"
     param_name = "scale_param"
@@ -210,13 +208,9 @@ class ScaleLayer(_AxisOperand):
         return [shape]
 
     def compute_into(self, bottoms, params, targets):
-        x = bottoms[0]
         scale = bottoms[1] if len(bottoms) == 2 else params[0]
-        axis = self.operand_axis(x.shape, scale.ndim)
-        top = np.multiply(x, self.broadcast(scale, x, axis), out=targets[0])
-        if self.config["bias_term"]:
-            top += self.broadcast(params[-1], x, axis)
-        return [top]
+        bias = params[-1] if self.config["bias_term"] else None
+        return [scale_caffe(bottoms[0], scale, bias, axis=self.config["axis"], out=targets[0])]
 
 
 class BiasLayer(_AxisOperand):
