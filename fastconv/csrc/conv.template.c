@@ -287,6 +287,15 @@ static void FC_NAME(store_columns_by_phase)(const fc_conv_geometry *g, ptrdiff_t
  * bias: the bits of the GEMM path, which a test checks against a grouped convolution (always a
  * GEMM). */
 #define FC_DIRECT_MAX_CHANNELS 4
+/* Kernels of FC_DIRECT_WIDE_MIN_TAPS taps or more on at least FC_DIRECT_WIDE_MIN_PIXELS output
+ * pixels an image, NCHW, any channels and groups: the column matrix repeats each input element
+ * once per tap, so its packing grows with the kernel, while the direct tile reads the image
+ * once per tap in place (Zen 5, tools/ab_builds.py, one image: AlexNet conv2 48 -> 128 per
+ * group +12 %, 96 -> 256 at batch 8 +15 %, 5x5 on 56 x 56 +46 %, 7x7 +54 %, 5x5 on 20 x 20
+ * +10 %. Fewer pixels lose, up to half at 7 x 7 with 48 channels; 3x3 kernels won or lost by
+ * up to 15 % with no rule found; channels-last data, AlexNet conv2, -6 %). */
+#define FC_DIRECT_WIDE_MIN_TAPS 25
+#define FC_DIRECT_WIDE_MIN_PIXELS 400
 /* MR-pixel tiles per task: long blocks, because an NCHW output is stored as one run per output
  * channel, and short runs across many channel rows leave the stores waiting on their lines
  * (Xeon, AlexNet conv1, 2 threads: 24 tiles 0.75 ms, 47 tiles 0.62 ms; Zen 4, ResNet's stem:
@@ -313,9 +322,10 @@ static int FC_NAME(direct_panels_shape)(const FC_NAME(fc_engine) *engine, ptrdif
     return best;
 }
 
-/* The direct tile shape for this convolution's forward pass, or -1 to take the GEMM: one
- * group, output channels filling its panels, and either at most FC_DIRECT_MAX_CHANNELS
- * channels, or a channels-last 1x1 layer of at least 128 channels whose outputs are one panel
+/* The direct tile shape for this convolution's forward pass, or -1 to take the GEMM: each
+ * group's output channels filling its panels, and either a wide kernel on many pixels
+ * (FC_DIRECT_WIDE_MIN_TAPS, NCHW), or one group and at most FC_DIRECT_MAX_CHANNELS channels,
+ * or a channels-last 1x1 layer of at least 128 channels whose outputs are one panel
  * of a direct shape (64 on AVX-512 float32), which the transposed product cuts into a panel
  * and a one-vector one: its pixels are then broadcast from the image where they lie instead
  * of packed as A (Zen 5, in-process: 256 -> 64 +11 %, 512 -> 64 +3 %, 128 -> 64 +6 %; with
@@ -323,11 +333,15 @@ static int FC_NAME(direct_panels_shape)(const FC_NAME(fc_engine) *engine, ptrdif
 static int FC_NAME(direct_shape)(const FC_NAME(fc_engine) *engine, const fc_conv_geometry *g,
                                  const fc_conv_sizes *s, int is_pointwise)
 {
-    if (g->group != 1 || 2.0 * (double)g->batch * (double)s->out_pixels *
-                                 (double)g->out_channels * (double)s->kernel_dim <
-                             FC_DIRECT_MIN_FLOPS)
+    if (2.0 * (double)g->batch * (double)s->out_pixels * (double)g->out_channels *
+            (double)s->group_kernel_dim < FC_DIRECT_MIN_FLOPS)
         return -1;
-    const int shape = FC_NAME(direct_panels_shape)(engine, g->out_channels);
+    const int shape = FC_NAME(direct_panels_shape)(engine, s->group_out_channels);
+    if (!g->channels_last && s->taps >= FC_DIRECT_WIDE_MIN_TAPS &&
+        s->out_pixels >= FC_DIRECT_WIDE_MIN_PIXELS)
+        return shape;
+    if (g->group != 1)
+        return -1;
     if (g->in_channels <= FC_DIRECT_MAX_CHANNELS)
         return shape;
     const int one_panel = shape >= 0 && engine->direct[shape].nr == g->out_channels;
@@ -420,8 +434,10 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
                                    const FC_T *x, const FC_T *w, const FC_T *bias, FC_T *y)
 {
     const ptrdiff_t mr = engine->direct[shape].mr, nr = engine->direct[shape].nr;
-    const ptrdiff_t out_channels = g->out_channels, out_pixels = s->out_pixels;
-    const ptrdiff_t taps = s->taps, k = s->kernel_dim;
+    /* Per group: its output channels (in whole panels), its input channels, its k. */
+    const ptrdiff_t groups = g->group, out_channels = s->group_out_channels;
+    const ptrdiff_t in_channels = s->group_in_channels, out_pixels = s->out_pixels;
+    const ptrdiff_t taps = s->taps, k = s->group_kernel_dim;
     const ptrdiff_t padded_channels = (out_channels + nr - 1) / nr * nr;
     const ptrdiff_t kc = fc_reduction_block(k, engine->kc);
     ptrdiff_t padded[FC_SPATIAL_AXES];
@@ -441,30 +457,31 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
     const ptrdiff_t channel_step = element == 1 ? box[0] * box[1] * box[2] : 1;
     const ptrdiff_t image_size = g->in_channels * box[0] * box[1] * box[2];
     const int threads_wanted = fc_threads_for(2.0 * (double)g->batch * (double)out_pixels *
-                                              (double)out_channels * (double)k);
+                                              (double)g->out_channels * (double)k);
     /* Images convolved together: all of them when read in place, else as many as
      * FC_INPUT_COPY_BYTES of padded copies hold. */
     const ptrdiff_t chunk_images =
         in_place ? g->batch : fc_copy_chunk_images(image_size, g->batch, sizeof(FC_T));
-    ptrdiff_t block_tiles = chunk_images * ((out_pixels + mr - 1) / mr) /
+    ptrdiff_t block_tiles = chunk_images * groups * ((out_pixels + mr - 1) / mr) /
                             (FC_DIRECT_TASKS_PER_THREAD * threads_wanted);
     block_tiles = block_tiles > FC_DIRECT_MAX_TILES_PER_BLOCK ? FC_DIRECT_MAX_TILES_PER_BLOCK
                   : block_tiles < FC_DIRECT_MIN_TILES_PER_BLOCK ? FC_DIRECT_MIN_TILES_PER_BLOCK
                                                                 : block_tiles;
     const ptrdiff_t block = mr * block_tiles;
     const ptrdiff_t blocks = (out_pixels + block - 1) / block;
-    const ptrdiff_t chunk_tasks = chunk_images * blocks;
+    const ptrdiff_t chunk_tasks = chunk_images * groups * blocks;
     const int threads = chunk_tasks < threads_wanted ? (int)chunk_tasks : threads_wanted;
 
-    /* Workspace: the padded images, the weights packed in NR-column panels (all k rows of a
-     * panel together), the bias padded to whole panels, then per thread the task's output
-     * block (pixels x padded channels); tap offsets and per-thread window origins apart. */
+    /* Workspace: the padded images, each group's weights packed in NR-column panels (all k
+     * rows of a panel together), the bias padded to whole panels per group, then per thread
+     * the task's output block (pixels x a group's padded channels); tap offsets and
+     * per-thread window origins apart. */
     const size_t image_elements = in_place ? 0 : (size_t)(chunk_images * image_size);
-    const size_t weight_elements = (size_t)(k * padded_channels);
+    const size_t weight_elements = (size_t)(groups * k * padded_channels);
     const size_t scratch_elements = (size_t)(block * padded_channels);
     FC_NAME(direct_workspace) space;
     if (FC_NAME(direct_workspace_alloc)(&space, image_elements + weight_elements +
-                                                    (size_t)padded_channels +
+                                                    (size_t)(groups * padded_channels) +
                                                     scratch_elements * (size_t)threads,
                                         (size_t)k, (size_t)(block * threads)) != 0)
         return -1;
@@ -472,27 +489,42 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
     const FC_T **const origins = space.origins;
     FC_T *const xp = space.work, *const packed_w = xp + image_elements;
     FC_T *const padded_bias = packed_w + weight_elements;
-    FC_T *const scratch_all = padded_bias + padded_channels;
+    FC_T *const scratch_all = padded_bias + groups * padded_channels;
+    const ptrdiff_t panels = padded_channels / nr;
 
-    /* Weight (output channel o, column p = channel * taps + tap): Caffe's w[o][p], or Keras's
-     * (*kernel, C, O) read at [tap][channel][o]. */
-    for (ptrdiff_t panel = 0; panel < padded_channels / nr; panel++)
-        for (ptrdiff_t p = 0; p < k; p++) {
-            FC_T *dst = packed_w + (panel * k + p) * nr;
-            const FC_T *keras_row = w + (p % taps * g->in_channels + p / taps) * out_channels;
-            for (ptrdiff_t j = 0; j < nr; j++) {
-                const ptrdiff_t o = panel * nr + j;
-                dst[j] = o >= out_channels ? 0 : g->channels_last ? keras_row[o] : w[o * k + p];
-            }
-        }
-    for (ptrdiff_t o = 0; o < padded_channels; o++)
-        padded_bias[o] = bias && o < out_channels ? bias[o] : 0;
+    /* Weight (output channel o of group grp, column p = channel * taps + tap): Caffe's
+     * w[grp * O/group + o][p], or Keras's (*kernel, C/group, O) read at [tap][channel][its
+     * output channel]. Group grp's panels from packed_w + grp * panels * k * nr, packed by the
+     * threads: Caffe's rows transposed in the engine's register blocks, Keras's copied (packed
+     * element by element on one thread: 7 % of AlexNet conv2's time, with the other thread
+     * waiting). */
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (ptrdiff_t item = 0; item < groups * panels; item++) {
+        const ptrdiff_t grp = item / panels, o0 = item % panels * nr;
+        const ptrdiff_t valid = out_channels - o0 < nr ? out_channels - o0 : nr;
+        FC_T *const panel = packed_w + item * k * nr;
+        if (g->channels_last)
+            for (ptrdiff_t p = 0; p < k; p++)
+                memcpy(panel + p * nr,
+                       w + (p % taps * in_channels + p / taps) * g->out_channels +
+                           grp * out_channels + o0,
+                       (size_t)valid * sizeof(FC_T));
+        else
+            engine->transpose(valid, k, w + (grp * out_channels + o0) * k, k, panel, nr);
+        for (ptrdiff_t p = 0; valid < nr && p < k; p++)
+            for (ptrdiff_t j = valid; j < nr; j++)
+                panel[p * nr + j] = 0;
+    }
+    for (ptrdiff_t grp = 0; grp < groups; grp++)
+        for (ptrdiff_t o = 0; o < padded_channels; o++)
+            padded_bias[grp * padded_channels + o] =
+                bias && o < out_channels ? bias[grp * out_channels + o] : 0;
     for (ptrdiff_t p = 0; p < k; p++)
         offsets[p] = p / taps * channel_step + fc_tap_offset(g, axis_step, p % taps);
 
     for (ptrdiff_t n0 = 0; n0 < g->batch; n0 += chunk_images) {
         const ptrdiff_t images = g->batch - n0 < chunk_images ? g->batch - n0 : chunk_images;
-        const ptrdiff_t tasks = images * blocks;
+        const ptrdiff_t tasks = images * groups * blocks;
         const FC_T *const windows = in_place ? x + n0 * g->in_channels * s->in_volume : xp;
         if (!in_place)
             FC_NAME(pad_image)(engine, g, padded, images, x + n0 * g->in_channels * s->in_volume,
@@ -507,7 +539,8 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
             const FC_T **const origin = origins + thread * block;
 #pragma omp for schedule(dynamic, 1)
             for (ptrdiff_t task = 0; task < tasks; task++) {
-                const ptrdiff_t image = task / blocks, n = n0 + image;
+                const ptrdiff_t image = task / (groups * blocks), n = n0 + image;
+                const ptrdiff_t grp = task / blocks % groups;
                 const ptrdiff_t first = task % blocks * block;
                 const ptrdiff_t count = out_pixels - first < block ? out_pixels - first : block;
                 const ptrdiff_t tiles = (count + mr - 1) / mr;
@@ -516,27 +549,32 @@ static int FC_NAME(direct_forward)(const FC_NAME(fc_engine) *engine, int shape,
                 for (ptrdiff_t i = 0; i < tiles * mr; i++) {
                     const ptrdiff_t pixel = first + (i < count ? i : count - 1);
                     origin[i] = windows + image * image_size +
+                                grp * in_channels * channel_step +
                                 fc_window_offset(g, axis_step, pixel);
                 }
+                const FC_T *const group_w = packed_w + grp * panels * k * nr;
+                const FC_T *const group_bias = padded_bias + grp * padded_channels;
                 for (ptrdiff_t tile = 0; tile < tiles; tile++)
-                    for (ptrdiff_t panel = 0; panel < padded_channels / nr; panel++)
+                    for (ptrdiff_t panel = 0; panel < panels; panel++)
                         for (ptrdiff_t p0 = 0; p0 < k; p0 += kc) {
                             const ptrdiff_t depth = k - p0 < kc ? k - p0 : kc;
                             engine->direct[shape].kernel(
                                 depth, origin + tile * mr, offsets + p0,
-                                packed_w + (panel * k + p0) * nr,
+                                group_w + (panel * k + p0) * nr,
                                 scratch + tile * mr * padded_channels + panel * nr,
                                 padded_channels, p0 > 0,
-                                bias && p0 + depth == k ? padded_bias + panel * nr : NULL);
+                                bias && p0 + depth == k ? group_bias + panel * nr : NULL);
                         }
+                const ptrdiff_t channel0 = grp * out_channels;
                 if (g->channels_last)
                     for (ptrdiff_t i = 0; i < count; i++)
-                        memcpy(y + (n * out_pixels + first + i) * out_channels,
+                        memcpy(y + (n * out_pixels + first + i) * g->out_channels + channel0,
                                scratch + i * padded_channels,
                                (size_t)out_channels * sizeof(FC_T));
                 else
                     engine->transpose(count, out_channels, scratch, padded_channels,
-                                      y + n * out_channels * out_pixels + first, out_pixels);
+                                      y + (n * g->out_channels + channel0) * out_pixels + first,
+                                      out_pixels);
             }
         }
     }
@@ -655,6 +693,8 @@ static int FC_NAME(direct_weight_gradient)(const FC_NAME(fc_engine) *engine,
 }
 
 #undef FC_DIRECT_MAX_CHANNELS
+#undef FC_DIRECT_WIDE_MIN_TAPS
+#undef FC_DIRECT_WIDE_MIN_PIXELS
 #undef FC_DIRECT_MAX_TILES_PER_BLOCK
 #undef FC_DIRECT_MIN_TILES_PER_BLOCK
 #undef FC_DIRECT_TASKS_PER_THREAD

@@ -1,9 +1,12 @@
-"""The direct convolution of few-channel layers (conv.template.c: one group of at most four
-channels reads its tiles' A side straight from a padded copy of the image, no column matrix).
+"""The direct convolution (conv.template.c: the tiles' A side read straight from a padded copy
+of the image, no column matrix) of few-channel layers (one group of at most four channels) and
+of wide kernels (5 x 5 taps or more, 400 output pixels or more, NCHW, any groups).
 
-It must give the GEMM's bits. A grouped convolution always runs the GEMM, so the reference is
-the same two convolutions stacked as the two groups of one: each half of its output must equal
-the direct result bit for bit, NaN from an infinite weight meeting the padding included. The
+It must give the GEMM's bits. A grouped convolution of few pixels runs the GEMM, so the
+reference for few-channel layers is the same two convolutions stacked as the two groups of one:
+each half of its output must equal the direct result bit for bit, NaN from an infinite weight
+meeting the padding included. For wide kernels the reference is the same convolution on
+channels-last data (the GEMM there, whose bits the engine tests tie to the NCHW GEMM's). The
 cases reach both tile shapes (96 and 40 output channels: AVX-512's 8 x 48 tile; 64: its 6 x 64
 one), several reduction blocks (4 x 13 x 13 = 676 rows > KC), padded panels, strides,
 dilations and padding that differ per axis, 1 to 4 channels; every engine, both dtypes, and
@@ -118,3 +121,49 @@ def test_direct_large_batch_in_chunks_same_bits_as_alone(kernel):
         assert np.array_equal(bits(y[n:n + 1]), bits(alone))
     corner = caffe_conv(x[2:, :, :12, :12], w, b, (5, 5), (1, 1), (1, 1), 1)
     assert_scaled_close(y[2:, :, :2, :2], corner[:, :, :2, :2], 36, np.float32)
+
+
+# Wide kernels, NCHW: (batch, channels, height, width), out_channels, group, (kh, kw), stride,
+# pad, dilation. AlexNet conv2's shape with fewer channels (two groups, 5x5, 27 x 27), a k of
+# several reduction blocks (24 channels x 25 taps per group), 40 outputs a group (a padded
+# panel), three groups of a 7x7 kernel with strides, a dilated 5x5.
+WIDE_CASES = [
+    ((1, 16, 27, 27), 96, 2, (5, 5), (1, 1), (2, 2), (1, 1)),
+    ((2, 48, 22, 21), 128, 2, (5, 5), (1, 1), (2, 2), (1, 1)),
+    ((1, 6, 24, 25), 80, 2, (5, 5), (1, 1), (0, 1), (1, 1)),
+    ((2, 9, 47, 45), 144, 3, (7, 7), (2, 2), (3, 3), (1, 1)),
+    ((1, 4, 30, 30), 64, 1, (5, 5), (1, 1), (4, 4), (2, 2)),
+]
+WIDE_IDS = ["x{}o{}g{}k{}s{}p{}d{}".format(*case) for case in WIDE_CASES]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", WIDE_CASES, ids=WIDE_IDS)
+def test_wide_kernel_direct_gives_the_gemm_bits(kernel, case, dtype):
+    x_shape, out_channels, group, kernel_size, stride, pad, dilation = case
+    rng = np.random.default_rng(sum(x_shape))
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal((out_channels, x_shape[1] // group) + kernel_size).astype(dtype)
+    b = rng.standard_normal(out_channels).astype(dtype)
+    w[3, 0, 0, 0] = np.inf   # meets the padding at the first pixel: NaN, as the GEMM's
+    kwargs = dict(stride=stride, pad=pad, dilation=dilation, group=group)
+    y = fastconv.conv2d_caffe(x, w, b, **kwargs)
+    x_last = np.ascontiguousarray(np.pad(x, ((0, 0), (0, 0), (pad[0],) * 2, (pad[1],) * 2))
+                                  .transpose(0, 2, 3, 1))
+    y_last = fastconv.conv2d_keras(x_last, w.transpose(2, 3, 1, 0), b, strides=stride,
+                                   padding="valid", dilation_rate=dilation, groups=group)
+    assert np.array_equal(bits(y_last.transpose(0, 3, 1, 2)), bits(y))
+    assert np.array_equal(bits(fastconv.convnd_caffe(x, w, b, **kwargs)), bits(y))
+    if pad[0] > 0:
+        assert np.isnan(y[0, 3, 0, 0])
+    finite = np.isfinite(w).all(axis=(1, 2, 3))
+    reference = caffe_conv(x, np.where(np.isfinite(w), w, 0), b, stride, pad, dilation, group)
+    assert_scaled_close(y[:, finite], reference[:, finite],
+                        int(np.prod(w.shape[1:])), dtype)
+    previous = fastconv.get_num_threads()
+    try:
+        fastconv.set_num_threads(1)
+        alone = fastconv.conv2d_caffe(x, w, b, **kwargs)
+    finally:
+        fastconv.set_num_threads(previous)
+    assert np.array_equal(bits(alone), bits(y))
