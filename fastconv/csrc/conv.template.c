@@ -288,12 +288,12 @@ static void FC_NAME(store_columns_by_phase)(const fc_conv_geometry *g, ptrdiff_t
  * GEMM). */
 #define FC_DIRECT_MAX_CHANNELS 4
 /* Kernels of FC_DIRECT_WIDE_MIN_TAPS taps or more on at least FC_DIRECT_WIDE_MIN_PIXELS output
- * pixels an image, NCHW, any channels and groups: the column matrix repeats each input element
- * once per tap, so its packing grows with the kernel, while the direct tile reads the image
- * once per tap in place (Zen 5, tools/ab_builds.py, one image: AlexNet conv2 48 -> 128 per
- * group +12 %, 96 -> 256 at batch 8 +15 %, 5x5 on 56 x 56 +46 %, 7x7 +54 %, 5x5 on 20 x 20
- * +10 %. Fewer pixels lose, up to half at 7 x 7 with 48 channels; 3x3 kernels won or lost by
- * up to 15 % with no rule found; channels-last data, AlexNet conv2, -6 %). */
+ * pixels an image, any channels, groups and layout: the column matrix repeats each input
+ * element once per tap, so its packing grows with the kernel, while the direct tile reads the
+ * image once per tap in place (Zen 5, tools/ab_builds.py, one image unless said: AlexNet conv2
+ * (two groups) +10 %, channels last +11 %; 96 -> 256 at batch 8 +2-15 %; 5x5 on 56 x 56
+ * +20 %, 7x7 +24-47 %, 5x5 on 20 x 20 +8 %; the AVX2 kernel +9-35 %. Fewer pixels lose, up to
+ * half at 7 x 7 with 48 channels; 3x3 kernels won or lost by up to 15 % with no rule found). */
 #define FC_DIRECT_WIDE_MIN_TAPS 25
 #define FC_DIRECT_WIDE_MIN_PIXELS 400
 /* MR-pixel tiles per task: long blocks, because an NCHW output is stored as one run per output
@@ -324,7 +324,7 @@ static int FC_NAME(direct_panels_shape)(const FC_NAME(fc_engine) *engine, ptrdif
 
 /* The direct tile shape for this convolution's forward pass, or -1 to take the GEMM: each
  * group's output channels filling its panels, and either a wide kernel on many pixels
- * (FC_DIRECT_WIDE_MIN_TAPS, NCHW), or one group and at most FC_DIRECT_MAX_CHANNELS channels,
+ * (FC_DIRECT_WIDE_MIN_TAPS), or one group and at most FC_DIRECT_MAX_CHANNELS channels,
  * or a channels-last 1x1 layer of at least 128 channels whose outputs are one panel
  * of a direct shape (64 on AVX-512 float32), which the transposed product cuts into a panel
  * and a one-vector one: its pixels are then broadcast from the image where they lie instead
@@ -337,7 +337,7 @@ static int FC_NAME(direct_shape)(const FC_NAME(fc_engine) *engine, const fc_conv
             (double)s->group_kernel_dim < FC_DIRECT_MIN_FLOPS)
         return -1;
     const int shape = FC_NAME(direct_panels_shape)(engine, s->group_out_channels);
-    if (!g->channels_last && s->taps >= FC_DIRECT_WIDE_MIN_TAPS &&
+    if (s->taps >= FC_DIRECT_WIDE_MIN_TAPS &&
         s->out_pixels >= FC_DIRECT_WIDE_MIN_PIXELS)
         return shape;
     if (g->group != 1)

@@ -1,12 +1,13 @@
 """The direct convolution (conv.template.c: the tiles' A side read straight from a padded copy
 of the image, no column matrix) of few-channel layers (one group of at most four channels) and
-of wide kernels (5 x 5 taps or more, 400 output pixels or more, NCHW, any groups).
+of wide kernels (5 x 5 taps or more, 400 output pixels or more, any groups and layout).
 
 It must give the GEMM's bits. A grouped convolution of few pixels runs the GEMM, so the
 reference for few-channel layers is the same two convolutions stacked as the two groups of one:
 each half of its output must equal the direct result bit for bit, NaN from an infinite weight
-meeting the padding included. For wide kernels the reference is the same convolution on
-channels-last data (the GEMM there, whose bits the engine tests tie to the NCHW GEMM's). The
+meeting the padding included. For wide kernels the reference is the same convolution cut to
+fewer output pixels (the GEMM), each part of it bit for bit; NCHW, channels last and convnd
+agree. The
 cases reach both tile shapes (96 and 40 output channels: AVX-512's 8 x 48 tile; 64: its 6 x 64
 one), several reduction blocks (4 x 13 x 13 = 676 rows > KC), padded panels, strides,
 dilations and padding that differ per axis, 1 to 4 channels; every engine, both dtypes, and
@@ -137,6 +138,23 @@ WIDE_CASES = [
 WIDE_IDS = ["x{}o{}g{}k{}s{}p{}d{}".format(*case) for case in WIDE_CASES]
 
 
+def gemm_by_row_bands(x, w, b, kwargs):
+    """The convolution as bands of at most 8 output rows (under 400 output pixels each: the
+    GEMM), each band computed without padding from the rows of the zero-padded image its
+    windows read (a padding tap adds weight * 0 either way)."""
+    (sh, _), (ph, pw), (dh, _) = kwargs["stride"], kwargs["pad"], kwargs["dilation"]
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    reach = (w.shape[2] - 1) * dh + 1
+    out_h = (padded.shape[2] - reach) // sh + 1
+    unpadded = dict(kwargs, pad=(0, 0))
+    bands = []
+    for row in range(0, out_h, 8):
+        rows = min(8, out_h - row)
+        window = padded[:, :, row * sh:(row + rows - 1) * sh + reach]
+        bands.append(fastconv.conv2d_caffe(window, w, b, **unpadded))
+    return np.concatenate(bands, axis=2)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", WIDE_CASES, ids=WIDE_IDS)
 def test_wide_kernel_direct_gives_the_gemm_bits(kernel, case, dtype):
@@ -148,6 +166,7 @@ def test_wide_kernel_direct_gives_the_gemm_bits(kernel, case, dtype):
     w[3, 0, 0, 0] = np.inf   # meets the padding at the first pixel: NaN, as the GEMM's
     kwargs = dict(stride=stride, pad=pad, dilation=dilation, group=group)
     y = fastconv.conv2d_caffe(x, w, b, **kwargs)
+    assert np.array_equal(bits(y), bits(gemm_by_row_bands(x, w, b, kwargs)))
     x_last = np.ascontiguousarray(np.pad(x, ((0, 0), (0, 0), (pad[0],) * 2, (pad[1],) * 2))
                                   .transpose(0, 2, 3, 1))
     y_last = fastconv.conv2d_keras(x_last, w.transpose(2, 3, 1, 0), b, strides=stride,
