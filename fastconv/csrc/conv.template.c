@@ -288,13 +288,22 @@ static void FC_NAME(store_columns_by_phase)(const fc_conv_geometry *g, ptrdiff_t
  * GEMM). */
 #define FC_DIRECT_MAX_CHANNELS 4
 /* Kernels of FC_DIRECT_WIDE_MIN_TAPS taps or more on at least FC_DIRECT_WIDE_MIN_PIXELS output
- * pixels an image, any channels, groups and layout: the column matrix repeats each input
- * element once per tap, so its packing grows with the kernel, while the direct tile reads the
- * image once per tap in place (Zen 5, tools/ab_builds.py, one image unless said: AlexNet conv2
- * (two groups) +10 %, channels last +11 %; 96 -> 256 at batch 8 +2-15 %; 5x5 on 56 x 56
- * +20 %, 7x7 +24-47 %, 5x5 on 20 x 20 +8 %; the AVX2 kernel +9-35 %. Fewer pixels lose, up to
- * half at 7 x 7 with 48 channels; 3x3 kernels won or lost by up to 15 % with no rule found). */
-#define FC_DIRECT_WIDE_MIN_TAPS 25
+ * pixels an image, any layout, where the GEMM would pack B by im2col (not read it from a
+ * padded copy: shifted_rows_wanted), and, unless the kernel has FC_DIRECT_ANY_OUT_TAPS taps or
+ * more, float with at most FC_DIRECT_WIDE_MAX_OUT output channels a group (float64's 3x3 with
+ * 128: -4 to -10 %, with 64 +3 %). The column matrix repeats
+ * each input element once per tap, and each element packed serves only O/group output
+ * channels' multiply-adds, so with few outputs or wide kernels its packing is a large share;
+ * the direct tile reads the image in place instead (Zen 5, tools/ab_builds.py, one image
+ * unless said: AlexNet conv2 (two groups of 128) +10 %, channels last +11 %, 96 -> 256 at
+ * batch 8 +2-21 %; 5x5 on 56 x 56 with 64 outputs +20 %, 7x7 +24-47 %; 3x3 on 28 x 28 and
+ * 56 x 56 with 64 or 128 outputs +4-31 %, 64 at batch 8 +12-44 %; the AVX2 kernel +9-35 %.
+ * 3x3 with 256 outputs -5 to +13 %, VGG conv3_2 at batch 8 -5 %; fewer pixels down to half (7
+ * x 7 images), AlexNet conv3's 13 x 13 -31 %; against the GEMM reading shifted rows, VGG
+ * conv1_2, -4 %). */
+#define FC_DIRECT_WIDE_MIN_TAPS 9
+#define FC_DIRECT_WIDE_MAX_OUT 128
+#define FC_DIRECT_ANY_OUT_TAPS 25
 #define FC_DIRECT_WIDE_MIN_PIXELS 400
 /* MR-pixel tiles per task: long blocks, because an NCHW output is stored as one run per output
  * channel, and short runs across many channel rows leave the stores waiting on their lines
@@ -322,8 +331,25 @@ static int FC_NAME(direct_panels_shape)(const FC_NAME(fc_engine) *engine, ptrdif
     return best;
 }
 
+/* Whether a forward GEMM reads B in place from a padded copy of the images: stride 1 on a 2-D
+ * image (so that a run of output pixels along a row reads a run of the padded row, for every
+ * channel and tap) whose output rows fill whole vectors, none of them cut into a one-vector
+ * tile: tiles end at the rows' ends (the macro-kernel splits a panel and one vector in two),
+ * and a one-vector tile is bound by its MR broadcasts (rows of 16 pixels: 21 % slower than
+ * packed on Zen 5; of 32, 48 or 224: 8-15 % faster). The copy is 1/taps of the column matrix
+ * that packing it would write. */
+static int FC_NAME(shifted_rows_wanted)(const FC_NAME(fc_engine) *engine,
+                                        const fc_conv_geometry *g, int is_pointwise)
+{
+    const ptrdiff_t vectors = g->out_size[2] / engine->lanes, nv = engine->nr / engine->lanes;
+    const int one_vector_tile = vectors % nv == 1 && (vectors == 1 || nv < 3);
+    return !is_pointwise && g->in_size[0] == 1 && g->kernel[0] == 1 && g->stride[1] == 1 &&
+           g->stride[2] == 1 && g->out_size[2] % engine->lanes == 0 && !one_vector_tile &&
+           g->batch > 0;
+}
+
 /* The direct tile shape for this convolution's forward pass, or -1 to take the GEMM: each
- * group's output channels filling its panels, and either a wide kernel on many pixels
+ * group's output channels filling its panels, and either a 3x3 kernel or wider on many pixels
  * (FC_DIRECT_WIDE_MIN_TAPS), or one group and at most FC_DIRECT_MAX_CHANNELS channels,
  * or a channels-last 1x1 layer of at least 128 channels whose outputs are one panel
  * of a direct shape (64 on AVX-512 float32), which the transposed product cuts into a panel
@@ -337,8 +363,11 @@ static int FC_NAME(direct_shape)(const FC_NAME(fc_engine) *engine, const fc_conv
             (double)s->group_kernel_dim < FC_DIRECT_MIN_FLOPS)
         return -1;
     const int shape = FC_NAME(direct_panels_shape)(engine, s->group_out_channels);
-    if (s->taps >= FC_DIRECT_WIDE_MIN_TAPS &&
-        s->out_pixels >= FC_DIRECT_WIDE_MIN_PIXELS)
+    const int few_outputs = sizeof(FC_T) == sizeof(float) &&
+                            s->group_out_channels <= FC_DIRECT_WIDE_MAX_OUT;
+    if (s->taps >= FC_DIRECT_WIDE_MIN_TAPS && s->out_pixels >= FC_DIRECT_WIDE_MIN_PIXELS &&
+        (few_outputs || s->taps >= FC_DIRECT_ANY_OUT_TAPS) &&
+        !FC_NAME(shifted_rows_wanted)(engine, g, is_pointwise))
         return shape;
     if (g->group != 1)
         return -1;
@@ -695,6 +724,8 @@ static int FC_NAME(direct_weight_gradient)(const FC_NAME(fc_engine) *engine,
 #undef FC_DIRECT_MAX_CHANNELS
 #undef FC_DIRECT_WIDE_MIN_TAPS
 #undef FC_DIRECT_WIDE_MIN_PIXELS
+#undef FC_DIRECT_WIDE_MAX_OUT
+#undef FC_DIRECT_ANY_OUT_TAPS
 #undef FC_DIRECT_MAX_TILES_PER_BLOCK
 #undef FC_DIRECT_MIN_TILES_PER_BLOCK
 #undef FC_DIRECT_TASKS_PER_THREAD
@@ -754,23 +785,6 @@ static int FC_NAME(forward_side_by_side)(const fc_conv_geometry *g, const fc_con
     }
     fc_aligned_free(x_by_channel);
     return status;
-}
-
-/* Whether a forward GEMM reads B in place from a padded copy of the images: stride 1 on a 2-D
- * image (so that a run of output pixels along a row reads a run of the padded row, for every
- * channel and tap) whose output rows fill whole vectors, none of them cut into a one-vector
- * tile: tiles end at the rows' ends (the macro-kernel splits a panel and one vector in two),
- * and a one-vector tile is bound by its MR broadcasts (rows of 16 pixels: 21 % slower than
- * packed on Zen 5; of 32, 48 or 224: 8-15 % faster). The copy is 1/taps of the column matrix
- * that packing it would write. */
-static int FC_NAME(shifted_rows_wanted)(const FC_NAME(fc_engine) *engine,
-                                        const fc_conv_geometry *g, int is_pointwise)
-{
-    const ptrdiff_t vectors = g->out_size[2] / engine->lanes, nv = engine->nr / engine->lanes;
-    const int one_vector_tile = vectors % nv == 1 && (vectors == 1 || nv < 3);
-    return !is_pointwise && g->in_size[0] == 1 && g->kernel[0] == 1 && g->stride[1] == 1 &&
-           g->stride[2] == 1 && g->out_size[2] % engine->lanes == 0 && !one_vector_tile &&
-           g->batch > 0;
 }
 
 int FC_NAME(fc_conv_forward)(const fc_conv_geometry *g, const FC_T *x, const FC_T *w,

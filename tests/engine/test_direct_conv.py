@@ -124,16 +124,19 @@ def test_direct_large_batch_in_chunks_same_bits_as_alone(kernel):
     assert_scaled_close(y[2:, :, :2, :2], corner[:, :, :2, :2], 36, np.float32)
 
 
-# Wide kernels, NCHW: (batch, channels, height, width), out_channels, group, (kh, kw), stride,
-# pad, dilation. AlexNet conv2's shape with fewer channels (two groups, 5x5, 27 x 27), a k of
+# Wide kernels: (batch, channels, height, width), out_channels, group, (kh, kw), stride, pad,
+# dilation. AlexNet conv2's shape with fewer channels (two groups, 5x5, 27 x 27), a k of
 # several reduction blocks (24 channels x 25 taps per group), 40 outputs a group (a padded
-# panel), three groups of a 7x7 kernel with strides, a dilated 5x5.
+# panel), three groups of a 7x7 kernel with strides, a dilated 5x5; 3x3 kernels (float32 with
+# at most 128 outputs a group) in two groups, and with k = 630 over two reduction blocks.
 WIDE_CASES = [
     ((1, 16, 27, 27), 96, 2, (5, 5), (1, 1), (2, 2), (1, 1)),
     ((2, 48, 22, 21), 128, 2, (5, 5), (1, 1), (2, 2), (1, 1)),
     ((1, 6, 24, 25), 80, 2, (5, 5), (1, 1), (0, 1), (1, 1)),
     ((2, 9, 47, 45), 144, 3, (7, 7), (2, 2), (3, 3), (1, 1)),
     ((1, 4, 30, 30), 64, 1, (5, 5), (1, 1), (4, 4), (2, 2)),
+    ((2, 10, 30, 27), 128, 2, (3, 3), (1, 1), (1, 1), (1, 1)),
+    ((1, 70, 29, 29), 48, 1, (3, 3), (1, 1), (1, 1), (1, 1)),
 ]
 WIDE_IDS = ["x{}o{}g{}k{}s{}p{}d{}".format(*case) for case in WIDE_CASES]
 
