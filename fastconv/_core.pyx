@@ -8,6 +8,7 @@ Every argument has been checked, made C-contiguous and native-endian in Python
 
 cimport numpy as cnp
 from cpython.buffer cimport PyBuffer_FillInfo
+from libc.stdlib cimport free, malloc
 import numpy as np
 
 cnp.import_array()
@@ -65,6 +66,10 @@ cdef extern from "csrc/neuron.h" nogil:
     void fc_channel_scale_f64(Py_ssize_t outer, Py_ssize_t channels, Py_ssize_t inner,
                               const double *x, const double *scale, const double *bias,
                               double *y)
+    void fc_eltwise_sum_f32(Py_ssize_t count, Py_ssize_t inputs, const float *const *x,
+                            const float *coeff, float *y)
+    void fc_eltwise_sum_f64(Py_ssize_t count, Py_ssize_t inputs, const double *const *x,
+                            const double *coeff, double *y)
     void fc_lrn_window_f32(Py_ssize_t batch, Py_ssize_t channels, Py_ssize_t plane,
                            Py_ssize_t size, float alpha_over_size, float k, const float *x,
                            float *scale, int three_quarter_power)
@@ -321,6 +326,38 @@ def channel_scale(const floating[:, :, ::1] x, const floating[::1] scale, floati
         else:
             fc_channel_scale_f64(x.shape[0], x.shape[1], x.shape[2], &x[0, 0, 0], &scale[0],
                                  bias_pointer, &y[0, 0, 0])
+
+
+def eltwise_sum(list inputs, const floating[::1] coeff, floating[::1] y):
+    """Caffe's Eltwise SUM of the flat C-contiguous arrays ``inputs`` (each y's size and
+    dtype), ``coeff[i]`` times each, into y (which may be one of them)."""
+    cdef Py_ssize_t count = y.shape[0], index, inputs_count = len(inputs)
+    if coeff.shape[0] != inputs_count or inputs_count == 0:
+        raise ValueError("eltwise_sum: one coefficient per input, at least one input")
+    cdef const floating[::1] view
+    views = []
+    for index in range(inputs_count):
+        view = inputs[index]
+        if view.shape[0] != count:
+            raise ValueError("eltwise_sum: the inputs and y differ in size")
+        views.append(view)
+    if count == 0:
+        return
+    cdef const floating **pointers = <const floating **>malloc(
+        inputs_count * sizeof(const floating *))
+    if pointers == NULL:
+        raise MemoryError()
+    for index in range(inputs_count):
+        view = views[index]
+        pointers[index] = &view[0]
+    try:
+        with nogil:
+            if floating is float:
+                fc_eltwise_sum_f32(count, inputs_count, pointers, &coeff[0], &y[0])
+            else:
+                fc_eltwise_sum_f64(count, inputs_count, pointers, &coeff[0], &y[0])
+    finally:
+        free(pointers)
 
 
 def lrn_window(const floating[:, :, ::1] x, Py_ssize_t size, double alpha_over_size, double k,

@@ -320,7 +320,7 @@ def relu(x, negative_slope, dtype, out=None):
 
 
 # ---------------------------------------------------------------------------------------------
-# BatchNorm's and Scale's per-channel passes
+# BatchNorm's and Scale's per-channel passes, Eltwise's sum
 
 
 def channel_normalize(x, view, mean, deviation, dtype, out=None):
@@ -339,6 +339,15 @@ def channel_scale(x, view, scale, bias, dtype, out=None):
     x_rows = to_kernel_input(x, dtype).reshape(view)
     y = empty_output(np.shape(x), dtype) if out is None else out
     _core.channel_scale(x_rows, _flat(scale, dtype), _flat(bias, dtype), y.reshape(view))
+    return y
+
+
+def eltwise_sum(inputs, coeff, dtype, out=None):
+    """Caffe's Eltwise SUM of ``inputs`` (arrays of one shape), ``coeff[i]`` times each, into
+    ``out`` (checked; may be one of the inputs) or a new array."""
+    flat = [to_kernel_input(array, dtype).reshape(-1) for array in inputs]
+    y = empty_output(np.shape(inputs[0]), dtype) if out is None else out
+    _core.eltwise_sum(flat, to_kernel_input(coeff, dtype), y.reshape(-1))
     return y
 
 

@@ -10,6 +10,7 @@ from .caffe_ops import (
     convnd_caffe_backward,
     deconv2d_caffe,
     deconv2d_caffe_backward,
+    eltwise_caffe,
     batch_norm_caffe,
     inner_product_caffe,
     lrn_caffe,

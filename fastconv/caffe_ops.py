@@ -1,10 +1,10 @@
 """Caffe's layers as numpy functions: NCHW data and Caffe's weight blobs in, new arrays out.
 
 Convolution forward (2-D fast path and 1-D to 3-D) and backward, Deconvolution forward and
-backward, Pooling forward and backward, InnerProduct, ReLU, BatchNorm, Scale and LRN forward. Every function
+backward, Pooling forward and backward, InnerProduct, ReLU, BatchNorm, Scale, Eltwise and LRN forward. Every function
 checks its arguments in ``fastconv._params`` first, computes in float32 or float64 (numpy's
 promotion of the inputs; see ``compute_dtype``), never modifies its inputs and returns new
-arrays (ReLU, BatchNorm and Scale may write into ``out``, which may be x itself). Gradients are those of one
+arrays (ReLU, BatchNorm, Scale and Eltwise may write into ``out``, which may be x itself). Gradients are those of one
 call: Caffe accumulates parameter gradients across iterations until cleared, fastconv does not.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ._params.caffe_conv import (
 )
 from ._params.channel_affine import caffe_batch_norm_view, caffe_scale_view
 from ._params.common import as_array, check_gradient_shape, check_out, compute_dtype
+from ._params.eltwise import caffe_eltwise_params
 from ._params.inner_product import caffe_inner_product_shape
 from ._params.lrn import caffe_lrn_params
 from ._params.neuron import caffe_relu_params
@@ -32,6 +33,7 @@ __all__ = [
     "convnd_caffe_backward",
     "deconv2d_caffe",
     "deconv2d_caffe_backward",
+    "eltwise_caffe",
     "batch_norm_caffe",
     "inner_product_caffe",
     "lrn_caffe",
@@ -340,6 +342,45 @@ def scale_caffe(x, scale, bias=None, *, axis=1, out=None):
     dtype = compute_dtype(("x", x), ("scale", scale), ("bias", bias))
     check_out(out, x, dtype)
     return _engine.channel_scale(x, view, scale, bias, dtype, out)
+
+
+def eltwise_caffe(*bottoms, operation="SUM", coeff=None, out=None):
+    """Caffe's Eltwise layer, forward, on two or more arrays of one shape, in the computation
+    dtype of all of them.
+
+    ``SUM``: Caffe's ``top = 0``, then ``top += coeff[i] * bottom[i]`` for each bottom in
+    order (the product rounded, then the sum, as its axpy under the reference BLAS; a sum of
+    zeros is +0), in one C pass; ``coeff`` (eltwise_param.coeff) defaults to 1 for each.
+    ``PROD``: the product in bottom order. ``MAX``: bottom 0 where it is strictly greater than
+    bottom 1, else bottom 1, and each later bottom where strictly greater than the result
+    (NaN never replaces, as in Caffe's comparisons). ``out`` as in ``relu_caffe``, and may be
+    any of the bottoms.
+    """
+    bottoms = [as_array(bottom, f"bottom {index}") for index, bottom in enumerate(bottoms)]
+    operation, coeff = caffe_eltwise_params([b.shape for b in bottoms], operation, coeff)
+    dtype = compute_dtype(*((f"bottom {i}", b) for i, b in enumerate(bottoms)))
+    if out is not None:
+        check_out(out, bottoms[0], dtype)
+        for bottom in bottoms[1:]:
+            if out is not bottom and np.shares_memory(out, bottom):
+                raise ValueError("out overlaps a bottom without being that bottom")
+    if operation == "SUM":
+        return _engine.eltwise_sum(bottoms, np.array(coeff, dtype), dtype, out)
+    # PROD and MAX in numpy, into a new array first: out may be a bottom still to be read.
+    bottoms = [bottom.astype(dtype, copy=False) for bottom in bottoms]
+    if operation == "PROD":
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):   # inf, 0, NaN: Caffe's
+            top = bottoms[0] * bottoms[1]
+            for bottom in bottoms[2:]:
+                top *= bottom
+    else:
+        top = np.where(np.greater(bottoms[0], bottoms[1]), bottoms[0], bottoms[1])
+        for bottom in bottoms[2:]:
+            top = np.where(np.greater(bottom, top), bottom, top)
+    if out is None:
+        return top
+    out[...] = top
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

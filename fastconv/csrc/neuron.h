@@ -1,6 +1,6 @@
 /*
  * Caffe's layers that go element by element or pixel by pixel, in C: ReLU, BatchNorm's and
- * Scale's per-channel arithmetic, and LRN.
+ * Scale's per-channel arithmetic, Eltwise's sum, and LRN.
  * Each operation is rounded in the type, in Caffe's order: the shared code is built without
  * fused multiply-adds, and -std=c11 leaves the expressions uncontracted. Threads split the
  * elements (or pixels) of large arrays, which changes no bits.
@@ -33,6 +33,14 @@ void fc_channel_scale_f32(ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner, 
                           const float *scale, const float *bias, float *y);
 void fc_channel_scale_f64(ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner, const double *x,
                           const double *scale, const double *bias, double *y);
+
+/* Caffe's Eltwise SUM (eltwise_layer.cpp): y = 0, then y = y + coeff[i] * x[i] for each input
+ * in order (caffe_axpy under the reference BLAS: the product rounded, then the sum), so a sum
+ * of zeros is +0. y may be one of the inputs; otherwise they must not overlap. */
+void fc_eltwise_sum_f32(ptrdiff_t count, ptrdiff_t inputs, const float *const *x,
+                        const float *coeff, float *y);
+void fc_eltwise_sum_f64(ptrdiff_t count, ptrdiff_t inputs, const double *const *x,
+                        const double *coeff, double *y);
 
 /* Caffe's LRN ACROSS_CHANNELS window (lrn_layer.cpp, CrossChannelForward_cpu) on x (batch,
  * channels, plane), NCHW: scale[n][0] = k + the terms of channels -pre .. size-1-pre in order,

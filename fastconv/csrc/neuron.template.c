@@ -57,6 +57,40 @@ void FC_NAME(fc_channel_scale)(ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t in
     }
 }
 
+void FC_NAME(fc_eltwise_sum)(ptrdiff_t count, ptrdiff_t inputs, const FC_T *const *x,
+                             const FC_T *coeff, FC_T *y)
+{
+    const int threads = fc_threads_for((double)(count * inputs) * FC_NEURON_FLOPS_PER_ELEMENT);
+    if (inputs == 2) {
+        /* ResNet's shortcut sums: one expression, no buffer. */
+        const FC_T *first = x[0], *second = x[1];
+        const FC_T first_factor = coeff[0], second_factor = coeff[1];
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+        for (ptrdiff_t j = 0; j < count; j++) {
+            const FC_T partial = (FC_T)0 + first_factor * first[j];
+            y[j] = partial + second_factor * second[j];
+        }
+        return;
+    }
+    /* Blocks of FC_ELTWISE_BLOCK elements, every input's in turn: each element's sum from +0
+     * in input order, kept in a block-long buffer on the stack while the inputs stream. */
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (ptrdiff_t start = 0; start < count; start += FC_ELTWISE_BLOCK) {
+        const ptrdiff_t length = count - start < FC_ELTWISE_BLOCK ? count - start
+                                                                  : FC_ELTWISE_BLOCK;
+        FC_T sum[FC_ELTWISE_BLOCK];
+        for (ptrdiff_t j = 0; j < length; j++)
+            sum[j] = 0;
+        for (ptrdiff_t i = 0; i < inputs; i++) {
+            const FC_T factor = coeff[i], *in = x[i] + start;
+            for (ptrdiff_t j = 0; j < length; j++)
+                sum[j] = sum[j] + factor * in[j];
+        }
+        for (ptrdiff_t j = 0; j < length; j++)
+            y[start + j] = sum[j];
+    }
+}
+
 /* One term of the window: alpha_over_size * x², the square and the product each rounded, as
  * Caffe's caffe_sqr and caffe_axpy (the same value every time it enters or leaves). */
 static inline FC_T FC_NAME(lrn_term)(FC_T value, FC_T alpha_over_size)

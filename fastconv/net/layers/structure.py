@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..conv_ops import eltwise_caffe
 from .base import Layer, element_count
 
 
@@ -143,35 +144,9 @@ class EltwiseLayer(Layer):
         return [bottom_shapes[0]]
 
     def compute_into(self, bottoms, params, targets):
-        operation, top = self.config["operation"], targets[0]
-        if operation == "SUM":
-            # Caffe: top = 0, then top += coeff_i * bottom_i for each bottom in order. Starting
-            # from bottom 0's term instead changes only the sign of a zero sum (0 + -0 is +0),
-            # which one final + 0 restores: the same bits in one pass fewer.
-            terms = (bottom if coeff == 1 else self.scalar(coeff) * bottom
-                     for coeff, bottom in zip(self.config["coeff"], bottoms))
-            top = np.add(next(terms), next(terms), out=top)
-            for term in terms:
-                top += term
-            top += self.scalar(0)
-            return [top]
-        if operation == "PROD":
-            top = np.multiply(bottoms[0], bottoms[1], out=top)
-            for bottom in bottoms[2:]:
-                top *= bottom
-            return [top]
-        # MAX: Caffe takes bottom 0 where it is strictly greater than bottom 1, else bottom 1;
-        # each later bottom replaces the result only where strictly greater.
-        greater = np.greater(bottoms[0], bottoms[1])
-        if top is None:
-            top = np.where(greater, bottoms[0], bottoms[1])
-        else:
-            if top is not bottoms[0]:
-                np.copyto(top, bottoms[0], where=greater)
-            np.copyto(top, bottoms[1], where=np.logical_not(greater, out=greater))
-        for bottom in bottoms[2:]:
-            np.copyto(top, bottom, where=np.greater(bottom, top, out=greater))
-        return [top]
+        operation = self.config["operation"]
+        coeff = self.config["coeff"] if operation == "SUM" else None
+        return [eltwise_caffe(*bottoms, operation=operation, coeff=coeff, out=targets[0])]
 
 
 class FlattenLayer(Layer):
