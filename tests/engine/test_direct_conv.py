@@ -40,6 +40,15 @@ def bits(array):
     return np.ascontiguousarray(array).view(np.uint8)
 
 
+def on_one_thread(call, *args, **kwargs):
+    previous = fastconv.get_num_threads()
+    try:
+        fastconv.set_num_threads(1)
+        return call(*args, **kwargs)
+    finally:
+        fastconv.set_num_threads(previous)
+
+
 def two_layers(case, dtype, seed):
     """Two independent layers of the case's shape: (x, w, b) each."""
     x_shape, out_channels, kernel = case[:3]
@@ -86,13 +95,7 @@ def test_direct_channels_last_and_threads_same_bits(kernel, case, dtype):
     y_last = fastconv.conv2d_keras(x_last, w.transpose(2, 3, 1, 0), b, strides=case[3],
                                    padding="valid", dilation_rate=case[5])
     assert np.array_equal(bits(y_last.transpose(0, 3, 1, 2)), bits(y))
-    previous = fastconv.get_num_threads()
-    try:
-        fastconv.set_num_threads(1)
-        alone = fastconv.conv2d_caffe(x, w, b, **kwargs)
-    finally:
-        fastconv.set_num_threads(previous)
-    assert np.array_equal(bits(alone), bits(y))
+    assert np.array_equal(bits(on_one_thread(fastconv.conv2d_caffe, x, w, b, **kwargs)), bits(y))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -182,10 +185,4 @@ def test_wide_kernel_direct_gives_the_gemm_bits(kernel, case, dtype):
     reference = caffe_conv(x, np.where(np.isfinite(w), w, 0), b, stride, pad, dilation, group)
     assert_scaled_close(y[:, finite], reference[:, finite],
                         int(np.prod(w.shape[1:])), dtype)
-    previous = fastconv.get_num_threads()
-    try:
-        fastconv.set_num_threads(1)
-        alone = fastconv.conv2d_caffe(x, w, b, **kwargs)
-    finally:
-        fastconv.set_num_threads(previous)
-    assert np.array_equal(bits(alone), bits(y))
+    assert np.array_equal(bits(on_one_thread(fastconv.conv2d_caffe, x, w, b, **kwargs)), bits(y))

@@ -10,15 +10,9 @@ import pytest
 
 import fastconv
 
+from reference.tolerance import assert_same_bits
+
 DTYPES = [np.float32, np.float64]
-BITS = {np.float32: np.uint32, np.float64: np.uint64}
-
-
-def assert_same_bits(actual, expected):
-    assert actual.dtype == expected.dtype and actual.shape == expected.shape
-    bits = BITS[expected.dtype.type]
-    differ = (actual.view(bits) != expected.view(bits)) & ~(np.isnan(actual) & np.isnan(expected))
-    assert not differ.any(), (actual[differ][:5], expected[differ][:5])
 
 
 def caffe_sum(bottoms, coeff):

@@ -13,9 +13,9 @@ import pytest
 import fastconv
 
 from reference.pool import caffe_pool2d
+from reference.tolerance import assert_same_bits
 
 DTYPES = [np.float32, np.float64]
-BITS = {np.float32: np.uint32, np.float64: np.uint64}
 # (N, C, H, W, local_size, alpha, beta, k): AlexNet's norm1 shape at batch 2, small ones with
 # a window as wide as or wider than the channels, k = -0 with a negative alpha (where adding
 # the padding's alpha * 0 = -0 keeps a -0 sum, and +0 would not), one channel.
@@ -52,13 +52,6 @@ def with_special_values(x):
     flat[::61] = np.nan
     flat[::67] = -np.inf
     return x
-
-
-def assert_same_bits(actual, expected):
-    assert actual.dtype == expected.dtype and actual.shape == expected.shape
-    bits = BITS[expected.dtype.type]
-    differ = (actual.view(bits) != expected.view(bits)) & ~(np.isnan(actual) & np.isnan(expected))
-    assert not differ.any(), (actual[differ][:5], expected[differ][:5])
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")   # inf - inf in the window, as in Caffe

@@ -7,9 +7,10 @@ import pytest
 
 import fastconv
 
+from reference.tolerance import assert_same_bits
+
 DTYPES = [np.float32, np.float64]
 SLOPES = [0.0, 0.125, -0.5, 1e-3]
-BITS = {np.float32: np.uint32, np.float64: np.uint64}
 
 
 def caffe_relu(x, slope):
@@ -28,13 +29,6 @@ def special_values(dtype):
     return np.array([-0.0, 0.0, np.nan, -np.nan, np.inf, -np.inf, info.smallest_subnormal,
                      -info.smallest_subnormal, 1.5, -2.5, info.max, -info.max, info.tiny,
                      -info.tiny], dtype)
-
-
-def assert_same_bits(actual, expected):
-    assert actual.dtype == expected.dtype and actual.shape == expected.shape
-    bits = BITS[expected.dtype.type]
-    differ = (actual.view(bits) != expected.view(bits)) & ~(np.isnan(actual) & np.isnan(expected))
-    assert not differ.any(), (actual[differ][:5], expected[differ][:5])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

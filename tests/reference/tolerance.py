@@ -60,3 +60,12 @@ def gemm_error_bound(a, b):
 def max_violation(actual, expected, bound):
     """max(|actual - expected| / bound): <= 1 means within the bound everywhere."""
     return float(np.max(np.abs(np.asarray(actual, dtype=np.float64) - expected) / bound))
+
+
+def assert_same_bits(actual, expected):
+    """Equal dtype, shape and bits, except that any NaN matches any NaN (payloads and signs
+    of NaN are not part of Caffe's arithmetic)."""
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    bits = {4: np.uint32, 8: np.uint64}[expected.dtype.itemsize]
+    differ = (actual.view(bits) != expected.view(bits)) & ~(np.isnan(actual) & np.isnan(expected))
+    assert not differ.any(), (actual[differ][:5], expected[differ][:5])
