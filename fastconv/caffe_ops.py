@@ -1,11 +1,12 @@
 """Caffe's layers as numpy functions: NCHW data and Caffe's weight blobs in, new arrays out.
 
 Convolution forward (2-D fast path and 1-D to 3-D) and backward, Deconvolution forward and
-backward, Pooling forward and backward, InnerProduct, ReLU, BatchNorm, Scale, Eltwise and LRN forward. Every function
-checks its arguments in ``fastconv._params`` first, computes in float32 or float64 (numpy's
-promotion of the inputs; see ``compute_dtype``), never modifies its inputs and returns new
-arrays (ReLU, BatchNorm, Scale and Eltwise may write into ``out``, which may be x itself). Gradients are those of one
-call: Caffe accumulates parameter gradients across iterations until cleared, fastconv does not.
+backward, Pooling forward and backward, InnerProduct, ReLU, BatchNorm, Scale, Eltwise and LRN
+forward. Every function checks its arguments in ``fastconv._params`` first, computes in float32
+or float64 (numpy's promotion of the inputs; see ``compute_dtype``), never modifies its inputs
+and returns new arrays (ReLU, BatchNorm, Scale and Eltwise may write into ``out``, which may be
+x itself). Gradients are those of one call: Caffe accumulates parameter gradients across
+iterations until cleared, fastconv does not.
 """
 from __future__ import annotations
 
