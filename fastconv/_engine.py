@@ -192,14 +192,24 @@ def plan_key(frontend, x, w, b, *parameters):
     return None
 
 
-def run_cached_plan(key, x, w, b):
-    """The output of a call whose key passed the checks before, or None if it never did."""
+def run_cached_plan(key, x, w, b, out=None):
+    """The output of a call whose key passed the checks before, or None if it never did. With
+    ``out``, the output is written there, if ``out`` plainly fits (the plan's shape and dtype,
+    C-contiguous, writeable, apart from the inputs); else None, and the full checks decide."""
     entry = _PLANS.get(key)
     if entry is None:
         return None
     plan, small_output = entry
-    y = (np.empty(plan.output_shape, x.dtype) if small_output
-         else empty_output(plan.output_shape, x.dtype))
+    if out is None:
+        y = (np.empty(plan.output_shape, x.dtype) if small_output
+             else empty_output(plan.output_shape, x.dtype))
+    elif (type(out) is np.ndarray and out.dtype is x.dtype and out.flags.carray
+          and out.flags.writeable and out.shape == plan.output_shape
+          and not any(np.may_share_memory(out, operand) for operand in (x, w, b)
+                      if operand is not None)):
+        y = out
+    else:
+        return None
     plan.run(x, w, b, y)
     return y
 
@@ -212,14 +222,14 @@ def cache_plan(key, geometry, dtype):
         _PLANS[key] = (plan, is_small_output(plan.output_shape, dtype))
 
 
-def forward(geometry, x, w, b, dtype, *, channels_last=False):
+def forward(geometry, x, w, b, dtype, *, channels_last=False, out=None):
     """Run the C core's convolution forward on a checked geometry (``Conv2DGeometry`` or
     ``ConvNDGeometry``); inputs are converted, never modified. ``x`` and the result are NCHW,
     or NHWC with ``channels_last`` (read and written in place by the engine, which packs from
     either layout: no whole-tensor copies, the same bits); the weights are OIHW, or Keras's HWIO
-    with ``channels_last``."""
+    with ``channels_last``. The result goes to ``out`` (checked) when given."""
     plan = _core.ConvPlan(geometry, dtype, channels_last)
-    y = empty_output(plan.output_shape, dtype)
+    y = empty_output(plan.output_shape, dtype) if out is None else out
     plan.run(
         to_kernel_input(x, dtype),
         to_kernel_input(w, dtype),

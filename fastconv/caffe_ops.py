@@ -20,7 +20,13 @@ from ._params.caffe_conv import (
     spatial_rank,
 )
 from ._params.channel_affine import caffe_batch_norm_view, caffe_scale_view
-from ._params.common import as_array, check_gradient_shape, check_out, compute_dtype
+from ._params.common import (
+    as_array,
+    check_gradient_shape,
+    check_out,
+    check_result_out,
+    compute_dtype,
+)
 from ._params.eltwise import caffe_eltwise_params
 from ._params.inner_product import caffe_inner_product_shape
 from ._params.lrn import caffe_lrn_params
@@ -45,7 +51,7 @@ __all__ = [
 ]
 
 
-def conv2d_caffe(x, w, b=None, *, stride=1, pad=0, dilation=1, group=1):
+def conv2d_caffe(x, w, b=None, *, stride=1, pad=0, dilation=1, group=1, out=None):
     """Caffe's Convolution layer, forward.
 
     Parameters
@@ -64,6 +70,9 @@ def conv2d_caffe(x, w, b=None, *, stride=1, pad=0, dilation=1, group=1):
     group : int
         Caffe's ``group``: channels ``[g*C/G, (g+1)*C/G)`` feed outputs
         ``[g*O/G, (g+1)*O/G)``.
+    out : array or None
+        Where to write y (then returned): a writeable C-contiguous array of y's shape and the
+        computation dtype, apart from x, w and b (a net's existing top blob: no new array).
 
     Returns
     -------
@@ -88,7 +97,7 @@ def conv2d_caffe(x, w, b=None, *, stride=1, pad=0, dilation=1, group=1):
     """
     key = _engine.plan_key("caffe", x, w, b, stride, pad, dilation, group)
     if key is not None:
-        y = _engine.run_cached_plan(key, x, w, b)
+        y = _engine.run_cached_plan(key, x, w, b, out)
         if y is not None:
             return y
     x = as_array(x, "x")
@@ -98,9 +107,10 @@ def conv2d_caffe(x, w, b=None, *, stride=1, pad=0, dilation=1, group=1):
         x.shape, w.shape, None if b is None else b.shape, stride, pad, dilation, group
     )
     dtype = compute_dtype(("x", x), ("w", w), ("b", b))
+    check_result_out(out, geometry.output_shape, dtype, (x, w, b))
     if key is not None:
         _engine.cache_plan(key, geometry, dtype)
-    return _engine.forward(geometry, x, w, b, dtype)
+    return _engine.forward(geometry, x, w, b, dtype, out=out)
 
 
 def _arrays(**named):

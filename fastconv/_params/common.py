@@ -243,6 +243,22 @@ def check_out(out, x, dtype):
         raise ValueError("out overlaps x without being x itself")
 
 
+def check_result_out(out, shape, dtype, inputs):
+    """``out`` (None, or where a layer that cannot run in place writes its result): a
+    writeable C-contiguous ``dtype`` array of ``shape`` that shares no memory with ``inputs``
+    (the arrays the layer reads; None entries skipped)."""
+    if out is None:
+        return
+    if not (isinstance(out, np.ndarray) and out.shape == tuple(shape) and out.dtype == dtype
+            and out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError(f"out must be a writeable C-contiguous {dtype} array of the output's "
+                         f"shape {tuple(shape)}; got {type(out).__name__} "
+                         f"{getattr(out, 'shape', '')} {getattr(out, 'dtype', '')}")
+    if any(array is not None and np.shares_memory(out, array) for array in inputs):
+        raise ValueError("out overlaps an input: the convolution reads its inputs while it "
+                         "writes out")
+
+
 def _check_real(name, array):
     if array.dtype.kind not in "biuf":
         raise TypeError(
