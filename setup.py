@@ -17,7 +17,7 @@ C_SOURCES = [
     "fastconv/csrc/engine.c",
     "fastconv/csrc/dispatch.c",
     "fastconv/csrc/pool.c",
-    "fastconv/csrc/neuron.c",
+    "fastconv/csrc/elementwise.c",
 ]
 
 if sys.platform == "win32":

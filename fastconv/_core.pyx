@@ -52,7 +52,7 @@ cdef extern from "csrc/gemm.h" nogil:
     void fc_inner_product_f64(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double *x,
                               const double *w, double *y)
 
-cdef extern from "csrc/neuron.h" nogil:
+cdef extern from "csrc/elementwise.h" nogil:
     void fc_relu_f32(Py_ssize_t count, const float *x, float negative_slope, float *y)
     void fc_relu_f64(Py_ssize_t count, const double *x, double negative_slope, double *y)
     void fc_channel_normalize_f32(Py_ssize_t outer, Py_ssize_t channels, Py_ssize_t inner,
@@ -363,7 +363,7 @@ def eltwise_sum(list inputs, const floating[::1] coeff, floating[::1] y):
 def lrn_window(const floating[:, :, ::1] x, Py_ssize_t size, double alpha_over_size, double k,
                floating[:, :, ::1] scale, bint three_quarter_power=False):
     """Caffe's LRN ACROSS_CHANNELS window of x (batch, channels, plane) into scale; with
-    three_quarter_power, the layer's output for beta = 0.75 instead (csrc/neuron.h)."""
+    three_quarter_power, the layer's output for beta = 0.75 instead (csrc/elementwise.h)."""
     if (scale.shape[0] != x.shape[0] or scale.shape[1] != x.shape[1]
             or scale.shape[2] != x.shape[2]):
         raise ValueError("lrn_window: x and scale differ in shape")

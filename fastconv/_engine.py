@@ -369,7 +369,7 @@ def lrn_window(x, size, alpha_over_size, k, dtype, three_quarter_power=False):
     """Caffe's LRN ACROSS_CHANNELS scale (k + the channel window's terms) for NCHW ``x``, a new
     array of x's shape; ``alpha_over_size`` and ``k`` already rounded to ``dtype``. With
     ``three_quarter_power`` (float32 only), the layer's output for beta = 0.75 instead:
-    ``x * scale^-0.75``, the power through float64 and rounded once (csrc/neuron.h)."""
+    ``x * scale^-0.75``, the power through float64 and rounded once (csrc/elementwise.h)."""
     if three_quarter_power and dtype != np.float32:
         raise ValueError("lrn_window: the three-quarter power route is float32's")
     x_rows = to_kernel_input(x, dtype)

@@ -5,8 +5,8 @@
  * fused multiply-adds, and -std=c11 leaves the expressions uncontracted. Threads split the
  * elements (or pixels) of large arrays, which changes no bits.
  */
-#ifndef FASTCONV_NEURON_H
-#define FASTCONV_NEURON_H
+#ifndef FASTCONV_ELEMENTWISE_H
+#define FASTCONV_ELEMENTWISE_H
 
 #include <stddef.h>
 

@@ -1,14 +1,14 @@
-/* Two element types from one source: neuron.template.c is included once per type. */
+/* Two element types from one source: elementwise.template.c is included once per type. */
 #include "engine.h"
-#include "neuron.h"
+#include "elementwise.h"
 
 /* A pass over an element counted as this many flops for fc_threads_for: a thread per 64 K
  * elements or so, below which forking costs more than the pass. */
-#define FC_NEURON_FLOPS_PER_ELEMENT 32.0
+#define FC_ELEMENTWISE_FLOPS_PER_ELEMENT 32.0
 /* Elements an Eltwise sum takes from each input in turn (its sums on the stack). */
 #define FC_ELTWISE_BLOCK 1024
 /* Pixels of a plane whose LRN window runs together (its running sums on the stack). */
 #define FC_LRN_CHUNK 256
 
-#define FC_TEMPLATE "neuron.template.c"
+#define FC_TEMPLATE "elementwise.template.c"
 #include "each_type.h"

@@ -1,8 +1,9 @@
-/* Caffe's element-by-element layers (neuron.h) for one type; neuron.c includes it per type. */
+/* Caffe's element-by-element layers (elementwise.h) for one type; elementwise.c includes it per
+ * type. */
 
 void FC_NAME(fc_relu)(ptrdiff_t count, const FC_T *x, FC_T negative_slope, FC_T *y)
 {
-    const int threads = fc_threads_for((double)count * FC_NEURON_FLOPS_PER_ELEMENT);
+    const int threads = fc_threads_for((double)count * FC_ELEMENTWISE_FLOPS_PER_ELEMENT);
     /* Plain branch-free expressions over contiguous elements: vectorised by the compiler. */
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (ptrdiff_t i = 0; i < count; i++) {
@@ -16,7 +17,7 @@ void FC_NAME(fc_relu)(ptrdiff_t count, const FC_T *x, FC_T negative_slope, FC_T 
 /* Threads for a per-channel pass over outer * channels rows of `inner` elements: by rows. */
 static int FC_NAME(channel_threads)(ptrdiff_t rows, ptrdiff_t inner)
 {
-    const int threads = fc_threads_for((double)(rows * inner) * FC_NEURON_FLOPS_PER_ELEMENT);
+    const int threads = fc_threads_for((double)(rows * inner) * FC_ELEMENTWISE_FLOPS_PER_ELEMENT);
     return rows < threads ? (int)rows : threads;
 }
 
@@ -60,7 +61,7 @@ void FC_NAME(fc_channel_scale)(ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t in
 void FC_NAME(fc_eltwise_sum)(ptrdiff_t count, ptrdiff_t inputs, const FC_T *const *x,
                              const FC_T *coeff, FC_T *y)
 {
-    const int threads = fc_threads_for((double)(count * inputs) * FC_NEURON_FLOPS_PER_ELEMENT);
+    const int threads = fc_threads_for((double)(count * inputs) * FC_ELEMENTWISE_FLOPS_PER_ELEMENT);
     if (inputs == 2) {
         /* ResNet's shortcut sums: one expression, no buffer. */
         const FC_T *first = x[0], *second = x[1];
@@ -122,7 +123,7 @@ void FC_NAME(fc_lrn_window)(ptrdiff_t batch, ptrdiff_t channels, ptrdiff_t plane
     const ptrdiff_t chunks = (plane + FC_LRN_CHUNK - 1) / FC_LRN_CHUNK;
     const ptrdiff_t items = batch * chunks;
     int threads = fc_threads_for((double)(batch * channels * plane) *
-                                 FC_NEURON_FLOPS_PER_ELEMENT);
+                                 FC_ELEMENTWISE_FLOPS_PER_ELEMENT);
     threads = items < threads ? (int)items : threads;
     /* Padding channels add alpha_over_size * 0, which is -0 for a negative alpha: added as
      * computed, since +0 would turn a -0 sum into +0. */
