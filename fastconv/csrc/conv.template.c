@@ -284,23 +284,22 @@ static void FC_NAME(store_columns_by_phase)(const fc_conv_geometry *g, ptrdiff_t
  * the product transposed with respect to the GEMM (pixels x channels, so a channels-last output
  * is written as it is and an NCHW one through one transposition per block). Every element gets
  * the GEMM's k blocks (fc_reduction_block), each summed from +0 in the same order, then the
- * bias: the bits of the GEMM path, which a test checks against a grouped convolution (always a
- * GEMM). */
+ * bias: the bits of the GEMM path, which tests check against a grouped convolution of few
+ * pixels and against a convolution cut into bands of rows (both the GEMM). */
 #define FC_DIRECT_MAX_CHANNELS 4
 /* Kernels of FC_DIRECT_WIDE_MIN_TAPS taps or more on at least FC_DIRECT_WIDE_MIN_PIXELS output
- * pixels an image, any layout, where the GEMM would pack B by im2col (not read it from a
- * padded copy: shifted_rows_wanted), and, unless the kernel has FC_DIRECT_ANY_OUT_TAPS taps or
- * more, float with at most FC_DIRECT_WIDE_MAX_OUT output channels a group (float64's 3x3 with
- * 128: -4 to -10 %, with 64 +3 %). The column matrix repeats
- * each input element once per tap, and each element packed serves only O/group output
- * channels' multiply-adds, so with few outputs or wide kernels its packing is a large share;
- * the direct tile reads the image in place instead (Zen 5, tools/ab_builds.py, one image
- * unless said: AlexNet conv2 (two groups of 128) +10 %, channels last +11 %, 96 -> 256 at
- * batch 8 +2-21 %; 5x5 on 56 x 56 with 64 outputs +20 %, 7x7 +24-47 %; 3x3 on 28 x 28 and
+ * pixels an image, any groups and layout, where the GEMM would pack B by im2col (not read it
+ * from a padded copy: shifted_rows_wanted), and, unless the kernel has FC_DIRECT_ANY_OUT_TAPS
+ * taps or more, float with at most FC_DIRECT_WIDE_MAX_OUT output channels a group. The column
+ * matrix repeats each input element once per tap, and each element packed serves only O/group
+ * output channels' multiply-adds, so with few outputs or wide kernels its packing is a large
+ * share; the direct tile reads the image in place instead. Zen 5, tools/ab_builds.py, one
+ * image unless said: AlexNet conv2 (two groups of 128) +10 %, channels last +11 %, 96 -> 256
+ * at batch 8 +2-21 %; 5x5 on 56 x 56 with 64 outputs +20 %, 7x7 +24-47 %; 3x3 on 28 x 28 and
  * 56 x 56 with 64 or 128 outputs +4-31 %, 64 at batch 8 +12-44 %; the AVX2 kernel +9-35 %.
- * 3x3 with 256 outputs -5 to +13 %, VGG conv3_2 at batch 8 -5 %; fewer pixels down to half (7
- * x 7 images), AlexNet conv3's 13 x 13 -31 %; against the GEMM reading shifted rows, VGG
- * conv1_2, -4 %). */
+ * Left to the GEMM: 3x3 with 256 outputs (-5 to +13 %, VGG conv3_2 at batch 8 -5 %), float64's
+ * 3x3 (128 outputs -4 to -10 %, 64 +3 %), fewer pixels (down to half on 7 x 7 images, AlexNet
+ * conv3's 13 x 13 -31 %), the GEMM reading shifted rows (VGG conv1_2 -4 %). */
 #define FC_DIRECT_WIDE_MIN_TAPS 9
 #define FC_DIRECT_WIDE_MAX_OUT 128
 #define FC_DIRECT_ANY_OUT_TAPS 25
