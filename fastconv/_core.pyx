@@ -72,10 +72,10 @@ cdef extern from "csrc/elementwise.h" nogil:
                             const double *coeff, double *y)
     void fc_lrn_window_f32(Py_ssize_t batch, Py_ssize_t channels, Py_ssize_t plane,
                            Py_ssize_t size, float alpha_over_size, float k, const float *x,
-                           float *scale, int three_quarter_power)
+                           float *result, int three_quarter_power)
     void fc_lrn_window_f64(Py_ssize_t batch, Py_ssize_t channels, Py_ssize_t plane,
                            Py_ssize_t size, double alpha_over_size, double k, const double *x,
-                           double *scale, int three_quarter_power)
+                           double *result, int three_quarter_power)
 
 cdef extern from "csrc/engine.h" nogil:
     enum: FC_ENGINE_COUNT
@@ -361,21 +361,22 @@ def eltwise_sum(list inputs, const floating[::1] coeff, floating[::1] y):
 
 
 def lrn_window(const floating[:, :, ::1] x, Py_ssize_t size, double alpha_over_size, double k,
-               floating[:, :, ::1] scale, bint three_quarter_power=False):
-    """Caffe's LRN ACROSS_CHANNELS window of x (batch, channels, plane) into scale; with
-    three_quarter_power, the layer's output for beta = 0.75 instead (csrc/elementwise.h)."""
-    if (scale.shape[0] != x.shape[0] or scale.shape[1] != x.shape[1]
-            or scale.shape[2] != x.shape[2]):
-        raise ValueError("lrn_window: x and scale differ in shape")
+               floating[:, :, ::1] result, bint three_quarter_power=False):
+    """Caffe's LRN ACROSS_CHANNELS window (its scale) of x (batch, channels, plane) into
+    result; with three_quarter_power, the layer's output for beta = 0.75 instead
+    (csrc/elementwise.h)."""
+    if (result.shape[0] != x.shape[0] or result.shape[1] != x.shape[1]
+            or result.shape[2] != x.shape[2]):
+        raise ValueError("lrn_window: x and result differ in shape")
     if x.shape[0] == 0 or x.shape[1] == 0 or x.shape[2] == 0:
         return
     with nogil:
         if floating is float:
             fc_lrn_window_f32(x.shape[0], x.shape[1], x.shape[2], size, <float>alpha_over_size,
-                              <float>k, &x[0, 0, 0], &scale[0, 0, 0], three_quarter_power)
+                              <float>k, &x[0, 0, 0], &result[0, 0, 0], three_quarter_power)
         else:
             fc_lrn_window_f64(x.shape[0], x.shape[1], x.shape[2], size, alpha_over_size, k,
-                              &x[0, 0, 0], &scale[0, 0, 0], three_quarter_power)
+                              &x[0, 0, 0], &result[0, 0, 0], three_quarter_power)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -373,8 +373,8 @@ def lrn_window(x, size, alpha_over_size, k, dtype, three_quarter_power=False):
     if three_quarter_power and dtype != np.float32:
         raise ValueError("lrn_window: the three-quarter power route is float32's")
     x_rows = to_kernel_input(x, dtype)
-    scale = empty_output(x_rows.shape, dtype)
+    result = empty_output(x_rows.shape, dtype)
     shape3 = (x_rows.shape[0], x_rows.shape[1], -1)
     _core.lrn_window(x_rows.reshape(shape3), size, float(alpha_over_size), float(k),
-                     scale.reshape(shape3), three_quarter_power)
-    return scale
+                     result.reshape(shape3), three_quarter_power)
+    return result

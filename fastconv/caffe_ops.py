@@ -24,7 +24,6 @@ from ._params.common import (
     as_array,
     check_gradient_shape,
     check_out,
-    check_result_out,
     compute_dtype,
 )
 from ._params.eltwise import caffe_eltwise_params
@@ -107,7 +106,7 @@ def conv2d_caffe(x, w, b=None, *, stride=1, pad=0, dilation=1, group=1, out=None
         x.shape, w.shape, None if b is None else b.shape, stride, pad, dilation, group
     )
     dtype = compute_dtype(("x", x), ("w", w), ("b", b))
-    check_result_out(out, geometry.output_shape, dtype, (x, w, b))
+    check_out(out, geometry.output_shape, dtype, (x, w, b), "an input", in_place=False)
     if key is not None:
         _engine.cache_plan(key, geometry, dtype)
     return _engine.forward(geometry, x, w, b, dtype, out=out)
@@ -329,7 +328,7 @@ def batch_norm_caffe(x, mean, variance, scale_factor=1.0, *, eps=1e-5, out=None)
     eps, view = caffe_batch_norm_view(x.shape, mean.shape, variance.shape, scale_factor.shape,
                                       eps)
     dtype = compute_dtype(("x", x), ("mean", mean), ("variance", variance))
-    check_out(out, x, dtype)
+    check_out(out, x.shape, dtype, (x,), "x", in_place=True)
     stored = dtype.type(scale_factor.reshape(-1)[0])
     factor = dtype.type(0) if stored == 0 else dtype.type(1) / stored
     with np.errstate(invalid="ignore"):   # inf * 0 or sqrt of a negative: NaN, as in Caffe
@@ -351,7 +350,7 @@ def scale_caffe(x, scale, bias=None, *, axis=1, out=None):
     bias = None if bias is None else as_array(bias, "bias")
     view = caffe_scale_view(x.shape, scale.shape, None if bias is None else bias.shape, axis)
     dtype = compute_dtype(("x", x), ("scale", scale), ("bias", bias))
-    check_out(out, x, dtype)
+    check_out(out, x.shape, dtype, (x,), "x", in_place=True)
     return _engine.channel_scale(x, view, scale, bias, dtype, out)
 
 
@@ -370,11 +369,7 @@ def eltwise_caffe(*bottoms, operation="SUM", coeff=None, out=None):
     bottoms = [as_array(bottom, f"bottom {index}") for index, bottom in enumerate(bottoms)]
     operation, coeff = caffe_eltwise_params([b.shape for b in bottoms], operation, coeff)
     dtype = compute_dtype(*((f"bottom {i}", b) for i, b in enumerate(bottoms)))
-    if out is not None:
-        check_out(out, bottoms[0], dtype)
-        for bottom in bottoms[1:]:
-            if out is not bottom and np.shares_memory(out, bottom):
-                raise ValueError("out overlaps a bottom without being that bottom")
+    check_out(out, bottoms[0].shape, dtype, bottoms, "a bottom", in_place=True)
     if operation == "SUM":
         return _engine.eltwise_sum(bottoms, np.array(coeff, dtype), dtype, out)
     # PROD and MAX in numpy, into a new array first: out may be a bottom still to be read.

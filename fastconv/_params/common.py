@@ -229,24 +229,11 @@ def as_array(value, name):
     return array
 
 
-def check_out(out, x, dtype):
-    """``out`` (None, or where an element-by-element layer writes): a writeable C-contiguous
-    ``dtype`` array of x's shape, x itself (Caffe's in-place layers) or apart from it."""
-    if out is None:
-        return
-    if not (isinstance(out, np.ndarray) and out.shape == x.shape and out.dtype == dtype
-            and out.flags.c_contiguous and out.flags.writeable):
-        raise ValueError(f"out must be a writeable C-contiguous {dtype} array of x's shape "
-                         f"{x.shape}; got {type(out).__name__} "
-                         f"{getattr(out, 'shape', '')} {getattr(out, 'dtype', '')}")
-    if out is not x and np.shares_memory(out, x):
-        raise ValueError("out overlaps x without being x itself")
-
-
-def check_result_out(out, shape, dtype, inputs):
-    """``out`` (None, or where a layer that cannot run in place writes its result): a
-    writeable C-contiguous ``dtype`` array of ``shape`` that shares no memory with ``inputs``
-    (the arrays the layer reads; None entries skipped)."""
+def check_out(out, shape, dtype, inputs, what, *, in_place):
+    """``out`` (None, or where a layer writes its result): a writeable C-contiguous ``dtype``
+    array of ``shape`` that shares no memory with ``inputs`` (``what`` names them in the
+    message; None entries skipped), except, for a layer that can run in place (Caffe's ReLU,
+    BatchNorm, Scale, Eltwise), by being one of them itself."""
     if out is None:
         return
     if not (isinstance(out, np.ndarray) and out.shape == tuple(shape) and out.dtype == dtype
@@ -254,9 +241,11 @@ def check_result_out(out, shape, dtype, inputs):
         raise ValueError(f"out must be a writeable C-contiguous {dtype} array of the output's "
                          f"shape {tuple(shape)}; got {type(out).__name__} "
                          f"{getattr(out, 'shape', '')} {getattr(out, 'dtype', '')}")
-    if any(array is not None and np.shares_memory(out, array) for array in inputs):
-        raise ValueError("out overlaps an input: the convolution reads its inputs while it "
-                         "writes out")
+    for array in inputs:
+        if array is None or (in_place and out is array) or not np.shares_memory(out, array):
+            continue
+        raise ValueError(f"out overlaps {what} without being it" if in_place else
+                         f"out overlaps {what}: the layer reads its inputs while it writes out")
 
 
 def _check_real(name, array):

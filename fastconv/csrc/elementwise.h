@@ -47,15 +47,16 @@ void fc_eltwise_sum_f64(ptrdiff_t count, ptrdiff_t inputs, const double *const *
  * then scale[n][c] = (scale[n][c-1] + entering term) - leaving term, each term
  * alpha_over_size * x² with the square and the product rounded, padding channels' terms
  * alpha_over_size * 0; pre = (size - 1) / 2. Every operation rounded in the type, in Caffe's
- * order. With three_quarter_power, `scale` receives the whole layer for beta = 0.75 instead:
- * x * scale^-0.75, the power through double and rounded once to the type before the product
- * (for float, the rounding of the exact power but within 2^-51 of a rounding boundary; float64
- * callers keep pow, to which this route is a few ulps off). x and scale must not overlap. */
+ * order, into `result`. With three_quarter_power, `result` receives the whole layer for
+ * beta = 0.75 instead: x * scale^-0.75, the power through double and rounded once to the type
+ * before the product (for float, the rounding of the exact power but within 2^-51 of a
+ * rounding boundary; float64 callers keep pow, to which this route is a few ulps off). x and
+ * result must not overlap. */
 void fc_lrn_window_f32(ptrdiff_t batch, ptrdiff_t channels, ptrdiff_t plane, ptrdiff_t size,
-                       float alpha_over_size, float k, const float *x, float *scale,
+                       float alpha_over_size, float k, const float *x, float *result,
                        int three_quarter_power);
 void fc_lrn_window_f64(ptrdiff_t batch, ptrdiff_t channels, ptrdiff_t plane, ptrdiff_t size,
-                       double alpha_over_size, double k, const double *x, double *scale,
+                       double alpha_over_size, double k, const double *x, double *result,
                        int three_quarter_power);
 
 #endif

@@ -14,11 +14,12 @@ void FC_NAME(fc_relu)(ptrdiff_t count, const FC_T *x, FC_T negative_slope, FC_T 
     }
 }
 
-/* Threads for a per-channel pass over outer * channels rows of `inner` elements: by rows. */
-static int FC_NAME(channel_threads)(ptrdiff_t rows, ptrdiff_t inner)
+/* Threads for a pass over `elements` elements split into `items` work items: as many as the
+ * elements are worth, at most one per item. */
+static int FC_NAME(threads_for_items)(ptrdiff_t items, ptrdiff_t elements)
 {
-    const int threads = fc_threads_for((double)(rows * inner) * FC_ELEMENTWISE_FLOPS_PER_ELEMENT);
-    return rows < threads ? (int)rows : threads;
+    const int threads = fc_threads_for((double)elements * FC_ELEMENTWISE_FLOPS_PER_ELEMENT);
+    return items < threads ? (int)items : threads;
 }
 
 void FC_NAME(fc_channel_normalize)(ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
@@ -26,7 +27,7 @@ void FC_NAME(fc_channel_normalize)(ptrdiff_t outer, ptrdiff_t channels, ptrdiff_
                                    FC_T *y)
 {
     const ptrdiff_t rows = outer * channels;
-    const int threads = FC_NAME(channel_threads)(rows, inner);
+    const int threads = FC_NAME(threads_for_items)(rows, rows * inner);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (ptrdiff_t row = 0; row < rows; row++) {
         const FC_T subtrahend = mean[row % channels], divisor = deviation[row % channels];
@@ -41,7 +42,7 @@ void FC_NAME(fc_channel_scale)(ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t in
                                const FC_T *x, const FC_T *scale, const FC_T *bias, FC_T *y)
 {
     const ptrdiff_t rows = outer * channels;
-    const int threads = FC_NAME(channel_threads)(rows, inner);
+    const int threads = FC_NAME(threads_for_items)(rows, rows * inner);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (ptrdiff_t row = 0; row < rows; row++) {
         const FC_T factor = scale[row % channels];
@@ -116,15 +117,13 @@ static inline void FC_NAME(lrn_store)(const FC_NAME(fc_engine) *engine, ptrdiff_
 
 void FC_NAME(fc_lrn_window)(ptrdiff_t batch, ptrdiff_t channels, ptrdiff_t plane,
                             ptrdiff_t size, FC_T alpha_over_size, FC_T k, const FC_T *x,
-                            FC_T *scale, int three_quarter_power)
+                            FC_T *result, int three_quarter_power)
 {
     const FC_NAME(fc_engine) *engine = FC_NAME(fc_engine_active)();
     const ptrdiff_t pre_pad = (size - 1) / 2;
     const ptrdiff_t chunks = (plane + FC_LRN_CHUNK - 1) / FC_LRN_CHUNK;
     const ptrdiff_t items = batch * chunks;
-    int threads = fc_threads_for((double)(batch * channels * plane) *
-                                 FC_ELEMENTWISE_FLOPS_PER_ELEMENT);
-    threads = items < threads ? (int)items : threads;
+    const int threads = FC_NAME(threads_for_items)(items, batch * channels * plane);
     /* Padding channels add alpha_over_size * 0, which is -0 for a negative alpha: added as
      * computed, since +0 would turn a -0 sum into +0. */
     const FC_T padding_term = alpha_over_size * (FC_T)0;
@@ -133,7 +132,7 @@ void FC_NAME(fc_lrn_window)(ptrdiff_t batch, ptrdiff_t channels, ptrdiff_t plane
         const ptrdiff_t n = item / chunks, p0 = item % chunks * FC_LRN_CHUNK;
         const ptrdiff_t count = plane - p0 < FC_LRN_CHUNK ? plane - p0 : FC_LRN_CHUNK;
         const FC_T *image = x + n * channels * plane + p0;
-        FC_T *out = scale + n * channels * plane + p0;
+        FC_T *out = result + n * channels * plane + p0;
         FC_T sum[FC_LRN_CHUNK];
         for (ptrdiff_t p = 0; p < count; p++)
             sum[p] = k;
