@@ -342,9 +342,11 @@ static int FC_NAME(shifted_rows_wanted)(const FC_NAME(fc_engine) *engine,
 {
     const ptrdiff_t vectors = g->out_size[2] / engine->lanes, nv = engine->nr / engine->lanes;
     const int one_vector_tile = vectors % nv == 1 && (vectors == 1 || nv < 3);
-    return !is_pointwise && g->in_size[0] == 1 && g->kernel[0] == 1 && g->stride[1] == 1 &&
-           g->stride[2] == 1 && g->out_size[2] % engine->lanes == 0 && !one_vector_tile &&
-           g->batch > 0;
+    /* A 2-D image: one position on axis 0 and no padding there (a padded one gives output
+     * planes that read only zeros). */
+    const int plane = g->in_size[0] == 1 && g->kernel[0] == 1 && g->pad[0] == 0;
+    return !is_pointwise && plane && g->stride[1] == 1 && g->stride[2] == 1 &&
+           g->out_size[2] % engine->lanes == 0 && !one_vector_tile && g->batch > 0;
 }
 
 /* The direct tile shape for this convolution's forward pass, or -1 to take the GEMM: each
@@ -758,6 +760,9 @@ static int FC_NAME(forward_side_by_side)(const fc_conv_geometry *g, const fc_con
     FC_T *const y_by_channel = x_by_channel + chunk_images * channels * in_pixels;
     fc_conv_geometry side = *g;
     side.batch = 1;
+    /* The images are consecutive positions of axis 0 now: each window steps by one (the
+     * layer's stride there, on its single position, never applied). */
+    side.stride[0] = 1;
     int status = 0;
     for (ptrdiff_t n0 = 0; n0 < g->batch && status == 0; n0 += chunk_images) {
         const ptrdiff_t images = g->batch - n0 < chunk_images ? g->batch - n0 : chunk_images;
@@ -960,7 +965,7 @@ static void FC_NAME(col2im_channels)(const FC_NAME(fc_engine) *engine,
     /* A 2-D image with stride 1 and rows as long as the output's: a row of the column matrix
      * is the plane shifted by the tap's offset, so it moves as one span (see
      * scatter_shifted_plane) instead of one run per output row. */
-    const int shifted_plane = in[0] == 1 && out[0] == 1 && kernel[0] == 1 &&
+    const int shifted_plane = in[0] == 1 && kernel[0] == 1 && g->pad[0] == 0 &&
                               g->stride[1] == 1 && g->stride[2] == 1 && out[2] == in[2];
     for (ptrdiff_t c = c_begin; c < c_end; c++) {
         FC_T *channel = image + c * in_volume;

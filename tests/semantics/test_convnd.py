@@ -135,6 +135,41 @@ def test_backward_adjoint_identity(rank, data):
     np.testing.assert_allclose(db, dy.sum(axis=(0, *range(2, dy.ndim))), atol=1e-12)
 
 
+# 3-D layers on a single depth position (depth 1, kernel depth 1), the shape of a 2-D layer
+# whose fast paths (images side by side, rows read in place from a padded copy, the shifted
+# col2im) must not take them when the depth axis has a stride or padding: a depth stride on
+# images side by side read image i * stride; depth padding gave planes of zeros read as the
+# image. Widths that fill whole vectors (16, 32) and others; batch 3.
+DEPTH_ONE = [  # (height, width), (kh, kw), stride, pad
+    ((1, 1), (1, 1), (2, 1, 1), (0, 0, 0)),
+    ((2, 5), (1, 2), (3, 1, 1), (0, 0, 1)),
+    ((4, 16), (2, 1), (1, 1, 1), (1, 0, 0)),
+    ((4, 32), (3, 3), (1, 1, 1), (1, 1, 1)),
+    ((3, 24), (3, 3), (3, 1, 1), (1, 1, 1)),   # the one output plane reads only padding
+    ((5, 48), (1, 1), (2, 1, 1), (0, 0, 0)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("spatial,kernel,stride,pad", DEPTH_ONE)
+def test_depth_one_with_depth_stride_or_padding(spatial, kernel, stride, pad, dtype):
+    rng = np.random.default_rng(sum(spatial) + 3 * sum(stride) + 5 * sum(pad))
+    x, w, b = make(rng, 3, (1, *spatial), (1, *kernel), 3, 4, 1, batch=3, dtype=dtype)
+    y = fastconv.convnd_caffe(x, w, b, stride=stride, pad=pad)
+    expected = caffe_conv(x, w, b, stride, pad)
+    assert y.shape == expected.shape
+    assert scale_error(y, expected) < sum_tolerance(w[0].size + 1, dtype)
+    # Backward through the float64 reference's forward: <y(x), dy> = <x, dx> = <w, dw>.
+    dy = rng.standard_normal(y.shape)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    dx, dw, db = fastconv.convnd_caffe_backward(x64, w64, dy, stride=stride, pad=pad)
+    forward = np.vdot(caffe_conv(x64, w64, None, stride, pad), dy)
+    assert math.isclose(np.vdot(x64, dx), forward, rel_tol=1e-10, abs_tol=1e-10)
+    assert math.isclose(np.vdot(w64, dw), forward, rel_tol=1e-10, abs_tol=1e-10)
+    if y.shape[2] == 1 and pad[0] > 0:   # the one output plane read only the depth padding
+        assert not dx.any() and not dw.any()
+
+
 def test_errors():
     x = np.zeros((1, 2, 5))
     w = np.zeros((3, 2, 2))
