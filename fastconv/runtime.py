@@ -20,7 +20,10 @@ most ``FASTCONV_OUTPUT_CACHE_MB`` MiB (default 256) in at most four blocks;
 """
 from __future__ import annotations
 
+import numbers
 import os
+
+import numpy as np
 
 from . import _engine
 
@@ -37,8 +40,9 @@ def set_num_threads(n):
 
     ``1 <= n <= 4 * os.cpu_count()``; larger values are refused (ValueError).
     """
-    if isinstance(n, bool) or not isinstance(n, int):
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
         raise TypeError(f"n={n!r} must be an int >= 1 (the number of threads)")
+    n = int(n)
     if n < 1:
         raise ValueError(f"n={n} must be >= 1 (the number of threads)")
     cpus = os.cpu_count() or 1

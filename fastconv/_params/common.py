@@ -118,10 +118,19 @@ def as_real(value, name, param):
     return float(value)
 
 
+def _sequence_items(value, name, param):
+    """The items of a tuple, list or 1-D array of per-axis values (a 2-D array is refused, not
+    flattened)."""
+    if isinstance(value, np.ndarray) and value.ndim != 1:
+        raise ValueError(f"{name}={value!r} must be an int or a 1-D sequence of ints, one per "
+                         f"spatial axis; got a {value.ndim}-D array (Caffe {param})")
+    return list(value)
+
+
 def as_pair(value, name, param):
     """An int or an (h, w) pair -> (h, w) of Python ints."""
     if isinstance(value, (tuple, list, np.ndarray)):
-        items = list(np.asarray(value).ravel()) if isinstance(value, np.ndarray) else list(value)
+        items = _sequence_items(value, name, param)
         if len(items) != 2:
             raise ValueError(
                 f"{name}={value!r} must be an int or an (h, w) pair; got {len(items)} values "
@@ -135,7 +144,7 @@ def as_pair(value, name, param):
 def as_tuple(value, rank, name, param):
     """An int or a sequence of ``rank`` ints -> tuple of ``rank`` Python ints (N-D layers)."""
     if isinstance(value, (tuple, list, np.ndarray)):
-        items = list(np.asarray(value).ravel()) if isinstance(value, np.ndarray) else list(value)
+        items = _sequence_items(value, name, param)
         if len(items) != rank:
             raise ValueError(
                 f"{name}={value!r} must be an int or {rank} values, one per spatial axis "

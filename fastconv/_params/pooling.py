@@ -46,7 +46,8 @@ POOL_METHODS = ("max", "ave")
 def pool_method(method, meaning="Caffe pool: MAX | AVE; STOCHASTIC is not supported"):
     """'max' or 'ave' (Caffe's MAX/AVE; 'avg'/'average' accepted) -> 'max' or 'ave';
     ``meaning`` says what the argument stands for in the caller's framework."""
-    name = method.lower() if isinstance(method, str) else method
+    # Only a string is looked up (a list would not even hash).
+    name = method.lower() if isinstance(method, str) else None
     name = {"avg": "ave", "average": "ave"}.get(name, name)
     if name not in POOL_METHODS:
         raise ValueError(f"method={method!r} must be 'max' or 'ave' ({meaning})")

@@ -135,6 +135,8 @@ def test_set_num_threads_validates(restore_threads):
         fastconv.set_num_threads(0)
     with pytest.raises(TypeError, match="must be an int"):
         fastconv.set_num_threads(2.0)
+    with pytest.raises(TypeError, match="must be an int"):
+        fastconv.set_num_threads(np.True_)
     limit = 4 * (os.cpu_count() or 1)
     with pytest.raises(ValueError, match=f"n={10**6} threads is more than 4 per CPU"):
         fastconv.set_num_threads(10**6)
@@ -143,6 +145,8 @@ def test_set_num_threads_validates(restore_threads):
     assert fastconv.get_num_threads() == 3
     fastconv.set_num_threads(limit)
     assert fastconv.get_num_threads() == limit
+    fastconv.set_num_threads(np.int64(2))   # numpy integers, as every other parameter takes
+    assert fastconv.get_num_threads() == 2
 
 
 def test_environment_variable_sets_threads():

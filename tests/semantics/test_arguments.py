@@ -166,7 +166,14 @@ def test_numpy_integer_parameters_and_pairs():
     x, w, b = arrays()
     y1 = fastconv.conv2d_caffe(x, w, b, stride=np.int64(2), pad=[np.int32(1), 1])
     y2 = fastconv.conv2d_caffe(x, w, b, stride=(2, 2), pad=1)
+    y3 = fastconv.conv2d_caffe(x, w, b, stride=np.array([2, 2]), pad=np.array([1, 1]))
     np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(y3, y2)
+    # A 2-D array is not a pair, however many values it holds.
+    with pytest.raises(ValueError, match=r"stride=array\(\[\[2, 1\]\]\) must be an int or a 1-D"):
+        fastconv.conv2d_caffe(x, w, b, stride=np.array([[2, 1]]))
+    with pytest.raises(ValueError, match="got a 2-D array"):
+        fastconv.convnd_caffe(x[:, :, None], w[:, :, None], pad=np.zeros((3, 1), int))
 
 
 @pytest.mark.parametrize("kwargs,words", [

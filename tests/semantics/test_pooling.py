@@ -5,6 +5,8 @@ Pooling sums at most kh*kw values, so float64 results agree to 1e-13 relative; M
 """
 import math
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -160,6 +162,8 @@ def test_errors():
         fastconv.pool2d_caffe(np.zeros((1, 1, 5, 5)), 1, stride=3)
     with pytest.raises(ValueError, match="method='stochastic'"):
         fastconv.pool2d_caffe(x, 2, method="stochastic")
+    with pytest.raises(ValueError, match=re.escape("method=['max'] must be 'max' or 'ave'")):
+        fastconv.pool2d_caffe(x, 2, method=["max"])   # unhashable: named, not a bare TypeError
     with pytest.raises(ValueError, match="kernel_size"):
         fastconv.pool2d_caffe(x, (2, 2, 2))
     with pytest.raises(ValueError, match="kernel_size"):
