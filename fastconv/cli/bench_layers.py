@@ -66,12 +66,13 @@ LAYERS = [
     Layer("mobilenet_dw", 1, 32, 112, 112, 32, 3, pad=1, group=32),
     Layer("dilated", 1, 64, 64, 64, 64, 3, pad=2, dilation=2),
     Layer("tiny", 1, 3, 8, 8, 4, 3, pad=1),
-    # Backward: group 1 (TensorFlow's CPU gradient kernels take no groups), batches of a
-    # training step.
+    # Backward: batches of a training step; group 1 or depthwise (TensorFlow's CPU gradient
+    # kernels take no other groups).
     Layer("alexnet_conv2_b4", 4, 96, 27, 27, 256, 5, pad=2, passes=("backward",)),
     Layer("alexnet_conv3_b4", 4, 256, 13, 13, 384, 3, pad=1, passes=("backward",)),
     Layer("vgg_conv3_1", 1, 128, 56, 56, 256, 3, pad=1, passes=("backward",)),
     Layer("vgg_conv4_1_s2", 1, 256, 28, 28, 512, 3, stride=2, pad=1, passes=("backward",)),
+    Layer("mobilenet_dw_b4", 4, 128, 56, 56, 128, 3, pad=1, group=128, passes=("backward",)),
 ]
 
 FORWARD = [layer for layer in LAYERS if "forward" in layer.passes]

@@ -39,6 +39,7 @@
 #define FC_VBCAST(x) (x)
 #define FC_VFMA(a, b, acc) ((acc) + (a) * (b))
 #define FC_VADD(a, b) ((a) + (b))
+#define FC_VMUL(a, b) ((a) * (b))
 #define FC_SFMA(a, b, c) ((c) + (a) * (b))
 
 #define FC_T float
@@ -66,6 +67,7 @@
 #undef FC_VBCAST
 #undef FC_VFMA
 #undef FC_VADD
+#undef FC_VMUL
 #undef FC_SFMA
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -89,6 +91,7 @@
 #define FC_VBCAST(x) FC_INTRINSIC(set1_)(x)
 #define FC_VFMA(a, b, acc) FC_INTRINSIC(fmadd_)(a, b, acc)
 #define FC_VADD(a, b) FC_INTRINSIC(add_)(a, b)
+#define FC_VMUL(a, b) FC_INTRINSIC(mul_)(a, b)
 /* One element's fused multiply-add, for the loops that must match the vectors' bits. */
 #define FC_SFMA(a, b, c) _Generic((FC_T)0, float: fmaf, double: fma)(a, b, c)
 

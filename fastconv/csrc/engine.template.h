@@ -72,6 +72,13 @@ typedef struct FC_NAME(fc_engine) {
     /* dst[j] += src[j] for j < count (src and dst apart), each element one addition: the
      * scatter of backward-data's column matrix onto dx. */
     void (*add_into)(ptrdiff_t count, const FC_T *src, FC_T *dst);
+    /* The depthwise backward's rows, each element the product rounded, then the sum:
+     * dst[r*dst_pitch + j] += scale * src[r*src_pitch + j], and sums[j] += a[r*a_pitch + j] *
+     * b[r*b_pitch + j] for r = 0 .. rows - 1 in turn; j < count, operands apart. */
+    void (*add_scaled_rows)(ptrdiff_t rows, ptrdiff_t count, FC_T scale, const FC_T *src,
+                            ptrdiff_t src_pitch, FC_T *dst, ptrdiff_t dst_pitch);
+    void (*add_products_rows)(ptrdiff_t rows, ptrdiff_t count, const FC_T *a, ptrdiff_t a_pitch,
+                              const FC_T *b, ptrdiff_t b_pitch, FC_T *sums);
     /* LRN's output for beta = 0.75: out[j] = (base[j]^-0.75, through double and rounded once
      * to the type) * x[j], the power rounded before the product as Caffe's caffe_powx then
      * caffe_mul; pow's special values (0 -> inf, +-inf -> +0, negative or NaN -> NaN, powers

@@ -21,6 +21,7 @@
 #undef FC_VBCAST
 #undef FC_VFMA
 #undef FC_VADD
+#undef FC_VMUL
 #undef FC_SFMA
 #undef FC_ENGINE_TAG
 
@@ -38,6 +39,7 @@ typedef double fc_v8df __attribute__((vector_size(64)));
 #define FC_VBCAST(x) (((FC_VEC){0}) + (x))
 #define FC_VFMA(a, b, acc) ((acc) + (a) * (b))
 #define FC_VADD(a, b) ((a) + (b))
+#define FC_VMUL(a, b) ((a) * (b))
 #define FC_SFMA(a, b, c) ((c) + (a) * (b))
 
 #define FC_T float
