@@ -1097,15 +1097,20 @@ static void FC_NAME(add_padding_terms)(FC_T *columns, const FC_T *grad, ptrdiff_
 /* One plane: dx_plane (when not NULL) gets its column entries added; sums (when not NULL) its
  * taps' weight-gradient sums. `columns` is scratch for out_size[2] sums. The output rows at
  * one position on axis 0 whose input rows lie inside run through the engine's row routines
- * at once (along axis 2 with stride 1; element by element otherwise). */
+ * at once. The input planes (x_plane, dx_plane) hold rows of in_size[2] elements or, where
+ * phase_width > 0 (a stride along axis 2), each row's elements by phase: element c at
+ * c % stride * phase_width + c / stride, so that a tap's entries in a row are contiguous. */
 static void FC_NAME(depthwise_plane_backward)(const FC_NAME(fc_engine) *engine,
                                               const fc_conv_geometry *g, const FC_T *weights,
                                               const FC_T *x_plane, const FC_T *dy_plane,
-                                              FC_T *dx_plane, FC_T *sums, FC_T *columns)
+                                              FC_T *dx_plane, FC_T *sums, FC_T *columns,
+                                              ptrdiff_t phase_width)
 {
     const ptrdiff_t *in = g->in_size, *out = g->out_size, *kernel = g->kernel;
     const ptrdiff_t taps = fc_volume(kernel), width = out[2], step = g->stride[2];
-    const ptrdiff_t in_pitch = g->stride[1] * in[2];   /* from one output row's input to the next */
+    const ptrdiff_t row_length = phase_width > 0 ? step * phase_width : in[2];
+    const ptrdiff_t entry_step = phase_width > 0 ? 1 : step;   /* between a row's entries */
+    const ptrdiff_t in_pitch = g->stride[1] * row_length;   /* one output row's input to the next */
     for (ptrdiff_t tap = 0; tap < taps; tap++) {
         const ptrdiff_t offset2 = tap % kernel[2] * g->dilation[2] - g->pad[2];
         const ptrdiff_t offset1 = tap / kernel[2] % kernel[1] * g->dilation[1] - g->pad[1];
@@ -1113,6 +1118,11 @@ static void FC_NAME(depthwise_plane_backward)(const FC_NAME(fc_engine) *engine,
         const FC_T weight = weights[tap];
         ptrdiff_t lo, hi;   /* each row's entries inside the input along axis 2 */
         fc_valid_span(offset2, step, in[2], width, &lo, &hi);
+        ptrdiff_t entry0 = offset2;   /* where a row's entry 0 would lie in its input row */
+        if (phase_width > 0) {
+            const ptrdiff_t phase = (offset2 % step + step) % step;
+            entry0 = phase * phase_width + (offset2 - phase) / step;
+        }
         for (ptrdiff_t k = 0; sums && k < width; k++)
             columns[k] = 0;
         for (ptrdiff_t o0 = 0; o0 < out[0]; o0++) {
@@ -1123,17 +1133,17 @@ static void FC_NAME(depthwise_plane_backward)(const FC_NAME(fc_engine) *engine,
                 fc_valid_span(offset1, g->stride[1], in[1], out[1], &row_lo, &row_hi);
             const ptrdiff_t rows = row_hi - row_lo;
             /* Row row_lo's first entry inside, in the input plane. */
-            const ptrdiff_t first =
-                (i0 * in[1] + row_lo * g->stride[1] + offset1) * in[2] + offset2 + lo * step;
+            const ptrdiff_t first = (i0 * in[1] + row_lo * g->stride[1] + offset1) * row_length +
+                                    entry0 + lo * entry_step;
             const FC_T *const grad_inside = grad + row_lo * width + lo;
             if (dx_plane && rows > 0 && hi > lo) {
-                if (step == 1)
+                if (entry_step == 1)
                     engine->add_scaled_rows(rows, hi - lo, weight, grad_inside, width,
                                             dx_plane + first, in_pitch);
                 else
                     for (ptrdiff_t r = 0; r < rows; r++)
                         for (ptrdiff_t k = 0; k < hi - lo; k++)
-                            dx_plane[first + r * in_pitch + k * step] +=
+                            dx_plane[first + r * in_pitch + k * entry_step] +=
                                 weight * grad_inside[r * width + k];
             }
             if (!sums)
@@ -1147,14 +1157,14 @@ static void FC_NAME(depthwise_plane_backward)(const FC_NAME(fc_engine) *engine,
                 FC_NAME(add_padding_terms)(columns, grad + r * width, hi, width);
             }
             if (rows > 0 && hi > lo) {
-                if (step == 1)
+                if (entry_step == 1)
                     engine->add_products_rows(rows, hi - lo, grad_inside, width,
                                               x_plane + first, in_pitch, columns + lo);
                 else
                     for (ptrdiff_t r = 0; r < rows; r++)
                         for (ptrdiff_t k = 0; k < hi - lo; k++)
                             columns[lo + k] += grad_inside[r * width + k] *
-                                               x_plane[first + r * in_pitch + k * step];
+                                               x_plane[first + r * in_pitch + k * entry_step];
             }
             for (ptrdiff_t r = row_hi; r < out[1]; r++)
                 FC_NAME(add_padding_terms)(columns, grad + r * width, 0, width);
@@ -1166,6 +1176,46 @@ static void FC_NAME(depthwise_plane_backward)(const FC_NAME(fc_engine) *engine,
             sums[tap] = sum;
         }
     }
+}
+
+/* One plane's input rows by phase along axis 2 (depthwise_plane_backward): to_phases copies
+ * `plane` into `phased` (the positions past a row's end 0), from_phases copies back. */
+static void FC_NAME(to_phases)(const fc_conv_geometry *g, ptrdiff_t phase_width,
+                               const FC_T *plane, FC_T *phased)
+{
+    const ptrdiff_t width = g->in_size[2], step = g->stride[2];
+    for (ptrdiff_t row = 0; row < g->in_size[0] * g->in_size[1]; row++)
+        for (ptrdiff_t phase = 0; phase < step; phase++) {
+            const FC_T *const source = plane + row * width + phase;
+            FC_T *const part = phased + (row * step + phase) * phase_width;
+            const ptrdiff_t count = (width - phase + step - 1) / step;
+            if (step == 2)   /* a constant stride, which the compiler vectorises */
+                for (ptrdiff_t m = 0; m < count; m++)
+                    part[m] = source[2 * m];
+            else
+                for (ptrdiff_t m = 0; m < count; m++)
+                    part[m] = source[m * step];
+            for (ptrdiff_t m = count; m < phase_width; m++)
+                part[m] = 0;
+        }
+}
+
+static void FC_NAME(from_phases)(const fc_conv_geometry *g, ptrdiff_t phase_width,
+                                 const FC_T *phased, FC_T *plane)
+{
+    const ptrdiff_t width = g->in_size[2], step = g->stride[2];
+    for (ptrdiff_t row = 0; row < g->in_size[0] * g->in_size[1]; row++)
+        for (ptrdiff_t phase = 0; phase < step; phase++) {
+            const FC_T *const part = phased + (row * step + phase) * phase_width;
+            FC_T *const target = plane + row * width + phase;
+            const ptrdiff_t count = (width - phase + step - 1) / step;
+            if (step == 2)
+                for (ptrdiff_t m = 0; m < count; m++)
+                    target[2 * m] = part[m];
+            else
+                for (ptrdiff_t m = 0; m < count; m++)
+                    target[m * step] = part[m];
+        }
 }
 
 /* Returns 1 when not taken (not depthwise), else 0 or -1 (no memory). dx (when wanted) starts
@@ -1186,9 +1236,17 @@ static int FC_NAME(depthwise_backward)(const FC_NAME(fc_engine) *engine,
      * end; each thread's column sums. */
     FC_T *const sums = dw ? malloc((size_t)planes * (size_t)taps * sizeof(FC_T)) : NULL;
     FC_T *const columns = dw ? malloc((size_t)threads * (size_t)width * sizeof(FC_T)) : NULL;
-    if (dw && (!sums || !columns)) {
+    /* A stride along axis 2: each thread's planes of x and dx by phase. */
+    const ptrdiff_t step = g->stride[2];
+    const ptrdiff_t phase_width = step > 1 ? (g->in_size[2] + step - 1) / step : 0;
+    const ptrdiff_t phased_size = g->in_size[0] * g->in_size[1] * step * phase_width;
+    FC_T *const phased = phase_width > 0
+                             ? malloc((size_t)threads * 2 * (size_t)phased_size * sizeof(FC_T))
+                             : NULL;
+    if ((dw && (!sums || !columns)) || (phase_width > 0 && !phased)) {
         free(sums);
         free(columns);
+        free(phased);
         return -1;
     }
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
@@ -1198,10 +1256,22 @@ static int FC_NAME(depthwise_backward)(const FC_NAME(fc_engine) *engine,
         thread = omp_get_thread_num();
 #endif
         const ptrdiff_t c = item % channels;
+        const FC_T *x_plane = dw ? x + item * s->in_volume : NULL;
+        FC_T *dx_plane = dx ? dx + item * s->in_volume : NULL;
+        FC_T *const x_phases = phased ? phased + thread * 2 * phased_size : NULL;
+        FC_T *const dx_phases = phased ? x_phases + phased_size : NULL;
+        if (phased && x_plane) {
+            FC_NAME(to_phases)(g, phase_width, x_plane, x_phases);
+            x_plane = x_phases;
+        }
+        if (phased && dx_plane)
+            memset(dx_phases, 0, (size_t)phased_size * sizeof(FC_T));
         FC_NAME(depthwise_plane_backward)(
-            engine, g, w + c * taps, dw ? x + item * s->in_volume : NULL, dy + item * pixels,
-            dx ? dx + item * s->in_volume : NULL, dw ? sums + item * taps : NULL,
-            dw ? columns + thread * width : NULL);
+            engine, g, w + c * taps, x_plane, dy + item * pixels,
+            phased && dx_plane ? dx_phases : dx_plane, dw ? sums + item * taps : NULL,
+            dw ? columns + thread * width : NULL, phase_width);
+        if (phased && dx_plane)
+            FC_NAME(from_phases)(g, phase_width, dx_phases, dx_plane);
     }
     for (ptrdiff_t i = 0; dw && i < channels * taps; i++) {
         FC_T total = 0;
@@ -1211,6 +1281,7 @@ static int FC_NAME(depthwise_backward)(const FC_NAME(fc_engine) *engine,
     }
     free(sums);
     free(columns);
+    free(phased);
     return 0;
 }
 

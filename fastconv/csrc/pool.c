@@ -1,7 +1,12 @@
 /* Two element types from one source: pool.template.c is included once per type. */
 #include <float.h>
 #include <string.h>
+#include "engine.h"
 #include "pool.h"
+
+/* A window element read counted as this many flops for fc_threads_for: a thread per half a
+ * million reads or so, below which forking costs more than the planes. */
+#define FC_POOL_FLOPS_PER_READ 4.0
 
 /* One pooling window: the input rows [h0, h1) and columns [w0, w1) it covers, and the
  * average's divisor. Caffe (pooling_layer.cpp) clips the window to in + pad for the divisor
@@ -29,6 +34,16 @@ static fc_pool_window fc_pool_window_at(const fc_pool2d_geometry *g, ptrdiff_t o
     else
         win.divisor = (win.h1 - win.h0) * (win.w1 - win.w0);
     return win;
+}
+
+/* Threads for a pass over `planes` planes: one plane per task, never split. */
+static int fc_pool_threads(const fc_pool2d_geometry *g)
+{
+    const ptrdiff_t planes = g->batch * g->channels;
+    const double reads = (double)planes * (double)(g->out_h * g->out_w) *
+                         (double)(g->kernel_h * g->kernel_w);
+    const int threads = fc_threads_for(reads * FC_POOL_FLOPS_PER_READ);
+    return planes < threads ? (int)planes : threads;
 }
 
 #define FC_TEMPLATE "pool.template.c"

@@ -29,6 +29,9 @@ static ptrdiff_t FC_NAME(pool_argmax)(const fc_pool2d_geometry *g, const fc_pool
 void FC_NAME(fc_pool2d_forward)(const fc_pool2d_geometry *g, int method, const FC_T *x, FC_T *y)
 {
     const ptrdiff_t planes = g->batch * g->channels;
+    const int threads = fc_pool_threads(g);
+    /* Plane by plane on any thread: each plane's results alone, the same bits. */
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (ptrdiff_t plane_index = 0; plane_index < planes; plane_index++) {
         const FC_T *plane = x + plane_index * g->in_h * g->in_w;
         FC_T *out = y + plane_index * g->out_h * g->out_w;
@@ -55,6 +58,8 @@ void FC_NAME(fc_pool2d_backward)(const fc_pool2d_geometry *g, int method, const 
                                  const FC_T *dy, FC_T *dx)
 {
     const ptrdiff_t planes = g->batch * g->channels;
+    const int threads = fc_pool_threads(g);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (ptrdiff_t plane_index = 0; plane_index < planes; plane_index++) {
         const FC_T *plane = x + plane_index * g->in_h * g->in_w;
         const FC_T *grad = dy + plane_index * g->out_h * g->out_w;

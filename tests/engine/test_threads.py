@@ -70,7 +70,8 @@ def _bitwise_equal(first, other):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_backward_deconv_and_nd_bitwise_identical_for_any_thread_count(restore_threads, dtype):
     """The gradient path (GEMMs with shared packed operands, im2col/col2im split over
-    channels) and the N-D path: same bits for 1, 2 and 3 threads."""
+    channels), depthwise gradients, pooling and the N-D path: same bits for 1, 2 and 3
+    threads."""
     rng = np.random.default_rng(7)
     # Big enough that each image's GEMMs and its lowering are split over threads.
     x = rng.standard_normal((2, 64, 61, 58)).astype(dtype)
@@ -79,7 +80,20 @@ def test_backward_deconv_and_nd_bitwise_identical_for_any_thread_count(restore_t
     dy = rng.standard_normal(fastconv.conv2d_caffe(x, w, **kwargs).shape).astype(dtype)
     x3 = rng.standard_normal((1, 8, 9, 10, 11)).astype(dtype)
     w3 = rng.standard_normal((16, 8, 3, 3, 3)).astype(dtype)
+    # Depthwise (planes split over threads) and pooling (the same), with strides and padding.
+    wd = rng.standard_normal((64, 1, 3, 3)).astype(dtype)
+    depthwise = dict(stride=(2, 1), pad=(1, 2), dilation=(1, 2), group=64)
+    dyd = rng.standard_normal(fastconv.conv2d_caffe(x, wd, **depthwise).shape).astype(dtype)
+    pooled = {method: fastconv.pool2d_caffe(x, 3, stride=2, pad=1, method=method)
+              for method in ("max", "ave")}
     calls = {
+        "depthwise backward": lambda: fastconv.conv2d_caffe_backward(x, wd, dyd, **depthwise),
+        "max pooling": lambda: (fastconv.pool2d_caffe(x, 3, stride=2, pad=1, method="max"),
+                                fastconv.pool2d_caffe_backward(x, pooled["max"], 3, stride=2,
+                                                               pad=1, method="max")),
+        "ave pooling": lambda: (fastconv.pool2d_caffe(x, 3, stride=2, pad=1, method="ave"),
+                                fastconv.pool2d_caffe_backward(x, pooled["ave"], 3, stride=2,
+                                                               pad=1, method="ave")),
         "conv backward": lambda: fastconv.conv2d_caffe_backward(x, w, dy, **kwargs),
         "deconv": lambda: (fastconv.deconv2d_caffe(dy, w, **kwargs),),
         "deconv backward": lambda: fastconv.deconv2d_caffe_backward(dy, w, x, **kwargs),
