@@ -11,7 +11,7 @@ For each layer it prints both builds' median times, the median of the per-pair t
 
 Passes (float32, or float64 with --dtype): fwd (NCHW forward with bias), nhwc (channels-last
 forward on pre-padded input), dx, dw, both (backward). Layers: names of
-fastconv.cli.bench_layers, or name=N,C,H,W,O,K,stride,pad.
+fastconv.cli.bench_layers, or name=N,C,H,W,O,K,stride,pad[,group].
 It reaches into the core's private interface (`_core`, the geometry helper): this is a tool for
 changing the engine, not an example of using fastconv.
 """
@@ -45,8 +45,9 @@ def parse_layer(text):
     if "=" not in text:
         return BY_NAME[text]
     name, numbers = text.split("=")
-    batch, channels, height, width, out, kernel, stride, pad = map(int, numbers.split(","))
-    return Layer(name, batch, channels, height, width, out, kernel, stride=stride, pad=pad)
+    batch, channels, height, width, out, kernel, stride, pad, *group = map(int, numbers.split(","))
+    return Layer(name, batch, channels, height, width, out, kernel, stride=stride, pad=pad,
+                 group=group[0] if group else 1)
 
 
 def runner(layer, mode, cores, dtype):
