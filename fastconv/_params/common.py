@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import os
 import sys
 from dataclasses import dataclass
 
@@ -190,15 +191,33 @@ def format_dims(sizes):
     return "x".join(str(s) for s in sizes)
 
 
+def _physical_memory_bytes():
+    """This machine's memory in bytes, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+PHYSICAL_MEMORY_BYTES = _physical_memory_bytes()
+
+
 def check_addressable(shape, params):
     """An output of ``shape`` must fit in memory that numpy can address (8-byte elements, the
-    widest fastconv returns); numpy's own refusal names no parameter, so this one names
-    ``params``, the parameters that made the output this large."""
+    widest fastconv returns), and in this machine's memory even as float32 (a larger one could
+    only fail in the allocator or swap for minutes); numpy's own refusal names no parameter, so
+    this one names ``params``, the parameters that made the output this large."""
     count = math.prod(shape)
     if count * 8 > sys.maxsize:
         raise ValueError(
             f"{params} gives an output of shape {tuple(shape)}: {count:.3g} elements, more than "
             "this machine can address"
+        )
+    if PHYSICAL_MEMORY_BYTES and count * 4 > PHYSICAL_MEMORY_BYTES:
+        raise ValueError(
+            f"{params} gives an output of shape {tuple(shape)}: {count * 4 / 2**30:.3g} GiB even "
+            f"in float32, more than this machine's {PHYSICAL_MEMORY_BYTES / 2**30:.3g} GiB of "
+            "memory"
         )
 
 

@@ -215,6 +215,15 @@ def test_outputs_too_large_to_address_name_the_parameter(call, words):
         assert word in str(info.value), str(info.value)
 
 
+def test_outputs_beyond_this_machines_memory_name_the_parameter():
+    """Addressable, but more than the machine's memory even in float32: refused before the
+    allocator (whose MemoryError names no parameter) or minutes of swapping."""
+    with pytest.raises(ValueError, match=r"stride=1048576 .* GiB even in float32, more than "
+                                         r"this machine's .* GiB of memory"):
+        fastconv.deconv2d_caffe(np.zeros((1, 1, 1000, 1000)), np.zeros((1, 1, 1, 1)),
+                                stride=2**20)
+
+
 def test_keras_empty_spatial_axis_is_named_as_such():
     kernel = np.zeros((3, 3, 3, 2), np.float32)
     for padding in ("valid", "same"):
