@@ -1233,6 +1233,11 @@ static int FC_NAME(depthwise_backward)(const FC_NAME(fc_engine) *engine,
     if (g->group != channels || g->out_channels != channels || g->channels_last)
         return 1;
     const ptrdiff_t planes = g->batch * channels, width = g->out_size[2];
+    if (planes == 0) {   /* no images: dW is zero (and no zero-byte allocations below) */
+        if (dw)
+            memset(dw, 0, (size_t)(channels * taps) * sizeof(FC_T));
+        return 0;
+    }
     const int threads_wanted = fc_threads_for(2.0 * (double)planes * (double)(taps * pixels) *
                                               ((dx != NULL) + (dw != NULL)));
     const int threads = planes < threads_wanted ? (int)planes : threads_wanted;
