@@ -2,10 +2,11 @@
 
 Run: ``PYTHONPATH=. pytest benches/test_bench_backward.py --benchmark-json=backward.json``, then
 ``python benches/report.py backward.json`` (or one JSON of the whole ``benches/`` run).
-The layers are benches/layers.py's ``BACKWARD``. Each is one benchmark group with one entry per
+The layers are fastconv/cli/bench_layers.py's ``BACKWARD``. Each is one benchmark group with one entry per
 library: fastconv's ``conv2d_caffe_backward`` (NCHW, OIHW); TensorFlow's
 ``Conv2DBackpropInput`` + ``Conv2DBackpropFilter`` inside one ``tf.function`` (NHWC/HWIO, its
-preferred CPU layout; oneDNN on); PyTorch's ``aten.convolution_backward``, the call autograd
+preferred CPU layout; oneDNN on; the ``DepthwiseConv2dNative`` gradients for the depthwise
+layer); PyTorch's ``aten.convolution_backward``, the call autograd
 makes for ``F.conv2d`` (dx and dW, no bias). Every result is checked against fastconv's before
 anything is timed (fastconv's own correctness is the tests' business). Peers that are not
 installed are skipped.
@@ -45,43 +46,30 @@ def fastconv_call(layer, x, w, dy):
 def tensorflow_call(layer, x, w, dy):
     tf = pytest.importorskip("tensorflow")
     x_nhwc = tf.constant(x.transpose(0, 2, 3, 1))
-    w_hwio = tf.constant(w.transpose(2, 3, 1, 0))
     dy_nhwc = tf.constant(dy.transpose(0, 2, 3, 1))
     p, s = layer.pad, layer.stride
     paddings = [0, 0, p, p, p, p, 0, 0]
-
     if layer.is_depthwise:
-        # TensorFlow's depthwise gradients: filter (kh, kw, C, 1), as DepthwiseConv2D keeps it.
-        w_hwc1 = tf.constant(w.transpose(2, 3, 0, 1))
-
-        @tf.function
-        def depthwise_backward():
-            dx = tf.raw_ops.DepthwiseConv2dNativeBackpropInput(
-                input_sizes=tf.shape(x_nhwc), filter=w_hwc1, out_backprop=dy_nhwc,
-                strides=[1, s, s, 1], padding="EXPLICIT", explicit_paddings=paddings)
-            dw = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
-                input=x_nhwc, filter_sizes=tf.shape(w_hwc1), out_backprop=dy_nhwc,
-                strides=[1, s, s, 1], padding="EXPLICIT", explicit_paddings=paddings)
-            return dx, dw
-
-        def depthwise_to_caffe(result):
-            dx, dw = result
-            return dx.numpy().transpose(0, 3, 1, 2), dw.numpy().transpose(2, 3, 0, 1)
-        return depthwise_backward, depthwise_to_caffe
+        # TensorFlow's depthwise gradients; the filter (kh, kw, C, 1), as DepthwiseConv2D keeps it.
+        data_op = tf.raw_ops.DepthwiseConv2dNativeBackpropInput
+        filter_op = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter
+        kernel_axes, caffe_axes = (2, 3, 0, 1), (2, 3, 0, 1)
+    else:
+        data_op, filter_op = tf.raw_ops.Conv2DBackpropInput, tf.raw_ops.Conv2DBackpropFilter
+        kernel_axes, caffe_axes = (2, 3, 1, 0), (3, 2, 0, 1)
+    kernel = tf.constant(w.transpose(kernel_axes))
 
     @tf.function
     def backward():
-        dx = tf.raw_ops.Conv2DBackpropInput(
-            input_sizes=tf.shape(x_nhwc), filter=w_hwio, out_backprop=dy_nhwc,
-            strides=[1, s, s, 1], padding="EXPLICIT", explicit_paddings=paddings)
-        dw = tf.raw_ops.Conv2DBackpropFilter(
-            input=x_nhwc, filter_sizes=tf.shape(w_hwio), out_backprop=dy_nhwc,
-            strides=[1, s, s, 1], padding="EXPLICIT", explicit_paddings=paddings)
+        dx = data_op(input_sizes=tf.shape(x_nhwc), filter=kernel, out_backprop=dy_nhwc,
+                     strides=[1, s, s, 1], padding="EXPLICIT", explicit_paddings=paddings)
+        dw = filter_op(input=x_nhwc, filter_sizes=tf.shape(kernel), out_backprop=dy_nhwc,
+                       strides=[1, s, s, 1], padding="EXPLICIT", explicit_paddings=paddings)
         return dx, dw
 
     def to_caffe(result):
         dx, dw = result
-        return dx.numpy().transpose(0, 3, 1, 2), dw.numpy().transpose(3, 2, 0, 1)
+        return dx.numpy().transpose(0, 3, 1, 2), dw.numpy().transpose(caffe_axes)
     return backward, to_caffe
 
 
