@@ -360,7 +360,8 @@ def eltwise_caffe(*bottoms, operation="SUM", coeff=None, out=None):
 
     ``SUM``: Caffe's ``top = 0``, then ``top += coeff[i] * bottom[i]`` for each bottom in
     order (the product rounded, then the sum, as its axpy under the reference BLAS; a sum of
-    zeros is +0), in one C pass; ``coeff`` (eltwise_param.coeff) defaults to 1 for each.
+    zeros is +0; a zero coefficient skips its bottom, inf and NaN included, as the BLAS axpy
+    returns at once), in one C pass; ``coeff`` (eltwise_param.coeff) defaults to 1 for each.
     ``PROD``: the product in bottom order. ``MAX``: bottom 0 where it is strictly greater than
     bottom 1, else bottom 1, and each later bottom where strictly greater than the result
     (NaN never replaces, as in Caffe's comparisons). ``out`` as in ``relu_caffe``, and may be
@@ -371,7 +372,15 @@ def eltwise_caffe(*bottoms, operation="SUM", coeff=None, out=None):
     dtype = compute_dtype(*((f"bottom {i}", b) for i, b in enumerate(bottoms)))
     check_out(out, bottoms[0].shape, dtype, bottoms, "a bottom", in_place=True)
     if operation == "SUM":
-        return _engine.eltwise_sum(bottoms, np.array(coeff, dtype), dtype, out)
+        # A zero coefficient skips its bottom, as the BLAS axpy returns at once for a zero
+        # alpha: an inf or NaN there does not reach the top.
+        kept = [index for index, value in enumerate(coeff) if value != 0]
+        if not kept:
+            top = np.zeros(bottoms[0].shape, dtype) if out is None else out
+            top[...] = 0
+            return top
+        return _engine.eltwise_sum([bottoms[i] for i in kept],
+                                   np.array([coeff[i] for i in kept], dtype), dtype, out)
     # PROD and MAX in numpy, into a new array first: out may be a bottom still to be read.
     bottoms = [bottom.astype(dtype, copy=False) for bottom in bottoms]
     if operation == "PROD":

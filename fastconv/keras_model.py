@@ -60,7 +60,7 @@ BUILDERS = {
     "Exp": "exp", "Log": "log", "Threshold": "threshold", "LRN": "lrn", "Softmax": "softmax",
     "Concat": "concat", "Slice": "slice", "Split": "split", "Dropout": "dropout",
     "Eltwise": "eltwise", "BatchNorm": "batch_norm", "Scale": "scale", "Bias": "bias",
-    "Flatten": "flatten", "Reshape": "reshape", "Crop": "crop",
+    "Flatten": "flatten", "Reshape": "reshape", "Crop": "crop", "Silence": "silence",
 }
 SUPPORTED_TYPES = ("Input",) + tuple(BUILDERS)
 # Types fastconv's Net runs that no Keras construction reproduces exactly, with the reason.

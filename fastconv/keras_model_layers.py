@@ -235,24 +235,37 @@ class LayerBuilders:
         return [self.keras.layers.Identity(name=keras_name(f"{layer.name}_{i}"))(bottoms[0])
                 for i in range(len(layer.tops))]
 
+    def silence(self, layer, param, bottoms):
+        return []   # no tops: the bottoms are simply not outputs of anything here
+
     def dropout(self, layer, param, bottoms):
         return [self.keras.layers.Identity(name=keras_name(layer.name))(bottoms[0])]
 
     def eltwise(self, layer, param, bottoms):
         p = param.eltwise_param
         name = keras_name(layer.name)
-        if p.operation == 0:     # PROD (the Net has checked coeff: one per bottom, SUM only)
+        if p.operation == 0:     # PROD (the Net has checked coeff: one per bottom, not PROD)
             return [self.keras.layers.Multiply(name=name)(bottoms)]
-        if p.operation == 2:     # MAX
+        if set(layer.tops) & set(layer.bottoms):
+            # Caffe sets the top (0, or -FLT_MAX for MAX) before it reads the bottom it
+            # overwrites; a Keras layer reads every input as it was.
+            self.refuse(layer, "runs in place: Caffe's SUM and MAX then read the top they "
+                               "have already reset in place of that bottom")
+        if p.operation == 2:     # MAX (Caffe ignores coeff there)
             return [self.keras.layers.Maximum(name=name)(bottoms)]
         coeffs = list(p.coeff) or [1.0] * len(bottoms)
         if all(c == 1 for c in coeffs):
             return [self.keras.layers.Add(name=name)(bottoms)]
 
         def weighted_sum(xs):
-            total = coeffs[0] * xs[0]
-            for coeff, x in zip(coeffs[1:], xs[1:]):
-                total = total + coeff * x
+            # A zero coefficient skips its bottom (the BLAS axpy returns at once): an inf or
+            # NaN there does not reach the sum.
+            terms = [coeff * x for coeff, x in zip(coeffs, xs) if coeff != 0]
+            if not terms:
+                return self.keras.ops.zeros_like(xs[0])
+            total = terms[0]
+            for term in terms[1:]:
+                total = total + term
             return total
         return [self.lambda_layer(layer, weighted_sum)(bottoms)]
 

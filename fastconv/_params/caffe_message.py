@@ -108,5 +108,10 @@ def pooling_param_kwargs(params):
         if given:
             raise ValueError(f"global_pooling: true takes no {', '.join(given)} (Caffe refuses them)")
         return kwargs
+    kernel_fields = {"kernel_h", "kernel_w"} & set(params)
+    if "kernel_size" in params and len(kernel_fields) == 1:
+        # Pooling's checks (unlike Convolution's) let kernel_size stand next to one of
+        # kernel_h/kernel_w, and kernel_size wins.
+        params = {key: value for key, value in params.items() if key not in kernel_fields}
     return dict(kwargs, kernel_size=caffe_pair(params, "kernel", None),
                 stride=caffe_pair(params, "stride", 1), pad=caffe_pair(params, "pad", 0))

@@ -86,17 +86,21 @@ def test_eltwise_bits(tmp_path, dtype, operation, coeff, top):
     a, b, c = (as_input(np.array(triple, dtype), 1) for triple in zip(
         *[(p, q, r) for p in values for q in values for r in values[::3]]))
     coeffs = [dtype(v) for v in coeff.split()[1::2]] or [dtype(1)] * 3
+    # In place (top "a"), Caffe sets the top before it reads the bottoms: bottom 0 reads what
+    # the top holds by then (checked against real Caffe 1.0: tests/data/caffe_nets/in_place).
+    in_place = top == "a"
     if operation == "SUM":  # top = 0; top += coeff_i * bottom_i
         def step(p, q, r):
             total = dtype(0)
-            for weight, value in zip(coeffs, (p, q, r)):
-                total = total + weight * value
+            for index, (weight, value) in enumerate(zip(coeffs, (p, q, r))):
+                total = total + weight * (total if in_place and index == 0 else value)
             return total
     elif operation == "PROD":
         def step(p, q, r):
             return p * q * r
     else:  # bottom 0 where strictly greater than bottom 1; later ones where strictly greater
         def step(p, q, r):
+            p = dtype(-np.finfo(np.float32).max) if in_place else p   # top = -FLT_MAX first
             best = p if p > q else q
             return r if r > best else best
     expected = elementwise(step, dtype, a, b, c)

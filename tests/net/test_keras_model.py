@@ -16,10 +16,10 @@ from test_port_check import ALEXNET_SHAPED, random_weights_net  # noqa: E402
 
 # Every other layer type Keras can express, on a non-square input: BatchNorm + Scale in place,
 # PReLU (per channel and shared), leaky ReLU, blobs feeding several layers (Caffe's Split), dilated conv, Eltwise SUM with
-# coefficients, PROD and MAX, Concat and Slice on channels, the elementwise family, LRN
+# coefficients, PROD and MAX (with coefficients, which Caffe ignores), Concat and Slice on channels, the elementwise family, LRN
 # WITHIN_CHANNEL, AVE pooling with pad, Bias, global pooling, Scale and Bias by a second bottom
 # (squeeze-and-excitation style, axis 0), Deconvolution + Crop with per-axis offsets, Softmax
-# over the height, Flatten, InnerProduct, Reshape back to 4-D.
+# over the height, Flatten, InnerProduct, Reshape back to 4-D, Silence.
 LAYER_ZOO = """
 name: "zoo"
 layer { name: "data" type: "Input" top: "data"
@@ -40,7 +40,7 @@ layer { name: "sum" type: "Eltwise" bottom: "b1" bottom: "b2" top: "sum"
 layer { name: "prod" type: "Eltwise" bottom: "b1" bottom: "sum" top: "prod"
         eltwise_param { operation: PROD } }
 layer { name: "emax" type: "Eltwise" bottom: "b2" bottom: "prod" top: "emax"
-        eltwise_param { operation: MAX } }
+        eltwise_param { operation: MAX coeff: 2 coeff: 3 } }
 layer { name: "cat" type: "Concat" bottom: "sum" bottom: "emax" top: "cat" }
 layer { name: "slice" type: "Slice" bottom: "cat" top: "s1" top: "s2"
         slice_param { axis: 1 slice_point: 5 } }
@@ -76,6 +76,7 @@ layer { name: "ip" type: "InnerProduct" bottom: "fl" top: "ip" inner_product_par
 layer { name: "reshape" type: "Reshape" bottom: "ip" top: "rs"
         reshape_param { shape { dim: 0 dim: -1 dim: 1 dim: 1 } } }
 layer { name: "prob" type: "Softmax" bottom: "rs" top: "prob" }
+layer { name: "quiet" type: "Silence" bottom: "t2" }
 """
 
 
@@ -146,6 +147,10 @@ def test_a_kernel_loaded_by_reshape_is_found_in_the_keras_model(alexnet_model):
 REFUSED = {
     "argmax": ("layer { name: 'am' type: 'ArgMax' bottom: 'data' top: 'am' }",
                r"layer 'am' \(ArgMax\): .*reports the last index"),
+    "eltwise_in_place": (
+        "layer { name: 'copy' type: 'Power' bottom: 'data' top: 'c' }\n"
+        "layer { name: 's' type: 'Eltwise' bottom: 'c' bottom: 'data' top: 'c' }",
+        r"layer 's' \(Eltwise\): runs in place: Caffe's SUM and MAX then read the top"),
     "max_pool_on_signed": (
         "layer { name: 'p' type: 'Pooling' bottom: 'data' top: 'p' "
         "pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 } }",

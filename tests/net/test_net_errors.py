@@ -89,6 +89,32 @@ def test_binary_file_as_prototxt(tmp_path):
      'layer { name: "f" type: "Flatten" bottom: "a" top: "a" }', "cannot run in place"),
     (input_layer({"a": (1, 2)}) +
      'layer { name: "d" type: "Dropout" bottom: "a" top: "a" phase: TRAIN }', "TRAIN phase"),
+    # Nets real Caffe 1.0 aborts on (found by a random-net campaign against it).
+    (input_layer({"a": (1, 2)}) +
+     'layer { name: "abs" type: "AbsVal" bottom: "a" top: "a" }',
+     "layer 'abs' \\(AbsVal\\): cannot run in place.*Caffe refuses this too"),
+    (input_layer({"a": (1, 2, 1, 1, 1)}) +
+     'layer { name: "pr" type: "PReLU" bottom: "a" top: "b" }', "layer 'pr'.*needs 2 to 4 axes"),
+    (input_layer({"a": (3,)}) +
+     'layer { name: "bn" type: "BatchNorm" bottom: "a" top: "b" }',
+     "layer 'bn'.*needs at least 2 axes"),
+    (input_layer({"a": (1, 2, 3)}) +
+     'layer { name: "s" type: "Scale" bottom: "a" top: "b" scale_param { axis: 5 num_axes: 0 } }',
+     "layer 's'.*scale_param.axis"),
+    (input_layer({"a": (1, 2, 3)}) +
+     'layer { name: "l" type: "Log" bottom: "a" top: "b" log_param { base: 1 } }',
+     "layer 'l'.*base=1: 1 / log\\(base\\) is not finite"),
+    (input_layer({"a": (1, 2, 3), "b": (1, 2, 3)}) +
+     'layer { name: "cat" type: "Concat" bottom: "a" bottom: "b" top: "a" }',
+     "layer 'cat'.*cannot run in place.*Caffe does not check this"),
+    (input_layer({"a": (1, 1, 2, 2, 2, 2)}) +
+     'layer { name: "c" type: "Convolution" bottom: "a" top: "c" '
+     'convolution_param { num_output: 1 kernel_size: 1 } }',
+     "layer 'c'.*has 4 spatial axes.*fastconv convolves 1 to 3"),
+    (input_layer({"a": (1, 2, 3), "b": (1, 2, 3)}) +
+     'layer { name: "e" type: "Eltwise" bottom: "a" bottom: "b" top: "p" '
+     'eltwise_param { operation: PROD coeff: 1 coeff: 2 } }',
+     "layer 'e'.*coeff is not allowed with operation PROD"),
 ])
 def test_bad_nets_name_the_layer(tmp_path, text, match):
     with pytest.raises(ValueError, match=match):

@@ -703,6 +703,38 @@ layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc"
 layer { name: "fc_softmax" type: "Softmax" bottom: "fc" top: "fc_softmax" }
 """
 
+# Caffe's behaviour where a port may reasonably differ: Eltwise in place (Caffe sets the top
+# before it reads the bottoms), a zero Eltwise coefficient on a bottom holding inf (the BLAS
+# axpy skips it), MAX with coefficients (ignored), a Pooling kernel_size next to kernel_h
+# (kernel_size wins), Flatten with end_axis = axis - 1 (a new axis of size 1), Silence. inf_or_1 is
+# 1 / (data > 0): inf where data <= 0, the same in float32 and float64.
+IN_PLACE_QUIRKS = """
+name: "InPlaceQuirks"
+layer { name: "input" type: "Input" top: "data"
+  input_param { shape: { dim: 2 dim: 4 dim: 5 dim: 6 } } }
+layer { name: "copy_a" type: "Power" bottom: "data" top: "a" }
+layer { name: "copy_b" type: "Power" bottom: "data" top: "b"
+  power_param { scale: -0.5 shift: 0.25 } }
+layer { name: "copy_c" type: "Power" bottom: "data" top: "c" power_param { scale: 2 } }
+layer { name: "sum_in_place" type: "Eltwise" bottom: "a" bottom: "b" top: "a"
+  eltwise_param { coeff: 2 coeff: 3 } }
+layer { name: "max_in_place" type: "Eltwise" bottom: "c" bottom: "b" top: "c"
+  eltwise_param { operation: MAX } }
+layer { name: "max_coeff" type: "Eltwise" bottom: "data" bottom: "b" top: "max_coeff"
+  eltwise_param { operation: MAX coeff: 2 coeff: 3 } }
+layer { name: "positive" type: "Threshold" bottom: "data" top: "positive" }
+layer { name: "inverse" type: "Power" bottom: "positive" top: "inf_or_1"
+  power_param { power: -1 } }
+layer { name: "sum_coeff0" type: "Eltwise" bottom: "inf_or_1" bottom: "data" top: "sum_coeff0"
+  eltwise_param { coeff: 0 coeff: 1 } }
+layer { name: "pool_size_and_h" type: "Pooling" bottom: "data" top: "pool_size_and_h"
+  pooling_param { pool: MAX kernel_size: 2 kernel_h: 3 stride: 1 } }
+layer { name: "flatten_new_axis" type: "Flatten" bottom: "data" top: "flatten_new_axis"
+  flatten_param { axis: 2 end_axis: 1 } }
+layer { name: "silence" type: "Silence" bottom: "pool_size_and_h" bottom: "max_coeff" }
+"""
+
+
 def catalogue():
     bn_params = (batch_norm_params("bn_factor0", factor="const:0")
                  + batch_norm_params("bn_factor_eps", "normal:1", "uniform:1:5", "const:2.5")
@@ -735,6 +767,7 @@ def catalogue():
         net("legacy_blob_dims", LEGACY_BLOB_DIMS, seed=16, legacy_blob_dims=True,
             params=[("prelu", 0, "uniform:-0.5:0.5")] + scale_params("scale")),
         net("edge_cases", EDGE_CASES, seed=17),
+        net("in_place_quirks", IN_PLACE_QUIRKS, seed=18),
     ]
 
 
@@ -789,8 +822,11 @@ def check_double(name, meta, arrays):
               for i, (layer, shapes) in enumerate(meta["params"]) for j in range(len(shapes))]
     for what, single_key, double_key in pairs:
         single, double = arrays[single_key].astype(np.float64), arrays[double_key]
-        scale = max(np.abs(double).max(initial=0), np.finfo(np.float64).tiny)
-        if single.shape != double.shape or np.abs(single - double).max() / scale > 1e-4:
+        finite = np.isfinite(double)   # inf and NaN must be the same elements, the same values
+        scale = max(np.abs(double[finite]).max(initial=0), np.finfo(np.float64).tiny)
+        if single.shape != double.shape or not np.array_equal(
+                single[~finite], double[~finite], equal_nan=True) or np.abs(
+                single[finite] - double[finite]).max(initial=0) / scale > 1e-4:
             raise RuntimeError(f"{name}: {what} differs between Caffe's float32 and float64 "
                                "nets by more than float32 rounding")
 

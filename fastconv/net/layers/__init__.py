@@ -23,7 +23,7 @@ from .neuron import (AbsValLayer, BNLLLayer, DropoutLayer, ELULayer, ExpLayer, L
                      ThresholdLayer)
 from .normalization import BatchNormLayer, BiasLayer, LRNLayer, ScaleLayer, SoftmaxLayer
 from .structure import (ArgMaxLayer, ConcatLayer, CropLayer, EltwiseLayer, FlattenLayer,
-                        InputLayer, ReshapeLayer, SliceLayer, SplitLayer)
+                        InputLayer, ReshapeLayer, SilenceLayer, SliceLayer, SplitLayer)
 
 __all__ = [
     "LAYER_TYPES", "make_layer", "fill", "Layer", "NeuronLayer", "InputLayer", "ConvolutionLayer",
@@ -31,7 +31,7 @@ __all__ = [
     "ELULayer", "SigmoidLayer", "TanHLayer", "AbsValLayer", "BNLLLayer", "PowerLayer", "ExpLayer",
     "LogLayer", "ThresholdLayer", "DropoutLayer", "LRNLayer", "SoftmaxLayer", "BatchNormLayer",
     "ScaleLayer", "BiasLayer", "ConcatLayer", "SliceLayer", "SplitLayer", "EltwiseLayer",
-    "FlattenLayer", "ReshapeLayer", "CropLayer", "ArgMaxLayer",
+    "FlattenLayer", "ReshapeLayer", "CropLayer", "ArgMaxLayer", "SilenceLayer",
 ]
 
 LAYER_TYPES = {cls.type: cls for cls in (
@@ -39,7 +39,7 @@ LAYER_TYPES = {cls.type: cls for cls in (
     ReLULayer, PReLULayer, ELULayer, SigmoidLayer, TanHLayer, AbsValLayer, BNLLLayer,
     PowerLayer, ExpLayer, LogLayer, ThresholdLayer, DropoutLayer, LRNLayer, SoftmaxLayer,
     BatchNormLayer, ScaleLayer, BiasLayer, ConcatLayer, SliceLayer, SplitLayer, EltwiseLayer,
-    FlattenLayer, ReshapeLayer, CropLayer, ArgMaxLayer)}
+    FlattenLayer, ReshapeLayer, CropLayer, ArgMaxLayer, SilenceLayer)}
 
 
 def make_layer(layer_param, dtype, phase=TEST):

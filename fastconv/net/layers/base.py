@@ -20,6 +20,10 @@ class Layer:
     min_bottoms, max_bottoms = 1, 1
     min_tops, max_tops = 1, 1
     in_place_allowed = True
+    # Where in place is not allowed: what Caffe does with it (it refuses Split, Flatten,
+    # Reshape and AbsVal in place, and Slice fails its size check; Concat and Crop it runs,
+    # writing the output over the input it is still reading).
+    in_place_caffe = "Caffe refuses this too"
     # Split, Flatten and Reshape tops share the bottom's memory in Caffe (ShareData).
     shares_data = False
 
@@ -104,7 +108,7 @@ class Layer:
             shared = set(self.bottoms) & set(self.tops)
             if shared:
                 self.fail(f"cannot run in place (blob {sorted(shared)[0]!r} is both a bottom "
-                          "and a top); Caffe refuses this too")
+                          f"and a top); {self.in_place_caffe}")
 
     def axis(self, axis, ndim, param):
         """Caffe's CanonicalAxisIndex: -ndim <= axis < ndim, negative from the end."""

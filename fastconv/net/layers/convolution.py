@@ -48,6 +48,9 @@ class ConvolutionLayer(Layer):
         if rank < 1:
             self.fail(f"{self.describe(0, shape)} has no spatial axis after the channel axis "
                       f"{axis}")
+        if rank > 3:   # Caffe's CPU convolution takes any number; fastconv's engine up to 3
+            self.fail(f"{self.describe(0, shape)} has {rank} spatial axes after the channel "
+                      f"axis {axis}; fastconv convolves 1 to 3")
         channels = shape[axis]
         self.config.update(axis=axis, channels=channels, **self._geometry(rank))
         group = self.config["group"]
@@ -214,8 +217,9 @@ class PoolingLayer(Layer):
                 self.fail("with global_pooling: true the kernel size cannot be given")
             kernel = None
         else:
-            if has("kernel_size") == (has("kernel_h") and has("kernel_w")) \
-                    or has("kernel_size") and (has("kernel_h") or has("kernel_w")):
+            # Caffe's two checks: kernel_size or both kernel_h and kernel_w, not both; a
+            # kernel_size next to one of kernel_h/kernel_w passes them, and kernel_size wins.
+            if has("kernel_size") == (has("kernel_h") and has("kernel_w")):
                 self.fail("give kernel_size or both kernel_h and kernel_w (Caffe requires "
                           "both for non-square kernels)")
             kernel = ((param.kernel_size,) * 2 if has("kernel_size")

@@ -64,8 +64,9 @@ class PReLULayer(NeuronLayer):
 
     def setup(self, bottom_shapes):
         shape = bottom_shapes[0]
-        if len(shape) < 2:
-            self.fail(f"{self.describe(0, shape)} needs at least 2 axes (N, C, ...)")
+        if not 2 <= len(shape) <= 4:
+            # Caffe reads the channels through its legacy 4-D accessor, which aborts beyond.
+            self.fail(f"{self.describe(0, shape)} needs 2 to 4 axes (N, C, ...)")
         self.config["channels"] = shape[1]
         return [() if self.config["channel_shared"] else (shape[1],)]
 
@@ -117,6 +118,7 @@ class TanHLayer(NeuronLayer):
 
 class AbsValLayer(NeuronLayer):
     type = "AbsVal"
+    in_place_allowed = False   # absval_layer.cpp: "does not allow in-place computation"
 
     def apply(self, x, params):
         return np.abs(x)
@@ -166,6 +168,11 @@ class _BaseShiftScaleLayer(NeuronLayer):
         param = getattr(self.layer_param, self.param_name)
         if param.base != -1 and param.base <= 0:
             self.fail(f"{self.param_name}.base={param.base} must be > 0 (or -1 for e)")
+        if param.base != -1 and not np.isfinite(np.log(param.base)):
+            self.fail(f"{self.param_name}.base={param.base}: log(base) is not finite")
+        if self.param_name == "log_param" and param.base == 1:
+            # Log divides by log(base): Caffe checks that 1 / log(base) is finite.
+            self.fail("log_param.base=1: 1 / log(base) is not finite")
         self.config.update(base=param.base, scale=param.scale, shift=param.shift)
 
     def constants(self):

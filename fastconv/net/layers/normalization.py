@@ -73,7 +73,10 @@ class BatchNormLayer(Layer):
 
     def setup(self, bottom_shapes):
         shape = bottom_shapes[0]
-        channels = 1 if len(shape) == 1 else shape[1]
+        if len(shape) < 2:
+            # Caffe takes 1 channel at set-up, then reads shape(1) and aborts.
+            self.fail(f"{self.describe(0, shape)} needs at least 2 axes (N, C, ...)")
+        channels = shape[1]
         self.config["channels"] = channels
         return [(channels,), (channels,), (1,)]
 
@@ -82,7 +85,7 @@ class BatchNormLayer(Layer):
 
     def output_shapes(self, bottom_shapes):
         shape = bottom_shapes[0]
-        channels = 1 if len(shape) == 1 else shape[1]
+        channels = shape[1] if len(shape) > 1 else None
         if channels != self.config["channels"]:
             self.fail(f"{self.describe(0, shape)} has {channels} channels; the statistics "
                       f"hold {self.config['channels']}")
@@ -142,6 +145,8 @@ class _AxisOperand(Layer):
         num_axes = self.config["num_axes"]
         if num_axes < -1:
             self.fail(f"num_axes={num_axes} must be >= 0, or -1 for all")
+        # Caffe checks the axis at set-up even for a scalar parameter (num_axes 0).
+        self.axis(self.config["axis"], len(shape), f"{self.param_name}.axis")
         axis = self.operand_axis(shape, num_axes)
         end = len(shape) if num_axes == -1 else axis + num_axes
         if end > len(shape):

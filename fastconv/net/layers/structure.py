@@ -38,6 +38,8 @@ class ConcatLayer(Layer):
     type = "Concat"
     max_bottoms = None
     in_place_allowed = False
+    in_place_caffe = ("Caffe does not check this and overwrites the input it is still "
+                      "reading (garbage, or a crash)")
 
     def configure(self):
         self.config["axis"] = self.axis_or_legacy(self.layer_param.concat_param, "concat_dim")
@@ -129,8 +131,9 @@ class EltwiseLayer(Layer):
         param = self.layer_param.eltwise_param
         operation = {0: "PROD", 1: "SUM", 2: "MAX"}[param.operation]
         coeff = list(param.coeff)
-        if coeff and operation != "SUM":
-            self.fail("coeff is only allowed with operation SUM")
+        if coeff and operation == "PROD":   # Caffe refuses only this; MAX ignores them
+            self.fail("coeff is not allowed with operation PROD (Caffe: coefficients only "
+                      "for summation)")
         if coeff and len(coeff) != len(self.bottoms):
             self.fail(f"{len(coeff)} coeff values for {len(self.bottoms)} bottoms (one per "
                       "bottom)")
@@ -146,7 +149,37 @@ class EltwiseLayer(Layer):
     def compute_into(self, bottoms, params, targets):
         operation = self.config["operation"]
         coeff = self.config["coeff"] if operation == "SUM" else None
-        return [eltwise_caffe(*bottoms, operation=operation, coeff=coeff, out=targets[0])]
+        top = targets[0]
+        aliased = [np.may_share_memory(bottom, top) for bottom in bottoms]
+        if any(aliased):
+            return [self._in_place(bottoms, aliased, top)]
+        return [eltwise_caffe(*bottoms, operation=operation, coeff=coeff, out=top)]
+
+    def _in_place(self, bottoms, aliased, top):
+        """Caffe's forward where the top is one of the bottoms: it sets the top (SUM to 0,
+        MAX to -FLT_MAX) before it reads the bottoms, so that bottom reads what the top holds
+        by then (eltwise_layer.cpp); PROD multiplies the first two into the top first."""
+        def read(index):
+            return top if aliased[index] else bottoms[index]
+        operation = self.config["operation"]
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            if operation == "SUM":
+                top[...] = 0
+                for index, coeff in enumerate(self.config["coeff"]):
+                    if coeff != 0:   # the BLAS axpy returns at once for a zero alpha
+                        top[...] = top + self.scalar(coeff) * read(index)
+            elif operation == "PROD":
+                top[...] = bottoms[0] * bottoms[1]   # element by element: read, then written
+                for index in range(2, len(bottoms)):
+                    top[...] = top * read(index)
+            else:
+                top[...] = -np.finfo(np.float32).max   # Dtype(-FLT_MAX), also for double
+                first, second = read(0), read(1)
+                top[...] = np.where(np.greater(first, second), first, second)
+                for index in range(2, len(bottoms)):
+                    later = read(index)
+                    top[...] = np.where(np.greater(later, top), later, top)
+        return top
 
 
 class FlattenLayer(Layer):
@@ -162,8 +195,11 @@ class FlattenLayer(Layer):
         shape = bottom_shapes[0]
         start = self.axis(self.config["axis"], len(shape), "flatten_param.axis")
         end = self.axis(self.config["end_axis"], len(shape), "flatten_param.end_axis")
-        if end < start:
-            self.fail(f"end_axis {end} comes before axis {start} for {self.describe(0, shape)}")
+        # Caffe counts the axes axis .. end_axis: an empty range (end_axis = axis - 1) is a
+        # new axis of size 1; only an end further back is refused.
+        if end + 1 < start:
+            self.fail(f"end_axis {end} comes before axis {start} - 1 for "
+                      f"{self.describe(0, shape)}")
         return [shape[:start] + (element_count(shape, start, end + 1),) + shape[end + 1:]]
 
     def compute(self, bottoms, params):
@@ -225,6 +261,8 @@ class CropLayer(Layer):
     type = "Crop"
     min_bottoms, max_bottoms = 2, 2
     in_place_allowed = False
+    in_place_caffe = ("Caffe does not check this and overwrites the input it is still "
+                      "reading (garbage, or a crash)")
 
     def configure(self):
         param = self.layer_param.crop_param
@@ -264,6 +302,20 @@ class CropLayer(Layer):
                                               else x.shape[axis]))
                       for axis, offset in enumerate(offsets))
         return [x[index].copy()]
+
+
+class SilenceLayer(Layer):
+    """Consumes its bottoms and produces nothing (a net's unused outputs)."""
+
+    type = "Silence"
+    max_bottoms = None
+    min_tops = max_tops = 0
+
+    def output_shapes(self, bottom_shapes):
+        return []
+
+    def compute(self, bottoms, params):
+        return []
 
 
 class ArgMaxLayer(Layer):
