@@ -118,6 +118,35 @@ class Net:
                                for index, shape in enumerate(param_shapes)]
             for name, shape in zip(layer.tops, layer.top_shapes(bottom_shapes)):
                 self.blobs[name].reshape(*shape)
+        self._share_named_params(stored)
+
+    def _share_named_params(self, stored):
+        """Caffe's named parameters (``param { name: "w" }``): every layer that names one holds
+        the same blob as the first layer that did, whose shape it must have (Caffe's default
+        share_mode STRICT). Caffe copies the .caffemodel's layers into that one blob in the
+        file's order, so the last of the sharing layers the file holds gives its value; with
+        none of them in the file, the first layer's filler does."""
+        holders = {}   # param name -> [(layer, blob index)], in net order
+        for layer in self.layers:
+            for index, spec in enumerate(layer.layer_param.param[:len(layer.blobs)]):
+                if spec.name:
+                    holders.setdefault(spec.name, []).append((layer, index))
+        file_order = {name: position for position, name in enumerate(stored)}
+        for name, sharing in holders.items():
+            owner, owner_index = sharing[0]
+            shape = owner.blobs[owner_index].shape
+            for layer, index in sharing[1:]:
+                if layer.blobs[index].shape != shape:
+                    raise ValueError(
+                        f"layer '{layer.name}' shares parameter '{name}' (its blob {index}) "
+                        f"with layer '{owner.name}', but its shape {layer.blobs[index].shape} "
+                        f"differs from {shape}; Caffe refuses this too (share_mode STRICT)")
+            in_file = [holder for holder in sharing if holder[0].name in file_order]
+            layer, index = (max(in_file, key=lambda holder: file_order[holder[0].name])
+                            if in_file else sharing[0])
+            shared = layer.blobs[index]
+            for layer, index in sharing:
+                layer.blobs[index] = shared
 
     # -- running -------------------------------------------------------------------------------
 

@@ -252,3 +252,39 @@ def test_blob_arrays_keep_their_identity_across_forwards(files, image):
     second = net.forward(data=2 * image)["alpha"]
     assert second is held
     assert not np.array_equal(held, first)
+
+
+SHARED = input_layer({"data": (1, 1, 2, 2)}) + """
+layer { name: "c1" type: "Convolution" bottom: "data" top: "c1" param { name: "w" }
+        convolution_param { num_output: 1 kernel_size: 1 bias_term: false } }
+layer { name: "c2" type: "Convolution" bottom: "data" top: "c2" param { name: "w" }
+        convolution_param { num_output: 1 kernel_size: 1 bias_term: false } }
+"""
+
+
+@pytest.mark.parametrize("stored, expected", [
+    # Both layers hold one blob; Caffe copies the file's layers into it in order: last wins.
+    ({"c1": [np.ones((1, 1, 1, 1))], "c2": [np.full((1, 1, 1, 1), 3.0)]}, (3.0, 3.0)),
+    ({"c2": [np.full((1, 1, 1, 1), 3.0)], "c1": [np.ones((1, 1, 1, 1))]}, (1.0, 1.0)),
+    # A sharing layer missing from the file holds the shared blob all the same.
+    ({"c1": [np.full((1, 1, 1, 1), 3.0)]}, (3.0, 3.0)),
+    ({"c2": [np.full((1, 1, 1, 1), 2.0)]}, (2.0, 2.0)),
+])
+def test_named_parameters_are_shared_as_caffe_shares_them(tmp_path, stored, expected):
+    """param { name: "w" } in two layers: one blob (checked against real Caffe 1.0 by a
+    random-net campaign: c1 = 1, c2 = 3 in the file gives 3 for both)."""
+    proto, model = write_net(tmp_path, SHARED, stored)
+    net = Net(str(proto), str(model))
+    outputs = net.forward(data=np.ones((1, 1, 2, 2), np.float32))
+    assert (outputs["c1"][0, 0, 0, 0], outputs["c2"][0, 0, 0, 0]) == expected
+    assert net.params["c1"][0] is net.params["c2"][0]
+
+
+def test_named_parameters_of_different_shapes_are_refused(tmp_path):
+    text = SHARED.replace('layer { name: "c2" type: "Convolution" bottom: "data" top: "c2" '
+                          'param { name: "w" }\n        convolution_param { num_output: 1 ',
+                          'layer { name: "c2" type: "Convolution" bottom: "data" top: "c2" '
+                          'param { name: "w" }\n        convolution_param { num_output: 2 ')
+    proto, _ = write_net(tmp_path, text)
+    with pytest.raises(ValueError, match="layer 'c2' shares parameter 'w'.*share_mode STRICT"):
+        Net(str(proto))
