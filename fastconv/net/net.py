@@ -15,7 +15,7 @@ import numpy as np
 
 from .blob import Blob
 from .files import StoredBlob, read_caffemodel, read_prototxt, write_caffemodel
-from .layers import InputLayer, fill, make_layer
+from .layers import InputLayer, fill, filler_problem, make_layer
 from .schema import INSTALL_HINT, TEST, TRAIN, messages
 
 
@@ -108,6 +108,13 @@ class Net:
         for layer in self.layers:
             bottom_shapes = [self.blobs[name].shape for name in layer.bottoms]
             param_shapes = [tuple(shape) for shape in layer.setup(bottom_shapes)]
+            for index, ((filler, _), shape) in enumerate(zip(layer.param_fillers(),
+                                                             param_shapes)):
+                problem = filler_problem(filler, shape)
+                if problem:
+                    raise ValueError(f"layer '{layer.name}' ({layer.type}), parameter blob "
+                                     f"{index}: {problem}; Caffe fills every parameter when it "
+                                     "builds the net, weights file or not, and aborts here")
             if layer.name in stored:
                 layer.blobs = [Blob(data=data) for data in
                                _checked_weights(layer, param_shapes, stored[layer.name],

@@ -107,6 +107,22 @@ def test_binary_file_as_prototxt(tmp_path):
     (input_layer({"a": (1, 2, 3), "b": (1, 2, 3)}) +
      'layer { name: "cat" type: "Concat" bottom: "a" bottom: "b" top: "a" }',
      "layer 'cat'.*cannot run in place.*Caffe does not check this"),
+    (input_layer({"a": (1, 2, 3, 3)}) +
+     'layer { name: "c" type: "Convolution" bottom: "a" top: "c" convolution_param { '
+     'num_output: 2 kernel_size: 1 weight_filler { type: "gaussian" std: 0 } } }',
+     "layer 'c' \\(Convolution\\), parameter blob 0: gaussian filler with std 0"),
+    (input_layer({"a": (1, 2, 3, 3)}) +
+     'layer { name: "c" type: "Convolution" bottom: "a" top: "c" convolution_param { '
+     'num_output: 2 kernel_h: 1 kernel_w: 2 weight_filler { type: "bilinear" } } }',
+     "layer 'c'.*bilinear filler on a blob of shape \\(2, 2, 1, 2\\)"),
+    (input_layer({"a": (1, 2, 3, 3)}) +
+     'layer { name: "c" type: "Convolution" bottom: "a" top: "c" convolution_param { '
+     'num_output: 2 kernel_size: 1 bias_filler { type: "uniform" min: 1 max: 0 } } }',
+     "layer 'c'.*parameter blob 1: uniform filler with min 1.0 > max 0.0"),
+    (input_layer({"a": (1, 2, 3, 3)}) +
+     'layer { name: "c" type: "Convolution" bottom: "a" top: "c" convolution_param { '
+     'num_output: 2 kernel_size: 1 weight_filler { type: "gauss" } } }',
+     "layer 'c'.*filler type 'gauss' is not one of Caffe's"),
     (input_layer({"a": (1, 1, 2, 2, 2, 2)}) +
      'layer { name: "c" type: "Convolution" bottom: "a" top: "c" '
      'convolution_param { num_output: 1 kernel_size: 1 } }',
@@ -184,3 +200,13 @@ def test_non_caffe_files(tmp_path, payload, match):
     proto, model = _write_model(tmp_path, payload)
     with pytest.raises(ValueError, match=match):
         Net(proto, model)
+
+
+def test_bad_filler_refused_even_with_weights(tmp_path):
+    """Caffe runs every filler while it builds the net, before it reads the weights file."""
+    text = CONV.replace("convolution_param { num_output: 4 kernel_size: 3 }",
+                        'convolution_param { num_output: 4 kernel_size: 3 '
+                        'weight_filler { type: "gaussian" std: -1 } }')
+    with pytest.raises(ValueError, match="layer 'conv'.*gaussian filler with std -1.0.*weights "
+                                         "file or not"):
+        _net(tmp_path, text, _weights())

@@ -17,7 +17,7 @@ from __future__ import annotations
 from ..schema import TEST
 from .base import Layer
 from .convolution import ConvolutionLayer, DeconvolutionLayer, InnerProductLayer, PoolingLayer
-from .fillers import fill
+from .fillers import fill, filler_problem
 from .neuron import (AbsValLayer, BNLLLayer, DropoutLayer, ELULayer, ExpLayer, LogLayer,
                      NeuronLayer, PowerLayer, PReLULayer, ReLULayer, SigmoidLayer, TanHLayer,
                      ThresholdLayer)
@@ -26,7 +26,7 @@ from .structure import (ArgMaxLayer, ConcatLayer, CropLayer, EltwiseLayer, Flatt
                         InputLayer, ReshapeLayer, SilenceLayer, SliceLayer, SplitLayer)
 
 __all__ = [
-    "LAYER_TYPES", "make_layer", "fill", "Layer", "NeuronLayer", "InputLayer", "ConvolutionLayer",
+    "LAYER_TYPES", "make_layer", "fill", "filler_problem", "Layer", "NeuronLayer", "InputLayer", "ConvolutionLayer",
     "DeconvolutionLayer", "PoolingLayer", "InnerProductLayer", "ReLULayer", "PReLULayer",
     "ELULayer", "SigmoidLayer", "TanHLayer", "AbsValLayer", "BNLLLayer", "PowerLayer", "ExpLayer",
     "LogLayer", "ThresholdLayer", "DropoutLayer", "LRNLayer", "SoftmaxLayer", "BatchNormLayer",

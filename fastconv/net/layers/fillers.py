@@ -37,6 +37,26 @@ def fill(filler, default_value, shape, dtype, rng):
     return values.astype(dtype)
 
 
+CAFFE_FILLERS = ("constant", "gaussian", "positive_unitball", "uniform", "xavier", "msra",
+                 "bilinear")
+
+
+def filler_problem(filler, shape):
+    """Why Caffe would abort filling a blob of ``shape`` with ``filler``, or None. Caffe runs
+    every filler when it builds the net, weights file or not, so these nets never load there."""
+    if filler is None:
+        return None
+    if filler.type not in CAFFE_FILLERS:
+        return f"filler type '{filler.type}' is not one of Caffe's ({', '.join(CAFFE_FILLERS)})"
+    if filler.type == "gaussian" and not filler.std > 0:
+        return f"gaussian filler with std {filler.std} (Caffe requires std > 0)"
+    if filler.type == "uniform" and not filler.min <= filler.max:
+        return f"uniform filler with min {filler.min} > max {filler.max}"
+    if filler.type == "bilinear" and (len(shape) != 4 or shape[2] != shape[3]):
+        return f"bilinear filler on a blob of shape {tuple(shape)} (Caffe: 4-D and square)"
+    return None
+
+
 def _bilinear(shape):
     """Caffe's BilinearFiller: the upsampling kernel for Deconvolution, same for every
     channel pair."""
