@@ -70,7 +70,8 @@ def from_caffe(params, w=None, b=None, *, layer_type="Convolution", input_size=N
       window and run at stride 1: TensorFlow's oneDNN convolution (the x86 default) computes
       some of those strided single-output cases wrong.
       Keras refuses strides > 1 with dilation > 1, so that case runs the convolution at stride 1
-      and subsamples with ``MaxPooling2D(pool_size=1, strides=stride)`` (a pure selection).
+      and keeps every stride-th row and column with a slice (a Lambda layer; TensorFlow's
+      ``MaxPooling2D(pool_size=1)`` would turn NaN and -inf into -FLT_MAX).
     * Pooling: see :func:`pooling_from_caffe`.
     * Deconvolution: ``Conv2DTranspose(padding="valid")`` then ``Cropping2D`` of ``pad`` (plus
       the cells Keras adds when the kernel is smaller than the stride); dilation is applied by
@@ -163,7 +164,8 @@ def _conv_from_caffe(params, w, b, input_hw):
     conv.set_weights([caffe_to_keras_kernel(w)] + ([np.asarray(b, np.float32)] if spec["bias_term"] else []))
     layers.append(conv)
     if subsample:
-        layers.append(keras.layers.MaxPooling2D(pool_size=1, strides=stride))
+        step_h, step_w = stride
+        layers.append(keras.layers.Lambda(lambda t: t[:, ::step_h, ::step_w, :]))
     return layers
 
 

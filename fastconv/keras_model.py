@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from .keras_model_layers import LayerBuilders, keras_name, keras_order
 
-# Layers whose output keeps a non-negative input non-negative (MAX pooling may then pad zeros).
-_SIGN_KEEPING = ("Pooling", "Split", "Dropout", "Concat", "LRN", "Flatten", "Reshape", "Crop",
-                 "Slice")
+# Layers whose output keeps a non-negative input non-negative (MAX pooling may then pad zeros);
+# LRN too where its scale is positive (k >= 0 and alpha >= 0).
+_SIGN_KEEPING = ("Pooling", "Split", "Dropout", "Concat", "Flatten", "Reshape", "Crop", "Slice")
+# Layers whose tops share their bottom's memory in Caffe (ShareData).
+_SHARING_DATA = ("Split", "Flatten", "Reshape")
 _NON_NEGATIVE_OUTPUT = ("Sigmoid", "AbsVal", "Softmax", "Exp", "BNLL", "Threshold")
 
 
@@ -29,13 +31,16 @@ class _Builder(LayerBuilders):
     def __init__(self, net, keras):
         super().__init__(net, keras)
         self.tensors = {}
+        self.aliases = {}   # blob -> the blobs whose memory it shares (Split/Flatten/Reshape)
 
     def keeps_non_negative(self, layer, param):
         """Whether the layer's tops are >= 0 whatever its input, or because its inputs are."""
         if layer.type in _NON_NEGATIVE_OUTPUT or (
                 layer.type == "ReLU" and param.relu_param.negative_slope == 0):
             return True
-        return layer.type in _SIGN_KEEPING and all(b in self.non_negative for b in layer.bottoms)
+        sign_keeping = layer.type in _SIGN_KEEPING or (
+            layer.type == "LRN" and param.lrn_param.k >= 0 and param.lrn_param.alpha >= 0)
+        return sign_keeping and all(b in self.non_negative for b in layer.bottoms)
 
     def add(self, layer, param):
         """Build the Keras layers of one Caffe layer and record its tops' tensors."""
@@ -44,8 +49,19 @@ class _Builder(LayerBuilders):
         if layer.type not in BUILDERS:
             self.refuse(layer, "no Keras mapping for this type; mapped types: "
                                + ", ".join(SUPPORTED_TYPES))
+        for index, top in enumerate(layer.tops):
+            others = sorted(self.aliases.get(top, {top}) - {top})
+            if index < len(layer.bottoms) and layer.bottoms[index] == top and others:
+                self.refuse(layer, f"runs in place on blob {top!r}, whose memory Caffe shares "
+                                   f"with {', '.join(map(repr, others))} (Split, Flatten and "
+                                   "Reshape tops share their bottom's data): Caffe's in-place "
+                                   "write changes those blobs too, which Keras tensors cannot")
         build = getattr(self, BUILDERS[layer.type])
         tops = build(layer, param, [self.tensors[b] for b in layer.bottoms])
+        if layer.type in _SHARING_DATA:
+            group = set(layer.tops).union(*(self.aliases.get(b, {b}) for b in layer.bottoms))
+            for blob in group:
+                self.aliases[blob] = group
         non_negative = self.keeps_non_negative(layer, param)
         for top, tensor in zip(layer.tops, tops):
             self.tensors[top] = tensor

@@ -121,6 +121,10 @@ class LayerBuilders:
 
     def relu(self, layer, param, bottoms):
         slope = param.relu_param.negative_slope
+        if slope < 0:   # Caffe takes it; Keras's ReLU refuses: Caffe's formula instead
+            ops, factor = self.ops, np.float32(slope)
+            return [self.lambda_layer(layer, lambda x: ops.maximum(x, 0.0) +
+                                      factor * ops.minimum(x, 0.0))(bottoms[0])]
         return [self.keras.layers.ReLU(negative_slope=slope, name=keras_name(layer.name))(
             bottoms[0])]
 
@@ -312,6 +316,8 @@ class LayerBuilders:
         ops = self.ops
 
         def operand(tensor):   # the second bottom, broadcastable against the Keras tensor
+            if span == 4:   # a 4-D second bottom is NHWC here: back to Caffe's order first
+                tensor = ops.transpose(tensor, (0, 3, 1, 2))
             tensor = ops.reshape(tensor, (-1,) + broadcast[1:])
             return ops.transpose(tensor, (0, 2, 3, 1)) if ndim == 4 else tensor
 

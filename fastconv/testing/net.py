@@ -27,8 +27,11 @@ and the next blob checks the in-place layer.
 
 Tolerance rule, per blob (u: the unit roundoff of the port array's dtype, u32 float32's)::
 
-    |port - caffe64| <= atol + rtol * max|caffe64|       (caffe64: the blob in float64)
+    |port - caffe64| <= atol + rtol * S                  (caffe64: the blob in float64)
     rtol = (u / u32) * max(R32, 4 * D32)
+    S    = max|caffe64|, or the largest S of the layer's bottoms where the layer passes its
+           bottoms' errors on undiminished and that is larger (ReLU, pooling, Split, Concat,
+           Slice, Crop, Flatten, Reshape, Dropout, AbsVal, TanH, Sigmoid, BNLL)
     R32  = sum over the layers on the blob's longest path of (3*sqrt(K) + 2) * u32
     D32  = max|caffe32 - caffe64| / max|caffe64|          (the net run in float32)
 
@@ -49,8 +52,7 @@ import numpy as np
 
 from .compare import Comparison, compare
 from .net_diagnosis import diagnose_mismatch
-from .net_reference import (blob_tolerance, blob_writers, float_twin, relative_deviation,
-                            rounding_bounds, run_layer_by_layer)
+from .net_reference import blob_writers, float_twin, run_layer_by_layer, tolerance_rule
 
 LAYOUTS = ("caffe", "keras")
 
@@ -86,8 +88,9 @@ class BlobMismatch:
         out = [f"first difference: blob {self.blob!r}, written by {writer}",
                "  " + _summary(self.comparison).replace("\n", "\n  ")]
         if self.comparison.shape_matches:
-            out.append("  (S = max|expected| over the blob; rtol from float32 rounding along "
-                       "the net: see fastconv.testing.net)")
+            out.append("  (S = max|expected| over the blob, or its bottoms' where the layer passes "
+                       "their errors on; rtol from float32 rounding along the net: see "
+                       "fastconv.testing.net)")
         return out + ["  " + line.replace("\n", "\n  ") for line in self.diagnosis]
 
 
@@ -197,8 +200,7 @@ def check_net(actual, net, inputs=None, *, layout="caffe", blobs=None, rtol=None
     values32 = run_layer_by_layer(float_twin(net, np.float32), inputs)
     layers = reference_net.layers
     writers = blob_writers(layers)
-    bounds = rounding_bounds(reference_net, layers, values64)
-    deviation = relative_deviation(values32, values64)
+    rule = tolerance_rule(reference_net, layers, values32, values64)
     split_copies = {top for layer in layers if layer.type == "Split" for top in layer.tops}
 
     compared, before_in_place, consequences = [], [], []
@@ -212,16 +214,15 @@ def check_net(actual, net, inputs=None, *, layout="caffe", blobs=None, rtol=None
         value = _to_caffe_order(actual[blob], layout, f"actual[{blob!r}]")
         chain = writers[blob]
         key = (chain[-1].name, blob)
-        tol = blob_tolerance(bounds, deviation, key, value.dtype, rtol, atol)
-        report = compare(value, values64[key], rtol=tol[0], atol=tol[1])
+        tol = rule.of(key, value.dtype, rtol, atol)
+        report = compare(value, values64[key], **tol)
         if report.passed:
             port[blob] = value
             continue
         if first is not None:
             consequences.append((blob, report))
             continue
-        overwriting = _matched_before_in_place(blob, value, chain, values64, bounds, deviation,
-                                               rtol, atol)
+        overwriting = _matched_before_in_place(blob, value, chain, values64, rule, rtol, atol)
         if overwriting is not None:
             before_in_place.append((blob, tuple(layer.name for layer in overwriting)))
             port_before_in_place[blob] = (value, overwriting)
@@ -234,13 +235,13 @@ def check_net(actual, net, inputs=None, *, layout="caffe", blobs=None, rtol=None
                     before_in_place=tuple(before_in_place), layout=layout)
 
 
-def _matched_before_in_place(blob, value, chain, values64, bounds, deviation, rtol, atol):
+def _matched_before_in_place(blob, value, chain, values64, rule, rtol, atol):
     """The in-place layers of ``chain`` (the writers of ``blob``) that ``value`` comes before,
     when it matches ``blob`` as an earlier writer left it; else None."""
     for position, writer in enumerate(chain[:-1]):
         key = (writer.name, blob)
-        tol = blob_tolerance(bounds, deviation, key, value.dtype, rtol, atol)
-        if compare(value, values64[key], rtol=tol[0], atol=tol[1]).passed:
+        tol = rule.of(key, value.dtype, rtol, atol)
+        if compare(value, values64[key], **tol).passed:
             return chain[position + 1:]
     return None
 

@@ -156,7 +156,7 @@ def _rerun_diagnosis(blob, value, chain, bottoms, tol, oracle_lines):
     under each parameter mistake of _PARAMETER_MISTAKES; lines saying what reproduces
     ``value``, or what was tried (after the oracle's lines, if any)."""
     def evidence(layers):
-        return compare(value, _run_chain(layers, blob, bottoms), rtol=tol[0], atol=tol[1])
+        return compare(value, _run_chain(layers, blob, bottoms), **tol)
 
     if evidence(chain).passed:
         return [f"{_names(chain)} reproduce(s) the port's value on these inputs: their own "
@@ -198,7 +198,7 @@ def _in_place_skipped(blob, value, chain, net, writers, values64, port, port_bef
     bottoms, _ = _layer_inputs(producer, blob, net, writers, values64, port)
     bottoms = [port_before_in_place[b][0] if b in port_before_in_place else array
                for b, array in zip(producer.bottoms, bottoms)]
-    evidence = compare(value, _run_chain(chain, blob, bottoms), rtol=tol[0], atol=tol[1])
+    evidence = compare(value, _run_chain(chain, blob, bottoms), **tol)
     if not evidence.passed:
         return None
     skipped = [layer for b in early for layer in port_before_in_place[b][1]]

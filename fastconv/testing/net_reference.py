@@ -2,6 +2,7 @@
 layer at a time, and the per-blob tolerance (the rule in fastconv.testing.net's docstring)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import tempfile
@@ -97,18 +98,67 @@ def relative_deviation(values32, values64):
     """D32 per (layer name, top); 0 for a blob that is all zeros in float64."""
     deviation = {}
     for key, exact in values64.items():
-        scale = float(np.max(np.abs(exact), initial=0.0))
-        error = float(np.max(np.abs(values32[key] - exact), initial=0.0))
+        finite = np.isfinite(exact) & np.isfinite(values32[key])   # inf and NaN: compared as such
+        scale = float(np.max(np.abs(exact), initial=0.0, where=finite))
+        error = float(np.max(np.abs(values32[key] - exact), initial=0.0, where=finite))
         deviation[key] = error / scale if scale > 0 else 0.0
     return deviation
 
 
-def blob_tolerance(bounds, deviation, key, dtype, rtol, atol):
-    """(rtol, atol) for one blob value: the rule of fastconv.testing.net's docstring, or the
-    caller's."""
-    atol = 0.0 if atol is None else float(atol)
-    if rtol is not None:
-        return float(rtol), atol
-    ratio = unit_roundoff(dtype) / unit_roundoff(np.float32)
-    return ratio * max(bounds[key], MEASURED_ERROR_FACTOR * deviation[key]), atol
+# Layers whose top errs from the exact one by no more than their bottoms do (element by element
+# or selecting, and 1-Lipschitz): a port's rounding upstream reaches their top undiminished, at
+# the bottoms' scale, which may be far above the top's own (a ReLU that keeps only the small
+# positive outputs of an InnerProduct whose negative ones are large).
+_ERROR_PASSING = ("Pooling", "Split", "Flatten", "Reshape", "Concat", "Slice", "Crop", "Dropout",
+                  "AbsVal", "TanH", "Sigmoid", "BNLL")
+
+
+def _passes_errors(layer):
+    if layer.type == "ReLU":
+        return abs(layer.config.get("negative_slope", 0.0)) <= 1
+    return layer.type in _ERROR_PASSING
+
+
+def finite_max(values):
+    """max|values| over the finite elements (0 for none)."""
+    return float(np.max(np.abs(values), initial=0.0, where=np.isfinite(values)))
+
+
+def error_scales(layers, values):
+    """S per (layer name, top): max|blob| in float64, or, where the layer passes its bottoms'
+    errors on (see above), the largest S of its bottoms when that is larger."""
+    scale_of_blob, scales = {}, {}
+    for layer in layers:
+        inherited = max((scale_of_blob.get(b, 0.0) for b in layer.bottoms), default=0.0)
+        for top in layer.tops:
+            own = finite_max(values[(layer.name, top)])
+            scale = max(own, inherited) if _passes_errors(layer) else own
+            scales[(layer.name, top)] = scale_of_blob[top] = scale
+    return scales
+
+
+@dataclasses.dataclass(frozen=True)
+class ToleranceRule:
+    """The per-blob tolerance of fastconv.testing.net's docstring: R32 (``bounds``), D32
+    (``deviation``) and S (``scales``)."""
+    bounds: dict
+    deviation: dict
+    scales: dict
+
+    def of(self, key, dtype, rtol, atol):
+        """compare()'s rtol, atol and scale for one blob value: the rule, or the caller's
+        rtol and atol (relative to the blob's own max|caffe64|)."""
+        atol = 0.0 if atol is None else float(atol)
+        if rtol is not None:
+            return dict(rtol=float(rtol), atol=atol)
+        ratio = unit_roundoff(dtype) / unit_roundoff(np.float32)
+        rule = ratio * max(self.bounds[key], MEASURED_ERROR_FACTOR * self.deviation[key])
+        return dict(rtol=rule, atol=atol, scale=self.scales[key])
+
+
+def tolerance_rule(net, layers, values32, values64):
+    """The ToleranceRule of a net from its float32 and float64 runs (layer by layer)."""
+    return ToleranceRule(bounds=rounding_bounds(net, layers, values64),
+                         deviation=relative_deviation(values32, values64),
+                         scales=error_scales(layers, values64))
 

@@ -58,7 +58,7 @@ CONV_CASES = [
      ["ZeroPadding2D", "Conv2D/valid"]),                       # size unknown: nothing proven
     ({"num_output": 6, "kernel_h": 3, "kernel_w": 5, "stride_h": 2, "stride_w": 1, "pad_h": 1,
       "pad_w": 2, "group": 2, "dilation": [2, 1]}, (2, 4, 13, 11), False,
-     ["ZeroPadding2D", "Conv2D/valid", "MaxPooling2D/valid"]),  # stride with dilation
+     ["ZeroPadding2D", "Conv2D/valid", "Lambda"]),             # stride with dilation
     ({"num_output": 4, "kernel_size": 6, "stride": 4}, (1, 2, 5, 7), True,
      ["Cropping2D", "ZeroPadding2D", "Conv2D/valid"]),         # Caffe's truncation case
     ({"num_output": 3, "kernel_size": 3, "stride": [1, 5], "pad": 1}, (2, 1, 6, 4), True,
@@ -91,6 +91,24 @@ def test_conv_from_caffe_reproduces_caffe(params, x_shape, known, expected_kinds
     layers = from_caffe(params, w, b, input_size=x_shape[2:] if known else None)
     assert kinds(layers) == expected_kinds
     assert_conv_close(run_layers(layers, x), x, w, b, **kwargs)
+
+
+def test_conv_from_caffe_stride_with_dilation_keeps_nan_and_minus_inf():
+    """Keras refuses strides with dilation, so from_caffe convolves at stride 1 and keeps
+    every stride-th output: by a slice, as TensorFlow's MaxPooling2D(pool_size=1) turned NaN
+    and -inf into -FLT_MAX."""
+    params = {"num_output": 2, "kernel_size": 3, "stride": 2, "dilation": 2, "bias_term": False}
+    w = normal(2, 1, 3, 3)
+    x = normal(1, 1, 9, 9)
+    x[0, 0, 0, 0], x[0, 0, 4, 4] = np.nan, -np.inf   # NaN in output (0, 0); -inf in (0, 0), ...
+    layers = from_caffe(params, w)
+    got, expected = run_layers(layers, x), fastconv.conv2d_caffe(x, w, stride=2, dilation=2)
+    assert np.isnan(expected).any() and np.isinf(expected).any()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_array_equal(got[~finite & ~np.isnan(expected)],
+                                  expected[~finite & ~np.isnan(expected)])
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-5, atol=1e-5)
 
 
 def test_conv_from_caffe_avoids_tensorflow_single_output_stride_bug():

@@ -19,7 +19,8 @@ from test_port_check import ALEXNET_SHAPED, random_weights_net  # noqa: E402
 # coefficients, PROD and MAX (with coefficients, which Caffe ignores), Concat and Slice on channels, the elementwise family, LRN
 # WITHIN_CHANNEL, AVE pooling with pad, Bias, global pooling, Scale and Bias by a second bottom
 # (squeeze-and-excitation style, axis 0), Deconvolution + Crop with per-axis offsets, Softmax
-# over the height, Flatten, InnerProduct, Reshape back to 4-D, Silence.
+# over the height, Flatten, InnerProduct, Reshape back to 4-D, Silence; Scale and Bias by a
+# whole 4-D second bottom (a gate the size of the data), ReLU with a negative slope.
 LAYER_ZOO = """
 name: "zoo"
 layer { name: "data" type: "Input" top: "data"
@@ -77,6 +78,13 @@ layer { name: "reshape" type: "Reshape" bottom: "ip" top: "rs"
         reshape_param { shape { dim: 0 dim: -1 dim: 1 dim: 1 } } }
 layer { name: "prob" type: "Softmax" bottom: "rs" top: "prob" }
 layer { name: "quiet" type: "Silence" bottom: "t2" }
+layer { name: "gate" type: "Sigmoid" bottom: "data" top: "gate" }
+layer { name: "gated" type: "Scale" bottom: "data" bottom: "gate" top: "gated"
+        scale_param { axis: 0 } }
+layer { name: "shifted" type: "Bias" bottom: "gated" bottom: "gate" top: "shifted"
+        bias_param { axis: 0 } }
+layer { name: "anti_leaky" type: "ReLU" bottom: "shifted" top: "anti_leaky"
+        relu_param { negative_slope: -0.3 } }
 """
 
 
@@ -151,6 +159,20 @@ REFUSED = {
         "layer { name: 'copy' type: 'Power' bottom: 'data' top: 'c' }\n"
         "layer { name: 's' type: 'Eltwise' bottom: 'c' bottom: 'data' top: 'c' }",
         r"layer 's' \(Eltwise\): runs in place: Caffe's SUM and MAX then read the top"),
+    "in_place_on_shared_data": (
+        "layer { name: 'flat' type: 'Reshape' bottom: 'data' top: 'r' "
+        "reshape_param { shape { dim: 0 dim: -1 } } }\n"
+        "layer { name: 'relu' type: 'ReLU' bottom: 'r' top: 'r' }\n"
+        "layer { name: 'abs' type: 'AbsVal' bottom: 'data' top: 'a' }",
+        r"layer 'relu' \(ReLU\): runs in place on blob 'r', whose memory Caffe shares"),
+    # An LRN with a negative k can turn a non-negative input negative: no zero padding after it.
+    "max_pool_after_lrn_with_negative_k": (
+        "layer { name: 'gate' type: 'Sigmoid' bottom: 'data' top: 'g' }\n"
+        "layer { name: 'lrn' type: 'LRN' bottom: 'g' top: 'l' "
+        "lrn_param { local_size: 3 alpha: 1 beta: 1 k: -0.5 } }\n"
+        "layer { name: 'p' type: 'Pooling' bottom: 'l' top: 'p' "
+        "pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 } }",
+        r"layer 'p' \(Pooling\): MAX pooling .* ZeroPadding2D's zeros beat negative inputs"),
     "max_pool_on_signed": (
         "layer { name: 'p' type: 'Pooling' bottom: 'data' top: 'p' "
         "pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 } }",

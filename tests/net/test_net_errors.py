@@ -123,6 +123,10 @@ def test_binary_file_as_prototxt(tmp_path):
      'layer { name: "c" type: "Convolution" bottom: "a" top: "c" convolution_param { '
      'num_output: 2 kernel_size: 1 weight_filler { type: "gauss" } } }',
      "layer 'c'.*filler type 'gauss' is not one of Caffe's"),
+    (input_layer({"a": (1, 1, 4, 4)}) +
+     'layer { name: "p" type: "Pooling" bottom: "a" top: "p" '
+     'pooling_param { pool: MAX kernel_size: 1 stride: 2 } }',
+     "layer 'p'.*last window entirely past the input"),
     (input_layer({"a": (1, 1, 2, 2, 2, 2)}) +
      'layer { name: "c" type: "Convolution" bottom: "a" top: "c" '
      'convolution_param { num_output: 1 kernel_size: 1 } }',

@@ -418,3 +418,32 @@ def test_real_caffes_blobs_pass_as_a_port_and_one_changed_blob_is_found(name):
     port[changed] = port[changed] * np.float32(1 + 1e-3)
     result = check_net(port, net, inputs)
     assert not result and result.first_mismatch.blob == changed
+
+
+def test_relu_keeping_small_values_of_a_large_blob_is_held_to_the_bottoms_scale(tmp_path):
+    """An InnerProduct whose outputs are -50 but one of 1e-3, then a ReLU: a correct float32
+    port errs on the ReLU's small output as much as on the InnerProduct's (its rounding at the
+    scale 50 passes through), so the ReLU blob's tolerance is the InnerProduct's, not 1e-3's.
+    The port sums in another order (numpy's float32 product); a wrong ReLU still fails."""
+    text = ('layer { name: "data" type: "Input" top: "data" '
+            'input_param { shape { dim: 1 dim: 512 } } }\n'
+            'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" '
+            'inner_product_param { num_output: 8 } }\n'
+            'layer { name: "relu" type: "ReLU" bottom: "ip" top: "relu" }\n')
+    proto, _ = write_net(tmp_path, text)
+    net = Net(str(proto))
+    failures = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((1, 512)).astype(np.float32)
+        w = rng.standard_normal((8, 512)).astype(np.float32)
+        bias = np.full(8, -50.0, np.float32)
+        bias[0] = np.float32(-(w[0].astype(np.float64) @ x[0]) + 1e-3)   # ip[0] about 1e-3
+        net.params["ip"][0].data[...], net.params["ip"][1].data[...] = w, bias
+        ip = (x @ w.T + bias).astype(np.float32)   # float32, numpy's order
+        failures += not check_net({"data": x, "ip": ip, "relu": np.maximum(ip, 0)}, net,
+                                  {"data": x})
+        if seed == 0:
+            leaky = np.where(ip > 0, ip, np.float32(0.01) * ip)   # a port's wrong ReLU
+            assert not check_net({"data": x, "ip": ip, "relu": leaky}, net, {"data": x})
+    assert failures == 0
