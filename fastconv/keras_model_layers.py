@@ -211,7 +211,14 @@ class LayerBuilders:
 
     def softmax(self, layer, param, bottoms):
         axis = _keras_axis(param.softmax_param.axis, len(self.shape(layer.bottoms[0])))
-        return [self.keras.layers.Softmax(axis=axis, name=keras_name(layer.name))(bottoms[0])]
+        ops = self.ops
+
+        def caffe_softmax(x):
+            # Caffe's steps, exp(x - max) / sum: a NaN anywhere in a slice makes the whole
+            # slice NaN through the sum (TensorFlow's fused softmax kept the others finite).
+            shifted = ops.exp(x - ops.max(x, axis=axis, keepdims=True))
+            return shifted / ops.sum(shifted, axis=axis, keepdims=True)
+        return [self.lambda_layer(layer, caffe_softmax)(bottoms[0])]
 
     def concat(self, layer, param, bottoms):
         p = param.concat_param

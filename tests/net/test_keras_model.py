@@ -188,3 +188,21 @@ def test_layers_keras_cannot_express_are_refused_by_name(case, tmp_path):
     prototxt, weights = random_weights_net(tmp_path, text)
     with pytest.raises(NotImplementedError, match=message):
         model_from_caffe(Net(prototxt, weights))
+
+
+def test_softmax_slice_with_a_nan_is_all_nan_as_in_caffe(tmp_path):
+    """Caffe's exp(x - max) / sum: one NaN makes its whole slice NaN (TensorFlow's fused
+    softmax kept the slice's other elements finite)."""
+    text = ("layer { name: 'data' type: 'Input' top: 'data' "
+            "input_param { shape { dim: 1 dim: 3 dim: 2 dim: 2 } } }\n"
+            "layer { name: 'prob' type: 'Softmax' bottom: 'data' top: 'prob' }")
+    prototxt, weights = random_weights_net(tmp_path, text)
+    net = Net(prototxt, weights)
+    x = np.random.default_rng(3).standard_normal((1, 3, 2, 2)).astype(np.float32)
+    x[0, 1, 0, 0] = np.nan   # the channel slice at pixel (0, 0)
+    expected = net.forward(data=x)["prob"]
+    got = fastconv.nhwc_to_nchw(keras_blobs(model_from_caffe(net),
+                                            {"data": fastconv.nchw_to_nhwc(x)})["prob"])
+    assert np.isnan(expected[0, :, 0, 0]).all() and np.isfinite(expected[0, :, 1:, :]).all()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got[0, :, 1:, :], expected[0, :, 1:, :], rtol=1e-6)
