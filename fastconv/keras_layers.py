@@ -81,7 +81,7 @@ def from_caffe(params, w=None, b=None, *, layer_type="Convolution", input_size=N
     if layer_type == "Convolution":
         return _conv_from_caffe(params, w, b, _input_hw(input_size))
     if layer_type == "Deconvolution":
-        return _deconv_from_caffe(params, w, b)
+        return _deconv_from_caffe(params, w, b, _input_hw(input_size))
     if layer_type == "Pooling":
         if w is not None or b is not None:
             raise ValueError("Caffe Pooling has no weights; pass only params")
@@ -169,7 +169,7 @@ def _conv_from_caffe(params, w, b, input_hw):
     return layers
 
 
-def _deconv_from_caffe(params, w, b):
+def _deconv_from_caffe(params, w, b, input_hw=None):
     import keras
 
     spec = conv_param_kwargs(params, "Deconvolution")
@@ -187,8 +187,10 @@ def _deconv_from_caffe(params, w, b):
             f"(C_in, {num_output}, {kernel[0]}, {kernel[1]}); got "
             f"{None if w is None else w.shape}")
     _check_bias_term(spec["bias_term"], b)
-    # The layer takes any input; its blobs are checked on one that has an output.
-    caffe_deconvnd_geometry((1, w.shape[0], *(2 * p + 1 for p in pad)), w.shape, _shape(b),
+    # Its blobs are checked on input_size, or (unknown) on an input that has an output: the
+    # layer takes any input then.
+    checked_hw = input_hw or tuple(2 * p + 1 for p in pad)
+    caffe_deconvnd_geometry((1, w.shape[0], *checked_hw), w.shape, _shape(b),
                             stride, pad, dilation, group, rank=2)
     spans = tuple(extent(k, d) for k, d in zip(kernel, dilation))
     # Dilation as a kernel spread with zeros: exact (each zero tap adds 0) and free of Keras's

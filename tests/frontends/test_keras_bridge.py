@@ -320,6 +320,17 @@ def test_deconv_from_caffe_matches_caffe_rules(params, x_shape):
     np.testing.assert_allclose(run_layers(layers, x), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_deconv_input_size_is_checked_as_caffe_checks_it():
+    """A Deconvolution geometry with no output on the given input is refused at once, as
+    deconv2d_caffe refuses it (it used to reach Keras's Cropping2D); unknown sizes stay open."""
+    params = {"num_output": 1, "kernel_size": 3, "pad": 3, "bias_term": False}
+    w = normal(1, 1, 3, 3)
+    with pytest.raises(ValueError, match="no output: Deconvolution of input 1x1"):
+        from_caffe(params, w, layer_type="Deconvolution", input_size=(1, 1))
+    assert from_caffe(params, w, layer_type="Deconvolution", input_size=(6, 6))
+    assert from_caffe(params, w, layer_type="Deconvolution")
+
+
 def test_deconv_with_groups_is_refused():
     with pytest.raises(NotImplementedError, match="groups"):
         from_caffe({"num_output": 4, "kernel_size": 2, "group": 2}, normal(4, 2, 2, 2), normal(4),
