@@ -1085,8 +1085,8 @@ static void FC_NAME(col2im_rows)(void *context, ptrdiff_t group, ptrdiff_t row0,
  *       plane's rows in order, each term dy times the element read or times 0 in the padding
  *       (NaN for an inf dy there, as im2col's zeros give); then those sums added in order from
  *       +0. The images' sums are added in order from +0 once every plane is done.
- * Products and sums rounded one by one (the rows through the engine's add_scaled_into and
- * add_products_into, vectors of any length): the bits depend on the geometry alone, never on
+ * Products and sums rounded one by one (the rows through the engine's add_scaled_rows and
+ * add_products_rows, vectors of any length): the bits depend on the geometry alone, never on
  * the threads or the instruction set. */
 
 /* columns[k] += grad[k] * 0 for k in [from, to): the weight gradient's terms of taps in the
