@@ -273,7 +273,7 @@ class LayerBuilders:
             # NaN there does not reach the sum.
             terms = [coeff * x for coeff, x in zip(coeffs, xs) if coeff != 0]
             if not terms:
-                return self.keras.ops.zeros_like(xs[0])
+                return self.ops.zeros_like(xs[0])
             total = terms[0]
             for term in terms[1:]:
                 total = total + term

@@ -26,8 +26,9 @@ from .structure import (ArgMaxLayer, ConcatLayer, CropLayer, EltwiseLayer, Flatt
                         InputLayer, ReshapeLayer, SilenceLayer, SliceLayer, SplitLayer)
 
 __all__ = [
-    "LAYER_TYPES", "make_layer", "fill", "filler_problem", "Layer", "NeuronLayer", "InputLayer", "ConvolutionLayer",
-    "DeconvolutionLayer", "PoolingLayer", "InnerProductLayer", "ReLULayer", "PReLULayer",
+    "LAYER_TYPES", "make_layer", "fill", "filler_problem", "Layer", "NeuronLayer", "InputLayer",
+    "ConvolutionLayer", "DeconvolutionLayer", "PoolingLayer", "InnerProductLayer", "ReLULayer",
+    "PReLULayer",
     "ELULayer", "SigmoidLayer", "TanHLayer", "AbsValLayer", "BNLLLayer", "PowerLayer", "ExpLayer",
     "LogLayer", "ThresholdLayer", "DropoutLayer", "LRNLayer", "SoftmaxLayer", "BatchNormLayer",
     "ScaleLayer", "BiasLayer", "ConcatLayer", "SliceLayer", "SplitLayer", "EltwiseLayer",
