@@ -91,6 +91,9 @@ class LayerBuilders:
         return _chain(keras_layers, bottoms[0])
 
     def pooling(self, layer, param, bottoms):
+        if len(layer.tops) > 1:
+            self.refuse(layer, "its second top, the index of each window's maximum, has no "
+                               "Keras layer")
         shape = self.shape(layer.bottoms[0])
         try:
             keras_layers = pooling_from_caffe(

@@ -100,7 +100,8 @@ def relative_deviation(values32, values64):
     for key, exact in values64.items():
         finite = np.isfinite(exact) & np.isfinite(values32[key])   # inf and NaN: compared as such
         scale = float(np.max(np.abs(exact), initial=0.0, where=finite))
-        error = float(np.max(np.abs(values32[key] - exact), initial=0.0, where=finite))
+        with np.errstate(invalid="ignore"):   # inf - inf, masked out
+            error = float(np.max(np.abs(values32[key] - exact), initial=0.0, where=finite))
         deviation[key] = error / scale if scale > 0 else 0.0
     return deviation
 

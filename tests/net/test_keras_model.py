@@ -173,6 +173,10 @@ REFUSED = {
         "layer { name: 'p' type: 'Pooling' bottom: 'l' top: 'p' "
         "pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 } }",
         r"layer 'p' \(Pooling\): MAX pooling .* ZeroPadding2D's zeros beat negative inputs"),
+    "max_pool_mask": (
+        "layer { name: 'p' type: 'Pooling' bottom: 'data' top: 'p' top: 'mask' "
+        "pooling_param { pool: MAX kernel_size: 2 stride: 2 } }",
+        r"layer 'p' \(Pooling\): its second top, the index of each window's maximum"),
     "max_pool_on_signed": (
         "layer { name: 'p' type: 'Pooling' bottom: 'data' top: 'p' "
         "pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 } }",

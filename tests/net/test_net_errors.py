@@ -214,3 +214,11 @@ def test_bad_filler_refused_even_with_weights(tmp_path):
     with pytest.raises(ValueError, match="layer 'conv'.*gaussian filler with std -1.0.*weights "
                                          "file or not"):
         _net(tmp_path, text, _weights())
+
+
+def test_a_mask_top_only_with_max_pooling(tmp_path):
+    text = input_layer({"a": (1, 1, 4, 4)}) + (
+        'layer { name: "p" type: "Pooling" bottom: "a" top: "p" top: "m" '
+        'pooling_param { pool: AVE kernel_size: 2 stride: 2 } }')
+    with pytest.raises(ValueError, match="layer 'p'.*second top.*only given by MAX pooling"):
+        _net(tmp_path, text)

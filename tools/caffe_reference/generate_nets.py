@@ -706,7 +706,8 @@ layer { name: "fc_softmax" type: "Softmax" bottom: "fc" top: "fc_softmax" }
 # Caffe's behaviour where a port may reasonably differ: Eltwise in place (Caffe sets the top
 # before it reads the bottoms), a zero Eltwise coefficient on a bottom holding inf (the BLAS
 # axpy skips it), MAX with coefficients (ignored), a Pooling kernel_size next to kernel_h
-# (kernel_size wins), Flatten with end_axis = axis - 1 (a new axis of size 1), Silence. inf_or_1 is
+# (kernel_size wins), Flatten with end_axis = axis - 1 (a new axis of size 1), Silence, MAX
+# pooling's second top (the mask of its maxima). inf_or_1 is
 # 1 / (data > 0): inf where data <= 0, the same in float32 and float64.
 IN_PLACE_QUIRKS = """
 name: "InPlaceQuirks"
@@ -732,6 +733,10 @@ layer { name: "pool_size_and_h" type: "Pooling" bottom: "data" top: "pool_size_a
 layer { name: "flatten_new_axis" type: "Flatten" bottom: "data" top: "flatten_new_axis"
   flatten_param { axis: 2 end_axis: 1 } }
 layer { name: "silence" type: "Silence" bottom: "pool_size_and_h" bottom: "max_coeff" }
+layer { name: "pool_mask" type: "Pooling" bottom: "c" top: "pooled" top: "pool_mask"
+  pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 } }
+layer { name: "global_mask" type: "Pooling" bottom: "inf_or_1" top: "global_max"
+  top: "global_mask" pooling_param { pool: MAX global_pooling: true } }
 """
 
 

@@ -133,10 +133,13 @@ class Layer:
         all cases; so is the double result rounded to float, while numpy's own float32 versions
         are up to a few ulps off (seen against real Caffe's blobs).
         """
-        if self.dtype == np.float64:
-            return function(*args)
-        wide = [np.asarray(arg, np.float64) for arg in args]
-        result = function(*wide).astype(self.dtype)
+        # inf and NaN are results here, as in Caffe (0 to a negative power, log of 0): no
+        # warnings.
+        with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
+            if self.dtype == np.float64:
+                return function(*args)
+            wide = [np.asarray(arg, np.float64) for arg in args]
+            result = function(*wide).astype(self.dtype)
         return result if result.ndim else self.dtype.type(result)
 
     def describe(self, index, shape):

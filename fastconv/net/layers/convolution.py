@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..conv_ops import (
     conv2d_caffe,
     convnd_caffe,
@@ -203,9 +205,13 @@ class DeconvolutionLayer(ConvolutionLayer):
 
 class PoolingLayer(Layer):
     type = "Pooling"
+    max_tops = 2   # MAX may give its mask as a second top
 
     def configure(self):
         param = self.layer_param.pooling_param
+        if len(self.tops) == 2 and param.pool != 0:
+            self.fail("a second top (the mask of the maxima) is only given by MAX pooling; "
+                      "Caffe refuses it too")
         if param.pool == 2:
             self.fail("STOCHASTIC pooling is not supported (its TEST-phase weighted average is "
                       "not implemented in fastconv)")
@@ -267,15 +273,43 @@ class PoolingLayer(Layer):
                           "entirely past the input (real Caffe outputs -FLT_MAX or NaN there); "
                           "fastconv refuses it")
             out.append(pooled)
-        return [shape[:2] + tuple(out)]
+        return [shape[:2] + tuple(out)] * len(self.tops)
 
     def compute(self, bottoms, params):
         config = self.config
         if config["global_pooling"]:
-            return [pool2d_caffe(bottoms[0], None, method=config["method"],
-                                 global_pooling=True)]
-        return [pool2d_caffe(bottoms[0], config["kernel"], stride=config["stride"],
-                             pad=config["pad"], method=config["method"])]
+            pooled = pool2d_caffe(bottoms[0], None, method=config["method"], global_pooling=True)
+        else:
+            pooled = pool2d_caffe(bottoms[0], config["kernel"], stride=config["stride"],
+                                  pad=config["pad"], method=config["method"])
+        if len(self.tops) == 1:
+            return [pooled]
+        return [pooled, self._max_mask(bottoms[0], pooled.shape[2:])]
+
+    def _max_mask(self, x, out_size):
+        """Caffe's second top of MAX pooling: for each output, the index h * width + w in its
+        plane of the window's first maximum, as Caffe's loop finds it (row by row, replacing on
+        a strictly greater value, from -FLT_MAX: NaN never wins), or -1 where no value exceeds
+        -FLT_MAX. numpy, window by window: the mask is rarely asked for."""
+        config = self.config
+        height, width = x.shape[2:]
+        kernel = (height, width) if config["global_pooling"] else config["kernel"]
+        stride, pad = config["stride"], config["pad"]
+        floor = -np.finfo(np.float32).max
+        mask = np.empty(x.shape[:2] + tuple(out_size), x.dtype)
+        for oh in range(out_size[0]):
+            h0 = oh * stride[0] - pad[0]
+            h1, h0 = min(h0 + kernel[0], height), max(h0, 0)
+            for ow in range(out_size[1]):
+                w0 = ow * stride[1] - pad[1]
+                w1, w0 = min(w0 + kernel[1], width), max(w0, 0)
+                window = x[:, :, h0:h1, w0:w1].reshape(x.shape[0], x.shape[1], -1)
+                window = np.where(np.isnan(window), -np.inf, window)
+                first = window.argmax(axis=2)
+                rows, columns = np.divmod(first, w1 - w0)
+                index = (h0 + rows) * width + (w0 + columns)
+                mask[:, :, oh, ow] = np.where(window.max(axis=2) > floor, index, -1)
+        return mask
 
 
 class InnerProductLayer(Layer):
