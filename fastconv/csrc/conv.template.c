@@ -244,6 +244,30 @@ static void FC_NAME(swap_leading_axes)(ptrdiff_t outer, ptrdiff_t inner, ptrdiff
  * with its padding (conv.h, columns_by_phase): the packing of a strided convolution then copies
  * runs of consecutive elements, without the gather of every stride-th one nor the padding
  * tests, for one pass over x here. A copy: the bits of the result do not change. */
+/* One row of `width` elements stored by phase of `stride`: phase p's elements p, p + stride,
+ * ... at to + p * length + lead on, zeros before and after them. */
+static void FC_NAME(store_row_by_phase)(const FC_T *from, ptrdiff_t width, ptrdiff_t stride,
+                                        ptrdiff_t lead, ptrdiff_t length, FC_T *restrict to)
+{
+    for (ptrdiff_t phase = 0; phase < stride; phase++, to += length) {
+        const ptrdiff_t inside = (width - phase + stride - 1) / stride;
+        for (ptrdiff_t q = 0; q < lead; q++)
+            to[q] = 0;
+        /* The common strides as constants: the compiler vectorises those gathers. */
+        if (stride == 2)
+            for (ptrdiff_t q = 0; q < inside; q++)
+                to[lead + q] = from[q * 2 + phase];
+        else if (stride == 4)
+            for (ptrdiff_t q = 0; q < inside; q++)
+                to[lead + q] = from[q * 4 + phase];
+        else
+            for (ptrdiff_t q = 0; q < inside; q++)
+                to[lead + q] = from[q * stride + phase];
+        for (ptrdiff_t q = lead + inside; q < length; q++)
+            to[q] = 0;
+    }
+}
+
 static void FC_NAME(store_columns_by_phase)(const fc_conv_geometry *g, ptrdiff_t images,
                                             const FC_T *x, FC_T *by_phase)
 {
@@ -252,27 +276,9 @@ static void FC_NAME(store_columns_by_phase)(const fc_conv_geometry *g, ptrdiff_t
     const ptrdiff_t rows = images * g->in_channels * g->in_size[0] * g->in_size[1];
     const int threads = fc_threads_for(FC_FLOPS_PER_MOVE * (double)rows * (double)width);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (ptrdiff_t r = 0; r < rows; r++) {
-        const FC_T *from = x + r * width;
-        FC_T *restrict to = by_phase + r * stride * length;
-        for (ptrdiff_t phase = 0; phase < stride; phase++, to += length) {
-            const ptrdiff_t inside = (width - phase + stride - 1) / stride;
-            for (ptrdiff_t q = 0; q < lead; q++)
-                to[q] = 0;
-            /* The common strides as constants: the compiler vectorises those gathers. */
-            if (stride == 2)
-                for (ptrdiff_t q = 0; q < inside; q++)
-                    to[lead + q] = from[q * 2 + phase];
-            else if (stride == 4)
-                for (ptrdiff_t q = 0; q < inside; q++)
-                    to[lead + q] = from[q * 4 + phase];
-            else
-                for (ptrdiff_t q = 0; q < inside; q++)
-                    to[lead + q] = from[q * stride + phase];
-            for (ptrdiff_t q = lead + inside; q < length; q++)
-                to[q] = 0;
-        }
-    }
+    for (ptrdiff_t r = 0; r < rows; r++)
+        FC_NAME(store_row_by_phase)(x + r * width, width, stride, lead, length,
+                                    by_phase + r * stride * length);
 }
 
 /* The direct convolution of few-channel layers (an image's first layer: gray, RGB, RGBA). With
@@ -1182,26 +1188,15 @@ static void FC_NAME(depthwise_plane_backward)(const FC_NAME(fc_engine) *engine,
     }
 }
 
-/* One plane's input rows by phase along axis 2 (depthwise_plane_backward): to_phases copies
- * `plane` into `phased` (the positions past a row's end 0), from_phases copies back. */
+/* One plane's input rows by phase along axis 2 (depthwise_plane_backward; no lead):
+ * to_phases copies `plane` into `phased`, from_phases copies back. */
 static void FC_NAME(to_phases)(const fc_conv_geometry *g, ptrdiff_t phase_width,
                                const FC_T *plane, FC_T *phased)
 {
     const ptrdiff_t width = g->in_size[2], step = g->stride[2];
     for (ptrdiff_t row = 0; row < g->in_size[0] * g->in_size[1]; row++)
-        for (ptrdiff_t phase = 0; phase < step; phase++) {
-            const FC_T *const source = plane + row * width + phase;
-            FC_T *const part = phased + (row * step + phase) * phase_width;
-            const ptrdiff_t count = (width - phase + step - 1) / step;
-            if (step == 2)   /* a constant stride, which the compiler vectorises */
-                for (ptrdiff_t m = 0; m < count; m++)
-                    part[m] = source[2 * m];
-            else
-                for (ptrdiff_t m = 0; m < count; m++)
-                    part[m] = source[m * step];
-            for (ptrdiff_t m = count; m < phase_width; m++)
-                part[m] = 0;
-        }
+        FC_NAME(store_row_by_phase)(plane + row * width, width, step, 0, phase_width,
+                                    phased + row * step * phase_width);
 }
 
 static void FC_NAME(from_phases)(const fc_conv_geometry *g, ptrdiff_t phase_width,
