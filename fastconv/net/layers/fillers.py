@@ -10,7 +10,8 @@ from .base import element_count
 
 def fill(filler, default_value, shape, dtype, rng):
     """A parameter blob's initial values for a net without weights, from its FillerParameter
-    (Caffe's fillers; the random ones draw from numpy, not Caffe's random stream)."""
+    (Caffe's fillers; the random ones draw from numpy, not Caffe's random stream). The filler
+    has passed filler_problem."""
     shape = tuple(shape)
     if filler is None or filler.type == "constant":
         value = default_value if filler is None else filler.value
@@ -59,9 +60,7 @@ def filler_problem(filler, shape):
 
 def _bilinear(shape):
     """Caffe's BilinearFiller: the upsampling kernel for Deconvolution, same for every
-    channel pair."""
-    if len(shape) != 4 or shape[2] != shape[3]:
-        raise ValueError(f"the bilinear filler needs a 4-D blob with square kernels, got {shape}")
+    channel pair (a 4-D blob with square kernels: filler_problem has checked it)."""
     size = shape[3]
     factor = math.ceil(size / 2.0)
     centre = (2 * factor - 1 - factor % 2) / (2.0 * factor)
