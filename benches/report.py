@@ -7,7 +7,8 @@ and fastconv/(the faster of the two) per layer (> 1: fastconv is faster) and the
 means, plus the kernel, threads and OpenBLAS setting the run used. With several files, each
 (layer, dtype, library) keeps its best median (reruns of benchmarks disturbed by other
 processes). The backward benchmarks (dx and dW) get their own table, with the same ratios, and
-so does InnerProduct (time, the rate the weights are read at, ratios to PyTorch and numpy).
+so do Pooling (time, the rate input and output are moved at) and InnerProduct (time, the
+rate the weights are read at, ratios to PyTorch and numpy).
 
 Every layer also shows fastconv's share of the FMA peak of the kernel that ran (float64: half
 of it, as both AVX2 and AVX-512 do half as many double lanes): ``--peak-gflops`` as measured by
@@ -35,6 +36,12 @@ def load(paths):
                 median = bench["stats"]["median"]
                 if key not in medians or median < medians[key][0]:
                     medians[key] = (median, extra["gflop"], extra["weight_bytes"])
+                continue
+            if "pooling" in extra:  # test_bench_pooling.py
+                key = ("pooling", extra["pooling"], extra["library"])
+                median = bench["stats"]["median"]
+                if key not in medians or median < medians[key][0]:
+                    medians[key] = (median, extra["bytes_moved"], extra["method"])
                 continue
             if "backward_layer" in extra:  # test_bench_backward.py
                 key = ("backward", extra["backward_layer"], extra["library"])
@@ -164,6 +171,27 @@ def inner_product_table(medians):
     return lines + [""]
 
 
+def pooling_table(medians):
+    """Pooling: each library's time and the rate it moves input plus output at, and the ratios."""
+    rows = sorted({key[1] for key in medians if key[0] == "pooling" and key[2] == "fastconv"})
+    if not rows:
+        return []
+    lines = ["### float32 Pooling, forward (time and GB/s of input read plus output written)", "",
+             "| layer | method | fastconv | TF | torch | fastconv/TF | fastconv/torch | "
+             "fastconv/best peer |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    ratios = {"tensorflow": [], "torch": [], "best": []}
+    for name in rows:
+        ours, moved, method = medians[("pooling", name, "fastconv")]
+        times = {lib: medians.get(("pooling", name, lib), (None,))[0] for lib in PEERS}
+        times["fastconv"] = ours
+        speeds = [f"{times[lib] * 1e3:.3g} ms ({moved / times[lib] / 1e9:.0f})" if times[lib]
+                  else "–" for lib in ("fastconv",) + PEERS]
+        cells = ratio_cells(times, PEERS, ratios)
+        lines.append(f"| {name} | {method} | " + " | ".join(speeds + cells) + " |")
+    means = " | ".join(f"**{geometric_mean(values):.2f}**" for values in ratios.values())
+    return lines + [f"| **geometric mean** | | | | | {means} |", ""]
+
+
 def nhwc_table(medians):
     """conv2d_keras on NHWC data against conv2d_caffe on the same layer, float32, same run."""
     lines = ["### float32, NHWC (`conv2d_keras`) time / NCHW (`conv2d_caffe`) time", "",
@@ -186,7 +214,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     medians, info = load(args.paths)
     if "fastconv" not in info:  # only backward or InnerProduct entries
-        print("\n".join(backward_table(medians) + inner_product_table(medians)))
+        print("\n".join(backward_table(medians) + pooling_table(medians)
+                        + inner_product_table(medians)))
         return
     fc = info["fastconv"]
     peak = args.peak_gflops or ANCHOR_PEAK_GFLOPS.get(fc["kernel"])
@@ -207,6 +236,7 @@ def main(argv=None):
         out += table(medians, dtype, peak) + [""]
     out += nhwc_table(medians)
     out += backward_table(medians)
+    out += pooling_table(medians)
     out += inner_product_table(medians)
     print("\n".join(out))
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastconv
-from reference.pool import caffe_pool
+from reference.pool import caffe_pool, caffe_windows
 
 
 # (H, W, kernel, stride, pad): unequal axes, ceil-extra windows, the clip rule, window > input.
@@ -135,6 +135,69 @@ def test_stride_defaults_to_one():
     x = np.arange(16.0).reshape(1, 1, 4, 4)
     assert fastconv.pool2d_caffe(x, 2).shape == (1, 1, 3, 3)
     assert fastconv.pool2d_keras(x.reshape(1, 4, 4, 1), 2).shape == (1, 2, 2, 1)
+
+
+def caffe_pool_bits(x, kernel, stride, pad, method):
+    """Caffe's forward in x's own dtype, each window in Caffe's order: MAX from -FLT_MAX with
+    ``value > best``, AVE one running sum from 0 in row-major order, then the division. The
+    result's bits are Caffe's (IEEE additions and comparisons in that order)."""
+    dtype = x.dtype.type
+    rows = caffe_windows(x.shape[2], kernel[0], stride[0], pad[0], any(pad))
+    cols = caffe_windows(x.shape[3], kernel[1], stride[1], pad[1], any(pad))
+    y = np.empty(x.shape[:2] + (len(rows), len(cols)), x.dtype)
+    for i, (h0, h1, span_h) in enumerate(rows):
+        for j, (w0, w1, span_w) in enumerate(cols):
+            value = np.full(x.shape[:2], dtype(-np.finfo(np.float32).max if method == "max"
+                                               else 0), x.dtype)
+            for row in range(h0, h1):
+                for col in range(w0, w1):
+                    tap = x[:, :, row, col]
+                    value = np.where(tap > value, tap, value) if method == "max" else value + tap
+            y[:, :, i, j] = value if method == "max" else value / dtype(span_h * span_w)
+    return y
+
+
+# (planes, H, W, kernel, stride, pad): rows with inside windows along the row (16 or more
+# columns) and edge windows, strides 1, 2 and 3, planes not a multiple of the blocks they are
+# taken in, rows too short for the row path, global windows.
+BIT_GEOMETRIES = [
+    ((2, 9), 12, 40, (3, 3), (1, 1), (1, 1)),
+    ((3, 7), 13, 37, (3, 3), (2, 2), (1, 1)),
+    ((1, 19), 9, 50, (2, 4), (2, 3), (0, 2)),
+    ((2, 5), 16, 16, (2, 2), (2, 2), (0, 0)),
+    ((1, 13), 14, 14, (5, 5), (3, 3), (0, 0)),
+    ((4, 9), 7, 7, (7, 7), (1, 1), (0, 0)),
+    ((1, 3), 11, 35, (3, 5), (1, 2), (2, 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("method", ["max", "ave"])
+@pytest.mark.parametrize("geometry", BIT_GEOMETRIES, ids=[str(g) for g in BIT_GEOMETRIES])
+def test_forward_bits_follow_caffe_order_on_any_thread_count(geometry, method, dtype):
+    planes, h, w, kernel, stride, pad = geometry
+    rng = np.random.default_rng(h * w)
+    # Wide magnitudes make AVE's rounding depend on the order of its additions; small integers
+    # and signed zeros make MAX's ties (the first one in row-major order wins); NaN never wins
+    # and -inf gives -FLT_MAX.
+    x = (rng.standard_normal((*planes, h, w)) * 10.0 ** rng.integers(-6, 7, (*planes, h, w)))
+    ties = rng.random(x.shape) < 0.3
+    x[ties] = rng.choice([0.0, -0.0, 1.0, -1.0], ties.sum())
+    if method == "max":
+        special = rng.random(x.shape) < 0.05
+        x[special] = rng.choice([np.nan, -np.inf, np.inf], special.sum())
+    x = x.astype(dtype)
+    expected = caffe_pool_bits(x, kernel, stride, pad, method)
+    previous = fastconv.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            fastconv.set_num_threads(threads)
+            y = fastconv.pool2d_caffe(x, kernel, stride=stride, pad=pad, method=method)
+            assert y.shape == expected.shape
+            np.testing.assert_array_equal(y.view(f"u{y.itemsize}"),
+                                          expected.view(f"u{y.itemsize}"), err_msg=str(threads))
+    finally:
+        fastconv.set_num_threads(previous)
 
 
 def test_inputs_untouched():
