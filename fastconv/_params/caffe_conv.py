@@ -29,6 +29,12 @@ def caffe_conv_out_size(in_size, kernel, stride, pad, dilation):
     return quotient + 1
 
 
+def caffe_deconv_out_size(in_size, kernel, stride, pad, dilation):
+    """Caffe's Deconvolution output size: ``stride*(in - 1) + dilation*(kernel - 1) + 1 -
+    2*pad``, the input size of the convolution whose backward-data it is."""
+    return stride * (in_size - 1) + extent(kernel, dilation) - 2 * pad
+
+
 def caffe_conv2d_geometry(x_shape, w_shape, b_shape, stride, pad, dilation, group):
     """Check a Caffe Convolution call and infer its geometry.
 
@@ -182,10 +188,7 @@ def caffe_deconvnd_geometry(x_shape, w_shape, b_shape, stride, pad, dilation, gr
     out_channels = group_out_channels * group
     check_bias_shape(b_shape, out_channels, "b", "num_output",
                      " (Caffe's bias blob; pass b=None for bias_term: false)")
-    out_size = tuple(
-        s * (i - 1) + extent(k, d) - 2 * p
-        for i, k, s, p, d in zip(in_size, kernel, stride, pad, dilation)
-    )
+    out_size = tuple(map(caffe_deconv_out_size, in_size, kernel, stride, pad, dilation))
     if min(in_size) < 1 or min(out_size) < 1:
         raise ValueError(
             f"no output: Deconvolution of input {format_dims(in_size)} (kernel "

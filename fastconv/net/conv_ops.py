@@ -1,9 +1,12 @@
-"""The one place fastconv.net reaches fastconv's engine.
+"""The one place fastconv.net reaches fastconv's engine and its shape rules.
 
 Every Convolution, Deconvolution, Pooling, InnerProduct, ReLU, LRN, Scale and Eltwise layer of
 a Net, and its BatchNorm layers with stored statistics, run through these public functions, so
-a net gets exactly the engine's Caffe semantics.
+a net gets exactly the engine's Caffe semantics; and a Net infers its blobs' shapes at load
+with the output-size rules those functions apply, so the two cannot disagree.
 """
+from .._params.caffe_conv import caffe_conv_out_size, caffe_deconv_out_size
+from .._params.pooling import caffe_pool_out_size
 from ..caffe_ops import (
     batch_norm_caffe,
     conv2d_caffe,
@@ -19,6 +22,9 @@ from ..caffe_ops import (
 
 __all__ = [
     "batch_norm_caffe",
+    "caffe_conv_out_size",
+    "caffe_deconv_out_size",
+    "caffe_pool_out_size",
     "conv2d_caffe",
     "convnd_caffe",
     "deconv2d_caffe",

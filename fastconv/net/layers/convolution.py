@@ -2,11 +2,12 @@
 Pooling run on fastconv's engine; InnerProduct is one matrix product."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..conv_ops import (
+    caffe_conv_out_size,
+    caffe_deconv_out_size,
+    caffe_pool_out_size,
     conv2d_caffe,
     convnd_caffe,
     deconv2d_caffe,
@@ -135,10 +136,8 @@ class ConvolutionLayer(Layer):
     def output_size(self, size, axis_index):
         kernel, stride, pad, dilation = (self.config[name][axis_index]
                                          for name in ("kernel", "stride", "pad", "dilation"))
-        extent = dilation * (kernel - 1) + 1
-        span = size + 2 * pad - extent
         # C's integer division truncates toward zero (Caffe's compute_output_shape).
-        out = (abs(span) // stride) * (1 if span >= 0 else -1) + 1
+        out = caffe_conv_out_size(size, kernel, stride, pad, dilation)
         if out < 1:
             self.fail(f"spatial size {size} with kernel {kernel}, dilation {dilation}, pad {pad} "
                       f"and stride {stride} gives an output size of {out} (must be >= 1)")
@@ -193,7 +192,7 @@ class DeconvolutionLayer(ConvolutionLayer):
     def output_size(self, size, axis_index):
         kernel, stride, pad, dilation = (self.config[name][axis_index]
                                          for name in ("kernel", "stride", "pad", "dilation"))
-        out = stride * (size - 1) + dilation * (kernel - 1) + 1 - 2 * pad
+        out = caffe_deconv_out_size(size, kernel, stride, pad, dilation)
         if out < 1:
             self.fail(f"spatial size {size} with kernel {kernel}, stride {stride} and pad {pad} "
                       f"gives an output size of {out} (must be >= 1)")
@@ -260,10 +259,9 @@ class PoolingLayer(Layer):
         stride, pad = self.config["stride"], self.config["pad"]
         out = []
         for size, k, s, p in zip(shape[2:], kernel, stride, pad):
-            pooled = int(math.ceil((size + 2 * p - k) / s)) + 1
-            # The last window must start inside the image or its left padding.
-            if (pad[0] or pad[1]) and (pooled - 1) * s >= size + p:
-                pooled -= 1
+            # Rounded up; then the last window must start inside the image or its left
+            # padding (either axis's padding clips both, as in Caffe).
+            pooled = caffe_pool_out_size(size, k, s, p, any(pad))
             if pooled < 1:
                 self.fail(f"{self.describe(0, shape)} is too small for kernel {tuple(kernel)}, "
                           f"stride {stride}, pad {pad}")
