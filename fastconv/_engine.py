@@ -329,6 +329,14 @@ def relu(x, negative_slope, dtype, out=None):
     return y
 
 
+def negative_power(base, beta, dtype):
+    """base ** -beta elementwise in ``dtype`` by the C library's powf or pow, as Caffe's
+    caffe_powx computes LRN's power; a new array."""
+    y = to_kernel_input(base, dtype).copy()
+    _core.negative_power(y.reshape(-1), float(dtype.type(beta)), y.reshape(-1))
+    return y
+
+
 # ---------------------------------------------------------------------------------------------
 # BatchNorm's and Scale's per-channel passes, Eltwise's sum
 

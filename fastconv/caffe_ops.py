@@ -402,14 +402,6 @@ def eltwise_caffe(*bottoms, operation="SUM", coeff=None, out=None):
 # LRN
 
 
-def _negative_power(base, beta, dtype):
-    """base^-beta rounded once to dtype: float32 through float64, as Caffe's powf (correctly
-    rounded in nearly all cases) and unlike numpy's float32 power (a few ulps off)."""
-    if dtype == np.float64:
-        return np.power(base, -beta)
-    return np.power(base.astype(np.float64), -np.float64(beta)).astype(dtype)
-
-
 def lrn_caffe(x, *, local_size=5, alpha=1.0, beta=0.75, k=1.0, norm_region="ACROSS_CHANNELS"):
     """Caffe's LRN layer, forward, on NCHW ``x``; the parameters are lrn_param's, with its
     defaults, each held in the computation dtype as Caffe holds them.
@@ -417,12 +409,13 @@ def lrn_caffe(x, *, local_size=5, alpha=1.0, beta=0.75, k=1.0, norm_region="ACRO
     ``ACROSS_CHANNELS``: ``x * scale^-beta`` with ``scale = k + alpha/local_size * (the sum of
     x² over the local_size channels centred on each, zeros outside)``, the sum kept as Caffe's
     running window (the first channel's terms added in order, then each channel's sum from the
-    previous one, plus the entering term, minus the leaving one), in C. The power is rounded
-    once from float64 (Caffe's powf is within 0.82 ulp of that): float32 with beta 0.75 as
-    ``1 / (sqrt(scale) * sqrt(sqrt(scale)))`` in C, fused with the window (the same rounding but
-    within 2^-51 of a boundary), other cases numpy's float64 power. ``WITHIN_CHANNEL``:
-    Caffe's composition x² -> AVE pooling (local_size, stride 1, pad (local_size-1)/2) ->
-    ``(1 + alpha * pooled)^-beta`` -> times x; ``k`` is not used there, as in Caffe.
+    previous one, plus the entering term, minus the leaving one), in C. The power is the C
+    library's powf (float32) or pow (float64), as Caffe's: for float32 with beta 0.75 its
+    result from ``1 / (sqrt(scale) * sqrt(sqrt(scale)))`` in double, fused with the window,
+    with glibc's powf itself wherever that rounds near a midpoint (checked over every float).
+    ``WITHIN_CHANNEL``: Caffe's composition x² (by powf) -> AVE pooling (local_size, stride
+    1, pad (local_size-1)/2) -> ``(1 + alpha * pooled)^-beta`` -> times x; ``k`` is not used
+    there, as in Caffe.
     """
     x = as_array(x, "x")
     local_size, alpha, beta, k, norm_region = caffe_lrn_params(
@@ -437,7 +430,9 @@ def lrn_caffe(x, *, local_size=5, alpha=1.0, beta=0.75, k=1.0, norm_region="ACRO
             return _engine.lrn_window(x, local_size, alpha_over_size, dtype.type(k), dtype,
                                       three_quarter_power=True)
         scale = _engine.lrn_window(x, local_size, alpha_over_size, dtype.type(k), dtype)
-        return _negative_power(scale, beta_d, dtype) * x
-    pooled = pool2d_caffe(x * x, local_size, stride=1, pad=(local_size - 1) // 2, method="ave")
+        return _engine.negative_power(scale, beta_d, dtype) * x
+    # Caffe squares by a PowerLayer (powf(x, 2), which is not always x * x rounded).
+    squares = _engine.negative_power(x, dtype.type(-2), dtype)
+    pooled = pool2d_caffe(squares, local_size, stride=1, pad=(local_size - 1) // 2, method="ave")
     scaled = pooled * alpha_d if alpha_d != 1 else pooled
-    return x * _negative_power(scaled + one, beta_d, dtype)
+    return x * _engine.negative_power(scaled + one, beta_d, dtype)

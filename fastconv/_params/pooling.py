@@ -128,7 +128,8 @@ def caffe_pool2d_geometry(x_shape, kernel_size, stride, pad, global_pooling, cei
                 f"kernel_size={format_pair(kernel)}, stride={format_pair(stride)}, "
                 f"pad={format_pair(pad)} on {in_h}x{in_w}: Caffe's ceil rule puts the last window "
                 "entirely past the input (stride > kernel with no padding on the layer); real "
-                "Caffe outputs -FLT_MAX (MAX) or NaN (AVE) there and its MAX backward corrupts "
+                "Caffe outputs -FLT_MAX (MAX) or an empty sum over a negative window size, -0 "
+                "or +0 (AVE; NaN where that size is 0) there and its MAX backward corrupts "
                 "memory, so fastconv refuses it"
             )
     check_addressable((batch, channels, *out),

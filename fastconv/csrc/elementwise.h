@@ -42,16 +42,20 @@ void fc_eltwise_sum_f32(ptrdiff_t count, ptrdiff_t inputs, const float *const *x
 void fc_eltwise_sum_f64(ptrdiff_t count, ptrdiff_t inputs, const double *const *x,
                         const double *coeff, double *y);
 
+/* Caffe's caffe_powx with exponent -beta (LRN's power): y[i] = powf(base[i], -beta) for float,
+ * pow for double, the C library's own function as Caffe calls it. y may be base itself. */
+void fc_negative_power_f32(ptrdiff_t count, const float *base, float beta, float *y);
+void fc_negative_power_f64(ptrdiff_t count, const double *base, double beta, double *y);
+
 /* Caffe's LRN ACROSS_CHANNELS window (lrn_layer.cpp, CrossChannelForward_cpu) on x (batch,
  * channels, plane), NCHW: scale[n][0] = k + the terms of channels -pre .. size-1-pre in order,
  * then scale[n][c] = (scale[n][c-1] + entering term) - leaving term, each term
  * alpha_over_size * x² with the square and the product rounded, padding channels' terms
  * alpha_over_size * 0; pre = (size - 1) / 2. Every operation rounded in the type, in Caffe's
  * order, into `result`. With three_quarter_power, `result` receives the whole layer for
- * beta = 0.75 instead: x * scale^-0.75, the power through double and rounded once to the type
- * before the product (for float, the rounding of the exact power but within 2^-51 of a
- * rounding boundary; float64 callers keep pow, to which this route is a few ulps off). x and
- * result must not overlap. */
+ * beta = 0.75 instead: x * scale^-0.75, the power rounded to the type before the product (for
+ * float, powf's result for every element: float_rounding.h; float64 callers keep pow, to which
+ * this route is a few ulps off). x and result must not overlap. */
 void fc_lrn_window_f32(ptrdiff_t batch, ptrdiff_t channels, ptrdiff_t plane, ptrdiff_t size,
                        float alpha_over_size, float k, const float *x, float *result,
                        int three_quarter_power);

@@ -14,6 +14,15 @@ void FC_NAME(fc_relu)(ptrdiff_t count, const FC_T *x, FC_T negative_slope, FC_T 
     }
 }
 
+void FC_NAME(fc_negative_power)(ptrdiff_t count, const FC_T *base, FC_T beta, FC_T *y)
+{
+    /* A libm call per element, some tens of cycles: worth threads sooner than a plain pass. */
+    const int threads = fc_threads_for((double)count * FC_POWER_FLOPS_PER_ELEMENT);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (ptrdiff_t i = 0; i < count; i++)
+        y[i] = _Generic(beta, float: powf, default: pow)(base[i], -beta);
+}
+
 /* Threads for a pass over `elements` elements split into `items` work items: as many as the
  * elements are worth, at most one per item. */
 static int FC_NAME(threads_for_items)(ptrdiff_t items, ptrdiff_t elements)

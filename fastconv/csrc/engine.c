@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "float_rounding.h"
 
 #define FC_PASTE3_(a, b, c) a##b##c
 #define FC_PASTE3(a, b, c) FC_PASTE3_(a, b, c)

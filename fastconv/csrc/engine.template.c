@@ -414,23 +414,32 @@ static void FC_NAME(add_products_rows)(ptrdiff_t rows, ptrdiff_t count,
 }
 #undef FC_ROW_SUMS
 
-/* LRN's output for beta = 0.75 (contract: engine.template.h): base^-0.75 as
- * 1 / (sqrt(base) * sqrt(sqrt(base))) in double, four correctly rounded operations within 2^-51
- * of the exact power, so float gets the rounding of the exact power except within 2^-51 of a
- * rounding boundary (about one element in 10^8; Caffe's own powf is within 0.82 ulp). Four
- * vector operations where pow is a call per element. -inf is taken as +inf (pow(-inf, -0.75)
- * is +0, where sqrt(-inf) is NaN), selected after the conversion to double: gcc vectorises
- * that select, not one on a float. */
+/* LRN's output for beta = 0.75 (contract: engine.template.h): base^-0.75 by
+ * fc_three_quarter_power (float_rounding.h), four vector operations where pow is a call per
+ * element, a block at a time; for float, the elements whose power lies near a rounding
+ * midpoint (float_rounding.h) get powf's own result, so that every element is powf's, as in
+ * Caffe. */
+#define FC_POWER_BLOCK 256
 static void FC_NAME(lrn_three_quarters)(ptrdiff_t count, const FC_T *restrict base,
                                         const FC_T *restrict x, FC_T *restrict out)
 {
-    for (ptrdiff_t j = 0; j < count; j++) {
-        double value = (double)base[j];
-        value = value == -INFINITY ? INFINITY : value;
-        const double root = sqrt(value);
-        out[j] = (FC_T)(1.0 / (root * sqrt(root))) * x[j];
+    for (ptrdiff_t j0 = 0; j0 < count; j0 += FC_POWER_BLOCK) {
+        const ptrdiff_t n = count - j0 < FC_POWER_BLOCK ? count - j0 : FC_POWER_BLOCK;
+        FC_T power[FC_POWER_BLOCK];
+        int near[FC_POWER_BLOCK];
+        for (ptrdiff_t j = 0; j < n; j++) {
+            const double exact = fc_three_quarter_power((double)base[j0 + j]);
+            power[j] = (FC_T)exact;
+            near[j] = fc_near_float_midpoint(exact);
+        }
+        for (ptrdiff_t j = 0; sizeof(FC_T) == sizeof(float) && j < n; j++)
+            if (near[j])
+                power[j] = (FC_T)powf((float)base[j0 + j], -0.75f);
+        for (ptrdiff_t j = 0; j < n; j++)
+            out[j0 + j] = power[j] * x[j0 + j];
     }
 }
+#undef FC_POWER_BLOCK
 
 /* The InnerProduct's dot products (contract: engine.template.h) for xr rows of x, a constant
  * count, against FC_DOT_W rows of W (w_rows; the caller repeats a row where W has fewer): k

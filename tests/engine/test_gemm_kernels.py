@@ -6,7 +6,6 @@ operands, both dtypes, and beta == 0 must overwrite a NaN-filled C without readi
 Engines this CPU cannot run are skipped (they still compile everywhere).
 """
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import fastconv
 from fastconv import _core
 
+from c_programs import build_and_run
 from reference.conv import caffe_conv, gemm
 from reference.tolerance import assert_scaled_close, gemm_error_bound
 
@@ -176,16 +176,8 @@ def test_set_kernel_refuses_unknown():
 def test_avx512_blocking_emulated(tmp_path):
     """The AVX-512 engine's blocking (MR 8, NR 48/24, KC 128) through the real drivers, with
     vector extensions for intrinsics: covers that path's logic on CPUs without AVX-512."""
-    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-    if compiler is None:
-        pytest.skip("no C compiler")
-    source = Path(__file__).parent / "c" / "emulated_avx512.c"
-    csrc = Path(fastconv.__file__).parent / "csrc"
-    program = tmp_path / "emulated_avx512"
-    build = subprocess.run([compiler, "-O1", "-std=gnu11", "-Wno-unknown-pragmas", f"-I{csrc}",
-                            str(source), "-lm", "-o", str(program)], capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
-    result = subprocess.run([str(program)], capture_output=True, text=True)
+    result = build_and_run("emulated_avx512", tmp_path,
+                           ["-O1", "-std=gnu11", "-Wno-unknown-pragmas"])
     assert result.returncode == 0, result.stdout
 
 

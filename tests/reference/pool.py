@@ -70,3 +70,23 @@ def caffe_pool2d(x, kernel, stride=(1, 1), pad=(0, 0), method="max", global_pool
             else:
                 y[:, :, i, j] = x[:, :, h0:h1, w0:w1].sum(axis=(2, 3)) / (span_h * span_w)
     return y
+
+
+def caffe_pool2d_bits(x, kernel, stride, pad, method):
+    """Caffe's forward in x's own dtype, each window in Caffe's order: MAX from -FLT_MAX with
+    ``value > best``, AVE one running sum from 0 in row-major order, then the division. The
+    result's bits are Caffe's (IEEE additions and comparisons in that order)."""
+    dtype = x.dtype.type
+    rows = caffe_windows(x.shape[2], kernel[0], stride[0], pad[0], any(pad))
+    cols = caffe_windows(x.shape[3], kernel[1], stride[1], pad[1], any(pad))
+    y = np.empty(x.shape[:2] + (len(rows), len(cols)), x.dtype)
+    for i, (h0, h1, span_h) in enumerate(rows):
+        for j, (w0, w1, span_w) in enumerate(cols):
+            value = np.full(x.shape[:2], dtype(-np.finfo(np.float32).max if method == "max"
+                                               else 0), x.dtype)
+            for row in range(h0, h1):
+                for col in range(w0, w1):
+                    tap = x[:, :, row, col]
+                    value = np.where(tap > value, tap, value) if method == "max" else value + tap
+            y[:, :, i, j] = value if method == "max" else value / dtype(span_h * span_w)
+    return y

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastconv
-from reference.pool import caffe_pool, caffe_windows
+from reference.pool import caffe_pool, caffe_pool2d_bits
 
 
 # (H, W, kernel, stride, pad): unequal axes, ceil-extra windows, the clip rule, window > input.
@@ -137,26 +137,6 @@ def test_stride_defaults_to_one():
     assert fastconv.pool2d_keras(x.reshape(1, 4, 4, 1), 2).shape == (1, 2, 2, 1)
 
 
-def caffe_pool_bits(x, kernel, stride, pad, method):
-    """Caffe's forward in x's own dtype, each window in Caffe's order: MAX from -FLT_MAX with
-    ``value > best``, AVE one running sum from 0 in row-major order, then the division. The
-    result's bits are Caffe's (IEEE additions and comparisons in that order)."""
-    dtype = x.dtype.type
-    rows = caffe_windows(x.shape[2], kernel[0], stride[0], pad[0], any(pad))
-    cols = caffe_windows(x.shape[3], kernel[1], stride[1], pad[1], any(pad))
-    y = np.empty(x.shape[:2] + (len(rows), len(cols)), x.dtype)
-    for i, (h0, h1, span_h) in enumerate(rows):
-        for j, (w0, w1, span_w) in enumerate(cols):
-            value = np.full(x.shape[:2], dtype(-np.finfo(np.float32).max if method == "max"
-                                               else 0), x.dtype)
-            for row in range(h0, h1):
-                for col in range(w0, w1):
-                    tap = x[:, :, row, col]
-                    value = np.where(tap > value, tap, value) if method == "max" else value + tap
-            y[:, :, i, j] = value if method == "max" else value / dtype(span_h * span_w)
-    return y
-
-
 # (planes, H, W, kernel, stride, pad): rows with inside windows along the row (16 or more
 # columns) and edge windows, strides 1, 2 and 3, planes not a multiple of the blocks they are
 # taken in, rows too short for the row path, global windows.
@@ -187,7 +167,7 @@ def test_forward_bits_follow_caffe_order_on_any_thread_count(geometry, method, d
         special = rng.random(x.shape) < 0.05
         x[special] = rng.choice([np.nan, -np.inf, np.inf], special.sum())
     x = x.astype(dtype)
-    expected = caffe_pool_bits(x, kernel, stride, pad, method)
+    expected = caffe_pool2d_bits(x, kernel, stride, pad, method)
     previous = fastconv.get_num_threads()
     try:
         for threads in (1, 2, 3):

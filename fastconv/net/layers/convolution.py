@@ -268,7 +268,7 @@ class PoolingLayer(Layer):
             if (pooled - 1) * s - p >= size:   # refused here at load, not at the forward
                 self.fail(f"kernel {tuple(kernel)}, stride {stride}, pad {pad} on "
                           f"{self.describe(0, shape)}: Caffe's ceil rule puts the last window "
-                          "entirely past the input (real Caffe outputs -FLT_MAX or NaN there); "
+                          "entirely past the input (real Caffe outputs -FLT_MAX or ±0 there); "
                           "fastconv refuses it")
             out.append(pooled)
         return [shape[:2] + tuple(out)] * len(self.tops)
