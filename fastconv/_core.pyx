@@ -53,8 +53,9 @@ cdef extern from "csrc/gemm.h" nogil:
                               const double *w, double *y)
 
 cdef extern from "csrc/elementwise.h" nogil:
-    void fc_negative_power_f32(Py_ssize_t count, const float *base, float beta, float *y)
-    void fc_negative_power_f64(Py_ssize_t count, const double *base, double beta, double *y)
+    void fc_libm_f32(int function, Py_ssize_t count, const float *x, float exponent, float *y)
+    void fc_libm_f64(int function, Py_ssize_t count, const double *x, double exponent,
+                     double *y)
     void fc_relu_f32(Py_ssize_t count, const float *x, float negative_slope, float *y)
     void fc_relu_f64(Py_ssize_t count, const double *x, double negative_slope, double *y)
     void fc_channel_normalize_f32(Py_ssize_t outer, Py_ssize_t channels, Py_ssize_t inner,
@@ -286,18 +287,23 @@ def relu(const floating[::1] x, double negative_slope, floating[::1] y):
             fc_relu_f64(x.shape[0], &x[0], negative_slope, &y[0])
 
 
-def negative_power(const floating[::1] base, double beta, floating[::1] y):
-    """base ** -beta into y (flat, C-contiguous; y may be base itself) by the C library's
-    powf (float32) or pow (float64), as Caffe's caffe_powx."""
-    if y.shape[0] != base.shape[0]:
-        raise ValueError("negative_power: base and y differ in size")
-    if base.shape[0] == 0:
+LIBM_FUNCTIONS = ("exp", "log", "tanh", "pow")   # fc_libm_function's order
+
+
+def libm(str function, const floating[::1] x, double exponent, floating[::1] y):
+    """The C library's ``function`` ("exp", "log", "tanh", or "pow" to ``exponent``) of each
+    element of x into y (flat, C-contiguous; y may be x itself): expf/logf/tanhf/powf for
+    float32, exp/log/tanh/pow for float64, as Caffe's float code calls them."""
+    cdef int which = LIBM_FUNCTIONS.index(function)
+    if y.shape[0] != x.shape[0]:
+        raise ValueError("libm: x and y differ in size")
+    if x.shape[0] == 0:
         return
     with nogil:
         if floating is float:
-            fc_negative_power_f32(base.shape[0], &base[0], <float>beta, &y[0])
+            fc_libm_f32(which, x.shape[0], &x[0], <float>exponent, &y[0])
         else:
-            fc_negative_power_f64(base.shape[0], &base[0], beta, &y[0])
+            fc_libm_f64(which, x.shape[0], &x[0], exponent, &y[0])
 
 
 cdef _check_channel_pass(str name, Py_ssize_t *x_shape, Py_ssize_t *y_shape, Py_ssize_t first,

@@ -329,11 +329,12 @@ def relu(x, negative_slope, dtype, out=None):
     return y
 
 
-def negative_power(base, beta, dtype):
-    """base ** -beta elementwise in ``dtype`` by the C library's powf or pow, as Caffe's
-    caffe_powx computes LRN's power; a new array."""
-    y = to_kernel_input(base, dtype).copy()
-    _core.negative_power(y.reshape(-1), float(dtype.type(beta)), y.reshape(-1))
+def libm(function, x, dtype, exponent=0.0):
+    """The C library's ``function`` ("exp", "log", "tanh" or "pow" to ``exponent``) of every
+    element of x in ``dtype`` (expf/logf/tanhf/powf for float32), as Caffe's code calls it; a
+    new array."""
+    y = to_kernel_input(x, dtype).copy()
+    _core.libm(function, y.reshape(-1), float(dtype.type(exponent)), y.reshape(-1))
     return y
 
 

@@ -14,6 +14,7 @@ from .caffe_ops import (
     batch_norm_caffe,
     inner_product_caffe,
     lrn_caffe,
+    math_caffe,
     relu_caffe,
     scale_caffe,
     pool2d_caffe,

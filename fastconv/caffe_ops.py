@@ -29,7 +29,7 @@ from ._params.common import (
 from ._params.eltwise import caffe_eltwise_params
 from ._params.inner_product import caffe_inner_product_shape
 from ._params.lrn import caffe_lrn_params
-from ._params.neuron import caffe_relu_params
+from ._params.neuron import caffe_math_function, caffe_relu_params
 from ._params.pooling import caffe_pool2d_geometry, pool_method
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "batch_norm_caffe",
     "inner_product_caffe",
     "lrn_caffe",
+    "math_caffe",
     "relu_caffe",
     "scale_caffe",
     "pool2d_caffe",
@@ -399,6 +400,23 @@ def eltwise_caffe(*bottoms, operation="SUM", coeff=None, out=None):
 
 
 # ---------------------------------------------------------------------------------------------
+# Element math (the C library's functions, as Caffe calls them)
+
+
+def math_caffe(x, function, *, exponent=None):
+    """Caffe's element math as its code computes it: the C library's ``function`` ("exp",
+    "log", "tanh", or "pow" to ``exponent``) of every element of x, in the computation dtype:
+    expf, logf, tanhf, powf for float32 (Caffe's caffe_exp, caffe_log, caffe_powx and
+    std::tanh on a float call these), exp, log, tanh, pow for float64. numpy's float32
+    functions, and its float64 ones rounded to float32, differ from them by an ulp here and
+    there (glibc's powf rounds one float in 1,600 the other way from the exact power). The
+    Net's Exp, Log, Power, TanH, ELU, BNLL, Sigmoid and Softmax layers are built on it."""
+    x = as_array(x, "x")
+    exponent = caffe_math_function(function, exponent)
+    return _engine.libm(function, x, compute_dtype(("x", x)), exponent)
+
+
+# ---------------------------------------------------------------------------------------------
 # LRN
 
 
@@ -430,9 +448,9 @@ def lrn_caffe(x, *, local_size=5, alpha=1.0, beta=0.75, k=1.0, norm_region="ACRO
             return _engine.lrn_window(x, local_size, alpha_over_size, dtype.type(k), dtype,
                                       three_quarter_power=True)
         scale = _engine.lrn_window(x, local_size, alpha_over_size, dtype.type(k), dtype)
-        return _engine.negative_power(scale, beta_d, dtype) * x
+        return _engine.libm("pow", scale, dtype, -beta_d) * x
     # Caffe squares by a PowerLayer (powf(x, 2), which is not always x * x rounded).
-    squares = _engine.negative_power(x, dtype.type(-2), dtype)
+    squares = _engine.libm("pow", x, dtype, 2)
     pooled = pool2d_caffe(squares, local_size, stride=1, pad=(local_size - 1) // 2, method="ave")
     scaled = pooled * alpha_d if alpha_d != 1 else pooled
-    return x * _engine.negative_power(scaled + one, beta_d, dtype)
+    return x * _engine.libm("pow", scaled + one, dtype, -beta_d)

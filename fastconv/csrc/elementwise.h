@@ -42,10 +42,12 @@ void fc_eltwise_sum_f32(ptrdiff_t count, ptrdiff_t inputs, const float *const *x
 void fc_eltwise_sum_f64(ptrdiff_t count, ptrdiff_t inputs, const double *const *x,
                         const double *coeff, double *y);
 
-/* Caffe's caffe_powx with exponent -beta (LRN's power): y[i] = powf(base[i], -beta) for float,
- * pow for double, the C library's own function as Caffe calls it. y may be base itself. */
-void fc_negative_power_f32(ptrdiff_t count, const float *base, float beta, float *y);
-void fc_negative_power_f64(ptrdiff_t count, const double *base, double beta, double *y);
+/* The C library's function per element, as Caffe's float code calls it (caffe_exp, caffe_log,
+ * caffe_powx, std::tanh on Dtype): expf, logf, tanhf, powf(x, exponent) for float, exp, log,
+ * tanh, pow for double; the switch per element costs nothing next to the call. y may be x. */
+enum fc_libm_function { FC_LIBM_EXP = 0, FC_LIBM_LOG = 1, FC_LIBM_TANH = 2, FC_LIBM_POW = 3 };
+void fc_libm_f32(int function, ptrdiff_t count, const float *x, float exponent, float *y);
+void fc_libm_f64(int function, ptrdiff_t count, const double *x, double exponent, double *y);
 
 /* Caffe's LRN ACROSS_CHANNELS window (lrn_layer.cpp, CrossChannelForward_cpu) on x (batch,
  * channels, plane), NCHW: scale[n][0] = k + the terms of channels -pre .. size-1-pre in order,

@@ -14,13 +14,27 @@ void FC_NAME(fc_relu)(ptrdiff_t count, const FC_T *x, FC_T negative_slope, FC_T 
     }
 }
 
-void FC_NAME(fc_negative_power)(ptrdiff_t count, const FC_T *base, FC_T beta, FC_T *y)
+void FC_NAME(fc_libm)(int function, ptrdiff_t count, const FC_T *x, FC_T exponent, FC_T *y)
 {
     /* A libm call per element, some tens of cycles: worth threads sooner than a plain pass. */
-    const int threads = fc_threads_for((double)count * FC_POWER_FLOPS_PER_ELEMENT);
+    const int threads = fc_threads_for((double)count * FC_LIBM_FLOPS_PER_ELEMENT);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-    for (ptrdiff_t i = 0; i < count; i++)
-        y[i] = _Generic(beta, float: powf, default: pow)(base[i], -beta);
+    for (ptrdiff_t i = 0; i < count; i++) {
+        /* The float functions for float (C++'s std::exp(float) is expf, as in Caffe). */
+        switch (function) {
+        case FC_LIBM_EXP:
+            y[i] = _Generic(exponent, float: expf, default: exp)(x[i]);
+            break;
+        case FC_LIBM_LOG:
+            y[i] = _Generic(exponent, float: logf, default: log)(x[i]);
+            break;
+        case FC_LIBM_TANH:
+            y[i] = _Generic(exponent, float: tanhf, default: tanh)(x[i]);
+            break;
+        default:
+            y[i] = _Generic(exponent, float: powf, default: pow)(x[i], exponent);
+        }
+    }
 }
 
 /* Threads for a pass over `elements` elements split into `items` work items: as many as the

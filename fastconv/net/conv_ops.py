@@ -1,7 +1,8 @@
 """The one place fastconv.net reaches fastconv's engine and its shape rules.
 
 Every Convolution, Deconvolution, Pooling, InnerProduct, ReLU, LRN, Scale and Eltwise layer of
-a Net, and its BatchNorm layers with stored statistics, run through these public functions, so
+a Net, its BatchNorm layers with stored statistics, and the C library's math of its Exp, Log,
+Power, TanH, ELU, BNLL, Sigmoid and Softmax layers run through these public functions, so
 a net gets exactly the engine's Caffe semantics; and a Net infers its blobs' shapes at load
 with the output-size rules those functions apply, so the two cannot disagree.
 """
@@ -15,6 +16,7 @@ from ..caffe_ops import (
     eltwise_caffe,
     inner_product_caffe,
     lrn_caffe,
+    math_caffe,
     pool2d_caffe,
     relu_caffe,
     scale_caffe,
@@ -31,6 +33,7 @@ __all__ = [
     "eltwise_caffe",
     "inner_product_caffe",
     "lrn_caffe",
+    "math_caffe",
     "pool2d_caffe",
     "relu_caffe",
     "scale_caffe",

@@ -23,3 +23,15 @@ def libm_power(base, exponent):
     exponent = float(base.dtype.type(exponent))
     flat = [function(float(value), exponent) for value in base.reshape(-1)]
     return np.array(flat, dtype=base.dtype).reshape(base.shape)
+
+
+def libm_function(name, x):
+    """The C library's exp, log or tanh per element: expf/logf/tanhf for a float32 x, exp/log/tanh
+    for float64."""
+    x = np.asarray(x)
+    suffix = "f" if x.dtype == np.float32 else ""
+    function = getattr(_LIBM, name + suffix)
+    c_type = ctypes.c_float if x.dtype == np.float32 else ctypes.c_double
+    function.restype, function.argtypes = c_type, [c_type]
+    flat = [function(float(value)) for value in x.reshape(-1)]
+    return np.array(flat, dtype=x.dtype).reshape(x.shape)

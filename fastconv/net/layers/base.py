@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..conv_ops import math_caffe
 from ..schema import TEST
 
 
@@ -126,20 +127,12 @@ class Layer:
         """A parameter as the dtype's scalar (Caffe holds float parameters as Dtype)."""
         return self.dtype.type(value)
 
-    def math(self, function, *args):
-        """``function(*args)`` (exp, log, tanh, power) rounded once to the dtype.
-
-        Caffe's float code calls glibc's expf/logf/powf, which are correctly rounded in nearly
-        all cases; so is the double result rounded to float, while numpy's own float32 versions
-        are up to a few ulps off (seen against real Caffe's blobs).
-        """
-        # inf and NaN are results here, as in Caffe (0 to a negative power, log of 0): no
-        # warnings.
-        with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
-            if self.dtype == np.float64:
-                return function(*args)
-            wide = [np.asarray(arg, np.float64) for arg in args]
-            result = function(*wide).astype(self.dtype)
+    def math(self, function, x, exponent=None):
+        """Caffe's element math on x in the layer's dtype (math_caffe: "exp", "log", "tanh",
+        "pow" to ``exponent``, by the C library's expf, logf, tanhf, powf for float32, as
+        Caffe's Dtype code calls them); a scalar for a scalar. inf and NaN are results here,
+        as in Caffe (0 to a negative power, log of 0), without warnings."""
+        result = math_caffe(np.asarray(x, self.dtype), function, exponent=exponent)
         return result if result.ndim else self.dtype.type(result)
 
     def describe(self, index, shape):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..conv_ops import relu_caffe
+from ..conv_ops import math_caffe, relu_caffe
 from ..schema import TEST
 from .base import Layer
 
@@ -97,23 +97,24 @@ class ELULayer(NeuronLayer):
         # max(x, 0) + alpha * (exp(min(x, 0)) - 1)
         one = self.scalar(1)
         return caffe_max0(x) + self.scalar(self.config["alpha"]) * (
-            self.math(np.exp, caffe_min0(x)) - one)
+            self.math("exp", caffe_min0(x)) - one)
 
 
 class SigmoidLayer(NeuronLayer):
     type = "Sigmoid"
 
     def apply(self, x, params):
-        # Caffe evaluates 0.5 * tanh(0.5 * x) + 0.5 in double (its literals are doubles) and
-        # rounds the result to Dtype once.
-        return (0.5 * np.tanh(0.5 * x.astype(np.float64)) + 0.5).astype(self.dtype)
+        # Caffe evaluates 0.5 * tanh(0.5 * x) + 0.5 in double (its literals are doubles: the C
+        # library's tanh) and rounds the result to Dtype once.
+        half = 0.5 * x.astype(np.float64)
+        return (0.5 * math_caffe(half, "tanh") + 0.5).astype(self.dtype)
 
 
 class TanHLayer(NeuronLayer):
     type = "TanH"
 
     def apply(self, x, params):
-        return self.math(np.tanh, x)
+        return self.math("tanh", x)
 
 
 class AbsValLayer(NeuronLayer):
@@ -131,8 +132,8 @@ class BNLLLayer(NeuronLayer):
         # x > 0 ? x + log(1. + exp(-x)) : log(1. + exp(x)); exp rounds to Dtype, the rest is
         # double (1. is a double literal), rounded to Dtype at the end.
         positive = x > 0
-        exp_term = self.math(np.exp, np.where(positive, -x, x)).astype(np.float64)
-        log_term = np.log(1.0 + exp_term)
+        exp_term = self.math("exp", np.where(positive, -x, x)).astype(np.float64)
+        log_term = math_caffe(1.0 + exp_term, "log")
         return np.where(positive, x.astype(np.float64) + log_term, log_term).astype(self.dtype)
 
 
@@ -149,13 +150,13 @@ class PowerLayer(NeuronLayer):
         power, scale, shift = (self.scalar(self.config[name])
                                for name in ("power", "scale", "shift"))
         if power * scale == 0:
-            value = self.scalar(1) if power == 0 else self.math(np.power, shift, power)
+            value = self.scalar(1) if power == 0 else self.math("pow", shift, power)
             return np.full(x.shape, value, self.dtype)
         top = x * scale if scale != 1 else x.copy()
         if shift != 0:
             top = top + shift
         if power != 1:
-            top = self.math(np.power, top, power)
+            top = self.math("pow", top, power)
         return top
 
 
@@ -188,11 +189,11 @@ class ExpLayer(_BaseShiftScaleLayer):
         # base ^ (shift + scale * x) = outer * exp(inner * x) with inner = ln(base) * scale,
         # outer = base ^ shift: Caffe's factoring, in Dtype.
         base, scale, shift = self.constants()
-        log_base = self.scalar(1) if base == -1 else self.math(np.log, base)
+        log_base = self.scalar(1) if base == -1 else self.math("log", base)
         inner = log_base * scale
         outer = (self.scalar(1) if shift == 0 else
-                 self.math(np.power, base, shift) if base != -1 else self.math(np.exp, shift))
-        top = self.math(np.exp, x if inner == 1 else x * inner)
+                 self.math("pow", base, shift) if base != -1 else self.math("exp", shift))
+        top = self.math("exp", x if inner == 1 else x * inner)
         return top * outer if outer != 1 else top
 
 
@@ -203,11 +204,11 @@ class LogLayer(_BaseShiftScaleLayer):
     def apply(self, x, params):
         # log_base(shift + scale * x) = ln(shift + scale * x) * (1 / ln(base)), in Dtype.
         base, scale, shift = self.constants()
-        base_scale = self.scalar(1) if base == -1 else self.scalar(1) / self.math(np.log, base)
+        base_scale = self.scalar(1) if base == -1 else self.scalar(1) / self.math("log", base)
         top = x * scale if scale != 1 else x
         if shift != 0:
             top = top + shift
-        top = self.math(np.log, top)
+        top = self.math("log", top)
         return top * base_scale if base_scale != 1 else top
 
 

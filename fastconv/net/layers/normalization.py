@@ -54,7 +54,7 @@ class SoftmaxLayer(Layer):
         # exp(x - max) / sum(exp(x - max)) along the axis, in Dtype.
         x = bottoms[0]
         axis = self.axis(self.config["axis"], x.ndim, "softmax_param.axis")
-        shifted = self.math(np.exp, x - x.max(axis=axis, keepdims=True))
+        shifted = self.math("exp", x - x.max(axis=axis, keepdims=True))
         return [shifted / ordered_sum(shifted, axis, keepdims=True)]
 
 
