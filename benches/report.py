@@ -213,7 +213,7 @@ def main(argv=None):
                         help="float32 FMA peak of the kernel that ran (tools/fma_peak.c)")
     args = parser.parse_args(argv)
     medians, info = load(args.paths)
-    if "fastconv" not in info:  # only backward or InnerProduct entries
+    if "fastconv" not in info:  # only backward, pooling or InnerProduct entries
         print("\n".join(backward_table(medians) + pooling_table(medians)
                         + inner_product_table(medians)))
         return

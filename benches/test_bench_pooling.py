@@ -13,6 +13,7 @@ against a float64 numpy reference written here before it is timed.
 """
 import functools
 import os
+import platform
 import time
 from dataclasses import dataclass
 
@@ -175,5 +176,7 @@ def test_pooling(benchmark, pooling, library):
     rounds = max(5, min(MAX_ROUNDS, int(SECONDS_PER_BENCHMARK / max(once * iterations, 1e-9))))
     benchmark.group = f"{pooling.name} pooling"
     benchmark.extra_info.update(pooling=pooling.name, method=pooling.method, library=library,
-                                bytes_moved=int(pooling.bytes_moved))
+                                bytes_moved=int(pooling.bytes_moved),
+                                fastconv_threads=fastconv.get_num_threads(),
+                                machine=platform.processor() or platform.machine())
     benchmark.pedantic(run, rounds=rounds, iterations=iterations, warmup_rounds=1)

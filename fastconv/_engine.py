@@ -333,7 +333,7 @@ def libm(function, x, dtype, exponent=0.0):
     """The C library's ``function`` ("exp", "log", "tanh" or "pow" to ``exponent``) of every
     element of x in ``dtype`` (expf/logf/tanhf/powf for float32), as Caffe's code calls it; a
     new array."""
-    y = to_kernel_input(x, dtype).copy()
+    y = np.array(x, dtype=dtype, order="C", copy=True)   # a 0-d x stays 0-d
     _core.libm(function, y.reshape(-1), float(dtype.type(exponent)), y.reshape(-1))
     return y
 

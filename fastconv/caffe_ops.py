@@ -409,7 +409,8 @@ def math_caffe(x, function, *, exponent=None):
     expf, logf, tanhf, powf for float32 (Caffe's caffe_exp, caffe_log, caffe_powx and
     std::tanh on a float call these), exp, log, tanh, pow for float64. numpy's float32
     functions, and its float64 ones rounded to float32, differ from them by an ulp here and
-    there (glibc's powf rounds one float in 1,600 the other way from the exact power). The
+    there (glibc's powf(x, -0.75f) rounds one positive float in 1,600 the other way from the
+    exact power). The
     Net's Exp, Log, Power, TanH, ELU, BNLL, Sigmoid and Softmax layers are built on it."""
     x = as_array(x, "x")
     exponent = caffe_math_function(function, exponent)

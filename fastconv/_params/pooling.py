@@ -70,6 +70,20 @@ def caffe_pool_out_size(in_size, kernel, stride, pad, any_pad, ceil_mode=True):
     return out
 
 
+LAST_WINDOW_PAST_INPUT = (
+    "Caffe's ceil rule puts the last window entirely past the input (stride > kernel with no "
+    "padding on the layer); real Caffe outputs -FLT_MAX (MAX) or an empty sum over a negative "
+    "window size, -0 or +0 (AVE; NaN where that size is 0) there and its MAX backward corrupts "
+    "memory, so fastconv refuses it"
+)
+
+
+def last_window_past_input(in_size, out_size, stride, pad):
+    """Whether an axis's last pooling window starts at or past the end of the input (Caffe's
+    ceil rule with no padding to clip it): fastconv refuses it (LAST_WINDOW_PAST_INPUT)."""
+    return (out_size - 1) * stride - pad >= in_size
+
+
 def caffe_pool2d_geometry(x_shape, kernel_size, stride, pad, global_pooling, ceil_mode=True):
     """Check a Caffe Pooling call (NCHW) and infer its geometry (``ceil_mode=False``: the
     ``round_mode: FLOOR`` of later Caffe builds)."""
@@ -123,14 +137,10 @@ def caffe_pool2d_geometry(x_shape, kernel_size, stride, pad, global_pooling, cei
             f"{format_dims(out)}"
         )
     for axis, size in enumerate((in_h, in_w)):
-        if (out[axis] - 1) * stride[axis] - pad[axis] >= size:
+        if last_window_past_input(size, out[axis], stride[axis], pad[axis]):
             raise ValueError(
                 f"kernel_size={format_pair(kernel)}, stride={format_pair(stride)}, "
-                f"pad={format_pair(pad)} on {in_h}x{in_w}: Caffe's ceil rule puts the last window "
-                "entirely past the input (stride > kernel with no padding on the layer); real "
-                "Caffe outputs -FLT_MAX (MAX) or an empty sum over a negative window size, -0 "
-                "or +0 (AVE; NaN where that size is 0) there and its MAX backward corrupts "
-                "memory, so fastconv refuses it"
+                f"pad={format_pair(pad)} on {in_h}x{in_w}: {LAST_WINDOW_PAST_INPUT}"
             )
     check_addressable((batch, channels, *out),
                       f"kernel_size={format_pair(kernel)} with pad={format_pair(pad)}")

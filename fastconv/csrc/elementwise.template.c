@@ -14,28 +14,31 @@ void FC_NAME(fc_relu)(ptrdiff_t count, const FC_T *x, FC_T negative_slope, FC_T 
     }
 }
 
+/* The C library's function of the element type: the float one for float (C++'s std::exp on a
+ * float is expf, as in Caffe's Dtype code). */
+#define FC_LIBM(name) _Generic((FC_T)0, float: name##f, default: name)
 void FC_NAME(fc_libm)(int function, ptrdiff_t count, const FC_T *x, FC_T exponent, FC_T *y)
 {
     /* A libm call per element, some tens of cycles: worth threads sooner than a plain pass. */
     const int threads = fc_threads_for((double)count * FC_LIBM_FLOPS_PER_ELEMENT);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (ptrdiff_t i = 0; i < count; i++) {
-        /* The float functions for float (C++'s std::exp(float) is expf, as in Caffe). */
         switch (function) {
         case FC_LIBM_EXP:
-            y[i] = _Generic(exponent, float: expf, default: exp)(x[i]);
+            y[i] = FC_LIBM(exp)(x[i]);
             break;
         case FC_LIBM_LOG:
-            y[i] = _Generic(exponent, float: logf, default: log)(x[i]);
+            y[i] = FC_LIBM(log)(x[i]);
             break;
         case FC_LIBM_TANH:
-            y[i] = _Generic(exponent, float: tanhf, default: tanh)(x[i]);
+            y[i] = FC_LIBM(tanh)(x[i]);
             break;
         default:
-            y[i] = _Generic(exponent, float: powf, default: pow)(x[i], exponent);
+            y[i] = FC_LIBM(pow)(x[i], exponent);
         }
     }
 }
+#undef FC_LIBM
 
 /* Threads for a pass over `elements` elements split into `items` work items: as many as the
  * elements are worth, at most one per item. */

@@ -79,12 +79,13 @@ typedef struct FC_NAME(fc_engine) {
                             ptrdiff_t src_pitch, FC_T *dst, ptrdiff_t dst_pitch);
     void (*add_products_rows)(ptrdiff_t rows, ptrdiff_t count, const FC_T *a, ptrdiff_t a_pitch,
                               const FC_T *b, ptrdiff_t b_pitch, FC_T *sums);
-    /* LRN's output for beta = 0.75: out[j] = (base[j]^-0.75, through double and rounded once
-     * to the type) * x[j], the power rounded before the product as Caffe's caffe_powx then
-     * caffe_mul; pow's special values (0 -> inf, +-inf -> +0, negative or NaN -> NaN, powers
-     * of 16 exact). Each element alone: the bits of any vector length. For float, powf's own
-     * result for every element (float_rounding.h: fc_three_quarter_powf); float64 callers
-     * keep pow, which this is a few ulps from. */
+    /* LRN's output for beta = 0.75: out[j] = base[j]^-0.75 * x[j], the power rounded to the
+     * type before the product as Caffe's caffe_powx then caffe_mul; pow's special values
+     * (0 -> inf, +-inf -> +0, negative or NaN -> NaN, powers of 16 exact). Each element
+     * alone: the bits of any vector length. For float, powf's own result for every element
+     * (float_rounding.h's fc_three_quarter_power, and powf near a midpoint: the two helpers
+     * fc_three_quarter_powf joins, in blocks); float64 callers keep pow, which this double
+     * formula is a few ulps from. */
     void (*lrn_three_quarters)(ptrdiff_t count, const FC_T *base, const FC_T *x, FC_T *out);
     /* The InnerProduct's dot products (gemm.h, fc_inner_product): y[i*ldy + j] = the sum over
      * p < k of x[i*ldx + p] * w[j*ldw + p], for i < xrows <= dot_x and j < wrows <= dot_w,

@@ -17,10 +17,10 @@
  * of its own, which for x^-0.75 lies so close to the exact power that a band of 2^20 units
  * already gives powf's result for every float x (and 2^19 does not: 118,496 floats differ),
  * as tests/engine/c/lrn_power_exhaustive.c checks over all of them; the correctly rounded
- * power differs from powf's for 1,323,980 floats (one in 1,600). The band costs a powf call
- * for the powers near a midpoint: one in 130 of random positive scales, but about half of
- * those of AlexNet's LRN (k 1, alpha 1e-4), whose scales just above 1 put their powers near
- * midpoints (its LRNs at batch 8: 2.1 -> 3.5 ms on Zen 4). */
+ * power differs from powf's for 1,323,980 of the positive floats (one in 1,600). The band
+ * costs a powf call for the powers near a midpoint: one in 130 of random positive scales, but
+ * about half of those of AlexNet's LRN (k 1, alpha 1e-4), whose scales just above 1 put their
+ * powers near midpoints (its LRNs at batch 8: 2.1 -> 3.5 ms on Zen 4). */
 #define FC_MIDPOINT_BAND ((uint64_t)1 << 21)
 
 /* Whether the double `value` lies so close to a midpoint between two floats (or is NaN) that

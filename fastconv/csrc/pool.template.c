@@ -39,26 +39,30 @@ static inline void FC_NAME(pool_row_inside)(const fc_pool2d_geometry *g, int met
                                             FC_T divisor, FC_T *restrict out_row)
 {
     const FC_T start = method == FC_POOL_MAX ? (FC_T)-FLT_MAX : (FC_T)0;
-    for (ptrdiff_t ow = lo; ow < hi; ow++)
-        out_row[ow] = start;
+    const ptrdiff_t count = hi - lo;
+    FC_T *restrict out = out_row + lo;
+    for (ptrdiff_t j = 0; j < count; j++)
+        out[j] = start;
     for (ptrdiff_t h = h0; h < h1; h++) {
         for (ptrdiff_t kw = 0; kw < g->kernel_w; kw++) {
-            /* Column ow's tap kw: input column ow * stride - pad_left + kw, inside the row. */
-            const FC_T *restrict tap = plane + h * g->in_w - g->pad_left + kw;
+            /* Output column lo + j's tap kw: input column (lo + j) * stride - pad_left + kw,
+             * inside the row (counted from column lo's: column 0's could lie before the
+             * plane). */
+            const FC_T *restrict tap = plane + h * g->in_w + lo * stride - g->pad_left + kw;
             if (method == FC_POOL_MAX) {
-                for (ptrdiff_t ow = lo; ow < hi; ow++) {
-                    const FC_T value = tap[ow * stride];
-                    out_row[ow] = value > out_row[ow] ? value : out_row[ow];
+                for (ptrdiff_t j = 0; j < count; j++) {
+                    const FC_T value = tap[j * stride];
+                    out[j] = value > out[j] ? value : out[j];
                 }
             } else {
-                for (ptrdiff_t ow = lo; ow < hi; ow++)
-                    out_row[ow] += tap[ow * stride];
+                for (ptrdiff_t j = 0; j < count; j++)
+                    out[j] += tap[j * stride];
             }
         }
     }
     if (method == FC_POOL_AVE)
-        for (ptrdiff_t ow = lo; ow < hi; ow++)
-            out_row[ow] /= divisor;
+        for (ptrdiff_t j = 0; j < count; j++)
+            out[j] /= divisor;
 }
 
 /* The window of output (oh, ow) in `count` planes at once (at most FC_POOL_PLANES), each plane
@@ -142,9 +146,10 @@ static void FC_NAME(pool_plane_by_rows)(const fc_pool2d_geometry *g, int method,
 void FC_NAME(fc_pool2d_forward)(const fc_pool2d_geometry *g, int method, const FC_T *x, FC_T *y)
 {
     const ptrdiff_t planes = g->batch * g->channels;
+    if (planes == 0)
+        return;
     const int threads = fc_pool_threads(g);
-    const ptrdiff_t block = fc_pool_block(g, threads);
-    const ptrdiff_t blocks = (planes + block - 1) / block;
+    const ptrdiff_t blocks = fc_pool_blocks(planes, threads);
     ptrdiff_t lo, hi;
     fc_pool_columns_inside(g, &lo, &hi);
     /* Fewer inside windows than this: every window a block of planes at a time. */
@@ -153,8 +158,8 @@ void FC_NAME(fc_pool2d_forward)(const fc_pool2d_geometry *g, int method, const F
     /* Block by block of planes on any thread: each plane's results alone, the same bits. */
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (ptrdiff_t block_index = 0; block_index < blocks; block_index++) {
-        const ptrdiff_t first = block_index * block;
-        const ptrdiff_t count = fc_pool_min(block, planes - first);
+        const ptrdiff_t first = block_index * planes / blocks;
+        const ptrdiff_t count = (block_index + 1) * planes / blocks - first;
         const FC_T *in = x + first * g->in_h * g->in_w;
         FC_T *out = y + first * g->out_h * g->out_w;
         /* Rows with inside windows: plane by plane (several planes' rows at once outran the

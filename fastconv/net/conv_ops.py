@@ -7,7 +7,11 @@ a net gets exactly the engine's Caffe semantics; and a Net infers its blobs' sha
 with the output-size rules those functions apply, so the two cannot disagree.
 """
 from .._params.caffe_conv import caffe_conv_out_size, caffe_deconv_out_size
-from .._params.pooling import caffe_pool_out_size
+from .._params.pooling import (
+    LAST_WINDOW_PAST_INPUT,
+    caffe_pool_out_size,
+    last_window_past_input,
+)
 from ..caffe_ops import (
     batch_norm_caffe,
     conv2d_caffe,
@@ -23,6 +27,8 @@ from ..caffe_ops import (
 )
 
 __all__ = [
+    "LAST_WINDOW_PAST_INPUT",
+    "last_window_past_input",
     "batch_norm_caffe",
     "caffe_conv_out_size",
     "caffe_deconv_out_size",

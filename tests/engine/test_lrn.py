@@ -1,8 +1,8 @@
 """Caffe's LRN (fastconv.lrn_caffe): ACROSS_CHANNELS bit for bit against Caffe's CPU algorithm
-written here in numpy (lrn_layer.cpp: the squares padded with zeros, the first channel's window
-summed term by term, each next channel's sum as the previous one plus the entering term minus
-the leaving one, every operation rounded in the dtype; then scale^-beta by the C library's
-powf or pow, as Caffe's caffe_powx, times x), on random data, signed zeros, infinities and NaN, with odd
+written here in numpy (lrn_layer.cpp: the squares padded with zeros, the first channel's
+window summed term by term, each next channel's sum as the previous one plus the entering term
+minus the leaving one, every operation rounded in the dtype; then scale^-beta by the C
+library's powf or pow, as Caffe's caffe_powx, times x), on random data, signed zeros, infinities and NaN, with odd
 parameters (k = -0, a negative alpha, windows wider than the channels), on arrays split between
 threads; and against a float64 sum written plainly. Float32 with beta 0.75 (the engine's sqrt
 route for the power) on special values, exact powers and a million scales. WITHIN_CHANNEL and
@@ -95,7 +95,7 @@ is the float64 pow rounded once."""
 def test_three_quarter_power_is_powf(kernel):
     """Half a million scales spread over [1, 16) and far beyond: the sqrt route's float32
     power is powf's, element for element, including where glibc's powf rounds the other way
-    from the exact power (about one float in 1,600; the reproducer is Caffe 1.0's own output
+    from the exact power (about one positive float in 1,600; the reproducer is Caffe 1.0's own output
     for the scale 3.2451541: 0x3ed3c281, where the exact power rounds to 0x3ed3c280)."""
     rng = np.random.default_rng(11)
     x = rng.uniform(0.0, 4.0, (1, 1, 500, 1000)).astype(np.float32)

@@ -51,10 +51,15 @@ def test_differs_from_numpy_where_the_c_library_rounds_otherwise():
         np.exp(x) != caffe_exp) > 0
 
 
-def test_scalars_and_integers():
-    assert fastconv.math_caffe(np.float32(1.0), "exp").dtype == np.float32
+def test_shapes_scalars_and_integers():
+    scalar = fastconv.math_caffe(np.float32(1.0), "exp")
+    assert scalar.dtype == np.float32 and scalar.shape == ()
     assert fastconv.math_caffe(np.arange(3), "exp").dtype == np.float64
-    assert fastconv.math_caffe(4.0, "pow", exponent=0.5) == 2.0
+    power = fastconv.math_caffe(4.0, "pow", exponent=0.5)
+    assert power.shape == () and power == 2.0
+    assert fastconv.math_caffe(np.zeros((2, 0, 3), np.float32), "log").shape == (2, 0, 3)
+    strided = np.arange(12, dtype=np.float32).reshape(3, 4)[:, ::2]
+    assert_same_bits(fastconv.math_caffe(strided, "tanh"), libm_function("tanh", strided))
 
 
 @pytest.mark.parametrize("kwargs, message", [

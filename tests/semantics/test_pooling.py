@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import fastconv
 from reference.pool import caffe_pool, caffe_pool2d_bits
+from reference.tolerance import assert_same_bits
 
 
 # (H, W, kernel, stride, pad): unequal axes, ceil-extra windows, the clip rule, window > input.
@@ -178,6 +179,38 @@ def test_forward_bits_follow_caffe_order_on_any_thread_count(geometry, method, d
                                           expected.view(f"u{y.itemsize}"), err_msg=str(threads))
     finally:
         fastconv.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("method", ["max", "ave"])
+def test_large_planes_split_over_threads_keep_their_bits(method, dtype):
+    """Enough work for several threads (the small cases above run on one): 1 to 4 threads,
+    17 planes (blocks of planes that do not divide evenly), the row path and the edges, and a
+    global pooling's plane blocks."""
+    x = np.random.default_rng(9).standard_normal((1, 17, 96, 120)).astype(dtype)
+    previous = fastconv.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 3, 4):
+            fastconv.set_num_threads(threads)
+            results.append((fastconv.pool2d_caffe(x, 3, stride=2, pad=1, method=method),
+                            fastconv.pool2d_caffe(x, None, global_pooling=True, method=method)))
+    finally:
+        fastconv.set_num_threads(previous)
+    for windows, whole in results[1:]:
+        assert_same_bits(windows, results[0][0])
+        assert_same_bits(whole, results[0][1])
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 8, 8), (2, 0, 8, 8)])
+def test_empty_batch_or_channels(shape):
+    x = np.zeros(shape, np.float32)
+    for method in ("max", "ave"):
+        y = fastconv.pool2d_caffe(x, 2, stride=2, method=method)
+        assert y.shape == shape[:2] + (4, 4)
+        dx = fastconv.pool2d_caffe_backward(x, y, 2, stride=2, method=method)
+        assert dx.shape == shape
+    assert fastconv.pool2d_keras(x.transpose(0, 2, 3, 1), 2).shape == (shape[0], 4, 4, shape[1])
 
 
 def test_inputs_untouched():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..conv_ops import (
+    LAST_WINDOW_PAST_INPUT,
     caffe_conv_out_size,
     caffe_deconv_out_size,
     caffe_pool_out_size,
@@ -12,6 +13,7 @@ from ..conv_ops import (
     convnd_caffe,
     deconv2d_caffe,
     inner_product_caffe,
+    last_window_past_input,
     pool2d_caffe,
 )
 from .base import Layer, element_count
@@ -265,11 +267,9 @@ class PoolingLayer(Layer):
             if pooled < 1:
                 self.fail(f"{self.describe(0, shape)} is too small for kernel {tuple(kernel)}, "
                           f"stride {stride}, pad {pad}")
-            if (pooled - 1) * s - p >= size:   # refused here at load, not at the forward
+            if last_window_past_input(size, pooled, s, p):   # refused at load, not forward
                 self.fail(f"kernel {tuple(kernel)}, stride {stride}, pad {pad} on "
-                          f"{self.describe(0, shape)}: Caffe's ceil rule puts the last window "
-                          "entirely past the input (real Caffe outputs -FLT_MAX or ±0 there); "
-                          "fastconv refuses it")
+                          f"{self.describe(0, shape)}: {LAST_WINDOW_PAST_INPUT}")
             out.append(pooled)
         return [shape[:2] + tuple(out)] * len(self.tops)
 
