@@ -378,12 +378,12 @@ def lrn_window(x, size, alpha_over_size, k, dtype, three_quarter_power=False):
     """Caffe's LRN ACROSS_CHANNELS scale (k + the channel window's terms) for NCHW ``x``, a new
     array of x's shape; ``alpha_over_size`` and ``k`` already rounded to ``dtype``. With
     ``three_quarter_power`` (float32 only), the layer's output for beta = 0.75 instead:
-    ``x * scale^-0.75``, the power through float64 and rounded once (csrc/elementwise.h)."""
+    ``x * scale^-0.75``, the power glibc's powf's for every element (csrc/elementwise.h)."""
     if three_quarter_power and dtype != np.float32:
         raise ValueError("lrn_window: the three-quarter power route is float32's")
     x_rows = to_kernel_input(x, dtype)
     result = empty_output(x_rows.shape, dtype)
-    shape3 = (x_rows.shape[0], x_rows.shape[1], -1)
+    shape3 = (x_rows.shape[0], x_rows.shape[1], int(np.prod(x_rows.shape[2:])))
     _core.lrn_window(x_rows.reshape(shape3), size, float(alpha_over_size), float(k),
                      result.reshape(shape3), three_quarter_power)
     return result

@@ -441,6 +441,8 @@ def lrn_caffe(x, *, local_size=5, alpha=1.0, beta=0.75, k=1.0, norm_region="ACRO
         x.shape, local_size, alpha, beta, k, norm_region)
     dtype = compute_dtype(("x", x))
     x = x.astype(dtype, copy=False)
+    if x.size == 0:   # no element to normalise (nor a window to pool)
+        return np.empty(x.shape, dtype)
     one, alpha_d, beta_d = dtype.type(1), dtype.type(alpha), dtype.type(beta)
     if norm_region == "ACROSS_CHANNELS":
         alpha_over_size = alpha_d / dtype.type(local_size)

@@ -164,6 +164,13 @@ def test_within_channel_bit_for_bit(dtype):
     assert_same_bits(y, x * libm_power(shifted, -dtype(0.625)))
 
 
+@pytest.mark.parametrize("region", ["ACROSS_CHANNELS", "WITHIN_CHANNEL"])
+@pytest.mark.parametrize("shape", [(0, 3, 4, 4), (2, 0, 4, 4), (2, 3, 0, 4)])
+def test_empty_axes(shape, region):
+    y = fastconv.lrn_caffe(np.zeros(shape, np.float32), norm_region=region)
+    assert y.shape == shape and y.dtype == np.float32
+
+
 def test_defaults_are_lrn_params():
     x = np.random.default_rng(7).uniform(-2, 2, (1, 6, 3, 3)).astype(np.float32)
     assert_same_bits(fastconv.lrn_caffe(x), caffe_lrn_across(x, 5, 1.0, 0.75, 1.0))
