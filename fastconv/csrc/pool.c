@@ -1,5 +1,6 @@
 /* Two element types from one source: pool.template.c is included once per type. */
 #include <float.h>
+#include <stdint.h>
 #include <string.h>
 #include "engine.h"
 #include "pool.h"
@@ -14,6 +15,9 @@
  * take them a block of planes at a time (GoogLeNet's 5x5 stride-3 AVE on 14 x 14 at batch 8,
  * 4 columns: 0.60 ms along the row, 0.34 ms a block of planes at a time, Zen 4). */
 #define FC_POOL_ROW_COLUMNS 8
+/* Outputs of a row whose maxima the backward finds together (their values and offsets on the
+ * stack). */
+#define FC_POOL_ROW_BLOCK 256
 
 /* One pooling window: the input rows [h0, h1) and columns [w0, w1) it covers, and the
  * average's divisor. Caffe (pooling_layer.cpp) clips the window to in + pad for the divisor

@@ -174,17 +174,93 @@ void FC_NAME(fc_pool2d_forward)(const fc_pool2d_geometry *g, int method, const F
     }
 }
 
+/* The first maximum's offset in the plane for the inside windows [lo, hi) of output row oh
+ * (rows [h0, h1)), into at[0 .. hi-lo): pool_argmax's rule (from -FLT_MAX, strictly greater
+ * wins, the window's first cell where none does), tap by tap with the outputs innermost, which
+ * the compiler vectorises, as the forward's rows. The offsets fit 32 bits (the caller checks
+ * the plane's size), so that they fill as many lanes as the values. */
+static inline void FC_NAME(pool_row_argmax)(const fc_pool2d_geometry *g, const FC_T *plane,
+                                            ptrdiff_t h0, ptrdiff_t h1, ptrdiff_t lo,
+                                            ptrdiff_t hi, ptrdiff_t stride, FC_T *restrict best,
+                                            int32_t *restrict at)
+{
+    const ptrdiff_t count = hi - lo, first = lo * stride - g->pad_left;
+    for (ptrdiff_t j = 0; j < count; j++) {
+        best[j] = (FC_T)-FLT_MAX;
+        at[j] = (int32_t)(h0 * g->in_w + first + j * stride);
+    }
+    for (ptrdiff_t h = h0; h < h1; h++) {
+        for (ptrdiff_t kw = 0; kw < g->kernel_w; kw++) {
+            const int32_t offset = (int32_t)(h * g->in_w + first + kw);
+            const FC_T *restrict tap = plane + offset;
+            for (ptrdiff_t j = 0; j < count; j++) {
+                /* The offset's select as a mask: gcc vectorises this form on the SSE2
+                 * baseline, not a second conditional select. */
+                const FC_T value = tap[j * stride], held = best[j];
+                const int32_t wins = -(int32_t)(value > held);
+                const int32_t here = offset + (int32_t)j * (int32_t)stride;
+                best[j] = value > held ? value : held;
+                at[j] = (here & wins) | (at[j] & ~wins);
+            }
+        }
+    }
+}
+
+/* MAX's gradient for one plane: each output's dy added onto its window's first maximum, the
+ * outputs in Caffe's order (row by row), so that an element several windows route to gets
+ * its additions in that order. The inside windows' maxima are found a row at a time
+ * (pool_row_argmax), the edges' one by one. */
+static void FC_NAME(pool_plane_max_backward)(const fc_pool2d_geometry *g, const FC_T *plane,
+                                             const FC_T *grad, ptrdiff_t lo, ptrdiff_t hi,
+                                             FC_T *grad_in)
+{
+    FC_T best[FC_POOL_ROW_BLOCK];
+    int32_t at[FC_POOL_ROW_BLOCK];
+    for (ptrdiff_t oh = 0; oh < g->out_h; oh++) {
+        const FC_T *row = grad + oh * g->out_w;
+        const fc_pool_window rows = fc_pool_window_at(g, oh, 0);
+        for (ptrdiff_t ow = 0; ow < g->out_w;) {
+            if (ow < lo || ow >= hi) {
+                const fc_pool_window win = fc_pool_window_at(g, oh, ow);
+                FC_T unused;
+                grad_in[FC_NAME(pool_argmax)(g, &win, plane, &unused)] += row[ow];
+                ow++;
+                continue;
+            }
+            const ptrdiff_t end = hi - ow < FC_POOL_ROW_BLOCK ? hi : ow + FC_POOL_ROW_BLOCK;
+            if (g->stride_w == 1)
+                FC_NAME(pool_row_argmax)(g, plane, rows.h0, rows.h1, ow, end, 1, best, at);
+            else if (g->stride_w == 2)
+                FC_NAME(pool_row_argmax)(g, plane, rows.h0, rows.h1, ow, end, 2, best, at);
+            else
+                FC_NAME(pool_row_argmax)(g, plane, rows.h0, rows.h1, ow, end, g->stride_w, best,
+                                         at);
+            for (ptrdiff_t j = 0; j < end - ow; j++)
+                grad_in[at[j]] += row[ow + j];
+            ow = end;
+        }
+    }
+}
+
 void FC_NAME(fc_pool2d_backward)(const fc_pool2d_geometry *g, int method, const FC_T *x,
                                  const FC_T *dy, FC_T *dx)
 {
     const ptrdiff_t planes = g->batch * g->channels;
     const int threads = fc_pool_threads(g);
+    ptrdiff_t lo, hi;
+    fc_pool_columns_inside(g, &lo, &hi);
+    /* The row path's offsets are 32-bit. */
+    const int by_rows = hi - lo >= FC_POOL_ROW_COLUMNS && g->in_h * g->in_w <= INT32_MAX;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (ptrdiff_t plane_index = 0; plane_index < planes; plane_index++) {
         const FC_T *plane = x + plane_index * g->in_h * g->in_w;
         const FC_T *grad = dy + plane_index * g->out_h * g->out_w;
         FC_T *grad_in = dx + plane_index * g->in_h * g->in_w;
         memset(grad_in, 0, (size_t)(g->in_h * g->in_w) * sizeof(FC_T));
+        if (method == FC_POOL_MAX && by_rows) {
+            FC_NAME(pool_plane_max_backward)(g, plane, grad, lo, hi, grad_in);
+            continue;
+        }
         for (ptrdiff_t oh = 0; oh < g->out_h; oh++) {
             for (ptrdiff_t ow = 0; ow < g->out_w; ow++) {
                 const fc_pool_window win = fc_pool_window_at(g, oh, ow);

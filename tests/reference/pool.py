@@ -90,3 +90,27 @@ def caffe_pool2d_bits(x, kernel, stride, pad, method):
                     value = np.where(tap > value, tap, value) if method == "max" else value + tap
             y[:, :, i, j] = value if method == "max" else value / dtype(span_h * span_w)
     return y
+
+
+def caffe_max_pool2d_backward_bits(x, dy, kernel, stride, pad):
+    """Caffe's MAX backward in x's dtype: output by output in row-major order, dy added onto
+    its window's first maximum (from -FLT_MAX, strictly greater wins; the window's first cell
+    where none does), so each element gets its additions in Caffe's order."""
+    n, c, h, w = x.shape
+    rows = caffe_windows(h, kernel[0], stride[0], pad[0], any(pad))
+    cols = caffe_windows(w, kernel[1], stride[1], pad[1], any(pad))
+    dx = np.zeros((n * c, h * w), x.dtype)
+    planes = x.reshape(n * c, h, w)
+    grads = dy.reshape(n * c, len(rows), len(cols))
+    everyone = np.arange(n * c)
+    for i, (h0, h1, _) in enumerate(rows):
+        for j, (w0, w1, _) in enumerate(cols):
+            best = np.full(n * c, -np.finfo(np.float32).max, x.dtype)
+            at = np.full(n * c, h0 * w + w0)
+            for row in range(h0, h1):
+                for col in range(w0, w1):
+                    wins = planes[:, row, col] > best
+                    best = np.where(wins, planes[:, row, col], best)
+                    at = np.where(wins, row * w + col, at)
+            dx[everyone, at] += grads[:, i, j]   # one element per plane: no repeats
+    return dx.reshape(x.shape)

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastconv
-from reference.pool import caffe_pool, caffe_pool2d_bits
+from reference.pool import caffe_max_pool2d_backward_bits, caffe_pool, caffe_pool2d_bits
 from reference.tolerance import assert_same_bits
 
 
@@ -182,24 +182,45 @@ def test_forward_bits_follow_caffe_order_on_any_thread_count(geometry, method, d
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", BIT_GEOMETRIES, ids=[str(g) for g in BIT_GEOMETRIES])
+def test_max_backward_bits_follow_caffe_order(geometry, dtype):
+    """Each dy onto its window's first maximum, the outputs in Caffe's order: bit for bit,
+    with overlapping windows (an element gets several additions), ties, signed zeros, NaN
+    and inf; rows long enough for the vectorised argmax and rows too short for it."""
+    planes, h, w, kernel, stride, pad = geometry
+    rng = np.random.default_rng(h + w)
+    x = rng.integers(-3, 4, (*planes, h, w)).astype(dtype)
+    x[rng.random(x.shape) < 0.1] = -0.0
+    special = rng.random(x.shape) < 0.05
+    x[special] = rng.choice([np.nan, -np.inf, np.inf], special.sum())
+    y = fastconv.pool2d_caffe(x, kernel, stride=stride, pad=pad)
+    dy = (rng.standard_normal(y.shape) * 10.0 ** rng.integers(-6, 7, y.shape)).astype(dtype)
+    dx = fastconv.pool2d_caffe_backward(x, dy, kernel, stride=stride, pad=pad)
+    assert_same_bits(dx, caffe_max_pool2d_backward_bits(x, dy, kernel, stride, pad))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("method", ["max", "ave"])
 def test_large_planes_split_over_threads_keep_their_bits(method, dtype):
     """Enough work for several threads (the small cases above run on one): 1 to 4 threads,
-    17 planes (blocks of planes that do not divide evenly), the row path and the edges, and a
-    global pooling's plane blocks."""
+    17 planes (blocks of planes that do not divide evenly), the row path and the edges, a
+    global pooling's plane blocks, and the backward."""
     x = np.random.default_rng(9).standard_normal((1, 17, 96, 120)).astype(dtype)
     previous = fastconv.get_num_threads()
     try:
         results = []
         for threads in (1, 2, 3, 4):
             fastconv.set_num_threads(threads)
-            results.append((fastconv.pool2d_caffe(x, 3, stride=2, pad=1, method=method),
-                            fastconv.pool2d_caffe(x, None, global_pooling=True, method=method)))
+            windows = fastconv.pool2d_caffe(x, 3, stride=2, pad=1, method=method)
+            results.append((windows,
+                            fastconv.pool2d_caffe(x, None, global_pooling=True, method=method),
+                            fastconv.pool2d_caffe_backward(x, windows, 3, stride=2, pad=1,
+                                                           method=method)))
     finally:
         fastconv.set_num_threads(previous)
-    for windows, whole in results[1:]:
-        assert_same_bits(windows, results[0][0])
-        assert_same_bits(whole, results[0][1])
+    for result in results[1:]:
+        for got, first in zip(result, results[0]):
+            assert_same_bits(got, first)
 
 
 @pytest.mark.parametrize("shape", [(0, 3, 8, 8), (2, 0, 8, 8)])
