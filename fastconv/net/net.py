@@ -108,6 +108,8 @@ class Net:
         for layer in self.layers:
             bottom_shapes = [self.blobs[name].shape for name in layer.bottoms]
             param_shapes = [tuple(shape) for shape in layer.setup(bottom_shapes)]
+            for index, shape in enumerate(param_shapes):
+                layer.check_blob_shape(shape, f"parameter blob {index}")
             for index, ((filler, _), shape) in enumerate(zip(layer.param_fillers(),
                                                              param_shapes)):
                 problem = filler_problem(filler, shape)

@@ -141,6 +141,36 @@ def test_bad_nets_name_the_layer(tmp_path, text, match):
         _net(tmp_path, text)
 
 
+def _layer_on(shape, layer, param):
+    return (input_layer({"data": shape}) +
+            f'layer {{ name: "l" type: "{layer}" bottom: "data" top: "out" {param} }}')
+
+
+@pytest.mark.parametrize("text, blob", [
+    (_layer_on((1, 3, 8, 8), "Convolution",
+               "convolution_param { num_output: 2000000000 kernel_size: 3 }"),
+     "parameter blob 0"),
+    (_layer_on((1, 3, 8, 8), "InnerProduct", "inner_product_param { num_output: 1000000000 }"),
+     "parameter blob 0"),
+    (_layer_on((1, 3, 8, 8), "Convolution",
+               "convolution_param { num_output: 2 kernel_size: 3 pad: 2000000000 }"),
+     "top 'out'"),
+    (_layer_on((1, 3, 8, 8), "Deconvolution",
+               "convolution_param { num_output: 2 kernel_size: 3 stride: 2000000000 }"),
+     "top 'out'"),
+    (_layer_on((1, 3, 8, 8), "Pooling",
+               "pooling_param { kernel_size: 2000000000 pad: 1999999999 }"),
+     "top 'out'"),
+    (_layer_on((2, 4, 6, 6), "LRN", "lrn_param { local_size: 2000000001 }"),
+     "its padded squares"),
+])
+def test_blobs_beyond_int_max_are_refused_naming_the_layer(tmp_path, text, blob):
+    """Caffe aborts on a blob of more than INT_MAX elements (blob.cpp's Reshape); so does the
+    Net, naming the layer and the blob, before allocating anything."""
+    with pytest.raises(ValueError, match=f"layer 'l' .*{blob}.*more than INT_MAX"):
+        _net(tmp_path, text)
+
+
 def test_weight_shape_mismatch_names_layer_and_shapes(tmp_path):
     with pytest.raises(ValueError, match="layer 'conv' \\(Convolution\\): weights blob 0 has "
                                          "shape \\(4, 2, 3, 3\\).*but \\(4, 3, 3, 3\\)"):

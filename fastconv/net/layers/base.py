@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..conv_ops import math_caffe
+
+INT_MAX = 2**31 - 1   # Caffe's blobs count their elements in an int
 from ..schema import TEST
 
 
@@ -84,7 +86,20 @@ class Layer:
         shapes = [tuple(int(dim) for dim in shape) for shape in bottom_shapes]
         if len(shapes) != len(self.bottoms):
             self.fail(f"takes {len(self.bottoms)} bottoms ({self.bottoms}), got {len(shapes)}")
-        return [tuple(shape) for shape in self.output_shapes(shapes)]
+        tops = [tuple(shape) for shape in self.output_shapes(shapes)]
+        for name, shape in zip(self.tops, tops):
+            self.check_blob_shape(shape, f"top '{name}'")
+        return tops
+
+    def check_blob_shape(self, shape, what):
+        """Caffe's Blob::Reshape check: a blob of more than INT_MAX elements aborts Caffe
+        ("blob size exceeds INT_MAX"); refused here, naming the layer and the blob."""
+        count = 1
+        for dim in shape:
+            if count != 0 and dim > INT_MAX // count:
+                self.fail(f"{what} of shape {tuple(shape)} has more than INT_MAX (2^31 - 1) "
+                          "elements; Caffe aborts there ('blob size exceeds INT_MAX')")
+            count *= dim
 
     def forward(self, *bottoms):
         """Run the layer on ``bottoms`` (arrays, converted to the net's dtype, never modified)

@@ -32,6 +32,11 @@ class LRNLayer(Layer):
         if len(shape) != 4:
             self.fail(f"{self.describe(0, shape)} must have 4 axes (num, channels, height, "
                       "width)")
+        if self.config["norm_region"] == "ACROSS_CHANNELS":
+            # Caffe's forward makes this blob of the squares with the window's padding.
+            _, channels, height, width = shape
+            self.check_blob_shape((1, channels + self.config["local_size"] - 1, height, width),
+                                  "its padded squares (1, channels + local_size - 1, H, W)")
         return [shape]
 
     def compute(self, bottoms, params):
