@@ -352,8 +352,11 @@ static int FC_NAME(shifted_rows_wanted)(const FC_NAME(fc_engine) *engine,
     /* A 2-D image: one position on axis 0 and no padding there (a padded one gives output
      * planes that read only zeros). */
     const int plane = g->in_size[0] == 1 && g->kernel[0] == 1 && g->pad[0] == 0;
+    /* A tile too small to read B in place (gemm.h) takes the packing or the direct tile. */
+    const int tile_reads_in_place = engine->mr * nv >= FC_IN_PLACE_MIN_ACCUMULATORS;
     return !is_pointwise && plane && g->stride[1] == 1 && g->stride[2] == 1 &&
-           g->out_size[2] % engine->lanes == 0 && !one_vector_tile && g->batch > 0;
+           g->out_size[2] % engine->lanes == 0 && !one_vector_tile && g->batch > 0 &&
+           tile_reads_in_place;
 }
 
 /* The direct tile shape for this convolution's forward pass, or -1 to take the GEMM: each

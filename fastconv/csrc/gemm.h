@@ -36,6 +36,15 @@ void fc_inner_product_f32(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *x,
 void fc_inner_product_f64(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *x,
                           const double *w, double *y);
 
+/* The fewest vector accumulators (MR x NR/lanes) a micro-tile needs to read B in place
+ * (fc_gemm_batch's b_in_place) rather than packed: the in-place reads fetch each reduction
+ * step's row through a pointer, a few steps ahead, which costs the same whatever the tile, so a
+ * small tile (AVX2's 6 x 2 vectors) spends as much on it for half the FMAs of AVX-512's 8 x 3.
+ * Zen 4's AVX2 paths, tools/ab_builds.py, in-process paired: ResNet's 1x1 layers 2-32 % faster
+ * packed (float64 14 %); VGG conv1_2 and its 112 x 112 layer 5-7 % faster by the direct
+ * forward than reading shifted rows in place (NHWC +15 %); the AVX-512 tiles unchanged. */
+#define FC_IN_PLACE_MIN_ACCUMULATORS 24
+
 /* The batched GEMM every convolution pass is made of (the driver behind fc_gemm too). */
 #define FC_TEMPLATE "gemm.template.h"
 #include "each_type.h"

@@ -22,8 +22,6 @@
 #define FC_MAX_TILE (16 * 64)   /* elements; larger than any engine's MR x NR */
 /* The longest k block whose rows macro_kernel reads in place (dispatch.c caps kc at 512). */
 #define FC_IN_PLACE_MAX_KC 512
-/* The fewest vector accumulators a tile needs to read a plain B in place (fc_gemm_batch_run). */
-#define FC_IN_PLACE_MIN_ACCUMULATORS 24
 /* Fewer tasks than this per thread: their count is made a multiple of the threads. */
 #define FC_FEW_TASKS_PER_THREAD 4
 
@@ -667,12 +665,11 @@ int FC_NAME(fc_gemm_batch_run)(const FC_NAME(fc_gemm_batch) *p)
     /* A plain B with contiguous rows, where the caller allows (a 1x1 layer's images), is
      * read where it lies rather than copied into panels: the copy was a fifth of
      * ResNet's 1x1 256 -> 64 on Zen 5, a pass over 3 MB of image before any product. The
-     * tiles' kernels fetch B's rows a few steps ahead (engine.template.c). That fetching costs
-     * the same per reduction step whatever the tile, so a tile of fewer than
-     * FC_IN_PLACE_MIN_ACCUMULATORS vector accumulators packs a plain B instead (AVX2's 6 x 2
-     * vectors: ResNet's 1x1 layers 2-32 % faster packed on Zen 4 over three paired runs,
-     * float64 14 %; AVX-512's 8 x 3 lose 0-8 % packed). Rows read as shifted rows of a padded
-     * copy (b_row_offsets) have no packing: they stay in place. */
+     * tiles' kernels fetch B's rows a few steps ahead (engine.template.c). A tile of fewer
+     * than FC_IN_PLACE_MIN_ACCUMULATORS vector accumulators packs a plain B instead (gemm.h;
+     * AVX-512's 8 x 3 tiles lose 0-8 % packed). Rows read as shifted rows of a padded copy
+     * (b_row_offsets) have no packing: they stay in place (the forward asks for them only
+     * with a tile large enough). */
     const int b_in_place =
         p->b_in_place && !p->im2col && !p->im2col_transposed && !p->row_epilogue &&
         p->cs_b == 1 && kc <= FC_IN_PLACE_MAX_KC &&
@@ -760,4 +757,3 @@ int FC_NAME(fc_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
 #undef FC_MAX_TILE
 #undef FC_FEW_TASKS_PER_THREAD
 #undef FC_IN_PLACE_MAX_KC
-#undef FC_IN_PLACE_MIN_ACCUMULATORS
