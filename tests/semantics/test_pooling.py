@@ -204,8 +204,12 @@ def test_max_backward_bits_follow_caffe_order(geometry, dtype):
 def test_large_planes_split_over_threads_keep_their_bits(method, dtype):
     """Enough work for several threads (the small cases above run on one): 1 to 4 threads,
     17 planes (blocks of planes that do not divide evenly), the row path and the edges, a
-    global pooling's plane blocks, and the backward."""
+    global pooling's plane blocks, and the backward; every thread count bit for bit against
+    Caffe's windows written out in the dtype (the backward against Caffe's order for MAX, the
+    float64 reference for AVE)."""
     x = np.random.default_rng(9).standard_normal((1, 17, 96, 120)).astype(dtype)
+    windows = caffe_pool2d_bits(x, (3, 3), (2, 2), (1, 1), method)
+    expected = [windows, caffe_pool2d_bits(x, (96, 120), (1, 1), (0, 0), method)]
     previous = fastconv.get_num_threads()
     try:
         results = []
@@ -218,9 +222,18 @@ def test_large_planes_split_over_threads_keep_their_bits(method, dtype):
                                                            method=method)))
     finally:
         fastconv.set_num_threads(previous)
-    for result in results[1:]:
-        for got, first in zip(result, results[0]):
-            assert_same_bits(got, first)
+    if method == "max":
+        backward = caffe_max_pool2d_backward_bits(x, windows, (3, 3), (2, 2), (1, 1))
+        for result in results:
+            assert_same_bits(result[2], backward)
+    else:   # AVE's backward: at most 4 shares of |dy|/9 added per element, each rounded
+        reference = caffe_pool(x, (3, 3), (2, 2), (1, 1), "ave", windows.astype(np.float64))
+        bound = 8 * np.finfo(dtype).eps * np.max(np.abs(windows))
+        np.testing.assert_allclose(results[0][2], reference, rtol=0, atol=bound)
+    for result in results:
+        assert_same_bits(result[0], expected[0])
+        assert_same_bits(result[1], expected[1])
+        assert_same_bits(result[2], results[0][2])
 
 
 @pytest.mark.parametrize("shape", [(0, 3, 8, 8), (2, 0, 8, 8)])
