@@ -20,7 +20,7 @@
  * power differs from powf's for 1,323,980 of the positive floats (one in 1,600). The band
  * costs a powf call for the powers near a midpoint: one in 130 of random positive scales, but
  * about half of those of AlexNet's LRN (k 1, alpha 1e-4), whose scales just above 1 put their
- * powers near midpoints (its LRNs at batch 8: 2.1 -> 3.5 ms on Zen 4). */
+ * powers near midpoints (its LRNs at batch 8: 2.1 -> 3.5 ms on Zen 4, a throwaway timing). */
 #define FC_MIDPOINT_BAND ((uint64_t)1 << 21)
 
 /* Whether the double `value` lies so close to a midpoint between two floats (or is NaN) that
