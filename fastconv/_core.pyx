@@ -91,6 +91,7 @@ cdef extern from "csrc/engine.h" nogil:
     void fc_set_num_threads(int threads)
     int fc_engine_blocking(int id, int element_bytes, Py_ssize_t sizes[5])
     void fc_cache_sizes(Py_ssize_t bytes[3])
+    int fc_direct_over_shifted_rows()
     void *fc_aligned_alloc(size_t bytes)
     void fc_aligned_free(void *memory)
 
@@ -227,6 +228,10 @@ def blocking():
     fc_cache_sizes(caches)
     found["cache_bytes"] = (caches[0], caches[1], caches[2])
     return found
+
+
+def direct_over_shifted_rows():
+    return bool(fc_direct_over_shifted_rows())
 
 
 def set_num_threads(int threads):

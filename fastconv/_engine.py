@@ -112,6 +112,12 @@ def blocking():
     return _core.blocking()
 
 
+def direct_over_shifted_rows():
+    """Whether this CPU's forward pass prefers the direct tile to the GEMM reading shifted rows
+    of a padded copy, where both apply (a choice made at start-up from the CPU)."""
+    return _core.direct_over_shifted_rows()
+
+
 def get_num_threads():
     return _core.get_num_threads()
 

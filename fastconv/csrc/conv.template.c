@@ -305,7 +305,8 @@ static void FC_NAME(store_columns_by_phase)(const fc_conv_geometry *g, ptrdiff_t
  * 56 x 56 with 64 or 128 outputs +4-31 %, 64 at batch 8 +12-44 %; the AVX2 kernel +9-35 %.
  * Left to the GEMM: 3x3 with 256 outputs (-5 to +13 %, VGG conv3_2 at batch 8 -5 %), float64's
  * 3x3 (128 outputs -4 to -10 %, 64 +3 %), fewer pixels (down to half on 7 x 7 images, AlexNet
- * conv3's 13 x 13 -31 %), the GEMM reading shifted rows (VGG conv1_2 -4 %). */
+ * conv3's 13 x 13 -31 %), the GEMM reading shifted rows (VGG conv1_2 -4 %), except on the CPUs
+ * where dispatch.c finds the direct tile faster than those (fc_direct_over_shifted_rows). */
 #define FC_DIRECT_WIDE_MIN_TAPS 9
 #define FC_DIRECT_WIDE_MAX_OUT 128
 #define FC_DIRECT_ANY_OUT_TAPS 25
@@ -378,7 +379,7 @@ static int FC_NAME(direct_shape)(const FC_NAME(fc_engine) *engine, const fc_conv
                             s->group_out_channels <= FC_DIRECT_WIDE_MAX_OUT;
     if (s->taps >= FC_DIRECT_WIDE_MIN_TAPS && s->out_pixels >= FC_DIRECT_WIDE_MIN_PIXELS &&
         (few_outputs || s->taps >= FC_DIRECT_ANY_OUT_TAPS) &&
-        !FC_NAME(shifted_rows_wanted)(engine, g, is_pointwise))
+        (fc_direct_over_shifted_rows() || !FC_NAME(shifted_rows_wanted)(engine, g, is_pointwise)))
         return shape;
     if (g->group != 1)
         return -1;

@@ -16,6 +16,9 @@
 #ifdef _WIN32
 #include <malloc.h>
 #endif
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
 #include "engine.h"
 
 extern fc_engine_f32 fc_engine_generic_f32;
@@ -44,6 +47,7 @@ static const char *const engine_names[FC_ENGINE_COUNT] = {"generic", "avx2", "av
  * concurrent reads from Python threads well defined. A call reads each once, at its start. */
 static int active_engine = FC_ENGINE_GENERIC;
 static int num_threads = 1;
+static int direct_over_shifted_rows = 0;   /* fc_direct_over_shifted_rows, set at fc_init */
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FC_LOAD(var) __atomic_load_n(&(var), __ATOMIC_RELAXED)
@@ -228,9 +232,45 @@ int fc_engine_blocking(int id, int element_bytes, ptrdiff_t sizes[5])
     return 0;
 }
 
+/* Whether the CPU is AMD's family 19h with AVX-512: Zen 4, whose 512-bit instructions run as
+ * two 256-bit halves (the earlier members of the family, Zen 3, have no AVX-512). */
+static int is_zen4(void)
+{
+#ifdef FC_HAVE_X86_ENGINES
+    unsigned int eax, ebx, ecx, edx;
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx))
+        return 0;
+    const int amd = ebx == 0x68747541 && edx == 0x69746e65 && ecx == 0x444d4163; /* AuthenticAMD */
+    if (!amd || !__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+        return 0;
+    const unsigned int family = ((eax >> 8) & 0xf) == 0xf ? 0xf + ((eax >> 20) & 0xff)
+                                                          : (eax >> 8) & 0xf;
+    __builtin_cpu_init();
+    return family == 0x19 && __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
+/* Where a forward pass could either read B as shifted rows of a padded copy (the GEMM, tiles
+ * of 24 vector accumulators or more) or run the direct tile (float32 3x3 with at most 128
+ * outputs a group, 5x5 and wider: conv.template.c), which is faster depends on the CPU, and
+ * only a measurement tells. Zen 5 (2026-12-07): shifted rows, the direct tile 4 % slower on
+ * VGG conv1_2. Zen 4, tools/ab_builds.py, avx512, same bits: the direct tile, VGG conv1_2
+ * +5.5 %, the dilated layer +9 %, their NHWC forms +13-15 %, 3x3 on 32-224 wide images with
+ * 64 or 128 outputs -2 to +12 %, 5x5 float32 +4-13 %, float64 0-10 %. Neither misaligned
+ * loads (no cost in a micro-benchmark, from L1 or L2) nor the L1-sized reduction block (KC
+ * 256 instead of 512: no change) explain the difference, so the choice is keyed on the CPU
+ * measured, Zen 4; the others, the Xeon included (not measured), keep the shifted rows. */
+int fc_direct_over_shifted_rows(void)
+{
+    return FC_LOAD(direct_over_shifted_rows);
+}
+
 int fc_init(void)
 {
     find_cache_sizes();
+    FC_STORE(direct_over_shifted_rows, is_zen4());
     for (int id = 0; id < FC_ENGINE_COUNT; id++) {
         if (!engines_f32[id])
             continue;

@@ -46,6 +46,10 @@ int fc_engine_blocking(int id, int element_bytes, ptrdiff_t sizes[5]);
  * system does not say is reported as found). */
 void fc_cache_sizes(ptrdiff_t bytes[3]);
 
+/* Whether a forward pass that could run either the direct tile or the GEMM reading shifted
+ * rows in place runs the direct tile: a choice per CPU, made at fc_init (dispatch.c). */
+int fc_direct_over_shifted_rows(void);
+
 /* Threads: the one place that decides how many OpenMP threads a call uses. */
 int fc_get_num_threads(void);
 void fc_set_num_threads(int threads);  /* threads >= 1 */

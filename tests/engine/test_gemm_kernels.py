@@ -166,6 +166,16 @@ def test_cpu_info():
     assert info["kernel"] in info["available"]
     assert info["available"][-1] == "generic"
     assert info["threads"] == fastconv.get_num_threads() >= 1
+    # The forward's direct-over-shifted-rows choice is keyed on AMD's family 19h with AVX-512
+    # (Zen 4), read here from the kernel's /proc/cpuinfo rather than cpuid.
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        first = cpuinfo.read_text().split("\n\n")[0]
+        fields = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
+        fields = {key.strip(): value.strip() for key, value in fields.items()}
+        zen4 = (fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
+                and "avx512f" in fields.get("flags", "").split())
+        assert info["direct_over_shifted_rows"] is zen4
 
 
 def test_set_kernel_refuses_unknown():
