@@ -665,22 +665,40 @@ static int FC_NAME(direct_weight_gradient)(const FC_NAME(fc_engine) *engine,
     const ptrdiff_t axis_step[FC_SPATIAL_AXES] = {box[1] * box[2], box[2], 1};
     const ptrdiff_t plane = box[0] * box[1] * box[2];
 
-    /* Workspace: the padded image, dy^T of every group in panels, dW^T of every group. */
+    /* Images taken together where dW^T outgrows L2: as many as FC_INPUT_COPY_BYTES of padded
+     * copies and dy^T panels hold. A tile of dW^T then sums all of them before the next tile,
+     * rather than every image passing over the whole of dW^T, from L3 (3.5 MB for AlexNet's
+     * conv3). Else one image at a time, whose copy and panels stay in L2 for every tile
+     * (all eight images of ResNet's 3x3 64 -> 64 on 56 x 56 together: float64 -4 %). Zen 4,
+     * tools/ab_builds.py, same bits: AlexNet conv3 at batch 4 +6-8 %, conv2 0 %. */
     const size_t image_elements = (size_t)(g->in_channels * plane);
     const size_t dy_elements = (size_t)(groups * panels * pixels * nr);
     const size_t dw_elements = (size_t)(groups * rows * padded_out);
+    ptrdiff_t cache_bytes[3];
+    fc_cache_sizes(cache_bytes);
+    const ptrdiff_t chunk_images =
+        dw_elements * sizeof(FC_T) > (size_t)cache_bytes[1]
+            ? fc_copy_chunk_images((ptrdiff_t)(image_elements + dy_elements), g->batch,
+                                   sizeof(FC_T))
+            : 1;
+    /* Workspace: the padded images, dy^T of every image and group in panels, dW^T of every
+     * group; a window origin per image of the chunk and row of dW^T. */
     FC_NAME(direct_workspace) space;
-    if (FC_NAME(direct_workspace_alloc)(&space, image_elements + dy_elements + dw_elements,
-                                        (size_t)pixels, (size_t)(groups * rows)) != 0)
+    if (FC_NAME(direct_workspace_alloc)(
+            &space, (size_t)chunk_images * (image_elements + dy_elements) + dw_elements,
+            (size_t)pixels, (size_t)(chunk_images * groups * rows)) != 0)
         return -1;
-    FC_T *const xp = space.work, *const dy_t = xp + image_elements;
-    FC_T *const dw_t = dy_t + dy_elements;   /* written, not added to, by the first k block */
+    FC_T *const xp = space.work, *const dy_t = xp + (size_t)chunk_images * image_elements;
+    /* written, not added to, by the first image's first k block */
+    FC_T *const dw_t = dy_t + (size_t)chunk_images * dy_elements;
     for (ptrdiff_t p = 0; p < pixels; p++)
         space.offsets[p] = fc_window_offset(g, axis_step, p);
-    for (ptrdiff_t row = 0; row < groups * rows; row++) {
+    for (ptrdiff_t item = 0; item < chunk_images * groups * rows; item++) {
+        const ptrdiff_t image = item / (groups * rows), row = item % (groups * rows);
         const ptrdiff_t grp = row / rows, r = row % rows < gk ? row % rows : gk - 1;
-        space.origins[row] = xp + (grp * s->group_in_channels + r / taps) * plane +
-                             fc_tap_offset(g, axis_step, r % taps);
+        space.origins[item] = xp + (ptrdiff_t)image * (ptrdiff_t)image_elements +
+                              (grp * s->group_in_channels + r / taps) * plane +
+                              fc_tap_offset(g, axis_step, r % taps);
     }
     /* Tasks: (group, panel, block of row tiles), enough for FC_DIRECT_TASKS_PER_THREAD each. */
     const int threads_wanted = fc_threads_for(2.0 * (double)g->batch * (double)pixels *
@@ -693,17 +711,20 @@ static int FC_NAME(direct_weight_gradient)(const FC_NAME(fc_engine) *engine,
     const ptrdiff_t tasks = groups * panels * blocks;
     const int threads = tasks < threads_wanted ? (int)tasks : threads_wanted;
 
-    for (ptrdiff_t n = 0; n < g->batch; n++) {
-        FC_NAME(pad_image)(engine, g, box, 1, x + n * g->in_channels * s->in_volume, xp);
-        const FC_T *const grad = dy + n * g->out_channels * pixels;
+    for (ptrdiff_t n0 = 0; n0 < g->batch; n0 += chunk_images) {
+        const ptrdiff_t images = g->batch - n0 < chunk_images ? g->batch - n0 : chunk_images;
+        FC_NAME(pad_image)(engine, g, box, images, x + n0 * g->in_channels * s->in_volume, xp);
 #pragma omp parallel num_threads(threads) if (threads > 1)
         {
 #pragma omp for schedule(static)
-        for (ptrdiff_t item = 0; item < groups * panels; item++) {
-            const ptrdiff_t channel0 = item / panels * go + item % panels * nr;
-            const ptrdiff_t valid = go - item % panels * nr < nr ? go - item % panels * nr : nr;
+        for (ptrdiff_t item = 0; item < images * groups * panels; item++) {
+            const ptrdiff_t image = item / (groups * panels), grp = item / panels % groups;
+            const ptrdiff_t first = item % panels * nr, channel0 = grp * go + first;
+            const ptrdiff_t valid = go - first < nr ? go - first : nr;
             FC_T *const panel = dy_t + item * pixels * nr;
-            engine->transpose(valid, pixels, grad + channel0 * pixels, pixels, panel, nr);
+            engine->transpose(valid, pixels,
+                              dy + ((n0 + image) * g->out_channels + channel0) * pixels, pixels,
+                              panel, nr);
             for (ptrdiff_t p = 0; valid < nr && p < pixels; p++)
                 for (ptrdiff_t j = valid; j < nr; j++)
                     panel[p * nr + j] = 0;
@@ -714,12 +735,15 @@ static int FC_NAME(direct_weight_gradient)(const FC_NAME(fc_engine) *engine,
             const ptrdiff_t tile0 = task % blocks * block_tiles;
             const ptrdiff_t tile1 = tile0 + block_tiles < tiles ? tile0 + block_tiles : tiles;
             for (ptrdiff_t tile = tile0; tile < tile1; tile++)
-                for (ptrdiff_t p0 = 0; p0 < pixels; p0 += kc)
-                    engine->direct[shape].kernel(
-                        pixels - p0 < kc ? pixels - p0 : kc, space.origins + grp * rows + tile * mr,
-                        space.offsets + p0, dy_t + (item * pixels + p0) * nr,
-                        dw_t + (grp * rows + tile * mr) * padded_out + panel * nr, padded_out,
-                        n > 0 || p0 > 0, NULL);
+                for (ptrdiff_t image = 0; image < images; image++)
+                    for (ptrdiff_t p0 = 0; p0 < pixels; p0 += kc)
+                        engine->direct[shape].kernel(
+                            pixels - p0 < kc ? pixels - p0 : kc,
+                            space.origins + (image * groups + grp) * rows + tile * mr,
+                            space.offsets + p0,
+                            dy_t + ((image * groups * panels + item) * pixels + p0) * nr,
+                            dw_t + (grp * rows + tile * mr) * padded_out + panel * nr,
+                            padded_out, n0 + image > 0 || p0 > 0, NULL);
         }
         }
     }

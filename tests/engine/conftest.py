@@ -1,6 +1,8 @@
-"""The engine tests' shared fixture: each test taking ``kernel`` runs once per compute engine."""
+"""The engine tests' shared fixtures: each test taking ``kernel`` runs once per compute engine;
+``restore_threads`` gives back the thread count a test changes."""
 import pytest
 
+import fastconv
 from fastconv import _core
 
 ALL_KERNELS = ["generic", "avx2", "avx512"]
@@ -16,3 +18,10 @@ def kernel(request):
     _core.set_kernel(name)
     yield name
     _core.set_kernel(previous)
+
+
+@pytest.fixture
+def restore_threads():
+    previous = fastconv.get_num_threads()
+    yield
+    fastconv.set_num_threads(previous)

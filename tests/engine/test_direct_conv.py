@@ -127,6 +127,36 @@ def test_direct_large_batch_in_chunks_same_bits_as_alone(kernel):
     assert_scaled_close(y[2:, :, :2, :2], corner[:, :, :2, :2], 36, np.float32)
 
 
+# Direct weight gradients of a batch: (x shape, w shape, stride, pad). Images whose padded
+# copies and dy panels pass FC_INPUT_COPY_BYTES (32 MiB) run one at a time; a dW^T larger than
+# L2 (3.3 MB here, more than any L2 seen so far) takes the images of a chunk together, tile by
+# tile (all four here).
+WEIGHT_GRADIENT_BATCHES = [
+    ((3, 4, 1100, 1100), (48, 4, 3, 3), 5, 1),
+    ((4, 128, 16, 16), (256, 128, 5, 5), 1, 0),
+]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", WEIGHT_GRADIENT_BATCHES)
+def test_direct_weight_gradient_of_a_batch(kernel, restore_threads, x_shape, w_shape, stride,
+                                           pad):
+    """Every image counts once, whichever way the images are taken, on any thread count."""
+    from reference.conv import caffe_conv2d_backward
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    out = [(size + 2 * pad - k) // stride + 1 for size, k in zip(x_shape[2:], w_shape[2:])]
+    dy = rng.standard_normal((x_shape[0], w_shape[0], *out)).astype(np.float32)
+    found = []
+    for threads in (1, 2, 3):
+        fastconv.set_num_threads(threads)
+        found.append(fastconv.conv2d_caffe_backward(x, w, dy, stride=stride, pad=pad)[1])
+    assert np.array_equal(bits(found[0]), bits(found[1]))
+    assert np.array_equal(bits(found[0]), bits(found[2]))
+    _, expected, _ = caffe_conv2d_backward(x, w, dy, (stride, stride), (pad, pad))
+    assert_scaled_close(found[0], expected, x_shape[0] * out[0] * out[1], np.float32)
+
+
 # Wide kernels: (batch, channels, height, width), out_channels, group, (kh, kw), stride, pad,
 # dilation. AlexNet conv2's shape with fewer channels (two groups, 5x5, 27 x 27), a k of
 # several reduction blocks (24 channels x 25 taps per group), 40 outputs a group (a padded

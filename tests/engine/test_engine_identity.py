@@ -110,13 +110,6 @@ def output_gradient(x, w, case, dtype, seed):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
-@pytest.fixture
-def restore_threads():
-    previous = fastconv.get_num_threads()
-    yield
-    fastconv.set_num_threads(previous)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_forward_same_bits_through_every_api(case, dtype):

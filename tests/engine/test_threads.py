@@ -29,13 +29,6 @@ CONV_CASES = [
 DTYPES = [np.float32, np.float64]
 
 
-@pytest.fixture
-def restore_threads():
-    previous = fastconv.get_num_threads()
-    yield
-    fastconv.set_num_threads(previous)
-
-
 def inputs(case, dtype, seed=3):
     x_shape, w_shape = case[:2]
     rng = np.random.default_rng(seed)
