@@ -170,6 +170,9 @@ WIDE_CASES = [
     ((1, 4, 30, 30), 64, 1, (5, 5), (1, 1), (4, 4), (2, 2)),
     ((2, 10, 30, 27), 128, 2, (3, 3), (1, 1), (1, 1), (1, 1)),
     ((1, 70, 29, 29), 48, 1, (3, 3), (1, 1), (1, 1), (1, 1)),
+    # k = 10000: each panel's packed weights outgrow a quarter of any L2 seen, so tasks take
+    # ranges of panels, the last one padded (112 outputs).
+    ((1, 400, 20, 20), 112, 1, (5, 5), (1, 1), (2, 2), (1, 1)),
 ]
 WIDE_IDS = ["x{}o{}g{}k{}s{}p{}d{}".format(*case) for case in WIDE_CASES]
 
