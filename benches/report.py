@@ -37,8 +37,9 @@ def load(paths):
                 if key not in medians or median < medians[key][0]:
                     medians[key] = (median, extra["gflop"], extra["weight_bytes"])
                 continue
-            if "pooling" in extra:  # test_bench_pooling.py
-                key = ("pooling", extra["pooling"], extra["library"])
+            if "pooling" in extra or "pooling_backward" in extra:  # test_bench_pooling.py
+                kind = "pooling" if "pooling" in extra else "pooling_backward"
+                key = (kind, extra[kind], extra["library"])
                 median = bench["stats"]["median"]
                 if key not in medians or median < medians[key][0]:
                     medians[key] = (median, extra["bytes_moved"], extra["method"])
@@ -171,24 +172,33 @@ def inner_product_table(medians):
     return lines + [""]
 
 
-def pooling_table(medians):
-    """Pooling: each library's time and the rate it moves input plus output at, and the ratios."""
-    rows = sorted({key[1] for key in medians if key[0] == "pooling" and key[2] == "fastconv"})
+POOLING_TITLES = {
+    "pooling": "### float32 Pooling, forward (time and GB/s of input read plus output written)",
+    "pooling_backward": "### float32 Pooling, backward (time and GB/s of the gradients and the "
+                        "input moved)",
+}
+
+
+def pooling_table(medians, kind="pooling"):
+    """Pooling (or its backward): each library's time and the rate it moves its data at, and
+    the ratios."""
+    rows = sorted({key[1] for key in medians if key[0] == kind and key[2] == "fastconv"})
     if not rows:
         return []
-    lines = ["### float32 Pooling, forward (time and GB/s of input read plus output written)", "",
+    lines = [POOLING_TITLES[kind], "",
              "| layer | method | fastconv | TF | torch | fastconv/TF | fastconv/torch | "
              "fastconv/best peer |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     ratios = {"tensorflow": [], "torch": [], "best": []}
     for name in rows:
-        ours, moved, method = medians[("pooling", name, "fastconv")]
-        times = {lib: medians.get(("pooling", name, lib), (None,))[0] for lib in PEERS}
+        ours, moved, method = medians[(kind, name, "fastconv")]
+        times = {lib: medians.get((kind, name, lib), (None,))[0] for lib in PEERS}
         times["fastconv"] = ours
         speeds = [f"{times[lib] * 1e3:.3g} ms ({moved / times[lib] / 1e9:.0f})" if times[lib]
                   else "–" for lib in ("fastconv",) + PEERS]
         cells = ratio_cells(times, PEERS, ratios)
         lines.append(f"| {name} | {method} | " + " | ".join(speeds + cells) + " |")
-    means = " | ".join(f"**{geometric_mean(values):.2f}**" for values in ratios.values())
+    means = " | ".join(f"**{geometric_mean(values):.2f}**" if values else "–"
+                       for values in ratios.values())
     return lines + [f"| **geometric mean** | | | | | {means} |", ""]
 
 
@@ -215,6 +225,7 @@ def main(argv=None):
     medians, info = load(args.paths)
     if "fastconv" not in info:  # only backward, pooling or InnerProduct entries
         print("\n".join(backward_table(medians) + pooling_table(medians)
+                        + pooling_table(medians, "pooling_backward")
                         + inner_product_table(medians)))
         return
     fc = info["fastconv"]
@@ -237,6 +248,7 @@ def main(argv=None):
     out += nhwc_table(medians)
     out += backward_table(medians)
     out += pooling_table(medians)
+    out += pooling_table(medians, "pooling_backward")
     out += inner_product_table(medians)
     print("\n".join(out))
 

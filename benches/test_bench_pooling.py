@@ -1,4 +1,5 @@
-"""Caffe Pooling, forward: fastconv against TensorFlow and PyTorch on real layer shapes.
+"""Caffe Pooling, forward and backward: fastconv against TensorFlow and PyTorch on real layer
+shapes.
 
     PYTHONPATH=. python -m pytest benches/test_bench_pooling.py --benchmark-json=pooling.json
     python benches/report.py pooling.json
@@ -8,8 +9,12 @@ dividing by the window clipped to ``in + pad``) on inputs prepared outside the t
 fastconv's ``pool2d_caffe`` on NCHW; PyTorch's ``max_pool2d``/``avg_pool2d`` with
 ``ceil_mode=True`` (and ``count_include_pad=True``), on NCHW; TensorFlow's ``max_pool2d`` on
 NHWC, its CPU layout, with explicit padding that reaches Caffe's last window, and for AVE the
-zero padding a Keras port adds (``ZeroPadding2D``) before ``avg_pool2d``. Every result is checked
-against a float64 numpy reference written here before it is timed.
+zero padding a Keras port adds (``ZeroPadding2D``) before ``avg_pool2d``. The backward (the
+input's gradient for a given output gradient) against PyTorch's own backward operators
+(``max_pool2d_with_indices_backward``, ``avg_pool2d_backward``), called directly. For MAX,
+PyTorch scatters dy through the indices its forward returned (Caffe's mask), while fastconv's
+``pool2d_caffe_backward`` takes x and finds each window's first maximum again. Every result is checked against a
+float64 numpy reference written here before it is timed.
 """
 import functools
 import os
@@ -105,8 +110,48 @@ def reference(pooling):
     return result if pooling.method == "max" else result / divisor
 
 
-def check(y, pooling):
-    expected = reference(pooling)
+@functools.lru_cache(maxsize=None)
+def output_gradient_of(pooling):
+    return np.random.default_rng(1).standard_normal(pooling.y_shape).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=2)
+def reference_backward(pooling):
+    """float64 gradient of Caffe's pooling: MAX routes each dy to its window's first maximum
+    (taps in row-major order; the random inputs have no ties), AVE spreads dy / divisor over
+    the window; the padding cells' share is dropped."""
+    x = input_of(pooling).astype(np.float64)
+    dy = output_gradient_of(pooling).astype(np.float64)
+    n, c, h, w = x.shape
+    k, s, p = pooling.kernel, pooling.stride, pooling.pad
+    _, _, oh, ow = pooling.y_shape
+    far_h, far_w = (oh - 1) * s + k - h - p, (ow - 1) * s + k - w - p
+    shape = (n, c, p + h + max(far_h, 0), p + w + max(far_w, 0))
+    padded = np.full(shape, -np.inf)
+    padded[:, :, p:p + h, p:p + w] = x
+    grad = np.zeros(shape)
+    if pooling.method == "max":
+        best, taken = reference(pooling), np.zeros(dy.shape, bool)
+    else:
+        inside = np.zeros(shape[2:])
+        inside[:h + 2 * p, :w + 2 * p] = 1.0
+        divisor = sum(inside[i:i + (oh - 1) * s + 1:s, j:j + (ow - 1) * s + 1:s]
+                      for i in range(k) for j in range(k))
+    for i in range(k):
+        for j in range(k):
+            at = (slice(None), slice(None), slice(i, i + (oh - 1) * s + 1, s),
+                  slice(j, j + (ow - 1) * s + 1, s))
+            if pooling.method == "max":
+                first = (padded[at] == best) & ~taken
+                grad[at] += np.where(first, dy, 0.0)
+                taken |= first
+            else:
+                grad[at] += dy / divisor
+    return grad[:, :, p:p + h, p:p + w]
+
+
+def check(y, pooling, expected=None):
+    expected = reference(pooling) if expected is None else expected
     assert y.shape == expected.shape, (pooling.name, y.shape, expected.shape)
     error = np.max(np.abs(y - expected))
     assert error <= 1e-5 * max(1.0, np.max(np.abs(expected))), (pooling.name, error)
@@ -161,6 +206,47 @@ def torch_call(pooling, x):
 CALLS = {"fastconv": fastconv_call, "tensorflow": tensorflow_call, "torch": torch_call}
 
 
+def fastconv_backward_call(pooling, x, dy):
+    def run():
+        return fastconv.pool2d_caffe_backward(x, dy, pooling.kernel, stride=pooling.stride,
+                                              pad=pooling.pad, method=pooling.method)
+    return run
+
+
+def torch_backward_call(pooling, x, dy):
+    torch = pytest.importorskip("torch")
+    xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
+    k, s, p = [pooling.kernel] * 2, [pooling.stride] * 2, [pooling.pad] * 2
+    if pooling.method == "max":
+        _, indices = torch.nn.functional.max_pool2d(xt, k, s, p, ceil_mode=True,
+                                                    return_indices=True)
+
+        def run():
+            return torch.ops.aten.max_pool2d_with_indices_backward(dyt, xt, k, s, p, [1, 1],
+                                                                   True, indices).numpy()
+    else:
+        def run():
+            return torch.ops.aten.avg_pool2d_backward(dyt, xt, k, s, p, True, True,
+                                                      None).numpy()
+    return run
+
+
+BACKWARD_CALLS = {"fastconv": fastconv_backward_call, "torch": torch_backward_call}
+
+
+def time_it(benchmark, run, group, extra):
+    """pytest-benchmark's pedantic timing: enough rounds of enough calls for 1 s, at least 5."""
+    start = time.perf_counter()
+    run()
+    once = time.perf_counter() - start
+    iterations = max(1, min(1000, int(1e-3 / max(once, 1e-9))))
+    rounds = max(5, min(MAX_ROUNDS, int(SECONDS_PER_BENCHMARK / max(once * iterations, 1e-9))))
+    benchmark.group = group
+    benchmark.extra_info.update(extra, fastconv_threads=fastconv.get_num_threads(),
+                                machine=platform.processor() or platform.machine())
+    benchmark.pedantic(run, rounds=rounds, iterations=iterations, warmup_rounds=1)
+
+
 @pytest.mark.parametrize("library", LIBRARIES)
 @pytest.mark.parametrize("pooling", POOLINGS, ids=[pooling.name for pooling in POOLINGS])
 def test_pooling(benchmark, pooling, library):
@@ -168,15 +254,20 @@ def test_pooling(benchmark, pooling, library):
     time.sleep(SETTLE_SECONDS)
     run, to_nchw = CALLS[library](pooling, x)
     check(to_nchw(run()), pooling)  # also the warm-up (tracing, first touch)
+    time_it(benchmark, run, f"{pooling.name} pooling",
+            dict(pooling=pooling.name, method=pooling.method, library=library,
+                 bytes_moved=int(pooling.bytes_moved)))
 
-    start = time.perf_counter()
-    run()
-    once = time.perf_counter() - start
-    iterations = max(1, min(1000, int(1e-3 / max(once, 1e-9))))
-    rounds = max(5, min(MAX_ROUNDS, int(SECONDS_PER_BENCHMARK / max(once * iterations, 1e-9))))
-    benchmark.group = f"{pooling.name} pooling"
-    benchmark.extra_info.update(pooling=pooling.name, method=pooling.method, library=library,
-                                bytes_moved=int(pooling.bytes_moved),
-                                fastconv_threads=fastconv.get_num_threads(),
-                                machine=platform.processor() or platform.machine())
-    benchmark.pedantic(run, rounds=rounds, iterations=iterations, warmup_rounds=1)
+
+@pytest.mark.parametrize("library", list(BACKWARD_CALLS))
+@pytest.mark.parametrize("pooling", POOLINGS, ids=[pooling.name for pooling in POOLINGS])
+def test_pooling_backward(benchmark, pooling, library):
+    """The input's gradient; the rate counts the output gradient and the input gradient (and
+    MAX's input, which fastconv reads to find the maxima again, as Caffe without its mask)."""
+    x, dy = input_of(pooling), output_gradient_of(pooling)
+    time.sleep(SETTLE_SECONDS)
+    run = BACKWARD_CALLS[library](pooling, x, dy)
+    check(run(), pooling, reference_backward(pooling))
+    time_it(benchmark, run, f"{pooling.name} pooling backward",
+            dict(pooling_backward=pooling.name, method=pooling.method, library=library,
+                 bytes_moved=int(pooling.bytes_moved + 4 * np.prod(pooling.x_shape))))

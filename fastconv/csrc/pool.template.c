@@ -242,6 +242,63 @@ static void FC_NAME(pool_plane_max_backward)(const fc_pool2d_geometry *g, const 
     }
 }
 
+/* The cells [first, end) of one input row receive share[ow] at ow * stride + offset, the
+ * outputs in order: with a constant stride the compiler vectorises the additions (stride 1
+ * contiguous; the row's outputs never hit one cell twice for one tap). */
+static inline void FC_NAME(add_shares)(FC_T *restrict row, const FC_T *restrict share,
+                                       ptrdiff_t first, ptrdiff_t end, ptrdiff_t stride,
+                                       ptrdiff_t offset)
+{
+    for (ptrdiff_t ow = first; ow < end; ow++)
+        row[ow * stride + offset] += share[ow - first];
+}
+
+/* AVE's gradient for one plane: each output's dy / divisor (Caffe's top / pool_size) added
+ * onto every input cell of its window, so that each cell gets its additions in Caffe's order
+ * (outputs row by row). Output row by output row, in blocks of FC_POOL_ROW_BLOCK outputs; per
+ * input row of the windows and tap column kw the block's shares are added with the outputs
+ * innermost. A cell gets, within one output row, the shares of the outputs ow with
+ * ow * stride + kw fixed: taking kw from the last tap column down takes them in rising ow,
+ * Caffe's order; the next block's and the next output row's come after. */
+static void FC_NAME(pool_plane_ave_backward)(const fc_pool2d_geometry *g, const FC_T *grad,
+                                             FC_T *grad_in)
+{
+    FC_T share[FC_POOL_ROW_BLOCK];
+    const ptrdiff_t stride = g->stride_w, pad = g->pad_left;
+    for (ptrdiff_t oh = 0; oh < g->out_h; oh++) {
+        const fc_pool_window rows = fc_pool_window_at(g, oh, 0);
+        for (ptrdiff_t ow0 = 0; ow0 < g->out_w; ow0 += FC_POOL_ROW_BLOCK) {
+            const ptrdiff_t ow1 = g->out_w - ow0 < FC_POOL_ROW_BLOCK ? g->out_w
+                                                                     : ow0 + FC_POOL_ROW_BLOCK;
+            for (ptrdiff_t ow = ow0; ow < ow1; ow++)
+                share[ow - ow0] = grad[oh * g->out_w + ow] /
+                                  (FC_T)fc_pool_window_at(g, oh, ow).divisor;
+            for (ptrdiff_t h = rows.h0; h < rows.h1; h++) {
+                FC_T *row = grad_in + h * g->in_w;
+                for (ptrdiff_t kw = g->kernel_w - 1; kw >= 0; kw--) {
+                    /* The block's outputs whose tap kw lies in the row: 0 <= ow * stride -
+                     * pad + kw < in_w. */
+                    const ptrdiff_t lead = pad - kw, room = g->in_w - 1 + pad - kw;
+                    if (room < 0)
+                        continue;
+                    const ptrdiff_t low = lead <= 0 ? 0 : (lead + stride - 1) / stride;
+                    const ptrdiff_t first = low > ow0 ? low : ow0;
+                    const ptrdiff_t end = room / stride + 1 < ow1 ? room / stride + 1 : ow1;
+                    if (first >= end)
+                        continue;
+                    const FC_T *block = share + (first - ow0);
+                    if (stride == 1)
+                        FC_NAME(add_shares)(row, block, first, end, 1, kw - pad);
+                    else if (stride == 2)
+                        FC_NAME(add_shares)(row, block, first, end, 2, kw - pad);
+                    else
+                        FC_NAME(add_shares)(row, block, first, end, stride, kw - pad);
+                }
+            }
+        }
+    }
+}
+
 void FC_NAME(fc_pool2d_backward)(const fc_pool2d_geometry *g, int method, const FC_T *x,
                                  const FC_T *dy, FC_T *dx)
 {
@@ -257,10 +314,15 @@ void FC_NAME(fc_pool2d_backward)(const fc_pool2d_geometry *g, int method, const 
         const FC_T *grad = dy + plane_index * g->out_h * g->out_w;
         FC_T *grad_in = dx + plane_index * g->in_h * g->in_w;
         memset(grad_in, 0, (size_t)(g->in_h * g->in_w) * sizeof(FC_T));
-        if (method == FC_POOL_MAX && by_rows) {
-            FC_NAME(pool_plane_max_backward)(g, plane, grad, lo, hi, grad_in);
+        if (by_rows) {
+            if (method == FC_POOL_MAX)
+                FC_NAME(pool_plane_max_backward)(g, plane, grad, lo, hi, grad_in);
+            else
+                FC_NAME(pool_plane_ave_backward)(g, grad, grad_in);
             continue;
         }
+        /* Rows of few outputs (a global pooling, GoogLeNet's 5x5 stride 3 on 14 x 14): output
+         * by output, cheaper than the row path's bounds per tap. */
         for (ptrdiff_t oh = 0; oh < g->out_h; oh++) {
             for (ptrdiff_t ow = 0; ow < g->out_w; ow++) {
                 const fc_pool_window win = fc_pool_window_at(g, oh, ow);

@@ -114,3 +114,21 @@ def caffe_max_pool2d_backward_bits(x, dy, kernel, stride, pad):
                     at = np.where(wins, row * w + col, at)
             dx[everyone, at] += grads[:, i, j]   # one element per plane: no repeats
     return dx.reshape(x.shape)
+
+
+def caffe_ave_pool2d_backward_bits(dy, x_shape, kernel, stride, pad, dtype):
+    """Caffe's AVE backward in ``dtype``: output by output in row-major order, top / pool_size
+    (the window clipped to in + pad) added onto every input cell of the window (clipped to the
+    input), so each element gets its additions in Caffe's order."""
+    n, c, h, w = x_shape
+    rows = caffe_windows(h, kernel[0], stride[0], pad[0], any(pad))
+    cols = caffe_windows(w, kernel[1], stride[1], pad[1], any(pad))
+    dx = np.zeros((n, c, h, w), dtype)
+    with np.errstate(invalid="ignore"):   # inf + -inf is NaN, as in Caffe
+        for i, (h0, h1, span_h) in enumerate(rows):
+            for j, (w0, w1, span_w) in enumerate(cols):
+                share = (dy[:, :, i, j] / dtype(span_h * span_w)).astype(dtype)
+                for row in range(h0, h1):
+                    for col in range(w0, w1):
+                        dx[:, :, row, col] += share
+    return dx

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastconv
-from reference.pool import caffe_max_pool2d_backward_bits, caffe_pool, caffe_pool2d_bits
+from reference.pool import (caffe_ave_pool2d_backward_bits, caffe_max_pool2d_backward_bits,
+                            caffe_pool, caffe_pool2d_bits)
 from reference.tolerance import assert_same_bits
 
 
@@ -199,14 +200,39 @@ def test_max_backward_bits_follow_caffe_order(geometry, dtype):
     assert_same_bits(dx, caffe_max_pool2d_backward_bits(x, dy, kernel, stride, pad))
 
 
+# Rows of more than FC_POOL_ROW_BLOCK (256) outputs whose windows overlap across the blocks.
+AVE_BACKWARD_GEOMETRIES = BIT_GEOMETRIES + [((1, 2), 4, 600, (3, 3), (1, 1), (1, 1)),
+                                            ((1, 1), 5, 1030, (3, 4), (2, 3), (1, 2))]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", AVE_BACKWARD_GEOMETRIES,
+                         ids=[str(g) for g in AVE_BACKWARD_GEOMETRIES])
+def test_ave_backward_bits_follow_caffe_order(geometry, dtype):
+    """Each dy / pool_size onto every cell of its window, the outputs in Caffe's order: bit
+    for bit, with overlapping windows, windows clipped by the padding (pool_size counts the
+    padding up to in + pad), signed zeros, NaN and inf, and magnitudes far apart (the order
+    of the additions shows)."""
+    planes, h, w, kernel, stride, pad = geometry
+    rng = np.random.default_rng(h * w + 1)
+    x = np.zeros((*planes, h, w), dtype)
+    y = fastconv.pool2d_caffe(x, kernel, stride=stride, pad=pad, method="ave")
+    dy = (rng.standard_normal(y.shape) * 10.0 ** rng.integers(-6, 7, y.shape)).astype(dtype)
+    dy[rng.random(dy.shape) < 0.1] = -0.0
+    special = rng.random(dy.shape) < 0.02
+    dy[special] = rng.choice([np.nan, -np.inf, np.inf], special.sum())
+    dx = fastconv.pool2d_caffe_backward(x, dy, kernel, stride=stride, pad=pad, method="ave")
+    expected = caffe_ave_pool2d_backward_bits(dy, x.shape, kernel, stride, pad, dtype)
+    assert_same_bits(dx, expected)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("method", ["max", "ave"])
 def test_large_planes_split_over_threads_keep_their_bits(method, dtype):
     """Enough work for several threads (the small cases above run on one): 1 to 4 threads,
     17 planes (blocks of planes that do not divide evenly), the row path and the edges, a
     global pooling's plane blocks, and the backward; every thread count bit for bit against
-    Caffe's windows written out in the dtype (the backward against Caffe's order for MAX, the
-    float64 reference for AVE)."""
+    Caffe's windows written out in the dtype (the backward against Caffe's order)."""
     x = np.random.default_rng(9).standard_normal((1, 17, 96, 120)).astype(dtype)
     windows = caffe_pool2d_bits(x, (3, 3), (2, 2), (1, 1), method)
     expected = [windows, caffe_pool2d_bits(x, (96, 120), (1, 1), (0, 0), method)]
@@ -224,12 +250,11 @@ def test_large_planes_split_over_threads_keep_their_bits(method, dtype):
         fastconv.set_num_threads(previous)
     if method == "max":
         backward = caffe_max_pool2d_backward_bits(x, windows, (3, 3), (2, 2), (1, 1))
-        for result in results:
-            assert_same_bits(result[2], backward)
-    else:   # AVE's backward: at most 4 shares of |dy|/9 added per element, each rounded
-        reference = caffe_pool(x, (3, 3), (2, 2), (1, 1), "ave", windows.astype(np.float64))
-        bound = 8 * np.finfo(dtype).eps * np.max(np.abs(windows))
-        np.testing.assert_allclose(results[0][2], reference, rtol=0, atol=bound)
+    else:
+        backward = caffe_ave_pool2d_backward_bits(windows, x.shape, (3, 3), (2, 2), (1, 1),
+                                                  dtype)
+    for result in results:
+        assert_same_bits(result[2], backward)
     for result in results:
         assert_same_bits(result[0], expected[0])
         assert_same_bits(result[1], expected[1])
