@@ -91,3 +91,23 @@ def test_inner_product_time_weight_rate_and_ratios(tmp_path, capsys):
     # 64 MB in 2 ms: 32 GB/s; PyTorch half as fast (2.00), numpy twice (0.50); no peer: "–".
     assert "| fc7 | 1 | 64 | 2.00 (32) | 4.00 (16) | 1.00 (64) | 2.00 | 0.50 |" in out
     assert "| fc7 | 8 | 64 | 8.00 (8) | – | – | – | – |" in out
+
+
+def test_pooling_forward_and_backward_tables(tmp_path, capsys):
+    def entry(kind, library, seconds):
+        return {"stats": {"median": seconds}, "extra_info": {
+            kind: "poolX", "method": "max", "library": library, "bytes_moved": 8_000_000}}
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"benchmarks": [
+        entry("pooling", "fastconv", 0.001), entry("pooling", "torch", 0.002),
+        entry("pooling", "tensorflow", 0.004),
+        entry("pooling_backward", "fastconv", 0.002), entry("pooling_backward", "torch", 0.001),
+    ], "datetime": "now"}))
+    report.main([str(path)])
+    out = capsys.readouterr().out
+    forward, backward = out.split("Pooling, backward")
+    # 8 MB in 1 ms: 8 GB/s; TF 4x and PyTorch 2x slower; the faster peer is PyTorch.
+    assert "| poolX | max | 1 ms (8) | 4 ms (2) | 2 ms (4) | 4.00 | 2.00 | 2.00 |" in forward
+    # No TensorFlow backward: its cells and geometric mean are "–".
+    assert "| poolX | max | 2 ms (4) | – | 1 ms (8) | – | 0.50 | 0.50 |" in backward
+    assert "| **geometric mean** | | | | | – | **0.50** | **0.50** |" in backward
