@@ -127,13 +127,15 @@ def test_direct_large_batch_in_chunks_same_bits_as_alone(kernel):
     assert_scaled_close(y[2:, :, :2, :2], corner[:, :, :2, :2], 36, np.float32)
 
 
-# Direct weight gradients of a batch: (x shape, w shape, stride, pad). Images whose padded
-# copies and dy panels pass FC_INPUT_COPY_BYTES (32 MiB) run one at a time; a dW^T larger than
-# L2 (3.3 MB here, more than any L2 seen so far) takes the images of a chunk together, tile by
-# tile (all four here).
+# Direct weight gradients of a batch: (x shape, w shape, stride, pad). A dW^T smaller than L2
+# runs one image at a time (the first: 8 KB, large images); a larger one takes the images of a
+# chunk together, tile by tile: all four in one chunk (3.3 MB), or, where an image's padded
+# copy and dy panels take 12.8 MB of FC_INPUT_COPY_BYTES (32 MiB), chunks of two and one
+# (dW^T 2.6 MB). Both large dW^T pass every L2 seen so far (2 MiB at most).
 WEIGHT_GRADIENT_BATCHES = [
     ((3, 4, 1100, 1100), (48, 4, 3, 3), 5, 1),
     ((4, 128, 16, 16), (256, 128, 5, 5), 1, 0),
+    ((3, 4, 14, 14), (16384, 4, 3, 3), 1, 1),
 ]
 
 
@@ -171,8 +173,11 @@ WIDE_CASES = [
     ((2, 10, 30, 27), 128, 2, (3, 3), (1, 1), (1, 1), (1, 1)),
     ((1, 70, 29, 29), 48, 1, (3, 3), (1, 1), (1, 1), (1, 1)),
     # k = 10000: each panel's packed weights outgrow a quarter of any L2 seen, so tasks take
-    # ranges of panels, the last one padded (112 outputs).
+    # ranges of panels, the last one padded (112 outputs); and two groups of k = 1600 and 88
+    # outputs, whose panels outgrow a quarter of L2 on every engine and L2 seen (AVX2's of
+    # 16 columns in ranges of up to five of the six).
     ((1, 400, 20, 20), 112, 1, (5, 5), (1, 1), (2, 2), (1, 1)),
+    ((2, 128, 24, 24), 176, 2, (5, 5), (1, 1), (2, 2), (1, 1)),
 ]
 WIDE_IDS = ["x{}o{}g{}k{}s{}p{}d{}".format(*case) for case in WIDE_CASES]
 
