@@ -270,6 +270,7 @@ int fc_direct_over_shifted_rows(void)
 int fc_init(void)
 {
     find_cache_sizes();
+    fc_engine_init_tables();
     FC_STORE(direct_over_shifted_rows, is_zen4());
     for (int id = 0; id < FC_ENGINE_COUNT; id++) {
         if (!engines_f32[id])

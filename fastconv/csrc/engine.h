@@ -32,6 +32,9 @@ enum { FC_ENGINE_GENERIC = 0, FC_ENGINE_AVX2 = 1, FC_ENGINE_AVX512 = 2, FC_ENGIN
  * an unknown or unavailable engine (the best available one is active then). */
 int fc_init(void);
 
+/* The tables the engines read (engine.c), filled once by fc_init. */
+void fc_engine_init_tables(void);
+
 /* Engine selection. fc_engine_available(id): compiled in and supported by this CPU. */
 int fc_engine_available(int id);
 const char *fc_engine_name(int id);

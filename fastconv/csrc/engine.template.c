@@ -426,15 +426,22 @@ static void FC_NAME(lrn_three_quarters)(ptrdiff_t count, const FC_T *restrict ba
     for (ptrdiff_t j0 = 0; j0 < count; j0 += FC_POWER_BLOCK) {
         const ptrdiff_t n = count - j0 < FC_POWER_BLOCK ? count - j0 : FC_POWER_BLOCK;
         FC_T power[FC_POWER_BLOCK];
-        int near[FC_POWER_BLOCK];
+        /* One flag byte per element, whole words of them: the scan below skips eight
+         * elements at a time where none is near (it had branched on each, a fifth of the
+         * time of an LRN whose scales are far from 1). */
+        unsigned char near[FC_POWER_BLOCK + 8] = {0};
         for (ptrdiff_t j = 0; j < n; j++) {
             const double exact = fc_three_quarter_power((double)base[j0 + j]);
             power[j] = (FC_T)exact;
-            near[j] = fc_near_float_midpoint(exact);
+            near[j] = (unsigned char)fc_near_float_midpoint(exact);
         }
-        for (ptrdiff_t j = 0; sizeof(FC_T) == sizeof(float) && j < n; j++)
-            if (near[j])
-                power[j] = (FC_T)powf((float)base[j0 + j], -0.75f);
+        for (ptrdiff_t j = 0; sizeof(FC_T) == sizeof(float) && j < n; j += 8) {
+            uint64_t word;
+            memcpy(&word, near + j, sizeof word);
+            for (ptrdiff_t i = j; word != 0 && i < j + 8 && i < n; i++)
+                if (near[i])
+                    power[i] = (FC_T)fc_three_quarter_powf_call((float)base[j0 + i]);
+        }
         for (ptrdiff_t j = 0; j < n; j++)
             out[j0 + j] = power[j] * x[j0 + j];
     }

@@ -108,6 +108,20 @@ def test_three_quarter_power_is_powf(kernel):
     assert caffe.view(np.uint32).item() == 0x3ED3C281 != exact.view(np.uint32)
 
 
+@pytest.mark.skipif(not IS_GLIBC, reason="the engines return glibc's powf near midpoints")
+def test_three_quarter_power_of_scales_just_above_one_is_powf(kernel):
+    """k = 1 with small window sums: scales 1 + m units of the last place for every m from 0
+    to past the engines' table of powf's results (512 of them), then a stretch beyond, each
+    power powf's own (for odd m below about 150 the exact power lies a hair from a midpoint)."""
+    squares = np.arange(0, 3000, dtype=np.float64) * 2.0**-23
+    x = np.sqrt(np.repeat(squares, 3)).astype(np.float32).reshape(1, 1, 100, 90)
+    scale = np.float32(1) + x * x
+    units = scale.view(np.int32) - np.float32(1).view(np.int32)
+    assert set(range(600)) <= set(units.ravel().tolist())
+    y = fastconv.lrn_caffe(x, local_size=1, alpha=1.0, k=1.0)
+    assert_same_bits(y, caffe_lrn_across(x, 1, 1.0, 0.75, 1.0))
+
+
 @pytest.mark.skipif(not IS_GLIBC, reason="checks glibc's powf")
 def test_three_quarter_power_over_every_float(tmp_path):
     """float_rounding.h's fc_three_quarter_powf, the engines' formula, against glibc's
