@@ -91,7 +91,7 @@ cdef extern from "csrc/engine.h" nogil:
     void fc_set_num_threads(int threads)
     int fc_engine_blocking(int id, int element_bytes, Py_ssize_t sizes[5])
     void fc_cache_sizes(Py_ssize_t bytes[3])
-    int fc_direct_over_shifted_rows()
+    int fc_prefer_direct_tile()
     void *fc_aligned_alloc(size_t bytes)
     void fc_aligned_free(void *memory)
 
@@ -230,8 +230,8 @@ def blocking():
     return found
 
 
-def direct_over_shifted_rows():
-    return bool(fc_direct_over_shifted_rows())
+def prefer_direct_tile():
+    return bool(fc_prefer_direct_tile())
 
 
 def set_num_threads(int threads):

@@ -112,10 +112,10 @@ def blocking():
     return _core.blocking()
 
 
-def direct_over_shifted_rows():
-    """Whether this CPU's forward pass prefers the direct tile to the GEMM reading shifted rows
-    of a padded copy, where both apply (a choice made at start-up from the CPU)."""
-    return _core.direct_over_shifted_rows()
+def prefer_direct_tile():
+    """Whether this CPU's forward pass takes the direct tile more widely (over the GEMM reading
+    shifted rows, and for float32 3x3 and up with any number of outputs): chosen at start-up."""
+    return _core.prefer_direct_tile()
 
 
 def get_num_threads():

@@ -77,13 +77,14 @@ def cpu_info():
     (``get_num_threads()``), ``available`` (the engines this CPU can run, best first),
     ``blocking`` (the micro-tile MR x NR and the block sizes KC, MC, NC per dtype, and the
     ``cache_bytes`` (L1d, L2, L3) this machine reported, from which they were derived), and
-    ``direct_over_shifted_rows`` (whether a stride-1 forward that could read the image's rows
-    in place for the GEMM runs the direct tile instead: chosen per CPU, the bits are the same).
+    ``prefer_direct_tile`` (whether the forward pass runs the direct tile more widely: over
+    the GEMM reading a stride-1 layer's rows in place, and for float32 kernels of 3x3 and up
+    with any number of outputs; chosen per CPU, the bits are the same).
     """
     return {
         "kernel": _engine.active_kernel(),
         "threads": _engine.get_num_threads(),
         "available": _engine.available_kernels(),
         "blocking": _engine.blocking(),
-        "direct_over_shifted_rows": _engine.direct_over_shifted_rows(),
+        "prefer_direct_tile": _engine.prefer_direct_tile(),
     }

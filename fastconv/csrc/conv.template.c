@@ -305,12 +305,17 @@ static void FC_NAME(store_columns_by_phase)(const fc_conv_geometry *g, ptrdiff_t
  * 56 x 56 with 64 or 128 outputs +4-31 %, 64 at batch 8 +12-44 %; the AVX2 kernel +9-35 %.
  * Left to the GEMM: 3x3 with 256 outputs (-5 to +13 %, VGG conv3_2 at batch 8 -5 %), float64's
  * 3x3 (128 outputs -4 to -10 %, 64 +3 %), fewer pixels (down to half on 7 x 7 images, AlexNet
- * conv3's 13 x 13 -31 %), the GEMM reading shifted rows (VGG conv1_2 -4 %), except on the CPUs
- * where dispatch.c finds the direct tile faster than those (fc_direct_over_shifted_rows). */
+ * conv3's 13 x 13 -31 %), the GEMM reading shifted rows (VGG conv1_2 -4 %); those were measured
+ * before the tasks took ranges of panels (direct_forward), and the CPUs where dispatch.c finds
+ * the direct tile faster take it more widely (fc_prefer_direct_tile). */
 #define FC_DIRECT_WIDE_MIN_TAPS 9
 #define FC_DIRECT_WIDE_MAX_OUT 128
 #define FC_DIRECT_ANY_OUT_TAPS 25
 #define FC_DIRECT_WIDE_MIN_PIXELS 400
+/* Where the CPU prefers the direct tile (dispatch.c, fc_prefer_direct_tile): float32 kernels of
+ * FC_DIRECT_WIDE_MIN_TAPS or more with any number of outputs on this many output pixels an
+ * image or more (Zen 4: 4 x 4 -23 %, 7 x 7 +10 %). */
+#define FC_DIRECT_PREFERRED_MIN_PIXELS 32
 /* MR-pixel tiles per task: long blocks, because an NCHW output is stored as one run per output
  * channel, and short runs across many channel rows leave the stores waiting on their lines
  * (Xeon, AlexNet conv1, 2 threads: 24 tiles 0.75 ms, 47 tiles 0.62 ms; Zen 4, ResNet's stem:
@@ -362,7 +367,9 @@ static int FC_NAME(shifted_rows_wanted)(const FC_NAME(fc_engine) *engine,
 
 /* The direct tile shape for this convolution's forward pass, or -1 to take the GEMM: each
  * group's output channels filling its panels, and either a 3x3 kernel or wider on many pixels
- * (FC_DIRECT_WIDE_MIN_TAPS), or one group and at most FC_DIRECT_MAX_CHANNELS channels,
+ * (FC_DIRECT_WIDE_MIN_TAPS; more widely where the CPU prefers the direct tile: float32 3x3
+ * and up with any outputs on FC_DIRECT_PREFERRED_MIN_PIXELS pixels), or one group and at most
+ * FC_DIRECT_MAX_CHANNELS channels,
  * or a channels-last 1x1 layer of at least 128 channels whose outputs are one panel
  * of a direct shape (64 on AVX-512 float32), which the transposed product cuts into a panel
  * and a one-vector one: its pixels are then broadcast from the image where they lie instead
@@ -375,11 +382,14 @@ static int FC_NAME(direct_shape)(const FC_NAME(fc_engine) *engine, const fc_conv
             (double)s->group_kernel_dim < FC_DIRECT_MIN_FLOPS)
         return -1;
     const int shape = FC_NAME(direct_panels_shape)(engine, s->group_out_channels, 4);
-    const int few_outputs = sizeof(FC_T) == sizeof(float) &&
-                            s->group_out_channels <= FC_DIRECT_WIDE_MAX_OUT;
+    const int single = sizeof(FC_T) == sizeof(float), preferred = fc_prefer_direct_tile();
+    const int few_outputs = single && s->group_out_channels <= FC_DIRECT_WIDE_MAX_OUT;
     if (s->taps >= FC_DIRECT_WIDE_MIN_TAPS && s->out_pixels >= FC_DIRECT_WIDE_MIN_PIXELS &&
         (few_outputs || s->taps >= FC_DIRECT_ANY_OUT_TAPS) &&
-        (fc_direct_over_shifted_rows() || !FC_NAME(shifted_rows_wanted)(engine, g, is_pointwise)))
+        (preferred || !FC_NAME(shifted_rows_wanted)(engine, g, is_pointwise)))
+        return shape;
+    if (preferred && single && s->taps >= FC_DIRECT_WIDE_MIN_TAPS &&
+        s->out_pixels >= FC_DIRECT_PREFERRED_MIN_PIXELS)
         return shape;
     if (g->group != 1)
         return -1;
@@ -781,6 +791,7 @@ static int FC_NAME(direct_weight_gradient)(const FC_NAME(fc_engine) *engine,
 #undef FC_DIRECT_MAX_CHANNELS
 #undef FC_DIRECT_WIDE_MIN_TAPS
 #undef FC_DIRECT_WIDE_MIN_PIXELS
+#undef FC_DIRECT_PREFERRED_MIN_PIXELS
 #undef FC_DIRECT_WIDE_MAX_OUT
 #undef FC_DIRECT_ANY_OUT_TAPS
 #undef FC_DIRECT_MAX_TILES_PER_BLOCK

@@ -47,7 +47,7 @@ static const char *const engine_names[FC_ENGINE_COUNT] = {"generic", "avx2", "av
  * concurrent reads from Python threads well defined. A call reads each once, at its start. */
 static int active_engine = FC_ENGINE_GENERIC;
 static int num_threads = 1;
-static int direct_over_shifted_rows = 0;   /* fc_direct_over_shifted_rows, set at fc_init */
+static int prefer_direct_tile = 0;   /* fc_prefer_direct_tile, set at fc_init */
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FC_LOAD(var) __atomic_load_n(&(var), __ATOMIC_RELAXED)
@@ -252,26 +252,32 @@ static int is_zen4(void)
 #endif
 }
 
-/* Where a forward pass could either read B as shifted rows of a padded copy (the GEMM, tiles
- * of 24 vector accumulators or more) or run the direct tile (float32 3x3 with at most 128
- * outputs a group, 5x5 and wider: conv.template.c), which is faster depends on the CPU, and
- * only a measurement tells. Zen 5 (2026-12-07): shifted rows, the direct tile 4 % slower on
- * VGG conv1_2. Zen 4, tools/ab_builds.py, avx512, same bits: the direct tile, VGG conv1_2
- * +5.5 %, the dilated layer +9 %, their NHWC forms +13-15 %, 3x3 on 32-224 wide images with
- * 64 or 128 outputs -2 to +12 %, 5x5 float32 +4-13 %, float64 0-10 %. Neither misaligned
- * loads (no cost in a micro-benchmark, from L1 or L2) nor the L1-sized reduction block (KC
- * 256 instead of 512: no change) explain the difference, so the choice is keyed on the CPU
- * measured, Zen 4; the others, the Xeon included (not measured), keep the shifted rows. */
-int fc_direct_over_shifted_rows(void)
+/* How far the forward pass takes the direct tile (conv.template.c's direct_shape) depends on
+ * the CPU, and only a measurement tells. Everywhere: float32 3x3 with at most 128 outputs a
+ * group and 5x5 and wider, on 400 pixels or more, unless the GEMM reads B as shifted rows of
+ * a padded copy (tiles of 24 vector accumulators or more). Where this answers 1 (Zen 4), also
+ * over the shifted rows, and float32 3x3 and wider with any number of outputs on 32 pixels or
+ * more. Zen 5 (2026-12-07, before the direct tile's panel ranges): the shifted rows (the
+ * direct tile 4 % slower on VGG conv1_2), and the GEMM for more outputs or fewer pixels
+ * (AlexNet conv3 -31 %). Zen 4, tools/ab_builds.py, avx512, same bits: over the shifted rows,
+ * VGG conv1_2 +5.5 %, the dilated layer +9 %, their NHWC forms +13-15 %, 3x3 on 32-224 wide
+ * images with 64 or 128 outputs -2 to +12 %, 5x5 float32 +4-13 %, float64 0-10 %; float32 3x3
+ * with 192-512 outputs on 7 x 7 to 56 x 56 images +2-18 % (their NHWC forms +23-25 %; VGG
+ * conv3_2 at batch 8 -1 %, AlexNet conv3's 13 x 13 -2 to -3 %, NHWC +7 %; float64 -22 to +6 %,
+ * kept out; 4 x 4 -23 %, 8 x 8 at batch 2 +8 %). Neither the shifted rows' misaligned loads
+ * (no cost in a micro-benchmark, from L1 or L2) nor the L1-sized reduction block (KC 256: no
+ * change) explain the first difference, so the choice is keyed on the CPU measured, Zen 4; the
+ * others, the Xeon included (not measured), keep the narrower rule. */
+int fc_prefer_direct_tile(void)
 {
-    return FC_LOAD(direct_over_shifted_rows);
+    return FC_LOAD(prefer_direct_tile);
 }
 
 int fc_init(void)
 {
     find_cache_sizes();
     fc_engine_init_tables();
-    FC_STORE(direct_over_shifted_rows, is_zen4());
+    FC_STORE(prefer_direct_tile, is_zen4());
     for (int id = 0; id < FC_ENGINE_COUNT; id++) {
         if (!engines_f32[id])
             continue;

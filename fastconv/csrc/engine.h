@@ -49,9 +49,10 @@ int fc_engine_blocking(int id, int element_bytes, ptrdiff_t sizes[5]);
  * system does not say is reported as found). */
 void fc_cache_sizes(ptrdiff_t bytes[3]);
 
-/* Whether a forward pass that could run either the direct tile or the GEMM reading shifted
- * rows in place runs the direct tile: a choice per CPU, made at fc_init (dispatch.c). */
-int fc_direct_over_shifted_rows(void);
+/* Whether the forward pass takes the direct tile over the GEMM reading shifted rows in place,
+ * and for float32 kernels of 3x3 and up with any number of outputs: a choice per CPU, made at
+ * fc_init (dispatch.c). */
+int fc_prefer_direct_tile(void);
 
 /* Threads: the one place that decides how many OpenMP threads a call uses. */
 int fc_get_num_threads(void);

@@ -182,20 +182,27 @@ WIDE_CASES = [
 WIDE_IDS = ["x{}o{}g{}k{}s{}p{}d{}".format(*case) for case in WIDE_CASES]
 
 
-def gemm_by_row_bands(x, w, b, kwargs):
-    """The convolution as bands of at most 8 output rows (under 400 output pixels each: the
-    GEMM), each band computed without padding from the rows of the zero-padded image its
-    windows read (a padding tap adds weight * 0 either way)."""
-    (sh, _), (ph, pw), (dh, _) = kwargs["stride"], kwargs["pad"], kwargs["dilation"]
+def gemm_by_blocks(x, w, b, kwargs):
+    """The convolution as blocks of at most 4 x 7 output pixels (under the 32 pixels from
+    which any CPU's direct tile may take a layer, FC_DIRECT_PREFERRED_MIN_PIXELS: the GEMM),
+    each block computed without padding from the part of the zero-padded image its windows
+    read (a padding tap adds weight * 0 either way)."""
+    (sh, sw), (ph, pw), (dh, dw) = kwargs["stride"], kwargs["pad"], kwargs["dilation"]
     padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    reach = (w.shape[2] - 1) * dh + 1
-    out_h = (padded.shape[2] - reach) // sh + 1
+    reach_h, reach_w = (w.shape[2] - 1) * dh + 1, (w.shape[3] - 1) * dw + 1
+    out_h = (padded.shape[2] - reach_h) // sh + 1
+    out_w = (padded.shape[3] - reach_w) // sw + 1
     unpadded = dict(kwargs, pad=(0, 0))
     bands = []
-    for row in range(0, out_h, 8):
-        rows = min(8, out_h - row)
-        window = padded[:, :, row * sh:(row + rows - 1) * sh + reach]
-        bands.append(fastconv.conv2d_caffe(window, w, b, **unpadded))
+    for row in range(0, out_h, 4):
+        rows = min(4, out_h - row)
+        blocks = []
+        for col in range(0, out_w, 7):
+            cols = min(7, out_w - col)
+            window = padded[:, :, row * sh:(row + rows - 1) * sh + reach_h,
+                            col * sw:(col + cols - 1) * sw + reach_w]
+            blocks.append(fastconv.conv2d_caffe(window, w, b, **unpadded))
+        bands.append(np.concatenate(blocks, axis=3))
     return np.concatenate(bands, axis=2)
 
 
@@ -210,7 +217,7 @@ def test_wide_kernel_direct_gives_the_gemm_bits(kernel, case, dtype):
     w[3, 0, 0, 0] = np.inf   # meets the padding at the first pixel: NaN, as the GEMM's
     kwargs = dict(stride=stride, pad=pad, dilation=dilation, group=group)
     y = fastconv.conv2d_caffe(x, w, b, **kwargs)
-    assert np.array_equal(bits(y), bits(gemm_by_row_bands(x, w, b, kwargs)))
+    assert np.array_equal(bits(y), bits(gemm_by_blocks(x, w, b, kwargs)))
     x_last = np.ascontiguousarray(np.pad(x, ((0, 0), (0, 0), (pad[0],) * 2, (pad[1],) * 2))
                                   .transpose(0, 2, 3, 1))
     y_last = fastconv.conv2d_keras(x_last, w.transpose(2, 3, 1, 0), b, strides=stride,

@@ -175,7 +175,7 @@ def test_cpu_info():
         fields = {key.strip(): value.strip() for key, value in fields.items()}
         zen4 = (fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
                 and "avx512f" in fields.get("flags", "").split())
-        assert info["direct_over_shifted_rows"] is zen4
+        assert info["prefer_direct_tile"] is zen4
 
 
 def test_set_kernel_refuses_unknown():

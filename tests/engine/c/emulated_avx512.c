@@ -68,8 +68,8 @@ static void set_test_blocking(void)
 }
 int fc_get_num_threads(void) { return 1; }
 /* Both choices of the forward's direct tile over shifted rows, one pass of trials each. */
-static int direct_over_shifted_rows;
-int fc_direct_over_shifted_rows(void) { return direct_over_shifted_rows; }
+static int prefer_direct_tile;
+int fc_prefer_direct_tile(void) { return prefer_direct_tile; }
 int fc_threads_for(double flops) { (void)flops; return 1; }
 void fc_parallel(int threads, void (*body)(void *), void *context) { (void)threads; body(context); }
 void *fc_aligned_alloc(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64 + 64); }
@@ -227,7 +227,7 @@ int main(void)
         for (int transposed = 0; transposed < 2; transposed++)
             check_gemm(sizes[s][0], sizes[s][1], sizes[s][2], transposed);
     for (int trial = 0; trial < 160; trial++) {
-        direct_over_shifted_rows = trial >= 80;
+        prefer_direct_tile = trial >= 80;
         fc_conv_geometry g = {0};
         g.group = trial % 5 == 0 ? 3 : 1;
         g.batch = 1 + rand() % 2;
