@@ -314,8 +314,11 @@ static void FC_NAME(store_columns_by_phase)(const fc_conv_geometry *g, ptrdiff_t
 #define FC_DIRECT_WIDE_MIN_PIXELS 400
 /* Where the CPU prefers the direct tile (dispatch.c, fc_prefer_direct_tile): float32 kernels of
  * FC_DIRECT_WIDE_MIN_TAPS or more with any number of outputs on this many output pixels an
- * image or more (Zen 4: 4 x 4 -23 %, 7 x 7 +10 %). */
+ * image or more (Zen 4: 4 x 4 -23 %, 7 x 7 +10 %), with a tile of this many vector
+ * accumulators or more (AVX-512's 8 x 3 and 6 x 4; AVX2's 6 x 2 on the Zen 4: 3x3 512 outputs
+ * on 7 x 7 -39 %, AlexNet conv3 -34 %). */
 #define FC_DIRECT_PREFERRED_MIN_PIXELS 32
+#define FC_DIRECT_PREFERRED_MIN_ACCUMULATORS 24
 /* MR-pixel tiles per task: long blocks, because an NCHW output is stored as one run per output
  * channel, and short runs across many channel rows leave the stores waiting on their lines
  * (Xeon, AlexNet conv1, 2 threads: 24 tiles 0.75 ms, 47 tiles 0.62 ms; Zen 4, ResNet's stem:
@@ -388,8 +391,10 @@ static int FC_NAME(direct_shape)(const FC_NAME(fc_engine) *engine, const fc_conv
         (few_outputs || s->taps >= FC_DIRECT_ANY_OUT_TAPS) &&
         (preferred || !FC_NAME(shifted_rows_wanted)(engine, g, is_pointwise)))
         return shape;
-    if (preferred && single && s->taps >= FC_DIRECT_WIDE_MIN_TAPS &&
-        s->out_pixels >= FC_DIRECT_PREFERRED_MIN_PIXELS)
+    if (preferred && single && s->taps >= FC_DIRECT_WIDE_MIN_TAPS && shape >= 0 &&
+        s->out_pixels >= FC_DIRECT_PREFERRED_MIN_PIXELS &&
+        engine->direct[shape].mr * engine->direct[shape].nr / engine->lanes >=
+            FC_DIRECT_PREFERRED_MIN_ACCUMULATORS)
         return shape;
     if (g->group != 1)
         return -1;
@@ -792,6 +797,7 @@ static int FC_NAME(direct_weight_gradient)(const FC_NAME(fc_engine) *engine,
 #undef FC_DIRECT_WIDE_MIN_TAPS
 #undef FC_DIRECT_WIDE_MIN_PIXELS
 #undef FC_DIRECT_PREFERRED_MIN_PIXELS
+#undef FC_DIRECT_PREFERRED_MIN_ACCUMULATORS
 #undef FC_DIRECT_WIDE_MAX_OUT
 #undef FC_DIRECT_ANY_OUT_TAPS
 #undef FC_DIRECT_MAX_TILES_PER_BLOCK
