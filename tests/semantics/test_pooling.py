@@ -200,9 +200,11 @@ def test_max_backward_bits_follow_caffe_order(geometry, dtype):
     assert_same_bits(dx, caffe_max_pool2d_backward_bits(x, dy, kernel, stride, pad))
 
 
-# Rows of more than FC_POOL_ROW_BLOCK (256) outputs whose windows overlap across the blocks.
+# Rows of more than FC_POOL_ROW_BLOCK (256) outputs whose windows overlap across the blocks,
+# and one padded window over the whole plane (its divisor counts the padding: 7 x 8, not 5 x 6).
 AVE_BACKWARD_GEOMETRIES = BIT_GEOMETRIES + [((1, 2), 4, 600, (3, 3), (1, 1), (1, 1)),
-                                            ((1, 1), 5, 1030, (3, 4), (2, 3), (1, 2))]
+                                            ((1, 1), 5, 1030, (3, 4), (2, 3), (1, 2)),
+                                            ((2, 3), 5, 6, (7, 8), (1, 1), (1, 1))]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
